@@ -1,0 +1,132 @@
+// Python bindings: shape checks here, arithmetic in the kernels, the GIL released while they run.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <complex>
+#include <stdexcept>
+#include <string>
+
+#include "kernels.hpp"
+#include "spherical_harmonics.hpp"
+
+namespace py = pybind11;
+using namespace mlclass;
+
+template <typename T>
+using Input = py::array_t<T, py::array::c_style | py::array::forcecast>;
+// Outputs are written in place and must already have the right type and layout.
+using Output = py::array_t<double, py::array::c_style>;
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+
+NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& neighbors, const Input<double>& vectors,
+                           const py::object& weights, Input<double>& weights_buffer) {
+    require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets must be a 1-d array of length n_atoms + 1");
+    const int64_t n = offsets.shape(0) - 1;
+    const int64_t n_bonds = neighbors.ndim() == 1 ? neighbors.shape(0) : -1;
+    require(n_bonds >= 0, "neighbors must be a 1-d array");
+    require(vectors.ndim() == 2 && vectors.shape(0) == n_bonds && vectors.shape(1) == 3,
+            "vectors must have shape (n_bonds, 3)");
+    const int64_t* off = offsets.data();
+    require(off[0] == 0 && off[n] == n_bonds, "offsets must start at 0 and end at n_bonds");
+    for (int64_t i = 0; i < n; ++i) require(off[i] <= off[i + 1], "offsets must be non-decreasing");
+    const int64_t* nb = neighbors.data();
+    for (int64_t b = 0; b < n_bonds; ++b) require(nb[b] >= 0 && nb[b] < n, "neighbour index out of range");
+    const double* w = nullptr;
+    if (!weights.is_none()) {
+        weights_buffer = Input<double>::ensure(weights);
+        require(weights_buffer && weights_buffer.ndim() == 1 && weights_buffer.shape(0) == n_bonds,
+                "weights must be a 1-d array of length n_bonds");
+        w = weights_buffer.data();
+    }
+    return NeighborList{n, off, nb, vectors.data(), w};
+}
+
+void check_output(const Output& out, int64_t rows, int64_t cols) {
+    require(out.ndim() == 2 && out.shape(0) == rows && out.shape(1) == cols,
+            "out must have shape (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
+    require(out.writeable(), "out must be writeable");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_kernels, m) {
+    m.doc() = "Compiled descriptor kernels of ovito_mlclass (spherical harmonics, Steinhardt, symmetry functions).";
+    m.attr("MAX_DEGREE") = kMaxDegree;
+
+    m.def("max_threads", &max_threads, "Number of OpenMP threads the kernels use (1 without OpenMP).");
+
+    m.def(
+        "spherical_harmonics",
+        [](Input<double> vectors, int lmax) {
+            require(vectors.ndim() == 2 && vectors.shape(1) == 3, "vectors must have shape (n, 3)");
+            require(lmax >= 0 && lmax <= kMaxDegree, "lmax must be in 0.." + std::to_string(kMaxDegree));
+            const int64_t n = vectors.shape(0);
+            py::array_t<std::complex<double>> out({n, int64_t(lmax + 1) * (lmax + 1)});
+            double* dst = reinterpret_cast<double*>(out.mutable_data());
+            {
+                py::gil_scoped_release release;
+                spherical_harmonics(n, vectors.data(), lmax, dst);
+            }
+            return out;
+        },
+        py::arg("vectors"), py::arg("lmax"),
+        "Y_lm of the directions of `vectors`, column l*l + l + m (m = -l..l), scipy's sph_harm_y convention.");
+
+    m.def(
+        "steinhardt",
+        [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
+           Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start, Input<int32_t> wigner_m,
+           Input<double> wigner_coeff, int64_t scratch_complex_per_atom, Output out) {
+            Input<double> weights_buffer;
+            const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer);
+            const int nd = int(degrees.size());
+            for (int d = 0; d < nd; ++d)
+                require(degrees.data()[d] >= 0 && degrees.data()[d] <= kMaxDegree,
+                        "degrees must be in 0.." + std::to_string(kMaxDegree));
+            require(wigner_start.size() == nd + 1, "wigner_start must have n_degrees + 1 entries");
+            const int64_t n_rows = wigner_coeff.size();
+            require(wigner_m.size() == 3 * n_rows && wigner_start.data()[nd] == n_rows,
+                    "inconsistent Wigner coupling table");
+            const int blocks = 1 + with_wl + (averaged ? 1 + with_wl : 0);
+            check_output(out, nl.n_atoms, int64_t(blocks) * nd);
+            const WignerTable wigner{wigner_start.data(), wigner_m.data(), wigner_coeff.data()};
+            double* dst = out.mutable_data();
+            py::gil_scoped_release release;
+            steinhardt(nl, degrees.data(), nd, with_wl, averaged, wigner, scratch_complex_per_atom, dst);
+        },
+        py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("degrees"),
+        py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"), py::arg("wigner_coeff"),
+        py::arg("scratch_complex_per_atom"), py::arg("out"),
+        "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`.");
+
+    m.def(
+        "symmetry_functions",
+        [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, Input<int32_t> species,
+           int n_species, double cutoff, Input<double> g2, Input<double> g4, Input<double> g5, Output out) {
+            Input<double> no_weights;
+            const NeighborList nl = neighbor_list(offsets, neighbors, vectors, py::none(), no_weights);
+            require(species.ndim() == 1 && species.shape(0) == nl.n_atoms, "species must have one entry per atom");
+            require(n_species >= 1, "n_species must be positive");
+            for (int64_t i = 0; i < nl.n_atoms; ++i)
+                require(species.data()[i] >= 0 && species.data()[i] < n_species, "species index out of range");
+            require(cutoff > 0.0, "cutoff must be positive");
+            require(g2.ndim() == 2 && g2.shape(1) == 2, "g2 must have shape (n, 2): (eta, r_s)");
+            require(g4.ndim() == 2 && g4.shape(1) == 3, "g4 must have shape (n, 3): (eta, zeta, lambda)");
+            require(g5.ndim() == 2 && g5.shape(1) == 3, "g5 must have shape (n, 3): (eta, zeta, lambda)");
+            const int n_g2 = int(g2.shape(0)), n_g4 = int(g4.shape(0)), n_g5 = int(g5.shape(0));
+            const int n_pairs = n_species * (n_species + 1) / 2;
+            check_output(out, nl.n_atoms, int64_t(n_species) * n_g2 + int64_t(n_pairs) * (n_g4 + n_g5));
+            double* dst = out.mutable_data();
+            py::gil_scoped_release release;
+            symmetry_functions(nl, species.data(), n_species, cutoff, g2.data(), n_g2, g4.data(), n_g4, g5.data(),
+                               n_g5, dst);
+        },
+        py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("species"), py::arg("n_species"),
+        py::arg("cutoff"), py::arg("g2"), py::arg("g4"), py::arg("g5"), py::arg("out"),
+        "Species-resolved G2, G4, G5 symmetry functions of every atom, written into `out`.");
+}

@@ -1,0 +1,51 @@
+// Plain C++ interface of the descriptor kernels. Everything is a contiguous buffer; the
+// neighbour list is in CSR form: the bonds of atom i are rows offsets[i] .. offsets[i+1]-1 of
+// `neighbors` (index of the neighbour) and `vectors` (x_j - x_i, minimum image already applied).
+#pragma once
+
+#include <cstdint>
+
+namespace mlclass {
+
+struct NeighborList {
+    int64_t n_atoms;
+    const int64_t* offsets;   // (n_atoms + 1)
+    const int64_t* neighbors; // (n_bonds)
+    const double* vectors;    // (n_bonds, 3)
+    const double* weights;    // (n_bonds) or nullptr for uniform weights
+};
+
+// Coupling coefficients for the third-order invariants w_l, one block of rows per degree:
+// rows start[d] .. start[d+1]-1 hold (m1, m2, m3) with m1 <= m2 <= m3, m1 + m2 + m3 = 0, and
+// coeff = Wigner 3j (l l l; m1 m2 m3) times the number of distinct permutations of (m1, m2, m3).
+struct WignerTable {
+    const int64_t* start;  // (n_degrees + 1)
+    const int32_t* m;      // (n_rows, 3)
+    const double* coeff;   // (n_rows)
+};
+
+// Y_lm for m = -l..l, l = 0..lmax; out is complex (n, (lmax+1)^2), column l*l + l + m.
+void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out_complex);
+
+// Steinhardt invariants. Output columns: q_l for each degree, then (if with_wl) w^_l, then
+// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l. Degrees are processed in groups
+// whose per-atom q_lm storage stays below `scratch_complex_per_atom` complex numbers (at least
+// one degree per group), which bounds the memory needed for the neighbour average.
+void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, bool with_wl,
+                bool averaged, const WignerTable& wigner, int64_t scratch_complex_per_atom,
+                double* out);
+
+// Behler-Parrinello symmetry functions with the cosine cutoff, resolved by neighbour species
+// (G2: one block per species; G4, G5: one block per unordered species pair a <= b, in the order
+// (0,0), (0,1), ..., (0,S-1), (1,1), ...). Angular terms are summed over unordered neighbour
+// pairs j < k (the convention of dscribe; Behler's double sum is twice this).
+//   G2 = sum_j exp(-eta (r_ij - r_s)^2) fc(r_ij)
+//   G4 = 2^(1-zeta) sum_{j<k} (1 + lambda cos)^zeta exp(-eta (r_ij^2 + r_ik^2 + r_jk^2)) fc_ij fc_ik fc_jk
+//   G5 = 2^(1-zeta) sum_{j<k} (1 + lambda cos)^zeta exp(-eta (r_ij^2 + r_ik^2)) fc_ij fc_ik
+void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_species, double cutoff,
+                        const double* g2, int n_g2, const double* g4, int n_g4, const double* g5,
+                        int n_g5, double* out);
+
+int max_threads();
+
+}  // namespace mlclass

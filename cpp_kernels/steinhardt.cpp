@@ -1,0 +1,193 @@
+// Steinhardt bond-order invariants q_l, w^_l and their neighbour averages (Lechner & Dellago 2008).
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels.hpp"
+#include "spherical_harmonics.hpp"
+#include "threads.hpp"
+
+namespace mlclass {
+
+namespace {
+
+// One degree inside a group: its column in the output block and its slot in the q_lm storage.
+struct Degree {
+    int l;
+    int column;  // index into the list of degrees given by the caller
+    int slot;    // offset of q_l0 in the per-atom q_lm storage of the group
+};
+
+// q_l and w^_l from q_lm (m = 0..l). q_l,-m = (-1)^m conj(q_lm) is never stored.
+inline void invariants(const double* re, const double* im, int l, const WignerTable& wigner, int column,
+                       bool with_wl, double& q, double& w) {
+    double s = re[0] * re[0] + im[0] * im[0];
+    for (int m = 1; m <= l; ++m) s += 2.0 * (re[m] * re[m] + im[m] * im[m]);
+    q = std::sqrt(4.0 * M_PI / (2 * l + 1) * s);
+    w = 0.0;
+    if (!with_wl || !(s > 0.0)) return;
+    double sum = 0.0;
+    for (int64_t row = wigner.start[column]; row < wigner.start[column + 1]; ++row) {
+        double pr = 1.0, pi = 0.0;  // running product of the three factors
+        for (int t = 0; t < 3; ++t) {
+            const int m = wigner.m[3 * row + t];
+            const int am = m < 0 ? -m : m;
+            double fr = re[am], fi = im[am];
+            if (m < 0) {
+                const double sign = (am & 1) ? -1.0 : 1.0;
+                fr *= sign;
+                fi *= -sign;
+            }
+            const double r = pr * fr - pi * fi;
+            pi = pr * fi + pi * fr;
+            pr = r;
+        }
+        sum += wigner.coeff[row] * pr;
+    }
+    w = sum / (s * std::sqrt(s));
+}
+
+// Accumulates the weighted sum of Y_lm over the bonds of one atom into (acc_re, acc_im).
+// Returns the sum of weights and counts bonds of zero length (which have no direction).
+double accumulate_qlm(const NeighborList& nl, int64_t i, const LegendreCoefficients& legendre, int lmax,
+                      const std::vector<Degree>& group, double* acc_re, double* acc_im, double* ylm_re,
+                      double* ylm_im, int64_t& zero_length) {
+    alignas(64) double x[kBlock], y[kBlock], z[kBlock], w[kBlock];
+    double weight_sum = 0.0;
+    for (int64_t start = nl.offsets[i]; start < nl.offsets[i + 1]; start += kBlock) {
+        const int nb = int(std::min<int64_t>(kBlock, nl.offsets[i + 1] - start));
+        for (int k = 0; k < kBlock; ++k) {
+            x[k] = 0.0; y[k] = 0.0; z[k] = 1.0; w[k] = 0.0;
+            if (k >= nb) continue;
+            const double* v = nl.vectors + 3 * (start + k);
+            const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+            if (!(r > 0.0)) { ++zero_length; continue; }
+            x[k] = v[0] / r; y[k] = v[1] / r; z[k] = v[2] / r;
+            w[k] = nl.weights ? nl.weights[start + k] : 1.0;
+            weight_sum += w[k];
+        }
+        ylm_block(legendre, lmax, x, y, z, ylm_re, ylm_im);
+        for (const Degree& d : group) {
+            for (int m = 0; m <= d.l; ++m) {
+                const double* yr = ylm_re + tri(d.l, m) * kBlock;
+                const double* yi = ylm_im + tri(d.l, m) * kBlock;
+                double sr = 0.0, si = 0.0;
+                for (int k = 0; k < kBlock; ++k) { sr += w[k] * yr[k]; si += w[k] * yi[k]; }
+                acc_re[d.slot + m] += sr;
+                acc_im[d.slot + m] += si;
+            }
+        }
+    }
+    return weight_sum;
+}
+
+}  // namespace
+
+void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out) {
+    const LegendreCoefficients legendre(lmax);
+    const int n_tri = tri(lmax, lmax) + 1, width = (lmax + 1) * (lmax + 1);
+#pragma omp parallel
+    {
+        std::vector<double> re(n_tri * kBlock), im(n_tri * kBlock);
+        alignas(64) double x[kBlock], y[kBlock], z[kBlock];
+#pragma omp for schedule(static)
+        for (int64_t start = 0; start < n; start += kBlock) {
+            const int nb = int(std::min<int64_t>(kBlock, n - start));
+            for (int k = 0; k < kBlock; ++k) {
+                x[k] = 0.0; y[k] = 0.0; z[k] = 1.0;
+                if (k >= nb) continue;
+                const double* v = vectors + 3 * (start + k);
+                const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+                x[k] = v[0] / r; y[k] = v[1] / r; z[k] = v[2] / r;
+            }
+            ylm_block(legendre, lmax, x, y, z, re.data(), im.data());
+            for (int k = 0; k < nb; ++k) {
+                double* row = out + 2 * width * (start + k);
+                for (int l = 0; l <= lmax; ++l) {
+                    for (int m = 0; m <= l; ++m) {
+                        const double yr = re[tri(l, m) * kBlock + k], yi = im[tri(l, m) * kBlock + k];
+                        const double sign = (m & 1) ? -1.0 : 1.0;
+                        row[2 * (l * l + l + m)] = yr;
+                        row[2 * (l * l + l + m) + 1] = yi;
+                        row[2 * (l * l + l - m)] = sign * yr;
+                        row[2 * (l * l + l - m) + 1] = -sign * yi;
+                    }
+                }
+            }
+        }
+    }
+}
+
+void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, bool with_wl, bool averaged,
+                const WignerTable& wigner, int64_t scratch_complex_per_atom, double* out) {
+    const int64_t n = nl.n_atoms;
+    const int n_blocks = 1 + (with_wl ? 1 : 0) + (averaged ? 1 + (with_wl ? 1 : 0) : 0);
+    const int width = n_blocks * n_degrees;
+    const int col_w = n_degrees, col_qbar = n_degrees * (with_wl ? 2 : 1), col_wbar = col_qbar + n_degrees;
+    int64_t zero_length = 0;
+
+    // Split the degrees into groups whose q_lm fit the scratch budget (only needed for averaging).
+    std::vector<std::vector<Degree>> groups;
+    int64_t used = 0;
+    for (int c = 0; c < n_degrees; ++c) {
+        const int l = degrees[c];
+        if (groups.empty() || (averaged && used + l + 1 > scratch_complex_per_atom)) { groups.emplace_back(); used = 0; }
+        groups.back().push_back({l, c, int(used)});
+        used += l + 1;
+    }
+
+    for (const std::vector<Degree>& group : groups) {
+        int lmax = 0, size = 0;
+        for (const Degree& d : group) { lmax = std::max(lmax, d.l); size = std::max(size, d.slot + d.l + 1); }
+        const LegendreCoefficients legendre(lmax);
+        const int n_tri = tri(lmax, lmax) + 1;
+        // q_lm of every atom (real and imaginary parts side by side), kept only for the average.
+        std::vector<double> qlm(averaged ? size_t(n) * 2 * size : 0);
+
+#pragma omp parallel reduction(+ : zero_length)
+        {
+            std::vector<double> ylm_re(n_tri * kBlock), ylm_im(n_tri * kBlock), acc(2 * size);
+#pragma omp for schedule(dynamic, 512)
+            for (int64_t i = 0; i < n; ++i) {
+                std::fill(acc.begin(), acc.end(), 0.0);
+                double* re = acc.data();
+                double* im = acc.data() + size;
+                const double wsum = accumulate_qlm(nl, i, legendre, lmax, group, re, im, ylm_re.data(),
+                                                   ylm_im.data(), zero_length);
+                if (wsum > 0.0)
+                    for (double& a : acc) a /= wsum;
+                if (averaged) std::copy(acc.begin(), acc.end(), qlm.begin() + i * 2 * size);
+                for (const Degree& d : group) {
+                    double q, w;
+                    invariants(re + d.slot, im + d.slot, d.l, wigner, d.column, with_wl, q, w);
+                    out[i * width + d.column] = q;
+                    if (with_wl) out[i * width + col_w + d.column] = w;
+                }
+            }
+            if (averaged) {
+                // The averaging pass reads q_lm of neighbours written by other threads.
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 512)
+                for (int64_t i = 0; i < n; ++i) {
+                    std::copy(qlm.begin() + i * 2 * size, qlm.begin() + (i + 1) * 2 * size, acc.begin());
+                    for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
+                        const double* other = qlm.data() + nl.neighbors[b] * 2 * size;
+                        for (int t = 0; t < 2 * size; ++t) acc[t] += other[t];
+                    }
+                    const double norm = 1.0 / double(nl.offsets[i + 1] - nl.offsets[i] + 1);
+                    for (double& a : acc) a *= norm;
+                    for (const Degree& d : group) {
+                        double q, w;
+                        invariants(acc.data() + d.slot, acc.data() + size + d.slot, d.l, wigner, d.column,
+                                   with_wl, q, w);
+                        out[i * width + col_qbar + d.column] = q;
+                        if (with_wl) out[i * width + col_wbar + d.column] = w;
+                    }
+                }
+            }
+        }
+    }
+    if (zero_length > 0) throw_zero_length_bonds(zero_length);
+}
+
+}  // namespace mlclass

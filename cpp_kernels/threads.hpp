@@ -1,0 +1,19 @@
+// OpenMP is optional: without it the kernels run on one thread.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace mlclass {
+
+[[noreturn]] inline void throw_zero_length_bonds(int64_t count) {
+    throw std::invalid_argument(std::to_string(count) +
+                                " neighbour vector(s) of zero length: two atoms occupy the same position");
+}
+
+}  // namespace mlclass

@@ -1,0 +1,6 @@
+"""Stage 2 of the data flow: neighbour lists -> per-atom descriptor vectors."""
+from ._backend import BACKEND
+from .steinhardt import Steinhardt
+from .symmetry_functions import SymmetryFunctions
+
+__all__ = ["BACKEND", "Steinhardt", "SymmetryFunctions"]

@@ -1,0 +1,19 @@
+"""Selects the compiled kernel, or the numba reference (with a warning) if it cannot be imported."""
+import warnings
+
+try:
+    from .. import _kernels as kernels
+
+    BACKEND = "c++"
+except ImportError as error:  # e.g. a source checkout that was never built
+    from . import reference as kernels
+
+    BACKEND = "numba"
+    warnings.warn(
+        f"ovito_mlclass: compiled descriptor kernel unavailable ({error}); using the slow numba reference. "
+        "Reinstall with `pip install .` to build it.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+
+__all__ = ["kernels", "BACKEND"]

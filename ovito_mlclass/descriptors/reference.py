@@ -1,0 +1,195 @@
+"""Pure-Python (numba) reference implementation of the descriptor kernels.
+
+Same call signatures as the compiled ``ovito_mlclass._kernels`` module, written for clarity, not
+speed, and by different routes where that makes it a useful oracle: Y_lm from the textbook
+associated Legendre functions and explicit factorials; w_l as the full double sum over
+(m1, m2) with a dense 3j table; G4/G5 from angles between explicit neighbour pairs. It is what
+the C++ kernel is tested against, and the fallback when the compiled extension is missing.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+from .wigner import wigner_3j_lll
+
+MAX_DEGREE = 16
+
+
+def max_threads() -> int:
+    return 1
+
+
+@numba.njit(cache=True)
+def _legendre(lmax, x):
+    """Associated Legendre functions P_l^m(x) with the Condon-Shortley phase, m >= 0."""
+    p = np.zeros((lmax + 1, lmax + 1))
+    s = math.sqrt(max(0.0, 1.0 - x * x))
+    p[0, 0] = 1.0
+    for m in range(1, lmax + 1):
+        p[m, m] = -(2 * m - 1) * s * p[m - 1, m - 1]
+    for m in range(0, lmax):
+        p[m + 1, m] = (2 * m + 1) * x * p[m, m]
+    for m in range(0, lmax + 1):
+        for l in range(m + 2, lmax + 1):
+            p[l, m] = ((2 * l - 1) * x * p[l - 1, m] - (l + m - 1) * p[l - 2, m]) / (l - m)
+    return p
+
+
+@numba.njit(cache=True)
+def _ylm_row(lmax, v, out):
+    r = math.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
+    cos_theta = v[2] / r
+    phi = math.atan2(v[1], v[0])
+    p = _legendre(lmax, cos_theta)
+    for l in range(lmax + 1):
+        for m in range(0, l + 1):
+            norm = math.sqrt((2 * l + 1) / (4 * math.pi) * math.gamma(l - m + 1) / math.gamma(l + m + 1))
+            y = norm * p[l, m] * complex(math.cos(m * phi), math.sin(m * phi))
+            out[l * l + l + m] = y
+            out[l * l + l - m] = (-1) ** m * y.conjugate()
+
+
+@numba.njit(cache=True)
+def _spherical_harmonics(vectors, lmax):
+    out = np.zeros((len(vectors), (lmax + 1) ** 2), dtype=np.complex128)
+    for b in range(len(vectors)):
+        _ylm_row(lmax, vectors[b], out[b])
+    return out
+
+
+def spherical_harmonics(vectors, lmax):
+    vectors = np.ascontiguousarray(vectors, dtype=np.float64)
+    return _spherical_harmonics(vectors, int(lmax))
+
+
+@lru_cache(maxsize=None)
+def _dense_3j(l: int) -> np.ndarray:
+    table = np.zeros((2 * l + 1, 2 * l + 1))
+    for m1 in range(-l, l + 1):
+        for m2 in range(-l, l + 1):
+            table[m1 + l, m2 + l] = wigner_3j_lll(l, m1, m2, -m1 - m2)
+    return table
+
+
+@numba.njit(cache=True)
+def _invariants(qlm, l, w3j, with_wl):
+    """q_l and normalised w_l of one atom from its full q_lm (m = -l..l)."""
+    s = 0.0
+    for m in range(2 * l + 1):
+        s += qlm[m].real ** 2 + qlm[m].imag ** 2
+    q = math.sqrt(4 * math.pi / (2 * l + 1) * s)
+    w = 0.0
+    if with_wl and s > 0:
+        total = 0.0
+        for m1 in range(-l, l + 1):
+            for m2 in range(-l, l + 1):
+                m3 = -m1 - m2
+                if abs(m3) <= l:
+                    total += w3j[m1 + l, m2 + l] * (qlm[m1 + l] * qlm[m2 + l] * qlm[m3 + l]).real
+        w = total / s ** 1.5
+    return q, w
+
+
+@numba.njit(cache=True)
+def _steinhardt(offsets, vectors, neighbors, weights, use_weights, l, w3j, with_wl, averaged, out, cq, cw, cqb, cwb):
+    n = len(offsets) - 1
+    qlm = np.zeros((n, 2 * l + 1), dtype=np.complex128)
+    row = np.zeros((l + 1) ** 2, dtype=np.complex128)
+    for i in range(n):
+        total = 0.0
+        for b in range(offsets[i], offsets[i + 1]):
+            w = weights[b] if use_weights else 1.0
+            _ylm_row(l, vectors[b], row)
+            for m in range(2 * l + 1):
+                qlm[i, m] += w * row[l * l + m]
+            total += w
+        if total > 0:
+            qlm[i] /= total
+        q, w_ = _invariants(qlm[i], l, w3j, with_wl)
+        out[i, cq] = q
+        if with_wl:
+            out[i, cw] = w_
+    if averaged:
+        for i in range(n):
+            bar = qlm[i].copy()
+            for b in range(offsets[i], offsets[i + 1]):
+                bar += qlm[neighbors[b]]
+            bar /= offsets[i + 1] - offsets[i] + 1
+            q, w_ = _invariants(bar, l, w3j, with_wl)
+            out[i, cqb] = q
+            if with_wl:
+                out[i, cwb] = w_
+
+
+def steinhardt(offsets, neighbors, vectors, weights, degrees, with_wl, averaged, wigner_start, wigner_m,
+               wigner_coeff, scratch_complex_per_atom, out):
+    """Same contract as the compiled kernel; the Wigner table arguments are ignored (the
+    reference builds a dense 3j table of its own)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float64)
+    if np.any((vectors ** 2).sum(axis=1) == 0):
+        raise ValueError("neighbour vector(s) of zero length: two atoms occupy the same position")
+    nd = len(degrees)
+    use_weights = weights is not None
+    w = np.ascontiguousarray(weights if use_weights else np.zeros(0), dtype=np.float64)
+    col_qbar = nd * (2 if with_wl else 1)
+    for c, l in enumerate(degrees):
+        l = int(l)
+        _steinhardt(np.asarray(offsets, np.int64), vectors, np.asarray(neighbors, np.int64), w, use_weights, l,
+                    _dense_3j(l), bool(with_wl), bool(averaged), out, c, nd + c, col_qbar + c, col_qbar + nd + c)
+
+
+@numba.njit(cache=True)
+def _cutoff_function(r, rc):
+    return 0.5 * (math.cos(math.pi * r / rc) + 1.0) if r < rc else 0.0
+
+
+@numba.njit(cache=True)
+def _symmetry_functions(offsets, neighbors, vectors, species, n_species, rc, g2, g4, g5, out):
+    n_g2, n_g4, n_g5 = len(g2), len(g4), len(g5)
+    base_g4 = n_species * n_g2
+    base_g5 = base_g4 + n_species * (n_species + 1) // 2 * n_g4
+    for i in range(len(offsets) - 1):
+        out[i, :] = 0.0
+        for b in range(offsets[i], offsets[i + 1]):
+            rij = math.sqrt((vectors[b] ** 2).sum())
+            if rij >= rc:
+                continue
+            sj = species[neighbors[b]]
+            for p in range(n_g2):
+                out[i, sj * n_g2 + p] += math.exp(-g2[p, 0] * (rij - g2[p, 1]) ** 2) * _cutoff_function(rij, rc)
+            for c in range(b + 1, offsets[i + 1]):
+                rik = math.sqrt((vectors[c] ** 2).sum())
+                if rik >= rc:
+                    continue
+                sk = species[neighbors[c]]
+                a, z = min(sj, sk), max(sj, sk)
+                pair = a * n_species - a * (a - 1) // 2 + (z - a)
+                cos_theta = (vectors[b] @ vectors[c]) / (rij * rik)
+                rjk = math.sqrt(((vectors[c] - vectors[b]) ** 2).sum())
+                for p in range(n_g5):
+                    eta, zeta, lam = g5[p]
+                    out[i, base_g5 + pair * n_g5 + p] += (
+                        2.0 ** (1 - zeta) * (1 + lam * cos_theta) ** zeta * math.exp(-eta * (rij ** 2 + rik ** 2))
+                        * _cutoff_function(rij, rc) * _cutoff_function(rik, rc))
+                if rjk >= rc:
+                    continue
+                for p in range(n_g4):
+                    eta, zeta, lam = g4[p]
+                    out[i, base_g4 + pair * n_g4 + p] += (
+                        2.0 ** (1 - zeta) * (1 + lam * cos_theta) ** zeta
+                        * math.exp(-eta * (rij ** 2 + rik ** 2 + rjk ** 2))
+                        * _cutoff_function(rij, rc) * _cutoff_function(rik, rc) * _cutoff_function(rjk, rc))
+
+
+def symmetry_functions(offsets, neighbors, vectors, species, n_species, cutoff, g2, g4, g5, out):
+    vectors = np.ascontiguousarray(vectors, dtype=np.float64)
+    if np.any((vectors ** 2).sum(axis=1) == 0):
+        raise ValueError("neighbour vector(s) of zero length: two atoms occupy the same position")
+    _symmetry_functions(np.asarray(offsets, np.int64), np.asarray(neighbors, np.int64), vectors,
+                        np.asarray(species, np.int32), int(n_species), float(cutoff),
+                        np.asarray(g2, np.float64).reshape(-1, 2), np.asarray(g4, np.float64).reshape(-1, 3),
+                        np.asarray(g5, np.float64).reshape(-1, 3), out)

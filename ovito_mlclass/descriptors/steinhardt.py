@@ -1,0 +1,80 @@
+"""Steinhardt bond-order invariants q_l, w^_l and their neighbour averages qbar_l, wbar^_l.
+
+    q_lm(i) = sum_j w_ij Y_lm(r^_ij) / sum_j w_ij          (w_ij = 1, or the Voronoi face-area fraction)
+    q_l(i)  = sqrt(4 pi / (2l + 1) sum_m |q_lm(i)|^2)
+    w^_l(i) = sum_{m1+m2+m3=0} (l l l; m1 m2 m3) q_lm1 q_lm2 q_lm3 / (sum_m |q_lm|^2)^(3/2)
+    qbar_lm(i) = (q_lm(i) + sum_j q_lm(j)) / (N_i + 1)     (Lechner & Dellago, J. Chem. Phys. 129, 114707 (2008))
+
+Definitions and the averaging convention are those of OVITO's SteinhardtParametersModifier;
+atoms without neighbours get 0, as in OVITO.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..neighbors import InputError, NeighborList
+from ._backend import kernels
+from .wigner import coupling_table
+
+MAX_DEGREE = 16
+
+
+@dataclass(frozen=True)
+class Steinhardt:
+    """Which Steinhardt invariants to compute.
+
+    ``same_species_only`` keeps only the bonds between atoms of the same species (for a binary
+    of large and small particles these are the q_l^LL / q_l^SS of Boattini et al., Mol. Phys.
+    116, 3066 (2018)); the neighbour average then also runs over same-species neighbours only.
+    """
+
+    degrees: tuple[int, ...] = (4, 6)
+    averaged: bool = True
+    wl: bool = True
+    same_species_only: bool = False
+
+    def __post_init__(self):
+        degrees = tuple(int(l) for l in self.degrees)
+        if not degrees:
+            raise ValueError("At least one degree l is required.")
+        if any(l < 0 or l > MAX_DEGREE for l in degrees):
+            raise ValueError(f"Degrees must lie in 0..{MAX_DEGREE}, got {degrees}.")
+        if len(set(degrees)) != len(degrees):
+            raise ValueError(f"Degrees must not repeat, got {degrees}.")
+        object.__setattr__(self, "degrees", degrees)
+
+    @property
+    def feature_names(self) -> list[str]:
+        blocks = ["q"] + (["w"] if self.wl else [])
+        if self.averaged:
+            blocks += ["qbar"] + (["wbar"] if self.wl else [])
+        return [f"{block}{l}" for block in blocks for l in self.degrees]
+
+    def compute(self, neighbors: NeighborList, species: np.ndarray | None = None,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """Descriptors of every atom of ``neighbors``, shape ``(n_atoms, len(feature_names))``."""
+        if self.same_species_only:
+            if species is None:
+                raise InputError("same_species_only needs the species of every atom.")
+            species = np.asarray(species)
+            centers = np.repeat(np.arange(neighbors.n_atoms), neighbors.counts)
+            neighbors = neighbors.filtered(species[neighbors.neighbors] == species[centers])
+        if out is None:
+            out = np.empty((neighbors.n_atoms, len(self.feature_names)))
+        start, m, coeff = coupling_table(self.degrees)
+        kernels.steinhardt(neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights,
+                           np.asarray(self.degrees, dtype=np.int32), self.wl, self.averaged, start, m, coeff,
+                           self._scratch_budget(neighbors), out)
+        return out
+
+    def _scratch_budget(self, neighbors: NeighborList) -> int:
+        """Complex numbers per atom the kernel may keep for the neighbour average: half the
+        memory of the neighbour list and the output, so that peak memory stays near 1.5 times
+        theirs; degrees that do not fit are processed in several passes."""
+        bytes_per_atom = neighbors.vectors.nbytes + neighbors.neighbors.nbytes
+        if neighbors.weights is not None:
+            bytes_per_atom += neighbors.weights.nbytes
+        bytes_per_atom = bytes_per_atom / max(neighbors.n_atoms, 1) + 8 * len(self.feature_names)
+        return int(0.5 * bytes_per_atom / 16)

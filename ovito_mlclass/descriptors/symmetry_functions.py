@@ -1,0 +1,77 @@
+"""Behler-Parrinello atom-centred symmetry functions (J. Behler, J. Chem. Phys. 134, 074106 (2011)).
+
+    fc(r) = (cos(pi r / r_c) + 1) / 2 for r < r_c, else 0
+    G2_i  = sum_j exp(-eta (r_ij - r_s)^2) fc(r_ij)
+    G4_i  = 2^(1-zeta) sum_{j<k} (1 + lambda cos theta_ijk)^zeta exp(-eta (r_ij^2 + r_ik^2 + r_jk^2)) fc(r_ij) fc(r_ik) fc(r_jk)
+    G5_i  = 2^(1-zeta) sum_{j<k} (1 + lambda cos theta_ijk)^zeta exp(-eta (r_ij^2 + r_ik^2)) fc(r_ij) fc(r_ik)
+
+Angular sums run over unordered neighbour pairs, as in dscribe (Behler's double sum is twice
+this). Element-resolved: one G2 block per neighbour species, one G4/G5 block per unordered
+species pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations_with_replacement
+
+import numpy as np
+
+from ..neighbors import InputError, NeighborList
+from ._backend import kernels
+
+
+def _rows(params, width: int, name: str) -> tuple[tuple[float, ...], ...]:
+    rows = tuple(tuple(float(v) for v in row) for row in params)
+    if any(len(row) != width for row in rows):
+        raise ValueError(f"Each {name} parameter set needs {width} numbers, got {list(params)}.")
+    if any(not np.isfinite(row).all() for row in rows):
+        raise ValueError(f"{name} parameters must be finite, got {list(params)}.")
+    return rows
+
+
+@dataclass(frozen=True)
+class SymmetryFunctions:
+    """Which symmetry functions to compute: ``g2`` rows ``(eta, r_s)``, ``g4``/``g5`` rows
+    ``(eta, zeta, lambda)``; eta in 1/length^2, r_s and ``cutoff`` in length units."""
+
+    cutoff: float
+    g2: tuple[tuple[float, float], ...] = ()
+    g4: tuple[tuple[float, float, float], ...] = ()
+    g5: tuple[tuple[float, float, float], ...] = ()
+
+    def __post_init__(self):
+        if not (np.isfinite(self.cutoff) and self.cutoff > 0):
+            raise ValueError(f"The cutoff must be positive, got {self.cutoff}.")
+        object.__setattr__(self, "cutoff", float(self.cutoff))
+        object.__setattr__(self, "g2", _rows(self.g2, 2, "G2"))
+        object.__setattr__(self, "g4", _rows(self.g4, 3, "G4"))
+        object.__setattr__(self, "g5", _rows(self.g5, 3, "G5"))
+        if not (self.g2 or self.g4 or self.g5):
+            raise ValueError("At least one G2, G4 or G5 parameter set is required.")
+        for eta, zeta, _ in self.g4 + self.g5:
+            if zeta < 0 or eta < 0:
+                raise ValueError("eta and zeta of angular functions must be non-negative.")
+
+    def feature_names(self, species_names: list[str]) -> list[str]:
+        pairs = list(combinations_with_replacement(species_names, 2))
+        return ([f"G2_{s}_{k}" for s in species_names for k in range(len(self.g2))]
+                + [f"G4_{a}_{b}_{k}" for a, b in pairs for k in range(len(self.g4))]
+                + [f"G5_{a}_{b}_{k}" for a, b in pairs for k in range(len(self.g5))])
+
+    def compute(self, neighbors: NeighborList, species: np.ndarray | None = None, n_species: int = 1,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """Symmetry functions of every atom. ``species`` holds 0-based species indices (all 0 if
+        omitted); the neighbour list must include every neighbour within ``cutoff``."""
+        if species is None:
+            species = np.zeros(neighbors.n_atoms, dtype=np.int32)
+        species = np.ascontiguousarray(species, dtype=np.int32)
+        if len(species) != neighbors.n_atoms:
+            raise InputError("species must have one entry per atom.")
+        n_features = len(self.feature_names([str(s) for s in range(n_species)]))
+        if out is None:
+            out = np.empty((neighbors.n_atoms, n_features))
+        kernels.symmetry_functions(neighbors.offsets, neighbors.neighbors, neighbors.vectors, species, n_species,
+                                   self.cutoff, np.asarray(self.g2, dtype=np.float64).reshape(-1, 2),
+                                   np.asarray(self.g4, dtype=np.float64).reshape(-1, 3),
+                                   np.asarray(self.g5, dtype=np.float64).reshape(-1, 3), out)
+        return out

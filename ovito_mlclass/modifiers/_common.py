@@ -1,0 +1,56 @@
+"""What the descriptor modifiers share: input checks, the only_selected subset, species, output."""
+from __future__ import annotations
+
+import numpy as np
+from ovito.data import DataCollection
+
+from ..neighbors import InputError, check_positions, subset
+
+
+def selected_subset(data: DataCollection, only_selected: bool) -> tuple[DataCollection, np.ndarray | None]:
+    """The data to analyse and the mask of analysed particles (None: all of them). With
+    ``only_selected``, unselected particles are treated as if they did not exist, as in OVITO."""
+    check_positions(data)
+    if not only_selected:
+        return data, None
+    if "Selection" not in data.particles:
+        raise InputError("'Only selected' is on, but the input has no particle selection.")
+    mask = np.asarray(data.particles["Selection"]) != 0
+    if not mask.any():
+        raise InputError("'Only selected' is on, but no particle is selected.")
+    return subset(data, mask), mask
+
+
+def species_of(data: DataCollection, mask: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
+    """0-based species index of every analysed particle and the species names (from the
+    'Particle Type' property; a single species 'X' without it)."""
+    if "Particle Type" not in data.particles:
+        count = data.particles.count if mask is None else int(mask.sum())
+        return np.zeros(count, dtype=np.int32), ["X"]
+    types = data.particles.particle_types
+    ids = np.asarray(types)
+    known = [t.id for t in types.types]
+    unknown = np.setdiff1d(np.unique(ids), known)
+    if len(unknown):
+        raise InputError(f"Particle type id(s) {unknown.tolist()} are used but not defined.")
+    lookup = np.zeros(max(known) + 1, dtype=np.int32)
+    lookup[known] = np.arange(len(known), dtype=np.int32)
+    names = [t.name or f"Type{t.id}" for t in types.types]
+    species = lookup[ids]
+    return (species if mask is None else species[mask]), names
+
+
+def output_array(data: DataCollection, name: str, components: list[str], mask: np.ndarray | None) -> np.ndarray:
+    """A writable (n_analysed, n_components) float64 array for the results. Without a mask it is
+    the new property's own memory, so the kernel writes into OVITO's buffer without a copy."""
+    data.particles_.create_property(name, dtype=float, components=components)
+    target = np.asarray(data.particles_[name + "_"])
+    if mask is None:
+        return target
+    target[...] = 0.0  # excluded particles get 0, as in OVITO
+    return np.empty((int(mask.sum()), len(components)))
+
+
+def store(data: DataCollection, name: str, values: np.ndarray, mask: np.ndarray | None) -> None:
+    if mask is not None:
+        np.asarray(data.particles_[name + "_"])[mask] = values

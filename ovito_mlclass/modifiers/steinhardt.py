@@ -1,0 +1,99 @@
+"""OVITO modifier shell around :class:`ovito_mlclass.descriptors.Steinhardt`."""
+from __future__ import annotations
+
+from ovito.data import DataCollection
+from ovito.pipeline import ModifierInterface
+from traits.api import BaseStr, Bool, Enum, Float, Int
+
+from .. import neighbors as nb
+from ..descriptors import Steinhardt
+from ._common import output_array, selected_subset, species_of, store
+
+
+class DegreeList(BaseStr):
+    """Degrees l as text ("4 6", "2-12", "4,6,8") so the GUI shows a text field; scripts may
+    also assign any sequence of integers, e.g. ``range(2, 13)``."""
+
+    def validate(self, obj, name, value):
+        if not isinstance(value, str):
+            try:
+                value = " ".join(str(int(l)) for l in value)
+            except (TypeError, ValueError):
+                self.error(obj, name, value)
+        try:
+            parse_degrees(value)
+        except ValueError:
+            self.error(obj, name, value)
+        return value
+
+    def info(self):
+        return 'degrees as text such as "4 6" or "2-12", or a sequence of integers'
+
+
+def parse_degrees(text: str) -> tuple[int, ...]:
+    degrees: list[int] = []
+    for token in text.replace(",", " ").split():
+        if "-" in token[1:]:
+            first, last = token.split("-", 1)
+            degrees.extend(range(int(first), int(last) + 1))
+        else:
+            degrees.append(int(token))
+    return Steinhardt(degrees=tuple(degrees)).degrees
+
+
+class SteinhardtModifier(ModifierInterface):
+    """Steinhardt bond-order descriptors of every particle, as one vector property.
+
+    Output: particle property ``Steinhardt Descriptors`` (``Steinhardt Descriptors (same
+    species)`` with ``same_species_only``) with components ``q<l>``, ``w<l>`` (normalised
+    w^_l), ``qbar<l>``, ``wbar<l>`` for the chosen options. Neighbours: the ``neighbors``
+    nearest, all within ``cutoff``, or Voronoi neighbours weighted by face area
+    (``neighbor_mode="voronoi"``). ``cutoff=...`` alone selects the cutoff mode; giving both
+    ``neighbors`` and ``cutoff`` is an error.
+    """
+
+    degrees = DegreeList("4 6", label="Degrees l")
+    neighbor_mode = Enum("nearest", "cutoff", "voronoi", label="Neighbours")
+    neighbors = Int(12, label="Number of neighbours")
+    cutoff = Float(3.2, label="Cutoff distance")
+    averaged = Bool(True, label="Neighbour-averaged (qbar, wbar)")
+    wl = Bool(True, label="Third-order invariants (w, wbar)")
+    same_species_only = Bool(False, label="Same-species neighbours only")
+    only_selected = Bool(False, label="Use only selected particles")
+
+    def __init__(self, **params):
+        has_cutoff = params.get("cutoff") is not None
+        has_neighbors = params.get("neighbors") is not None
+        if has_cutoff and has_neighbors:
+            raise ValueError("Give either neighbors= (N nearest) or cutoff= (all within a distance), not both.")
+        if params.get("cutoff", 0) is None:
+            del params["cutoff"]
+        if params.get("neighbors", 0) is None:
+            del params["neighbors"]
+        if has_cutoff:
+            params.setdefault("neighbor_mode", "cutoff")
+        super().__init__(**params)
+
+    @property
+    def descriptor(self) -> Steinhardt:
+        return Steinhardt(degrees=parse_degrees(self.degrees), averaged=self.averaged, wl=self.wl,
+                          same_species_only=self.same_species_only)
+
+    def modify(self, data: DataCollection, **kwargs):
+        descriptor = self.descriptor
+        work, mask = selected_subset(data, self.only_selected)
+        yield "Steinhardt: finding neighbours"
+        if self.neighbor_mode == "nearest":
+            neighbor_list = nb.nearest_neighbors(work, self.neighbors)
+        elif self.neighbor_mode == "cutoff":
+            neighbor_list = nb.cutoff_neighbors(work, self.cutoff)
+        else:
+            neighbor_list = nb.voronoi_neighbors(work)
+        yield 0.4
+        species = species_of(data, mask)[0] if self.same_species_only else None
+        name = "Steinhardt Descriptors" + (" (same species)" if self.same_species_only else "")
+        yield "Steinhardt: computing descriptors"
+        values = output_array(data, name, descriptor.feature_names, mask)
+        descriptor.compute(neighbor_list, species, out=values)
+        store(data, name, values, mask)
+        yield 1.0
