@@ -24,10 +24,10 @@ def max_threads() -> int:
 
 
 @numba.njit(cache=True)
-def _legendre(lmax, x):
-    """Associated Legendre functions P_l^m(x) with the Condon-Shortley phase, m >= 0."""
+def _legendre(lmax, x, s):
+    """Associated Legendre functions P_l^m(x) with the Condon-Shortley phase, m >= 0;
+    x = cos(theta), s = sin(theta)."""
     p = np.zeros((lmax + 1, lmax + 1))
-    s = math.sqrt(max(0.0, 1.0 - x * x))
     p[0, 0] = 1.0
     for m in range(1, lmax + 1):
         p[m, m] = -(2 * m - 1) * s * p[m - 1, m - 1]
@@ -42,9 +42,8 @@ def _legendre(lmax, x):
 @numba.njit(cache=True)
 def _ylm_row(lmax, v, out):
     r = math.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
-    cos_theta = v[2] / r
     phi = math.atan2(v[1], v[0])
-    p = _legendre(lmax, cos_theta)
+    p = _legendre(lmax, v[2] / r, math.hypot(v[0], v[1]) / r)
     for l in range(lmax + 1):
         for m in range(0, l + 1):
             norm = math.sqrt((2 * l + 1) / (4 * math.pi) * math.gamma(l - m + 1) / math.gamma(l + m + 1))

@@ -1,0 +1,209 @@
+"""Steinhardt invariants against OVITO, exact 3j sums, published values and the numba reference."""
+import numpy as np
+import pytest
+from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
+from scipy.special import sph_harm_y
+from sympy.physics.wigner import wigner_3j
+
+from conftest import crystal, icosahedron, make_data, lattice, transformed_copies, triclinic, BCC_BASIS
+from ovito_mlclass import SteinhardtModifier, neighbors as nb
+from ovito_mlclass.descriptors import Steinhardt, reference
+from ovito_mlclass.descriptors._backend import kernels
+from ovito_mlclass.descriptors.wigner import coupling_table
+
+DEGREES = tuple(range(2, 13))
+MODES = {
+    # our modifier keywords, OVITO's keywords, neighbour list builder
+    "nearest": (dict(neighbors=12), dict(neighbor_mode=OvitoSteinhardt.NeighborMode.NearestNeighbors, num_neighbors=12),
+                lambda d: nb.nearest_neighbors(d, 12)),
+    "cutoff": (dict(cutoff=0.85), dict(neighbor_mode=OvitoSteinhardt.NeighborMode.Cutoff, cutoff=0.85),
+               lambda d: nb.cutoff_neighbors(d, 0.85)),
+    "voronoi": (dict(neighbor_mode="voronoi"), dict(neighbor_mode=OvitoSteinhardt.NeighborMode.Voronoi),
+                nb.voronoi_neighbors),
+}
+
+
+def ours(data, **params):
+    data = data.clone()
+    data.apply(SteinhardtModifier(degrees=DEGREES, **params))
+    prop = data.particles["Steinhardt Descriptors"]
+    return np.asarray(prop), list(prop.component_names)
+
+
+def ovito(data, **params):
+    data = data.clone()
+    data.apply(OvitoSteinhardt(max_l=12, compute_averaged=True, **params))
+    return np.asarray(data.particles["Steinhardt"]), np.asarray(data.particles["Smooth Steinhardt"])
+
+
+def columns(names, prefix):
+    return [names.index(f"{prefix}{l}") for l in DEGREES]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ql_and_qbar_equal_ovito(hot_crystal, mode):
+    mine, names = ours(hot_crystal, **MODES[mode][0])
+    q, qbar = ovito(hot_crystal, **MODES[mode][1])
+    np.testing.assert_allclose(mine[:, columns(names, "q")], q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mine[:, columns(names, "qbar")], qbar, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_triclinic_cell_equals_ovito(mode):
+    data = triclinic()
+    params, ovito_params = MODES[mode][0], MODES[mode][1]
+    if mode == "cutoff":  # the sheared cell has its first shell near 2.8-3.1
+        params, ovito_params = dict(cutoff=3.2), dict(ovito_params, cutoff=3.2)
+        assert nb.cutoff_neighbors(data, 3.2).counts.min() >= 6
+    mine, names = ours(data, **params)
+    q, qbar = ovito(data, **ovito_params)
+    assert q.min() > 0
+    np.testing.assert_allclose(mine[:, columns(names, "q")], q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mine[:, columns(names, "qbar")], qbar, rtol=0, atol=1e-10)
+
+
+def test_cell_smaller_than_cutoff_uses_periodic_images():
+    """A 2x2x2 fcc cell (edge 2) with cutoff 1.2 > half the edge: images are neighbours, as in OVITO."""
+    data = crystal("fcc", repeat=2, sigma=0.03, seed=1)
+    assert nb.cutoff_neighbors(data, 1.2).counts.min() >= 18  # 12 + 6 second neighbours, images included
+    mine, names = ours(data, cutoff=1.2)
+    q, qbar = ovito(data, neighbor_mode=OvitoSteinhardt.NeighborMode.Cutoff, cutoff=1.2)
+    np.testing.assert_allclose(mine[:, columns(names, "q")], q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mine[:, columns(names, "qbar")], qbar, rtol=0, atol=1e-10)
+
+
+def test_only_selected_equals_ovito():
+    data = crystal("bcc", repeat=4, sigma=0.05, seed=2)
+    selection = np.random.default_rng(0).random(data.particles.count) < 0.6
+    data.particles_.create_property("Selection", data=selection.astype(int))
+    mine, names = ours(data, neighbors=8, only_selected=True)
+    q, qbar = ovito(data, neighbor_mode=OvitoSteinhardt.NeighborMode.NearestNeighbors, num_neighbors=8,
+                    only_selected=True)
+    np.testing.assert_allclose(mine[:, columns(names, "q")], q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mine[:, columns(names, "qbar")], qbar, rtol=0, atol=1e-10)
+    assert (mine[~selection] == 0).all()
+
+
+def independent_wl(neighbor_list, l):
+    """w^_l in plain double precision: scipy's Y_lm and sympy's exact 3j symbols, full double sum."""
+    n = neighbor_list.n_atoms
+    v = neighbor_list.vectors
+    r = np.linalg.norm(v, axis=1)
+    theta, phi = np.arccos(v[:, 2] / r), np.arctan2(v[:, 1], v[:, 0])
+    centers = np.repeat(np.arange(n), neighbor_list.counts)
+    qlm = np.zeros((n, 2 * l + 1), dtype=complex)
+    for m in range(-l, l + 1):
+        np.add.at(qlm[:, m + l], centers, sph_harm_y(l, m, theta, phi))
+    qlm /= neighbor_list.counts[:, None]
+    total = np.zeros(n)
+    for m1 in range(-l, l + 1):
+        for m2 in range(-l, l + 1):
+            m3 = -m1 - m2
+            if abs(m3) <= l:
+                total += float(wigner_3j(l, l, l, m1, m2, m3)) * (qlm[:, m1 + l] * qlm[:, m2 + l] * qlm[:, m3 + l]).real
+    return total / (np.abs(qlm) ** 2).sum(axis=1) ** 1.5
+
+
+@pytest.mark.parametrize("l", [4, 6, 8, 10])
+def test_wl_equals_independent_double_precision_sum(hot_crystal, l):
+    neighbor_list = nb.nearest_neighbors(hot_crystal, 12)
+    values = Steinhardt(degrees=(l,), averaged=False, wl=True).compute(neighbor_list)
+    np.testing.assert_allclose(values[:, 1], independent_wl(neighbor_list, l), rtol=0, atol=1e-10)
+
+
+def test_wl_agrees_with_freud_single_precision():
+    freud = pytest.importorskip("freud")
+    data = crystal("fcc", repeat=4, sigma=0.05, seed=4)
+    values = Steinhardt(degrees=(4, 6), averaged=False, wl=True).compute(nb.nearest_neighbors(data, 12))
+    box = freud.box.Box.from_matrix(np.asarray(data.cell)[:, :3])
+    points = np.asarray(data.particles.positions) - np.asarray(data.cell)[:, :3].sum(axis=1) / 2
+    for column, l in [(2, 4), (3, 6)]:
+        st = freud.order.Steinhardt(l, wl=True, wl_normalize=True)
+        st.compute((box, points), neighbors={"num_neighbors": 12, "exclude_ii": True})
+        np.testing.assert_allclose(values[:, column], st.particle_order, atol=2e-4)
+
+
+# Steinhardt, Nelson & Ronchetti, Phys. Rev. B 28, 784 (1983), Table I (q_l, w^_l); bcc with
+# Voronoi weights: Mickel et al., J. Chem. Phys. 138, 044501 (2013).
+PUBLISHED = [
+    ("fcc", 12, (0.19094, 0.57452, -0.159317, -0.013161)),
+    ("hcp", 12, (0.09722, 0.48476, 0.134097, -0.012442)),
+    ("bcc", 8, (0.50918, 0.62854, -0.159317, 0.013161)),
+    ("bcc", 14, (0.03637, 0.51069, 0.159317, 0.013161)),
+]
+
+
+@pytest.mark.parametrize("kind,neighbors,expected", PUBLISHED)
+def test_ideal_lattices_give_published_values(kind, neighbors, expected):
+    data = crystal(kind, repeat=3)
+    values = Steinhardt(degrees=(4, 6), averaged=True, wl=True).compute(nb.nearest_neighbors(data, neighbors))
+    for block in (values[:, :4], values[:, 4:]):  # averaging leaves a perfect crystal unchanged
+        np.testing.assert_allclose(block, np.broadcast_to(expected, block.shape), atol=6e-6)
+
+
+def test_bcc_voronoi_weighted_published_values():
+    values = Steinhardt(degrees=(4, 6), averaged=False, wl=False).compute(nb.voronoi_neighbors(crystal("bcc", 3)))
+    np.testing.assert_allclose(values, np.broadcast_to((0.22403, 0.56694), values.shape), atol=6e-6)
+
+
+def test_icosahedron_published_values():
+    values = Steinhardt(degrees=(4, 6), averaged=False, wl=True).compute(nb.nearest_neighbors(icosahedron(), 12))
+    q4, q6, _, w6 = values[0]
+    assert abs(q4) < 1e-12
+    assert q6 == pytest.approx(0.66332, abs=6e-6)
+    assert w6 == pytest.approx(-0.169754, abs=6e-7)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_invariant_under_rotation_translation_permutation_and_image(mode):
+    data = crystal("hcp", repeat=4, sigma=0.05, seed=5)
+    reference_values, _ = ours(data, **MODES[mode][0])
+    for name, copy, index in transformed_copies(data):
+        values, _ = ours(copy, **MODES[mode][0])
+        np.testing.assert_allclose(values, reference_values[index], atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_compiled_kernel_equals_numba_reference(mode, hot_crystal):
+    neighbor_list = MODES[mode][2](hot_crystal)
+    spec = Steinhardt(degrees=(2, 3, 4, 6, 8, 10, 12, 16), averaged=True, wl=True)
+    start, m, coeff = coupling_table(spec.degrees)
+    expected = np.empty((neighbor_list.n_atoms, len(spec.feature_names)))
+    reference.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, neighbor_list.weights,
+                         np.array(spec.degrees), True, True, start, m, coeff, 0, expected)
+    np.testing.assert_allclose(spec.compute(neighbor_list), expected, rtol=0, atol=1e-12)
+
+
+def test_degree_groups_give_the_same_result():
+    """Splitting the degrees into several passes (the memory bound) changes nothing."""
+    neighbor_list = nb.nearest_neighbors(crystal("fcc", 4, 0.05), 12)
+    degrees = np.arange(2, 13, dtype=np.int32)
+    start, m, coeff = coupling_table(degrees)
+    results = []
+    for budget in (1, 20, 10_000):
+        out = np.empty((neighbor_list.n_atoms, 44))
+        kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, degrees,
+                           True, True, start, m, coeff, budget, out)
+        results.append(out)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+
+
+def test_same_species_only_gives_simple_cubic_sublattice():
+    """In CsCl (B2) the same-species neighbours within 1.1 a form a simple cubic lattice:
+    q4 = 0.76376, q6 = 0.35355 (Steinhardt et al. 1983), for both species."""
+    positions, cell = lattice(BCC_BASIS, np.eye(3), 4)
+    species = np.tile([0, 1], len(positions) // 2)
+    data = make_data(positions, cell, types=species, type_names=["Cs", "Cl"])
+    data.apply(SteinhardtModifier(degrees=(4, 6), cutoff=1.1, same_species_only=True, wl=False))
+    values = np.asarray(data.particles["Steinhardt Descriptors (same species)"])
+    np.testing.assert_allclose(values, np.broadcast_to((0.76376, 0.35355, 0.76376, 0.35355), values.shape),
+                               atol=6e-6)
+
+
+def test_atoms_without_neighbours_get_zero_like_ovito():
+    data = make_data([[1, 1, 1], [1.5, 1, 1], [8, 8, 8]], np.eye(3) * 10, pbc=(False,) * 3)
+    mine, _ = ours(data, cutoff=1.0)
+    q, qbar = ovito(data, neighbor_mode=OvitoSteinhardt.NeighborMode.Cutoff, cutoff=1.0)
+    assert (mine[2] == 0).all() and (q[2] == 0).all()
+    assert (mine[:2, 0] > 0).all()

@@ -1,0 +1,127 @@
+"""Symmetry functions against dscribe's ACSF, closed forms and the numba reference."""
+import ase
+import numpy as np
+import pytest
+from dscribe.descriptors import ACSF
+
+from conftest import FCC_BASIS, lattice, make_data, transformed_copies
+from ovito_mlclass import SymmetryFunctionsModifier, neighbors as nb
+from ovito_mlclass.descriptors import SymmetryFunctions, reference
+
+G2 = [(0.5, 0.0), (1.0, 2.5), (0.2, 3.5), (4.0, 2.7)]
+G4 = [(0.01, 1, 1), (0.01, 2, -1), (0.05, 4, 1), (0.005, 16, -1)]
+G5 = [(0.02, 1, -1), (0.01, 3, 1)]
+CUTOFF = 5.0
+
+
+def binary_alloy(repeat=3, a=3.8, sigma=0.15, seed=1):
+    positions, cell = lattice(FCC_BASIS, np.eye(3) * a, repeat, sigma, seed)
+    species = np.random.default_rng(seed).integers(0, 2, len(positions))
+    return positions, cell, species
+
+
+def ours(positions, cell, species, names, **params):
+    data = make_data(positions, cell, types=species, type_names=names)
+    data.apply(SymmetryFunctionsModifier(**params))
+    prop = data.particles["Symmetry Functions"]
+    return np.asarray(prop), list(prop.component_names)
+
+
+def dscribe_blocks(positions, cell, numbers, species_numbers):
+    """dscribe's ACSF split into named blocks. dscribe's layout (dscribe/ext/acsf.cpp): per
+    species [G1, G2...], then per unordered species pair (j >= k) [G4..., G5...]."""
+    acsf = ACSF(r_cut=CUTOFF, g2_params=G2, g4_params=G4, g5_params=G5, species=species_numbers, periodic=True)
+    values = acsf.create(ase.Atoms(numbers=numbers, positions=positions, cell=cell, pbc=True))
+    symbols = [ase.data.chemical_symbols[z] for z in sorted(species_numbers)]
+    blocks, column = {}, 0
+    for s in symbols:
+        blocks[f"G2_{s}"] = values[:, column + 1: column + 1 + len(G2)]
+        column += 1 + len(G2)
+    for j in range(len(symbols)):
+        for k in range(j + 1):
+            pair = f"{symbols[k]}_{symbols[j]}"
+            blocks[f"G4_{pair}"] = values[:, column: column + len(G4)]
+            blocks[f"G5_{pair}"] = values[:, column + len(G4): column + len(G4) + len(G5)]
+            column += len(G4) + len(G5)
+    assert column == values.shape[1]
+    return blocks
+
+
+@pytest.mark.parametrize("repeat", [3, 1], ids=["supercell", "cell smaller than twice the cutoff"])
+def test_equals_dscribe_acsf_for_a_binary(repeat):
+    positions, cell, species = binary_alloy(repeat=repeat)
+    values, names = ours(positions, cell, species, ["Cu", "Zr"], cutoff=CUTOFF, g2=G2, g4=G4, g5=G5)
+    blocks = dscribe_blocks(positions, cell, np.where(species == 0, 29, 40), [29, 40])
+    for block, expected in blocks.items():
+        mine = values[:, [i for i, name in enumerate(names) if name.startswith(block + "_")]]
+        assert mine.shape == expected.shape and np.abs(expected).max() > 0, block
+        np.testing.assert_allclose(mine, expected, rtol=1e-8, atol=0, err_msg=block)
+
+
+def test_single_species_equals_dscribe():
+    positions, cell, _ = binary_alloy(repeat=3, seed=4)
+    values, names = ours(positions, cell, np.zeros(len(positions), int), ["Cu"], cutoff=CUTOFF, g2=G2, g4=G4, g5=G5)
+    blocks = dscribe_blocks(positions, cell, np.full(len(positions), 29), [29])
+    np.testing.assert_allclose(values, np.hstack([blocks["G2_Cu"], blocks["G4_Cu_Cu"], blocks["G5_Cu_Cu"]]),
+                               rtol=1e-8)
+
+
+def test_dimer_closed_form():
+    """Two atoms at distance d in a large open box: G2 = exp(-eta (d - r_s)^2) fc(d), no angles."""
+    d, rc, eta, rs = 2.3, 4.0, 0.7, 1.1
+    data = make_data([[5, 5, 5], [5 + d, 5, 5]], np.eye(3) * 20, pbc=(False,) * 3)
+    spec = SymmetryFunctions(cutoff=rc, g2=[(eta, rs)], g4=[(0.1, 1, 1)])
+    values = spec.compute(nb.cutoff_neighbors(data, rc))
+    expected = np.exp(-eta * (d - rs) ** 2) * 0.5 * (np.cos(np.pi * d / rc) + 1)
+    np.testing.assert_allclose(values, [[expected, 0.0], [expected, 0.0]], rtol=1e-14)
+
+
+def test_trimer_angular_closed_form():
+    """Equilateral triangle of side d: each atom sees one pair at 60 degrees."""
+    d, rc, eta, zeta, lam = 1.9, 4.0, 0.3, 2.0, 1.0
+    positions = np.array([[0, 0, 0], [d, 0, 0], [d / 2, d * np.sqrt(3) / 2, 0]]) + 5
+    data = make_data(positions, np.eye(3) * 20, pbc=(False,) * 3)
+    spec = SymmetryFunctions(cutoff=rc, g4=[(eta, zeta, lam)], g5=[(eta, zeta, lam)])
+    values = spec.compute(nb.cutoff_neighbors(data, rc))
+    fc = 0.5 * (np.cos(np.pi * d / rc) + 1)
+    angular = 2 ** (1 - zeta) * (1 + lam * 0.5) ** zeta
+    g4 = angular * np.exp(-eta * 3 * d * d) * fc ** 3
+    g5 = angular * np.exp(-eta * 2 * d * d) * fc ** 2
+    np.testing.assert_allclose(values, np.tile([g4, g5], (3, 1)), rtol=1e-14)
+
+
+def test_compiled_kernel_equals_numba_reference():
+    positions, cell, species = binary_alloy(repeat=3, seed=2)
+    data = make_data(positions, cell)
+    neighbor_list = nb.cutoff_neighbors(data, CUTOFF)
+    spec = SymmetryFunctions(cutoff=CUTOFF, g2=G2, g4=G4 + [(0.02, 2.5, 1)], g5=G5)
+    mine = spec.compute(neighbor_list, species, 2)
+    expected = np.empty_like(mine)
+    reference.symmetry_functions(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, species, 2,
+                                 CUTOFF, np.array(spec.g2), np.array(spec.g4), np.array(spec.g5), expected)
+    np.testing.assert_allclose(mine, expected, rtol=1e-12, atol=1e-300)
+
+
+def test_invariances():
+    positions, cell, _ = binary_alloy(repeat=2, seed=3)
+    data = make_data(positions, cell)
+    params = dict(cutoff=CUTOFF, g2=G2, g4=G4, g5=G5)
+
+    def compute(d):
+        d = d.clone()
+        d.apply(SymmetryFunctionsModifier(**params))
+        return np.asarray(d.particles["Symmetry Functions"])
+
+    expected = compute(data)
+    for name, copy, index in transformed_copies(data):
+        np.testing.assert_allclose(compute(copy), expected[index], rtol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("params,message", [
+    (dict(cutoff=-1.0, g2=[(1.0, 0.0)]), "cutoff must be positive"),
+    (dict(cutoff=5.0, g2=[], g4=[], g5=[]), "At least one"),
+    (dict(cutoff=5.0, g4=[(0.1, -1.0, 1.0)]), "non-negative"),
+])
+def test_bad_parameters_are_rejected(params, message):
+    with pytest.raises(ValueError, match=message):
+        SymmetryFunctions(**params)
