@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs, in one place (Debian/Ubuntu, Python >= 3.10, a C++17 compiler):
+#   bash dev.sh demo    set up, then compute descriptors of the bundled snapshot and render a PNG
+#   bash dev.sh test    set up, then run the test suite
+#   bash dev.sh bench   set up, then run the benchmarks (writes benchmarks/RESULTS.md)
+# The virtual environment goes to .venv (override with OVITO_MLCLASS_VENV).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${OVITO_MLCLASS_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+system_packages() {
+  # OVITO's OpenGL renderer needs a Vulkan loader and a (software) driver to render headless.
+  if [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvulkan1 mesa-vulkan-drivers >/dev/null
+  else
+    echo "note: headless rendering needs: sudo apt-get install -y libvulkan1 mesa-vulkan-drivers" >&2
+  fi
+}
+
+python_env() {  # $1: extras of the package to install
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  # shellcheck disable=SC1091
+  . "$VENV/bin/activate"
+  pip install -q --upgrade pip
+  pip install -q ".[$1]"   # builds the C++ kernel
+}
+
+case "${1:-}" in
+  demo)
+    system_packages
+    python_env test
+    ovito-mlclass demo -o demo_output
+    ;;
+  test)
+    system_packages
+    python_env test
+    pytest   # not `python -m pytest`: the tests must import the installed, compiled package
+    ;;
+  bench)
+    python_env bench
+    python benchmarks/bench_descriptors.py "${@:2}"
+    ;;
+  *)
+    sed -n '2,6p' "$0"
+    exit 2
+    ;;
+esac
