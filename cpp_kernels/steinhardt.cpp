@@ -47,71 +47,68 @@ inline void invariants(const double* re, const double* im, int l, const WignerTa
     w = sum / (s * std::sqrt(s));
 }
 
-// Accumulates the weighted sum of Y_lm over the bonds of one atom into (acc_re, acc_im).
-// Returns the sum of weights and counts bonds of zero length (which have no direction).
-double accumulate_qlm(const NeighborList& nl, int64_t i, const LegendreCoefficients& legendre, int lmax,
-                      const std::vector<Degree>& group, double* acc_re, double* acc_im, double* ylm_re,
-                      double* ylm_im, int64_t& zero_length) {
-    alignas(64) double x[kBlock], y[kBlock], z[kBlock], w[kBlock];
+// Per-thread work space for one atom.
+struct AtomScratch {
+    std::vector<double> x, y, z, w, acc_re, acc_im;
+};
+
+// q_lm (m >= 0) of atom i for the degrees of `group`, written to re/im at each degree's slot.
+// Returns false if the atom has no neighbours (q_lm = 0); counts bonds of zero length.
+bool atom_qlm(const NeighborList& nl, int64_t i, const LegendreRows& rows, const std::vector<unsigned char>& wanted,
+              const std::vector<Degree>& group, AtomScratch& s, double* re, double* im, int64_t& zero_length) {
+    const int64_t begin = nl.offsets[i];
+    const int n = int(nl.offsets[i + 1] - begin);
+    s.x.resize(n); s.y.resize(n); s.z.resize(n); s.w.resize(n);
     double weight_sum = 0.0;
-    for (int64_t start = nl.offsets[i]; start < nl.offsets[i + 1]; start += kBlock) {
-        const int nb = int(std::min<int64_t>(kBlock, nl.offsets[i + 1] - start));
-        for (int k = 0; k < kBlock; ++k) {
-            x[k] = 0.0; y[k] = 0.0; z[k] = 1.0; w[k] = 0.0;
-            if (k >= nb) continue;
-            const double* v = nl.vectors + 3 * (start + k);
-            const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-            if (!(r > 0.0)) { ++zero_length; continue; }
-            x[k] = v[0] / r; y[k] = v[1] / r; z[k] = v[2] / r;
-            w[k] = nl.weights ? nl.weights[start + k] : 1.0;
-            weight_sum += w[k];
-        }
-        ylm_block(legendre, lmax, x, y, z, ylm_re, ylm_im);
-        for (const Degree& d : group) {
-            for (int m = 0; m <= d.l; ++m) {
-                const double* yr = ylm_re + tri(d.l, m) * kBlock;
-                const double* yi = ylm_im + tri(d.l, m) * kBlock;
-                double sr = 0.0, si = 0.0;
-                for (int k = 0; k < kBlock; ++k) { sr += w[k] * yr[k]; si += w[k] * yi[k]; }
-                acc_re[d.slot + m] += sr;
-                acc_im[d.slot + m] += si;
-            }
+    for (int k = 0; k < n; ++k) {
+        const double* v = nl.vectors + 3 * (begin + k);
+        const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+        if (!(r > 0.0)) { ++zero_length; s.x[k] = s.y[k] = s.w[k] = 0.0; s.z[k] = 1.0; continue; }
+        s.x[k] = v[0] / r; s.y[k] = v[1] / r; s.z[k] = v[2] / r;
+        s.w[k] = nl.weights ? nl.weights[begin + k] : 1.0;
+        weight_sum += s.w[k];
+    }
+    const size_t table = size_t(rows.lmax + 1) * rows.width;
+    s.acc_re.assign(table, 0.0);
+    s.acc_im.assign(table, 0.0);
+    accumulate_ylm(rows, n, s.x.data(), s.y.data(), s.z.data(), s.w.data(), wanted.data(), s.acc_re.data(),
+                   s.acc_im.data());
+    const double norm = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
+    for (const Degree& d : group) {
+        for (int m = 0; m <= d.l; ++m) {
+            re[d.slot + m] = s.acc_re[d.l * rows.width + m] * norm;
+            im[d.slot + m] = s.acc_im[d.l * rows.width + m] * norm;
         }
     }
-    return weight_sum;
+    return weight_sum > 0.0;
 }
 
 }  // namespace
 
 void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out) {
-    const LegendreCoefficients legendre(lmax);
-    const int n_tri = tri(lmax, lmax) + 1, width = (lmax + 1) * (lmax + 1);
+    const LegendreRows rows(lmax);
+    const std::vector<unsigned char> wanted(lmax + 1, 1);
+    const int width = (lmax + 1) * (lmax + 1);
 #pragma omp parallel
     {
-        std::vector<double> re(n_tri * kBlock), im(n_tri * kBlock);
-        alignas(64) double x[kBlock], y[kBlock], z[kBlock];
+        std::vector<double> re, im;
 #pragma omp for schedule(static)
-        for (int64_t start = 0; start < n; start += kBlock) {
-            const int nb = int(std::min<int64_t>(kBlock, n - start));
-            for (int k = 0; k < kBlock; ++k) {
-                x[k] = 0.0; y[k] = 0.0; z[k] = 1.0;
-                if (k >= nb) continue;
-                const double* v = vectors + 3 * (start + k);
-                const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-                x[k] = v[0] / r; y[k] = v[1] / r; z[k] = v[2] / r;
-            }
-            ylm_block(legendre, lmax, x, y, z, re.data(), im.data());
-            for (int k = 0; k < nb; ++k) {
-                double* row = out + 2 * width * (start + k);
-                for (int l = 0; l <= lmax; ++l) {
-                    for (int m = 0; m <= l; ++m) {
-                        const double yr = re[tri(l, m) * kBlock + k], yi = im[tri(l, m) * kBlock + k];
-                        const double sign = (m & 1) ? -1.0 : 1.0;
-                        row[2 * (l * l + l + m)] = yr;
-                        row[2 * (l * l + l + m) + 1] = yi;
-                        row[2 * (l * l + l - m)] = sign * yr;
-                        row[2 * (l * l + l - m) + 1] = -sign * yi;
-                    }
+        for (int64_t b = 0; b < n; ++b) {
+            const double* v = vectors + 3 * b;
+            const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+            const double x = v[0] / r, y = v[1] / r, z = v[2] / r, w = 1.0;
+            re.assign(size_t(lmax + 1) * rows.width, 0.0);
+            im.assign(size_t(lmax + 1) * rows.width, 0.0);
+            accumulate_ylm(rows, 1, &x, &y, &z, &w, wanted.data(), re.data(), im.data());
+            double* row = out + 2 * width * b;
+            for (int l = 0; l <= lmax; ++l) {
+                for (int m = 0; m <= l; ++m) {
+                    const double yr = re[l * rows.width + m], yi = im[l * rows.width + m];
+                    const double sign = (m & 1) ? -1.0 : 1.0;
+                    row[2 * (l * l + l + m)] = yr;
+                    row[2 * (l * l + l + m) + 1] = yi;
+                    row[2 * (l * l + l - m)] = sign * yr;
+                    row[2 * (l * l + l - m) + 1] = -sign * yi;
                 }
             }
         }
@@ -139,24 +136,21 @@ void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, b
     for (const std::vector<Degree>& group : groups) {
         int lmax = 0, size = 0;
         for (const Degree& d : group) { lmax = std::max(lmax, d.l); size = std::max(size, d.slot + d.l + 1); }
-        const LegendreCoefficients legendre(lmax);
-        const int n_tri = tri(lmax, lmax) + 1;
-        // q_lm of every atom (real and imaginary parts side by side), kept only for the average.
+        const LegendreRows rows(lmax);
+        std::vector<unsigned char> wanted(lmax + 1, 0);
+        for (const Degree& d : group) wanted[d.l] = 1;
+        // q_lm of every atom (real parts, then imaginary parts), kept only for the average.
         std::vector<double> qlm(averaged ? size_t(n) * 2 * size : 0);
 
 #pragma omp parallel reduction(+ : zero_length)
         {
-            std::vector<double> ylm_re(n_tri * kBlock), ylm_im(n_tri * kBlock), acc(2 * size);
-#pragma omp for schedule(dynamic, 512)
+            AtomScratch scratch;
+            std::vector<double> acc(2 * size);
+#pragma omp for schedule(dynamic, 256)
             for (int64_t i = 0; i < n; ++i) {
-                std::fill(acc.begin(), acc.end(), 0.0);
-                double* re = acc.data();
-                double* im = acc.data() + size;
-                const double wsum = accumulate_qlm(nl, i, legendre, lmax, group, re, im, ylm_re.data(),
-                                                   ylm_im.data(), zero_length);
-                if (wsum > 0.0)
-                    for (double& a : acc) a /= wsum;
-                if (averaged) std::copy(acc.begin(), acc.end(), qlm.begin() + i * 2 * size);
+                double* re = averaged ? qlm.data() + i * 2 * size : acc.data();
+                double* im = re + size;
+                atom_qlm(nl, i, rows, wanted, group, scratch, re, im, zero_length);
                 for (const Degree& d : group) {
                     double q, w;
                     invariants(re + d.slot, im + d.slot, d.l, wigner, d.column, with_wl, q, w);
@@ -167,12 +161,14 @@ void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, b
             if (averaged) {
                 // The averaging pass reads q_lm of neighbours written by other threads.
 #pragma omp barrier
-#pragma omp for schedule(dynamic, 512)
+#pragma omp for schedule(dynamic, 256)
                 for (int64_t i = 0; i < n; ++i) {
                     std::copy(qlm.begin() + i * 2 * size, qlm.begin() + (i + 1) * 2 * size, acc.begin());
                     for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
-                        const double* other = qlm.data() + nl.neighbors[b] * 2 * size;
-                        for (int t = 0; t < 2 * size; ++t) acc[t] += other[t];
+                        const double* __restrict other = qlm.data() + nl.neighbors[b] * 2 * size;
+                        double* __restrict sum = acc.data();
+#pragma omp simd
+                        for (int t = 0; t < 2 * size; ++t) sum[t] += other[t];
                     }
                     const double norm = 1.0 / double(nl.offsets[i + 1] - nl.offsets[i] + 1);
                     for (double& a : acc) a *= norm;
