@@ -1,6 +1,7 @@
 // Steinhardt bond-order invariants q_l, w^_l and their neighbour averages (Lechner & Dellago 2008).
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "kernels.hpp"
@@ -25,24 +26,23 @@ inline void invariants(const double* re, const double* im, int l, const WignerTa
     for (int m = 1; m <= l; ++m) s += 2.0 * (re[m] * re[m] + im[m] * im[m]);
     q = std::sqrt(4.0 * M_PI / (2 * l + 1) * s);
     w = 0.0;
-    if (!with_wl || !(s > 0.0)) return;
+    const int64_t first = wigner.start[column], last = wigner.start[column + 1];
+    if (!with_wl || !(s > 0.0) || first == last) return;
+    // q_lm for m = -l..l at index m + l, so the coupling rows need no case distinction
+    double fr[2 * kMaxDegree + 1], fi[2 * kMaxDegree + 1];
+    for (int m = 0; m <= l; ++m) {
+        const double sign = (m & 1) ? -1.0 : 1.0;
+        fr[l + m] = re[m];
+        fi[l + m] = im[m];
+        fr[l - m] = sign * re[m];
+        fi[l - m] = -sign * im[m];
+    }
     double sum = 0.0;
-    for (int64_t row = wigner.start[column]; row < wigner.start[column + 1]; ++row) {
-        double pr = 1.0, pi = 0.0;  // running product of the three factors
-        for (int t = 0; t < 3; ++t) {
-            const int m = wigner.m[3 * row + t];
-            const int am = m < 0 ? -m : m;
-            double fr = re[am], fi = im[am];
-            if (m < 0) {
-                const double sign = (am & 1) ? -1.0 : 1.0;
-                fr *= sign;
-                fi *= -sign;
-            }
-            const double r = pr * fr - pi * fi;
-            pi = pr * fi + pi * fr;
-            pr = r;
-        }
-        sum += wigner.coeff[row] * pr;
+    for (int64_t row = first; row < last; ++row) {
+        const int32_t* m = wigner.m + 3 * row;
+        const int a = l + m[0], b = l + m[1], c = l + m[2];
+        const double abr = fr[a] * fr[b] - fi[a] * fi[b], abi = fr[a] * fi[b] + fi[a] * fr[b];
+        sum += wigner.coeff[row] * (abr * fr[c] - abi * fi[c]);
     }
     w = sum / (s * std::sqrt(s));
 }
@@ -139,18 +139,22 @@ void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, b
         const LegendreRows rows(lmax);
         std::vector<unsigned char> wanted(lmax + 1, 0);
         for (const Degree& d : group) wanted[d.l] = 1;
-        // q_lm of every atom (real parts, then imaginary parts), kept only for the average.
-        std::vector<double> qlm(averaged ? size_t(n) * 2 * size : 0);
+        // q_lm of every atom (real parts, then imaginary parts), kept only for the average; left
+        // uninitialised (every row is written before it is read).
+        // Rows are padded to whole 8-double blocks so the averaging loop works on fixed-size blocks.
+        const int stride = (2 * size + 7) / 8 * 8;
+        std::unique_ptr<double[]> qlm(averaged ? new double[size_t(n) * stride] : nullptr);
 
 #pragma omp parallel reduction(+ : zero_length)
         {
             AtomScratch scratch;
-            std::vector<double> acc(2 * size);
+            std::vector<double> acc(stride);
 #pragma omp for schedule(dynamic, 256)
             for (int64_t i = 0; i < n; ++i) {
-                double* re = averaged ? qlm.data() + i * 2 * size : acc.data();
+                double* re = averaged ? qlm.get() + i * stride : acc.data();
                 double* im = re + size;
                 atom_qlm(nl, i, rows, wanted, group, scratch, re, im, zero_length);
+                if (averaged) std::fill(re + 2 * size, re + stride, 0.0);
                 for (const Degree& d : group) {
                     double q, w;
                     invariants(re + d.slot, im + d.slot, d.l, wigner, d.column, with_wl, q, w);
@@ -163,15 +167,24 @@ void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, b
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 256)
                 for (int64_t i = 0; i < n; ++i) {
-                    std::copy(qlm.begin() + i * 2 * size, qlm.begin() + (i + 1) * 2 * size, acc.begin());
-                    for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
-                        const double* __restrict other = qlm.data() + nl.neighbors[b] * 2 * size;
-                        double* __restrict sum = acc.data();
-#pragma omp simd
-                        for (int t = 0; t < 2 * size; ++t) sum[t] += other[t];
-                    }
+                    // The neighbours' rows are scattered in memory: ask for those of a later atom now.
+                    const int64_t ahead = i + 4;
+                    if (ahead < n)
+                        for (int64_t b = nl.offsets[ahead]; b < nl.offsets[ahead + 1]; ++b)
+                            for (int t = 0; t < stride; t += 8)
+                                __builtin_prefetch(qlm.get() + nl.neighbors[b] * stride + t);
                     const double norm = 1.0 / double(nl.offsets[i + 1] - nl.offsets[i] + 1);
-                    for (double& a : acc) a *= norm;
+                    const double* own = qlm.get() + i * stride;
+                    // 8 values at a time, summed over the neighbours in registers
+                    for (int t0 = 0; t0 < stride; t0 += 8) {
+                        double part[8];
+                        for (int t = 0; t < 8; ++t) part[t] = own[t0 + t];
+                        for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
+                            const double* other = qlm.get() + nl.neighbors[b] * stride + t0;
+                            for (int t = 0; t < 8; ++t) part[t] += other[t];
+                        }
+                        for (int t = 0; t < 8; ++t) acc[t0 + t] = part[t] * norm;
+                    }
                     for (const Degree& d : group) {
                         double q, w;
                         invariants(acc.data() + d.slot, acc.data() + size + d.slot, d.l, wigner, d.column,

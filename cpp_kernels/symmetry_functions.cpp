@@ -4,19 +4,24 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "simd_math.hpp"
 #include "threads.hpp"
 
 namespace mlclass {
 
 namespace {
 
-// Angular functions share few distinct (eta) and (zeta, lambda) values; each distinct value is
-// evaluated once per bond or pair and combined per parameter row.
+// Neighbour pairs (j, k) of one atom are processed for a fixed j and kChunk partners k at once;
+// every step below is a short loop over the chunk that the compiler turns into SIMD code.
+constexpr int kChunk = 16;
+
+// The parameter rows of G4 or G5 share few distinct eta and (zeta, lambda) values; each distinct
+// value is evaluated once per bond or pair and combined per row.
 struct AngularTerms {
-    std::vector<double> etas;                        // distinct eta
-    std::vector<std::pair<double, double>> shapes;   // distinct (zeta, lambda)
-    std::vector<int> eta_of, shape_of;               // per parameter row
-    std::vector<double> norm;                        // 2^(1 - zeta) per row
+    std::vector<double> etas;                       // distinct eta
+    std::vector<std::pair<double, double>> shapes;  // distinct (zeta, lambda)
+    std::vector<int> eta_of, shape_of;              // per parameter row
+    std::vector<double> norm;                       // 2^(1 - zeta) per row
 
     AngularTerms(const double* params, int n) {
         for (int r = 0; r < n; ++r) {
@@ -32,26 +37,59 @@ struct AngularTerms {
         }
     }
 
-    // (1 + lambda cos)^zeta for every distinct shape; integer zeta by repeated multiplication.
-    void angular(double cos_theta, double* out) const {
+    // out[s][c] = (1 + lambda_s cos_c)^zeta_s; integer zeta by repeated squaring (uniform across
+    // the chunk, so it vectorises), others by pow.
+    void angular(const double* cos_theta, double (*out)[kChunk]) const {
         for (size_t s = 0; s < shapes.size(); ++s) {
-            const double base = 1.0 + shapes[s].second * cos_theta;
-            const double zeta = shapes[s].first;
+            const double zeta = shapes[s].first, lambda = shapes[s].second;
             if (zeta == std::floor(zeta) && zeta >= 0.0 && zeta <= 64.0) {
-                double result = 1.0, factor = base;
+                double result[kChunk], factor[kChunk];
+                for (int c = 0; c < kChunk; ++c) { result[c] = 1.0; factor[c] = 1.0 + lambda * cos_theta[c]; }
                 for (int e = int(zeta); e > 0; e >>= 1) {
-                    if (e & 1) result *= factor;
-                    factor *= factor;
+                    if (e & 1)
+                        for (int c = 0; c < kChunk; ++c) result[c] *= factor[c];
+                    for (int c = 0; c < kChunk; ++c) factor[c] *= factor[c];
                 }
-                out[s] = result;
+                for (int c = 0; c < kChunk; ++c) out[s][c] = result[c];
             } else {
-                out[s] = base > 0.0 ? std::pow(base, zeta) : 0.0;
+                for (int c = 0; c < kChunk; ++c) {
+                    const double base = 1.0 + lambda * cos_theta[c];
+                    out[s][c] = base > 0.0 ? std::pow(base, zeta) : 0.0;
+                }
             }
         }
     }
 };
 
-inline double cutoff_function(double r, double rc) { return r < rc ? 0.5 * (std::cos(M_PI * r / rc) + 1.0) : 0.0; }
+inline double cutoff_function(double r, double rc) { return r < rc ? 0.5 * (cos_pi(r / rc) + 1.0) : 0.0; }
+
+// The bonds of one atom inside the cutoff, structure of arrays, padded to whole chunks with
+// dummy bonds whose cutoff function is 0.
+struct Bonds {
+    std::vector<double> x, y, z, r, fc, e4, e5;  // e4/e5: exp(-eta r^2) per distinct eta, [eta][bond]
+    std::vector<int> species;
+    int n = 0;
+
+    void clear() { x.clear(); y.clear(); z.clear(); r.clear(); fc.clear(); species.clear(); n = 0; }
+    void add(const double* v, double rr, double f, int s) {
+        x.push_back(v[0]); y.push_back(v[1]); z.push_back(v[2]); r.push_back(rr); fc.push_back(f);
+        species.push_back(s);
+        ++n;
+    }
+    void pad_and_tabulate(const AngularTerms& t4, const AngularTerms& t5) {
+        static const double far_away[3] = {1e3, 0.0, 0.0};
+        while (x.size() % kChunk) add(far_away, 1e3, 0.0, 0);
+        n = int(x.size());
+        tabulate(t4, e4);
+        tabulate(t5, e5);
+    }
+    void tabulate(const AngularTerms& t, std::vector<double>& e) const {
+        e.resize(t.etas.size() * n);
+        for (size_t u = 0; u < t.etas.size(); ++u)
+#pragma omp simd
+            for (int b = 0; b < n; ++b) e[u * n + b] = exp_nonpositive(-t.etas[u] * r[b] * r[b]);
+    }
+};
 
 }  // namespace
 
@@ -62,20 +100,28 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
     const int width = n_species * n_g2 + n_pairs * (n_g4 + n_g5);
     const int base_g4 = n_species * n_g2, base_g5 = base_g4 + n_pairs * n_g4;
     const AngularTerms t4(g4, n_g4), t5(g5, n_g5);
+    const int u4 = int(t4.etas.size()), u5 = int(t5.etas.size());
     const bool angular = n_g4 + n_g5 > 0;
     int64_t zero_length = 0;
 
 #pragma omp parallel reduction(+ : zero_length)
     {
-        // Bonds of the current atom inside the cutoff, structure-of-arrays.
-        std::vector<double> bx, by, bz, br, bfc, e4, e5;
-        std::vector<int> bs;
-        std::vector<double> ang4(t4.shapes.size()), ang5(t5.shapes.size()), ejk4(t4.etas.size());
+        Bonds bonds;
+        // Per chunk: angular factors per distinct shape, radial factors per distinct eta.
+        std::vector<double> ang4_store(t4.shapes.size() * kChunk), ang5_store(t5.shapes.size() * kChunk);
+        std::vector<double> radial4_store(u4 * kChunk), radial5_store(u5 * kChunk);
+        auto* ang4 = reinterpret_cast<double(*)[kChunk]>(ang4_store.data());
+        auto* ang5 = reinterpret_cast<double(*)[kChunk]>(ang5_store.data());
+        auto* radial4 = reinterpret_cast<double(*)[kChunk]>(radial4_store.data());
+        auto* radial5 = reinterpret_cast<double(*)[kChunk]>(radial5_store.data());
+        // Running sums per species of k and parameter row, one lane per chunk position.
+        std::vector<double> sum4(size_t(n_species) * n_g4 * kChunk), sum5(size_t(n_species) * n_g5 * kChunk);
+
 #pragma omp for schedule(dynamic, 64)
         for (int64_t i = 0; i < nl.n_atoms; ++i) {
             double* row = out + i * width;
             std::fill(row, row + width, 0.0);
-            bx.clear(); by.clear(); bz.clear(); br.clear(); bfc.clear(); bs.clear(); e4.clear(); e5.clear();
+            bonds.clear();
             for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
                 const double* v = nl.vectors + 3 * b;
                 const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
@@ -86,41 +132,83 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
                 const int s = species[nl.neighbors[b]];
                 for (int k = 0; k < n_g2; ++k) {
                     const double d = r - g2[2 * k + 1];
-                    row[s * n_g2 + k] += std::exp(-g2[2 * k] * d * d) * fc;
+                    row[s * n_g2 + k] += exp_nonpositive(-g2[2 * k] * d * d) * fc;
                 }
-                if (!angular) continue;
-                bx.push_back(v[0]); by.push_back(v[1]); bz.push_back(v[2]);
-                br.push_back(r); bfc.push_back(fc); bs.push_back(s);
-                for (double eta : t4.etas) e4.push_back(std::exp(-eta * r2));
-                for (double eta : t5.etas) e5.push_back(std::exp(-eta * r2));
+                if (angular) bonds.add(v, r, fc, s);
             }
-            const size_t nb = br.size(), u4 = t4.etas.size(), u5 = t5.etas.size();
-            for (size_t j = 0; j < nb; ++j) {
-                for (size_t k = j + 1; k < nb; ++k) {
-                    const double cos_theta = (bx[j] * bx[k] + by[j] * by[k] + bz[j] * bz[k]) / (br[j] * br[k]);
-                    const int a = std::min(bs[j], bs[k]), c = std::max(bs[j], bs[k]);
-                    const int pair = a * n_species - a * (a - 1) / 2 + (c - a);
-                    const double fc2 = bfc[j] * bfc[k];
+            if (!angular || bonds.n < 2) continue;
+            const int real_bonds = bonds.n;
+            bonds.pad_and_tabulate(t4, t5);
+            const int nb = bonds.n;
+            for (int j = 0; j + 1 < real_bonds; ++j) {
+                std::fill(sum4.begin(), sum4.end(), 0.0);
+                std::fill(sum5.begin(), sum5.end(), 0.0);
+                const double xj = bonds.x[j], yj = bonds.y[j], zj = bonds.z[j], rj = bonds.r[j], fj = bonds.fc[j];
+                // chunks start at the chunk holding j + 1; partners k <= j are masked out
+                for (int k0 = (j + 1) / kChunk * kChunk; k0 < nb; k0 += kChunk) {
+                    alignas(64) double cos_theta[kChunk], fc2[kChunk], fc3[kChunk], rjk2[kChunk];
+#pragma omp simd
+                    for (int c = 0; c < kChunk; ++c) {
+                        const int k = k0 + c;
+                        const double dx = bonds.x[k] - xj, dy = bonds.y[k] - yj, dz = bonds.z[k] - zj;
+                        cos_theta[c] = (xj * bonds.x[k] + yj * bonds.y[k] + zj * bonds.z[k]) / (rj * bonds.r[k]);
+                        fc2[c] = k > j ? fj * bonds.fc[k] : 0.0;
+                        rjk2[c] = dx * dx + dy * dy + dz * dz;
+                        const double rjk = std::sqrt(rjk2[c]);
+                        fc3[c] = rjk < rc ? fc2[c] * 0.5 * (cos_pi(rjk / rc) + 1.0) : 0.0;
+                    }
+                    // Per distinct eta, everything but the angular factor and the j terms:
+                    // G5: e_k fc_j fc_k, G4: e_k e_jk fc_j fc_k fc_jk (e = exp(-eta r^2)).
                     if (n_g5 > 0) {
-                        t5.angular(cos_theta, ang5.data());
-                        double* g = row + base_g5 + pair * n_g5;
-                        for (int p = 0; p < n_g5; ++p) {
-                            const int u = t5.eta_of[p];
-                            g[p] += t5.norm[p] * ang5[t5.shape_of[p]] * e5[j * u5 + u] * e5[k * u5 + u] * fc2;
-                        }
+                        t5.angular(cos_theta, ang5);
+                        for (int u = 0; u < u5; ++u)
+#pragma omp simd
+                            for (int c = 0; c < kChunk; ++c) radial5[u][c] = bonds.e5[size_t(u) * nb + k0 + c] * fc2[c];
                     }
                     if (n_g4 > 0) {
-                        const double dx = bx[k] - bx[j], dy = by[k] - by[j], dz = bz[k] - bz[j];
-                        const double rjk2 = dx * dx + dy * dy + dz * dz;
-                        if (!(rjk2 < rc * rc)) continue;
-                        const double fc3 = fc2 * cutoff_function(std::sqrt(rjk2), rc);
-                        t4.angular(cos_theta, ang4.data());
-                        for (size_t u = 0; u < u4; ++u) ejk4[u] = std::exp(-t4.etas[u] * rjk2);
-                        double* g = row + base_g4 + pair * n_g4;
-                        for (int p = 0; p < n_g4; ++p) {
-                            const int u = t4.eta_of[p];
-                            g[p] += t4.norm[p] * ang4[t4.shape_of[p]] * e4[j * u4 + u] * e4[k * u4 + u] * ejk4[u] * fc3;
+                        t4.angular(cos_theta, ang4);
+                        for (int u = 0; u < u4; ++u)
+#pragma omp simd
+                            for (int c = 0; c < kChunk; ++c)
+                                radial4[u][c] = bonds.e4[size_t(u) * nb + k0 + c] *
+                                                exp_nonpositive(-t4.etas[u] * rjk2[c]) * fc3[c];
+                    }
+                    for (int s = 0; s < n_species; ++s) {
+                        alignas(64) double mine[kChunk];
+                        for (int c = 0; c < kChunk; ++c)
+                            mine[c] = n_species == 1 || bonds.species[k0 + c] == s ? 1.0 : 0.0;
+                        for (int p = 0; p < n_g5; ++p) {
+                            const double* angular_p = ang5[t5.shape_of[p]];
+                            const double* radial_p = radial5[t5.eta_of[p]];
+                            double* acc = sum5.data() + (size_t(s) * n_g5 + p) * kChunk;
+#pragma omp simd
+                            for (int c = 0; c < kChunk; ++c) acc[c] += mine[c] * angular_p[c] * radial_p[c];
                         }
+                        for (int p = 0; p < n_g4; ++p) {
+                            const double* angular_p = ang4[t4.shape_of[p]];
+                            const double* radial_p = radial4[t4.eta_of[p]];
+                            double* acc = sum4.data() + (size_t(s) * n_g4 + p) * kChunk;
+#pragma omp simd
+                            for (int c = 0; c < kChunk; ++c) acc[c] += mine[c] * angular_p[c] * radial_p[c];
+                        }
+                    }
+                }
+                const int sj = bonds.species[j];
+                for (int s = 0; s < n_species; ++s) {
+                    const int a = std::min(sj, s), c = std::max(sj, s);
+                    const int pair = a * n_species - a * (a - 1) / 2 + (c - a);
+                    // the j factors: 2^(1-zeta) exp(-eta r_ij^2)
+                    for (int p = 0; p < n_g4; ++p) {
+                        const double* acc = sum4.data() + (size_t(s) * n_g4 + p) * kChunk;
+                        double total = 0.0;
+                        for (int l = 0; l < kChunk; ++l) total += acc[l];
+                        row[base_g4 + pair * n_g4 + p] += total * t4.norm[p] * bonds.e4[size_t(t4.eta_of[p]) * nb + j];
+                    }
+                    for (int p = 0; p < n_g5; ++p) {
+                        const double* acc = sum5.data() + (size_t(s) * n_g5 + p) * kChunk;
+                        double total = 0.0;
+                        for (int l = 0; l < kChunk; ++l) total += acc[l];
+                        row[base_g5 + pair * n_g5 + p] += total * t5.norm[p] * bonds.e5[size_t(t5.eta_of[p]) * nb + j];
                     }
                 }
             }

@@ -30,20 +30,19 @@ def wigner_3j_lll(l: int, m1: int, m2: int, m3: int) -> float:
 @lru_cache(maxsize=None)
 def _rows(l: int) -> tuple[np.ndarray, np.ndarray]:
     """(m1, m2, m3) with m1 <= m2 <= m3 and m1 + m2 + m3 = 0, and 3j times the number of
-    distinct permutations (the 3j symbol of equal degrees is permutation-symmetric up to
-    (-1)^(3l); for odd l all invariants vanish and the rows cancel exactly)."""
+    distinct permutations (the 3j symbol of equal degrees is symmetric under permutations up to
+    the sign (-1)^(3l)). For odd l the sign makes the full sum vanish exactly: no rows."""
     ms, coeffs = [], []
+    if l % 2:
+        return np.zeros((0, 3), dtype=np.int32), np.zeros(0)
     for m1 in range(-l, l + 1):
         for m2 in range(m1, l + 1):
             m3 = -m1 - m2
             if m3 < m2 or m3 > l:
                 continue
             permutations = len({(m1, m2, m3), (m1, m3, m2), (m2, m1, m3), (m2, m3, m1), (m3, m1, m2), (m3, m2, m1)})
-            value = wigner_3j_lll(l, m1, m2, m3)
-            if l % 2:
-                value = 0.0  # odd permutations flip the sign: the full sum is exactly zero
             ms.append((m1, m2, m3))
-            coeffs.append(permutations * value)
+            coeffs.append(permutations * wigner_3j_lll(l, m1, m2, m3))
     return np.array(ms, dtype=np.int32).reshape(-1, 3), np.array(coeffs, dtype=np.float64)
 
 
