@@ -68,10 +68,14 @@ def make_specs(quick: bool):
     add("A", "ovito", "ovito_steinhardt", nA, mode="nn", label="OVITO SteinhardtParametersModifier (12 NN)")
     add("A", "freud", "freud_steinhardt", nA, mode="nn", label="freud Steinhardt (12 NN)")
     add("A", "ours", "ours_steinhardt", nA, mode="nn", label="ovito_mlclass SteinhardtModifier (12 NN, wl)")
+    add("A", "ours-q", "ours_steinhardt", nA, mode="nn", wl=False,
+        label="ovito_mlclass SteinhardtModifier (12 NN, q and qbar only, like OVITO)")
     add("A", "finder", "ovito_nnfinder", nA, label="OVITO NearestNeighborFinder(12).find_all()")
     add("B", "ovito", "ovito_steinhardt", nA, mode="cutoff", label="OVITO SteinhardtParametersModifier (r<3.0)")
     add("B", "freud", "freud_steinhardt", nA, mode="cutoff", label="freud Steinhardt (r_max=3.0)")
     add("B", "ours", "ours_steinhardt", nA, mode="cutoff", label="ovito_mlclass SteinhardtModifier (r<3.0, wl)")
+    add("B", "ours-q", "ours_steinhardt", nA, mode="cutoff", wl=False,
+        label="ovito_mlclass SteinhardtModifier (r<3.0, q and qbar only, like OVITO)")
     add("B", "finder", "ovito_cutfinder", nA, label="OVITO CutoffNeighborFinder(3.0).find_all()")
     for n in (nC1, nC2):
         add("C", "ovito", "ovito_steinhardt", n, mode="voronoi", label="OVITO SteinhardtParametersModifier (Voronoi)")
@@ -237,7 +241,8 @@ def setup_and_step(kind, ncell, params, threads):
                 kw = dict(cutoff=CUTOFF_B)
             else:
                 kw = dict(neighbor_mode="voronoi")
-            make = lambda: ovito_mlclass.SteinhardtModifier(degrees=range(2, 13), averaged=True, wl=True, **kw)
+            wl = params.get("wl", True)
+            make = lambda: ovito_mlclass.SteinhardtModifier(degrees=range(2, 13), averaged=True, wl=wl, **kw)
             prop = "Steinhardt Descriptors"
         else:
             make = lambda: ovito_mlclass.SymmetryFunctionsModifier(cutoff=SF_CUTOFF, g2=list(G2), g4=list(G4))
@@ -474,13 +479,12 @@ def ratio_note(r, results):
             and x.get("n_atoms") == r.get("n_atoms")}
     row = r["id"].split("-")[0]
     suffix = r["id"][len(row) + 1:]
-    tool = suffix.split("-")[0]
-    tail = suffix[len(tool):]  # e.g. "-32000" for row C
+    tool, tail = (suffix.rsplit("-", 1)[0], "-" + suffix.rsplit("-", 1)[1]) if row == "C" else (suffix, "")
 
     def peer(t):
         return same.get(f"{row}-{t}{tail}")
     notes = []
-    if tool == "ours":
+    if tool.startswith("ours"):
         for t, name in (("ovito", "OVITO"), ("freud", "freud"), ("dscribe", "dscribe")):
             p = peer(t)
             if p:
