@@ -5,6 +5,7 @@
 #include <complex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels.hpp"
 #include "spherical_harmonics.hpp"
@@ -80,10 +81,24 @@ PYBIND11_MODULE(_kernels, m) {
     m.def(
         "steinhardt",
         [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
-           Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start, Input<int32_t> wigner_m,
-           Input<double> wigner_coeff, int64_t scratch_complex_per_atom, Output out) {
+           py::object order, Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start,
+           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t scratch_bytes, Output out) {
             Input<double> weights_buffer;
             const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer);
+            Input<int64_t> order_buffer;
+            const int64_t* permutation = nullptr;
+            if (!order.is_none()) {
+                order_buffer = Input<int64_t>::ensure(order);
+                require(order_buffer && order_buffer.ndim() == 1 && order_buffer.shape(0) == nl.n_atoms,
+                        "order must be a 1-d array of length n_atoms");
+                std::vector<unsigned char> seen(nl.n_atoms, 0);
+                for (int64_t k = 0; k < nl.n_atoms; ++k) {
+                    const int64_t i = order_buffer.data()[k];
+                    require(i >= 0 && i < nl.n_atoms && !seen[i], "order must be a permutation of 0..n_atoms-1");
+                    seen[i] = 1;
+                }
+                permutation = order_buffer.data();
+            }
             const int nd = int(degrees.size());
             for (int d = 0; d < nd; ++d)
                 require(degrees.data()[d] >= 0 && degrees.data()[d] <= kMaxDegree,
@@ -97,11 +112,11 @@ PYBIND11_MODULE(_kernels, m) {
             const WignerTable wigner{wigner_start.data(), wigner_m.data(), wigner_coeff.data()};
             double* dst = out.mutable_data();
             py::gil_scoped_release release;
-            steinhardt(nl, degrees.data(), nd, with_wl, averaged, wigner, scratch_complex_per_atom, dst);
+            steinhardt(nl, permutation, degrees.data(), nd, with_wl, averaged, wigner, scratch_bytes, dst);
         },
-        py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("degrees"),
-        py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"), py::arg("wigner_coeff"),
-        py::arg("scratch_complex_per_atom"), py::arg("out"),
+        py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("order"),
+        py::arg("degrees"), py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"),
+        py::arg("wigner_coeff"), py::arg("scratch_bytes"), py::arg("out"),
         "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`.");
 
     m.def(

@@ -28,12 +28,12 @@ struct WignerTable {
 void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out_complex);
 
 // Steinhardt invariants. Output columns: q_l for each degree, then (if with_wl) w^_l, then
-// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l. Degrees are processed in groups
-// whose per-atom q_lm storage stays below `scratch_complex_per_atom` complex numbers (at least
-// one degree per group), which bounds the memory needed for the neighbour average.
-void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, bool with_wl,
-                bool averaged, const WignerTable& wigner, int64_t scratch_complex_per_atom,
-                double* out);
+// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l. For the neighbour average the
+// atoms are processed in `order` (a permutation; nullptr = index order), keeping q_lm only for a
+// window of ranks of at most `scratch_bytes`: an order in which neighbours have nearby ranks
+// (spatial slabs) makes that window small.
+void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* degrees, int n_degrees, bool with_wl,
+                bool averaged, const WignerTable& wigner, int64_t scratch_bytes, double* out);
 
 // Behler-Parrinello symmetry functions with the cosine cutoff, resolved by neighbour species
 // (G2: one block per species; G4, G5: one block per unordered species pair a <= b, in the order

@@ -8,6 +8,7 @@
 // are exact, and they are stable far beyond the degrees used here (l <= 16).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -74,26 +75,30 @@ void accumulate_ylm_rows(const LegendreRows& c, int n, const double* x, const do
         }
         alignas(64) double p1[kGroup][W] = {}, p2[kGroup][W] = {};
         for (int l = 0; l <= L; ++l) {
-            const double* __restrict a1 = c.a1.data() + l * W;
-            const double* __restrict a2 = c.a2.data() + l * W;
-            const double* __restrict c1 = c.c1.data() + l * W;
-            const double* __restrict c0 = c.c0.data() + l * W;
-            double* __restrict ar = acc_re + l * W;
-            double* __restrict ai = acc_im + l * W;
             const bool add = wanted[l];
+            // Lanes m > l hold zeros: only the 8-lane blocks that reach m <= l are worked on.
+            const int active = std::min(W, (l / 8 + 1) * 8);
+            for (int m0 = 0; m0 < active; m0 += 8) {
+                const double* __restrict a1 = c.a1.data() + l * W + m0;
+                const double* __restrict a2 = c.a2.data() + l * W + m0;
+                const double* __restrict c1 = c.c1.data() + l * W + m0;
+                const double* __restrict c0 = c.c0.data() + l * W + m0;
+                double* __restrict ar = acc_re + l * W + m0;
+                double* __restrict ai = acc_im + l * W + m0;
 #pragma omp simd
-            for (int m = 0; m < W; ++m) {
-                double sr = 0.0, si = 0.0;
-                for (int g = 0; g < kGroup; ++g) {
-                    const double p = (zb[g] * (a1[m] * p1[g][m] + c1[m]) + c0[m]) - a2[m] * p2[g][m];
-                    p2[g][m] = p1[g][m];
-                    p1[g][m] = p;
-                    sr += p * r[g][m];
-                    si += p * i[g][m];
-                }
-                if (add) {
-                    ar[m] += sr;
-                    ai[m] += si;
+                for (int m = 0; m < 8; ++m) {
+                    double sr = 0.0, si = 0.0;
+                    for (int g = 0; g < kGroup; ++g) {
+                        const double p = (zb[g] * (a1[m] * p1[g][m0 + m] + c1[m]) + c0[m]) - a2[m] * p2[g][m0 + m];
+                        p2[g][m0 + m] = p1[g][m0 + m];
+                        p1[g][m0 + m] = p;
+                        sr += p * r[g][m0 + m];
+                        si += p * i[g][m0 + m];
+                    }
+                    if (add) {
+                        ar[m] += sr;
+                        ai[m] += si;
+                    }
                 }
             }
         }

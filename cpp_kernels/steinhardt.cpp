@@ -12,11 +12,11 @@ namespace mlclass {
 
 namespace {
 
-// One degree inside a group: its column in the output block and its slot in the q_lm storage.
+// One requested degree: its column in the output block and its slot in a row of q_lm.
 struct Degree {
     int l;
     int column;  // index into the list of degrees given by the caller
-    int slot;    // offset of q_l0 in the per-atom q_lm storage of the group
+    int slot;    // offset of q_l0 in a row of q_lm
 };
 
 // q_l and w^_l from q_lm (m = 0..l). q_l,-m = (-1)^m conj(q_lm) is never stored.
@@ -115,84 +115,178 @@ void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out
     }
 }
 
-void steinhardt(const NeighborList& nl, const int32_t* degrees, int n_degrees, bool with_wl, bool averaged,
-                const WignerTable& wigner, int64_t scratch_complex_per_atom, double* out) {
+namespace {
+
+// Ranks of the atoms in the processing order (the inverse permutation), or the identity.
+std::vector<int64_t> ranks_of(const int64_t* order, int64_t n) {
+    std::vector<int64_t> rank(n);
+    for (int64_t k = 0; k < n; ++k) rank[order ? order[k] : k] = k;
+    return rank;
+}
+
+// Rank r seen from rank k of a cyclic order: the representative r + j n (j = -1, 0, 1) closest to k.
+inline int64_t cyclic(int64_t r, int64_t k, int64_t n) {
+    const int64_t d = r - k;
+    return d > n / 2 ? r - n : (d < -(n / 2) ? r + n : r);
+}
+
+}  // namespace
+
+// The neighbour average needs q_lm of every neighbour. Keeping q_lm of all atoms would cost
+// 16 * sum(l+1) bytes per atom (1.4 kB for l = 2..12), more than the neighbour list and the
+// output together. Instead the atoms are processed in `order` in blocks, and q_lm lives in a ring
+// buffer that holds just the window of ranks the current block reaches. The order is treated as
+// cyclic: with spatial slabs across a periodic cell, the last slab touches the first, so the
+// window may start at negative ranks (the last atoms, computed once more at the beginning) and
+// end beyond n. A neighbour outside the window (when the memory budget is smaller than the
+// window, or the order is not local) has its q_lm recomputed.
+void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* degrees, int n_degrees, bool with_wl,
+                bool averaged, const WignerTable& wigner, int64_t scratch_bytes, double* out) {
     const int64_t n = nl.n_atoms;
     const int n_blocks = 1 + (with_wl ? 1 : 0) + (averaged ? 1 + (with_wl ? 1 : 0) : 0);
     const int width = n_blocks * n_degrees;
     const int col_w = n_degrees, col_qbar = n_degrees * (with_wl ? 2 : 1), col_wbar = col_qbar + n_degrees;
     int64_t zero_length = 0;
 
-    // Split the degrees into groups whose q_lm fit the scratch budget (only needed for averaging).
-    std::vector<std::vector<Degree>> groups;
-    int64_t used = 0;
+    std::vector<Degree> all;
+    int lmax = 0, size = 0;
     for (int c = 0; c < n_degrees; ++c) {
-        const int l = degrees[c];
-        if (groups.empty() || (averaged && used + l + 1 > scratch_complex_per_atom)) { groups.emplace_back(); used = 0; }
-        groups.back().push_back({l, c, int(used)});
-        used += l + 1;
+        all.push_back({degrees[c], c, size});
+        lmax = std::max(lmax, degrees[c]);
+        size += degrees[c] + 1;
     }
+    const LegendreRows rows(lmax);
+    std::vector<unsigned char> wanted(lmax + 1, 0);
+    for (const Degree& d : all) wanted[d.l] = 1;
+    // One row of q_lm: real parts, then imaginary parts, padded to whole 8-double blocks so the
+    // averaging loop works on fixed-size blocks.
+    const int stride = (2 * size + 7) / 8 * 8;
 
-    for (const std::vector<Degree>& group : groups) {
-        int lmax = 0, size = 0;
-        for (const Degree& d : group) { lmax = std::max(lmax, d.l); size = std::max(size, d.slot + d.l + 1); }
-        const LegendreRows rows(lmax);
-        std::vector<unsigned char> wanted(lmax + 1, 0);
-        for (const Degree& d : group) wanted[d.l] = 1;
-        // q_lm of every atom (real parts, then imaginary parts), kept only for the average; left
-        // uninitialised (every row is written before it is read).
-        // Rows are padded to whole 8-double blocks so the averaging loop works on fixed-size blocks.
-        const int stride = (2 * size + 7) / 8 * 8;
-        std::unique_ptr<double[]> qlm(averaged ? new double[size_t(n) * stride] : nullptr);
+    auto write = [&](int64_t i, const double* re, int column_q, int column_w) {
+        for (const Degree& d : all) {
+            double q, w;
+            invariants(re + d.slot, re + size + d.slot, d.l, wigner, d.column, with_wl, q, w);
+            out[i * width + column_q + d.column] = q;
+            if (with_wl) out[i * width + column_w + d.column] = w;
+        }
+    };
+    auto compute_row = [&](int64_t i, AtomScratch& scratch, double* row, int64_t& zeros) {
+        atom_qlm(nl, i, rows, wanted, all, scratch, row, row + size, zeros);
+        std::fill(row + 2 * size, row + stride, 0.0);
+    };
 
+    if (!averaged) {
 #pragma omp parallel reduction(+ : zero_length)
         {
             AtomScratch scratch;
-            std::vector<double> acc(stride);
+            std::vector<double> row(stride);
 #pragma omp for schedule(dynamic, 256)
             for (int64_t i = 0; i < n; ++i) {
-                double* re = averaged ? qlm.get() + i * stride : acc.data();
-                double* im = re + size;
-                atom_qlm(nl, i, rows, wanted, group, scratch, re, im, zero_length);
-                if (averaged) std::fill(re + 2 * size, re + stride, 0.0);
-                for (const Degree& d : group) {
-                    double q, w;
-                    invariants(re + d.slot, im + d.slot, d.l, wigner, d.column, with_wl, q, w);
-                    out[i * width + d.column] = q;
-                    if (with_wl) out[i * width + col_w + d.column] = w;
-                }
+                compute_row(i, scratch, row.data(), zero_length);
+                write(i, row.data(), 0, col_w);
             }
-            if (averaged) {
-                // The averaging pass reads q_lm of neighbours written by other threads.
-#pragma omp barrier
-#pragma omp for schedule(dynamic, 256)
-                for (int64_t i = 0; i < n; ++i) {
-                    // The neighbours' rows are scattered in memory: ask for those of a later atom now.
-                    const int64_t ahead = i + 4;
-                    if (ahead < n)
-                        for (int64_t b = nl.offsets[ahead]; b < nl.offsets[ahead + 1]; ++b)
-                            for (int t = 0; t < stride; t += 8)
-                                __builtin_prefetch(qlm.get() + nl.neighbors[b] * stride + t);
-                    const double norm = 1.0 / double(nl.offsets[i + 1] - nl.offsets[i] + 1);
-                    const double* own = qlm.get() + i * stride;
-                    // 8 values at a time, summed over the neighbours in registers
-                    for (int t0 = 0; t0 < stride; t0 += 8) {
-                        double part[8];
-                        for (int t = 0; t < 8; ++t) part[t] = own[t0 + t];
-                        for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
-                            const double* other = qlm.get() + nl.neighbors[b] * stride + t0;
-                            for (int t = 0; t < 8; ++t) part[t] += other[t];
-                        }
-                        for (int t = 0; t < 8; ++t) acc[t0 + t] = part[t] * norm;
-                    }
-                    for (const Degree& d : group) {
-                        double q, w;
-                        invariants(acc.data() + d.slot, acc.data() + size + d.slot, d.l, wigner, d.column,
-                                   with_wl, q, w);
-                        out[i * width + col_qbar + d.column] = q;
-                        if (with_wl) out[i * width + col_wbar + d.column] = w;
+        }
+        if (zero_length > 0) throw_zero_length_bonds(zero_length);
+        return;
+    }
+
+    if (n == 0) return;
+    const std::vector<int64_t> rank = ranks_of(order, n);
+    auto atom_at = [&](int64_t k) {  // k: a rank, possibly shifted by +-n
+        k = k < 0 ? k + n : (k >= n ? k - n : k);
+        return order ? order[k] : k;
+    };
+    const int64_t budget_rows = std::max<int64_t>(1, scratch_bytes / int64_t(sizeof(double) * stride));
+    const int64_t block = std::min<int64_t>({512, budget_rows, n});
+    const int64_t n_chunks = (n + block - 1) / block;
+    // The window of (shifted) ranks each block reaches: [reach_lo, reach_hi).
+    std::vector<int64_t> reach_lo(n_chunks), reach_hi(n_chunks);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < n_chunks; ++c) {
+        const int64_t first = c * block, last = std::min(n, first + block);
+        int64_t lo = first, hi = last;
+        for (int64_t k = first; k < last; ++k) {
+            const int64_t i = atom_at(k);
+            for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
+                const int64_t r = cyclic(rank[nl.neighbors[b]], k, n);
+                lo = std::min(lo, r);
+                hi = std::max(hi, r + 1);
+            }
+        }
+        reach_lo[c] = lo;
+        reach_hi[c] = hi;
+    }
+    int64_t span = block;
+    for (int64_t c = 0; c < n_chunks; ++c) span = std::max(span, reach_hi[c] - reach_lo[c]);
+    const int64_t capacity = std::min({span, budget_rows, n});  // >= block
+    const auto ring = large_array(size_t(capacity) * stride);
+    // Rows before `start` were never computed.
+    const int64_t start = std::max(std::min<int64_t>(0, reach_lo[0]), -(n - block));
+
+#pragma omp parallel reduction(+ : zero_length)
+    {
+        int64_t computed = start;  // ranks [computed - capacity, computed) are in the ring (same in every thread)
+        AtomScratch scratch;
+        std::vector<double> acc(stride), spare;
+        std::vector<const double*> sources;
+        for (int64_t c = 0; c < n_chunks; ++c) {
+            const int64_t first = c * block, last = std::min(n, first + block);
+            // Extend the window to what this block reaches, without evicting the block itself.
+            const int64_t target = std::max({computed, last, std::min(reach_hi[c], reach_lo[c] + capacity)});
+            // Rank r of the window [target - capacity, target) lives in slot r mod capacity.
+            const int64_t base = target - capacity, base_slot = ((base % capacity) + capacity) % capacity;
+            auto ring_row = [&](int64_t r) {
+                int64_t slot = r - base + base_slot;
+                slot -= slot >= capacity ? capacity : 0;
+                return ring.get() + slot * stride;
+            };
+#pragma omp for schedule(dynamic, 32)
+            for (int64_t k = computed; k < target; ++k) {
+                // Rows that would be evicted again at once are not stored (two threads would
+                // write the same slot), but every atom's q_l and w_l are written once.
+                const bool in_ring = k >= target - capacity, first_time = k >= 0 && k < n;
+                if (!in_ring && !first_time) continue;
+                const int64_t i = atom_at(k);
+                double* row = in_ring ? ring_row(k) : acc.data();
+                int64_t ignored = 0;
+                compute_row(i, scratch, row, first_time ? zero_length : ignored);
+                if (first_time) write(i, row, 0, col_w);
+            }
+            computed = target;  // after the implicit barrier: the whole window is ready
+            const int64_t oldest = std::max(start, target - capacity);
+#pragma omp for schedule(dynamic, 32)
+            for (int64_t k = first; k < last; ++k) {
+                if (k + 2 < last) {  // the neighbours' rows are scattered over the ring: ask for later ones now
+                    const int64_t ahead = atom_at(k + 2);
+                    for (int64_t b = nl.offsets[ahead]; b < nl.offsets[ahead + 1]; ++b) {
+                        const int64_t r = cyclic(rank[nl.neighbors[b]], k + 2, n);
+                        if (r >= oldest && r < target)
+                            for (int t = 0; t < stride; t += 8) __builtin_prefetch(ring_row(r) + t);
                     }
                 }
+                const int64_t i = atom_at(k), begin = nl.offsets[i], count = nl.offsets[i + 1] - begin;
+                sources.assign(1, ring_row(k));
+                spare.resize(size_t(count) * stride);
+                for (int64_t b = 0; b < count; ++b) {
+                    const int64_t r = cyclic(rank[nl.neighbors[begin + b]], k, n);
+                    if (r >= oldest && r < target) {
+                        sources.push_back(ring_row(r));
+                    } else {
+                        double* row = spare.data() + b * stride;
+                        int64_t ignored = 0;  // counted when that atom's own row is computed
+                        compute_row(nl.neighbors[begin + b], scratch, row, ignored);
+                        sources.push_back(row);
+                    }
+                }
+                const double norm = 1.0 / double(count + 1);
+                // 8 values at a time, summed over the neighbours in registers
+                for (int t0 = 0; t0 < stride; t0 += 8) {
+                    double part[8] = {};
+                    for (const double* src : sources)
+                        for (int t = 0; t < 8; ++t) part[t] += src[t0 + t];
+                    for (int t = 0; t < 8; ++t) acc[t0 + t] = part[t] * norm;
+                }
+                write(i, acc.data(), col_qbar, col_wbar);
             }
         }
     }

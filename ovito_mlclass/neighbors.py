@@ -19,6 +19,7 @@ __all__ = [
     "cutoff_neighbors",
     "voronoi_neighbors",
     "subset",
+    "spatial_order",
 ]
 
 
@@ -32,13 +33,16 @@ class NeighborList:
 
     The bonds of atom ``i`` are rows ``offsets[i]:offsets[i + 1]`` of ``neighbors`` (neighbour
     index) and ``vectors`` (``x_j - x_i`` with the periodic image applied). ``weights`` is ``None``
-    for uniform weights, else one weight per bond (Voronoi: relative face area).
+    for uniform weights, else one weight per bond (Voronoi: relative face area). ``order`` is a
+    permutation of the atoms in which neighbours come close together (see :func:`spatial_order`),
+    or ``None``; it only affects speed and memory of the kernels, never their results.
     """
 
     offsets: np.ndarray
     neighbors: np.ndarray
     vectors: np.ndarray
     weights: np.ndarray | None = None
+    order: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -55,7 +59,7 @@ class NeighborList:
         offsets = np.zeros(self.n_atoms + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         weights = None if self.weights is None else self.weights[keep]
-        return NeighborList(offsets, self.neighbors[keep], self.vectors[keep], weights)
+        return NeighborList(offsets, self.neighbors[keep], self.vectors[keep], weights, self.order)
 
 
 def check_positions(data: DataCollection) -> np.ndarray:
@@ -101,7 +105,7 @@ def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
             f"and its cell is periodic along {_pbc_text(data)}. Use fewer neighbours or a larger system."
         )
     offsets = np.arange(0, count * n + 1, n, dtype=np.int64)
-    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3))
+    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), order=spatial_order(data))
 
 
 def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
@@ -111,7 +115,7 @@ def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
     pairs, vectors = CutoffNeighborFinder(cutoff, data).find_all(sort_by="index")
     offsets = np.zeros(data.particles.count + 1, dtype=np.int64)
     np.cumsum(np.bincount(pairs[:, 0], minlength=data.particles.count), out=offsets[1:])
-    return NeighborList(offsets, np.ascontiguousarray(pairs[:, 1]), vectors)
+    return NeighborList(offsets, np.ascontiguousarray(pairs[:, 1]), vectors, order=spatial_order(data))
 
 
 def voronoi_neighbors(data: DataCollection) -> NeighborList:
@@ -145,7 +149,35 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
     np.cumsum(counts, out=offsets[1:])
     total_area = np.add.reduceat(area, offsets[:-1][counts > 0])
     weights = area / np.repeat(total_area, counts[counts > 0])
-    return NeighborList(offsets, neighbor.astype(np.int64), np.ascontiguousarray(vectors), weights)
+    return NeighborList(offsets, neighbor.astype(np.int64), np.ascontiguousarray(vectors), weights,
+                        order=spatial_order(data))
+
+
+def spatial_order(data: DataCollection) -> np.ndarray | None:
+    """A permutation that visits the particles slab by slab along the third cell vector (rows
+    along the second, then the first), slabs about one interatomic spacing thick, so that the
+    neighbours of a particle have nearby ranks (the kernels treat the order as cyclic, so the
+    last slab of a periodic cell is near the first). ``None`` for a degenerate cell (the kernels
+    then use index order)."""
+    positions = np.asarray(data.particles.positions, dtype=np.float64)
+    cell = np.asarray(data.cell, dtype=np.float64)
+    matrix = cell[:, :3]
+    volume = abs(np.linalg.det(matrix))
+    if len(positions) == 0 or not volume > 0:
+        return None
+    reduced = np.linalg.solve(matrix, (positions - cell[:, 3]).T).T
+    spacing = (volume / len(positions)) ** (1 / 3)
+    key = np.zeros(len(positions), dtype=np.int64)
+    for axis in (2, 1, 0):
+        other = matrix[:, [(axis + 1) % 3, (axis + 2) % 3]]
+        height = volume / np.linalg.norm(np.cross(other[:, 0], other[:, 1]))
+        count = max(1, int(height / (SLAB_SPACINGS * spacing)))
+        s = reduced[:, axis] - np.floor(reduced[:, axis])  # outside a non-periodic cell: any bin will do
+        key = key * count + np.minimum((s * count).astype(np.int64), count - 1)
+    return np.argsort(key, kind="stable")
+
+
+SLAB_SPACINGS = 1.0
 
 
 def _pbc_text(data: DataCollection) -> str:

@@ -170,23 +170,39 @@ def test_compiled_kernel_equals_numba_reference(mode, hot_crystal):
     start, m, coeff = coupling_table(spec.degrees)
     expected = np.empty((neighbor_list.n_atoms, len(spec.feature_names)))
     reference.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, neighbor_list.weights,
-                         np.array(spec.degrees), True, True, start, m, coeff, 0, expected)
+                         None, np.array(spec.degrees), True, True, start, m, coeff, 0, expected)
     np.testing.assert_allclose(spec.compute(neighbor_list), expected, rtol=0, atol=1e-12)
 
 
-def test_degree_groups_give_the_same_result():
-    """Splitting the degrees into several passes (the memory bound) changes nothing."""
-    neighbor_list = nb.nearest_neighbors(crystal("fcc", 4, 0.05), 12)
+@pytest.mark.parametrize("order", ["index", "spatial", "random"])
+@pytest.mark.parametrize("scratch_bytes", [1, 20_000, 10**9])
+def test_processing_order_and_memory_budget_change_nothing(order, scratch_bytes):
+    """The neighbour average keeps q_lm only for a window of atoms (the memory bound) and
+    recomputes neighbours outside it: any order and any budget give the numba reference."""
+    data = crystal("fcc", 5, 0.05)
+    neighbor_list = nb.nearest_neighbors(data, 12)
+    permutation = {"index": None, "spatial": nb.spatial_order(data),
+                   "random": np.random.default_rng(7).permutation(neighbor_list.n_atoms)}[order]
     degrees = np.arange(2, 13, dtype=np.int32)
     start, m, coeff = coupling_table(degrees)
-    results = []
-    for budget in (1, 20, 10_000):
-        out = np.empty((neighbor_list.n_atoms, 44))
-        kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, degrees,
-                           True, True, start, m, coeff, budget, out)
-        results.append(out)
-    np.testing.assert_array_equal(results[0], results[1])
-    np.testing.assert_array_equal(results[0], results[2])
+    expected = np.empty((neighbor_list.n_atoms, 44))
+    reference.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, None, degrees,
+                         True, True, start, m, coeff, 0, expected)
+    out = np.empty_like(expected)
+    kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, permutation,
+                       degrees, True, True, start, m, coeff, scratch_bytes, out)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
+
+
+def test_order_must_be_a_permutation():
+    neighbor_list = nb.nearest_neighbors(crystal("fcc", 2, 0.05), 12)
+    degrees = np.array([4, 6], dtype=np.int32)
+    start, m, coeff = coupling_table(degrees)
+    out = np.empty((neighbor_list.n_atoms, 8))
+    with pytest.raises(ValueError, match="permutation"):
+        kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None,
+                           np.zeros(neighbor_list.n_atoms, dtype=np.int64), degrees, True, True, start, m, coeff,
+                           10**6, out)
 
 
 def test_same_species_only_gives_simple_cubic_sublattice():

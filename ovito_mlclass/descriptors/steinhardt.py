@@ -65,16 +65,14 @@ class Steinhardt:
             out = np.empty((neighbors.n_atoms, len(self.feature_names)))
         start, m, coeff = coupling_table(self.degrees)
         kernels.steinhardt(neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights,
-                           np.asarray(self.degrees, dtype=np.int32), self.wl, self.averaged, start, m, coeff,
-                           self._scratch_budget(neighbors), out)
+                           neighbors.order, np.asarray(self.degrees, dtype=np.int32), self.wl, self.averaged,
+                           start, m, coeff, self._scratch_bytes(neighbors, out), out)
         return out
 
-    def _scratch_budget(self, neighbors: NeighborList) -> int:
-        """Complex numbers per atom the kernel may keep for the neighbour average: half the
-        memory of the neighbour list and the output, so that peak memory stays near 1.5 times
-        theirs; degrees that do not fit are processed in several passes."""
-        bytes_per_atom = neighbors.vectors.nbytes + neighbors.neighbors.nbytes
-        if neighbors.weights is not None:
-            bytes_per_atom += neighbors.weights.nbytes
-        bytes_per_atom = bytes_per_atom / max(neighbors.n_atoms, 1) + 8 * len(self.feature_names)
-        return int(0.5 * bytes_per_atom / 16)
+    @staticmethod
+    def _scratch_bytes(neighbors: NeighborList, out: np.ndarray) -> int:
+        """Memory the kernel may use for q_lm during the neighbour average: a quarter of the
+        neighbour list and the output (peak memory target: 1.5 times theirs). With a spatial
+        ``order`` the kernel needs far less; without one, neighbours it cannot keep are recomputed."""
+        arrays = [neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights, out]
+        return int(0.25 * sum(a.nbytes for a in arrays if a is not None))

@@ -31,7 +31,10 @@ def wigner_3j_lll(l: int, m1: int, m2: int, m3: int) -> float:
 def _rows(l: int) -> tuple[np.ndarray, np.ndarray]:
     """(m1, m2, m3) with m1 <= m2 <= m3 and m1 + m2 + m3 = 0, and 3j times the number of
     distinct permutations (the 3j symbol of equal degrees is symmetric under permutations up to
-    the sign (-1)^(3l)). For odd l the sign makes the full sum vanish exactly: no rows."""
+    the sign (-1)^(3l)). For odd l the sign makes the full sum vanish exactly: no rows. For even l
+    the triple (-m3, -m2, -m1) has the same 3j symbol and the complex-conjugate product
+    (q_l,-m = (-1)^m conj(q_lm)), so only one of the two is kept, with twice the weight; the
+    kernels take the real part."""
     ms, coeffs = [], []
     if l % 2:
         return np.zeros((0, 3), dtype=np.int32), np.zeros(0)
@@ -40,9 +43,13 @@ def _rows(l: int) -> tuple[np.ndarray, np.ndarray]:
             m3 = -m1 - m2
             if m3 < m2 or m3 > l:
                 continue
+            mirror = (-m3, -m2, -m1)
+            if mirror < (m1, m2, m3):
+                continue
             permutations = len({(m1, m2, m3), (m1, m3, m2), (m2, m1, m3), (m2, m3, m1), (m3, m1, m2), (m3, m2, m1)})
+            pairs = 1 if mirror == (m1, m2, m3) else 2
             ms.append((m1, m2, m3))
-            coeffs.append(permutations * wigner_3j_lll(l, m1, m2, m3))
+            coeffs.append(pairs * permutations * wigner_3j_lll(l, m1, m2, m3))
     return np.array(ms, dtype=np.int32).reshape(-1, 3), np.array(coeffs, dtype=np.float64)
 
 
