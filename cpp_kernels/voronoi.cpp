@@ -28,27 +28,34 @@ struct HalfPlane {
     double c1, c2, c0;
 };
 
-// Keeps the part of the convex polygon `in` where c1 a + c2 b <= c0; vertices on the line stay.
-void clip(const std::vector<Point>& in, const HalfPlane& h, std::vector<Point>& out) {
-    out.clear();
-    const size_t m = in.size();
-    for (size_t k = 0; k < m; ++k) {
-        const Point& p = in[k];
-        const Point& q = in[k + 1 == m ? 0 : k + 1];
-        const double dp = h.c1 * p.a + h.c2 * p.b - h.c0;
-        const double dq = h.c1 * q.a + h.c2 * q.b - h.c0;
-        if (dp <= 0.0) out.push_back(p);
+// Keeps the part of the convex polygon in[0..m) where c1 a + c2 b <= c0 (vertices on the line
+// stay), written to out; returns the new vertex count. Returns -1 (and leaves `out` alone) if
+// the half-plane holds the whole polygon, which is the common case once the nearest neighbours
+// have cut the face down to size.
+int clip(const Point* in, int m, const HalfPlane& h, double* d, Point* out) {
+    bool cuts = false;
+    for (int k = 0; k < m; ++k) {
+        d[k] = h.c1 * in[k].a + h.c2 * in[k].b - h.c0;
+        cuts |= d[k] > 0.0;
+    }
+    if (!cuts) return -1;
+    int kept = 0;
+    for (int k = 0; k < m; ++k) {
+        const int next = k + 1 == m ? 0 : k + 1;
+        const double dp = d[k], dq = d[next];
+        if (dp <= 0.0) out[kept++] = in[k];
         if ((dp < 0.0 && dq > 0.0) || (dp > 0.0 && dq < 0.0)) {
             const double t = dp / (dp - dq);
-            out.push_back({p.a + t * (q.a - p.a), p.b + t * (q.b - p.b)});
+            out[kept++] = {in[k].a + t * (in[next].a - in[k].a), in[k].b + t * (in[next].b - in[k].b)};
         }
     }
+    return kept;
 }
 
 // Area of a convex polygon (fan of triangles from its first vertex).
-double area(const std::vector<Point>& polygon) {
+double area(const Point* polygon, int m) {
     double twice = 0.0;
-    for (size_t k = 1; k + 1 < polygon.size(); ++k) {
+    for (int k = 1; k + 1 < m; ++k) {
         const double a1 = polygon[k].a - polygon[0].a, b1 = polygon[k].b - polygon[0].b;
         const double a2 = polygon[k + 1].a - polygon[0].a, b2 = polygon[k + 1].b - polygon[0].b;
         twice += a1 * b2 - a2 * b1;
@@ -60,7 +67,8 @@ struct Scratch {
     std::vector<double> length;  // of the atom's bond vectors
     std::vector<int64_t> order;  // bonds of the atom, nearest first (they cut the most)
     std::vector<HalfPlane> planes;
-    std::vector<Point> polygon, clipped;
+    std::vector<Point> polygon, clipped;  // each clip adds at most one vertex: 4 + bonds
+    std::vector<double> distance;         // of the polygon's vertices from a plane
 };
 
 // Area of the face of bond j among the bonds [begin, end) of one atom. Returns false if the
@@ -93,19 +101,25 @@ bool face_area(const double* vectors, int64_t j, double max_length, Scratch& s, 
     }
     // The cell lies within a few neighbour distances of the atom; if the face still touches the
     // starting square, the square was too small: enlarge it and start again.
+    const size_t capacity = s.planes.size() + 4;
+    if (s.polygon.size() < capacity) s.polygon.resize(capacity), s.clipped.resize(capacity), s.distance.resize(capacity);
     for (double half = 2.0 * max_length; half < 1e6 * max_length; half *= 8.0) {
-        s.polygon.assign({{-half, -half}, {half, -half}, {half, half}, {-half, half}});
+        Point* polygon = s.polygon.data();
+        Point* clipped = s.clipped.data();
+        polygon[0] = {-half, -half}, polygon[1] = {half, -half}, polygon[2] = {half, half}, polygon[3] = {-half, half};
+        int m = 4;
         for (const HalfPlane& h : s.planes) {
-            clip(s.polygon, h, s.clipped);
-            std::swap(s.polygon, s.clipped);
-            if (s.polygon.empty()) break;
+            const int kept = clip(polygon, m, h, s.distance.data(), clipped);
+            if (kept < 0) continue;
+            std::swap(polygon, clipped);
+            m = kept;
+            if (m == 0) break;
         }
         const double edge = half * (1.0 - 1e-9);
-        const bool touches = std::any_of(s.polygon.begin(), s.polygon.end(), [edge](const Point& p) {
-            return std::abs(p.a) >= edge || std::abs(p.b) >= edge;
-        });
+        bool touches = false;
+        for (int k = 0; k < m; ++k) touches |= std::abs(polygon[k].a) >= edge || std::abs(polygon[k].b) >= edge;
         if (!touches) {
-            result = area(s.polygon);
+            result = area(polygon, m);
             return true;
         }
     }
