@@ -134,7 +134,8 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
             f"along {_pbc_text(data)} only."
         )
     count = data.particles.count
-    work = data.clone()
+    positions = np.asarray(data.particles.positions, dtype=np.float64)
+    cell = np.asarray(data.cell)[:, :3]
     # OVITO's bond conventions (checked against its polyhedra mesh): one bond per pair of faces,
     # a -> b with image shift n standing for the face of a towards b + n and the face of b towards
     # a - n; several periodic images of one pair, and an atom's own images in small cells
@@ -142,28 +143,35 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
     # relative_face_threshold = 0) every face of non-zero area has a bond; faces of zero area
     # (planes that touch the cell only at a vertex or edge, as the second shell of ideal fcc) are
     # left out, which changes no other face.
+    work = DataCollection()  # positions and cell only, and freed as soon as the bonds are read
+    work.create_cell(np.asarray(data.cell), pbc=data.cell.pbc)
+    work.create_particles(count=count).create_property("Position", data=positions)
     work.apply(VoronoiAnalysisModifier(generate_bonds=True))
-    bonds = work.particles.bonds
-    topology = np.asarray(bonds.topology, dtype=np.int64)
-    image = np.asarray(bonds.pbc_vectors, dtype=np.float64)
-    positions = np.asarray(work.particles.positions, dtype=np.float64)
-    cell = np.asarray(work.cell)[:, :3]
-    bond_vector = positions[topology[:, 1]] - positions[topology[:, 0]] + image @ cell.T
+    topology = np.array(work.particles.bonds.topology, dtype=np.int64)
+    bond_vector = np.asarray(work.particles.bonds.pbc_vectors, dtype=np.float64) @ cell.T
+    del work
+    bond_vector += positions[topology[:, 1]]
+    bond_vector -= positions[topology[:, 0]]
 
-    center = np.concatenate([topology[:, 0], topology[:, 1]])
-    order = np.argsort(center, kind="stable")
-    neighbor = np.concatenate([topology[:, 1], topology[:, 0]])[order]
-    vectors = np.concatenate([bond_vector, -bond_vector])[order]
-    center = center[order]
-    del bond_vector, topology, image, order
+    # both directions of every bond, grouped by centre atom
+    n_bonds = len(topology)
+    order = np.argsort(topology.T.reshape(-1), kind="stable")  # centres: topology[:, 0], then topology[:, 1]
+    forward = order < n_bonds
+    order[~forward] -= n_bonds  # now the bond index
+    neighbor = topology.reshape(-1)[2 * order + forward]  # topology[b, 1] if forward else topology[b, 0]
+    counts = np.bincount(topology.reshape(-1), minlength=count)
+    del topology
+    vectors = bond_vector[order]
+    vectors[~forward] *= -1.0
+    del bond_vector, order, forward
     offsets = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(center, minlength=count), out=offsets[1:])
+    np.cumsum(counts, out=offsets[1:])
 
     area = kernels.voronoi_face_areas(offsets, vectors)
-    total = np.bincount(center, weights=area, minlength=count)
-    if (total[center] <= 0).any():
+    total = np.add.reduceat(area, offsets[:-1][counts > 0]) if len(area) else area
+    if (total <= 0).any():
         raise InputError("Some Voronoi cells have zero surface area; the structure is degenerate.")
-    return NeighborList(offsets, neighbor, vectors, area / total[center])
+    return NeighborList(offsets, neighbor, vectors, area / np.repeat(total, counts[counts > 0]))
 
 
 def _pbc_text(data: DataCollection) -> str:
