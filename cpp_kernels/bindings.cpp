@@ -24,17 +24,24 @@ void require(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
 }
 
-NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& neighbors, const Input<double>& vectors,
-                           const py::object& weights, Input<double>& weights_buffer) {
+// Checks the CSR offsets and bond vectors; returns the number of atoms.
+int64_t check_csr(const Input<int64_t>& offsets, const Input<double>& vectors, int64_t n_bonds) {
     require(offsets.ndim() == 1 && offsets.shape(0) >= 1, "offsets must be a 1-d array of length n_atoms + 1");
     const int64_t n = offsets.shape(0) - 1;
-    const int64_t n_bonds = neighbors.ndim() == 1 ? neighbors.shape(0) : -1;
-    require(n_bonds >= 0, "neighbors must be a 1-d array");
     require(vectors.ndim() == 2 && vectors.shape(0) == n_bonds && vectors.shape(1) == 3,
             "vectors must have shape (n_bonds, 3)");
     const int64_t* off = offsets.data();
     require(off[0] == 0 && off[n] == n_bonds, "offsets must start at 0 and end at n_bonds");
     for (int64_t i = 0; i < n; ++i) require(off[i] <= off[i + 1], "offsets must be non-decreasing");
+    return n;
+}
+
+NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& neighbors, const Input<double>& vectors,
+                           const py::object& weights, Input<double>& weights_buffer) {
+    const int64_t n_bonds = neighbors.ndim() == 1 ? neighbors.shape(0) : -1;
+    require(n_bonds >= 0, "neighbors must be a 1-d array");
+    const int64_t n = check_csr(offsets, vectors, n_bonds);
+    const int64_t* off = offsets.data();
     const int64_t* nb = neighbors.data();
     for (int64_t b = 0; b < n_bonds; ++b) require(nb[b] >= 0 && nb[b] < n, "neighbour index out of range");
     const double* w = nullptr;
@@ -56,7 +63,7 @@ void check_output(const Output& out, int64_t rows, int64_t cols) {
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
-    m.doc() = "Compiled descriptor kernels of ovito_mlclass (spherical harmonics, Steinhardt, symmetry functions).";
+    m.doc() = "Compiled descriptor kernels of ovito_mlclass (spherical harmonics, Steinhardt, symmetry functions, Voronoi face areas).";
     m.attr("MAX_DEGREE") = kMaxDegree;
 
     m.def("max_threads", &max_threads, "Number of OpenMP threads the kernels use (1 without OpenMP).");
@@ -118,6 +125,23 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("degrees"), py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"),
         py::arg("wigner_coeff"), py::arg("scratch_bytes"), py::arg("out"),
         "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`.");
+
+    m.def(
+        "voronoi_face_areas",
+        [](Input<int64_t> offsets, Input<double> vectors) {
+            require(vectors.ndim() == 2, "vectors must have shape (n_bonds, 3)");
+            const int64_t n = check_csr(offsets, vectors, vectors.shape(0));
+            py::array_t<double> areas(vectors.shape(0));
+            double* dst = areas.mutable_data();
+            {
+                py::gil_scoped_release release;
+                voronoi_face_areas(n, offsets.data(), vectors.data(), dst);
+            }
+            return areas;
+        },
+        py::arg("offsets"), py::arg("vectors"),
+        "Area of the Voronoi face of every bond of a CSR list of each atom's Voronoi neighbours (bond vectors "
+        "x_j - x_i): the bisector plane of the bond clipped by those of the atom's other bonds.");
 
     m.def(
         "symmetry_functions",

@@ -46,6 +46,14 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
                         const double* g2, int n_g2, const double* g4, int n_g4, const double* g5,
                         int n_g5, double* out);
 
+// Area of every Voronoi face: bond b of atom i (vector v = vectors[b]) is the face in the plane
+// x . v = |v|^2 / 2 (atom i at the origin), cut by the half-spaces x . v_k <= |v_k|^2 / 2 of the
+// other bonds k of atom i; areas[b] = 0 where nothing is left. The bonds of each atom must include
+// all its Voronoi neighbours (several periodic images of one atom are separate bonds); extra bonds
+// whose planes miss the cell are harmless. Throws std::invalid_argument for zero-length vectors and
+// for cells that the bonds do not close.
+void voronoi_face_areas(int64_t n_atoms, const int64_t* offsets, const double* vectors, double* areas);
+
 int max_threads();
 
 }  // namespace mlclass

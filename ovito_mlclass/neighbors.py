@@ -120,36 +120,62 @@ def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
 
 def voronoi_neighbors(data: DataCollection) -> NeighborList:
     """Voronoi neighbours weighted by relative face area (Mickel et al., J. Chem. Phys. 138,
-    044501 (2013)), from the cell faces of OVITO's ``VoronoiAnalysisModifier``."""
+    044501 (2013)): weight = area of the shared Voronoi face / surface area of the atom's cell.
+
+    The neighbours are the bonds of OVITO's ``VoronoiAnalysisModifier(generate_bonds=True)``; the
+    face areas are computed from them by the compiled kernel (each bond's bisector plane clipped
+    by those of the atom's other bonds), which is much faster and leaner than having OVITO build
+    the polyhedra mesh.
+    """
     from ovito.modifiers import VoronoiAnalysisModifier
 
-    work = data.clone()
-    work.apply(VoronoiAnalysisModifier(generate_polyhedra=True, generate_bonds=True))
-    faces = work.surfaces["voronoi-polyhedra"].faces
-    region_particle = np.asarray(work.surfaces["voronoi-polyhedra"].regions["Particle"])
-    center = region_particle[np.asarray(faces["Region"])]
-    bond = np.asarray(faces["Bond Index"])
-    area = np.asarray(faces["Area"], dtype=np.float64)
-    if (bond < 0).any():
-        raise RuntimeError("OVITO returned Voronoi faces without a bond; cannot build Voronoi neighbours.")
-    bonds = work.particles.bonds
-    topology = np.asarray(bonds.topology)[bond]
-    image = np.asarray(bonds.pbc_vectors)[bond]
-    positions = np.asarray(work.particles.positions)
-    cell = np.asarray(work.cell)[:, :3]
-    bond_vector = positions[topology[:, 1]] - positions[topology[:, 0]] + image @ cell.T
-    forward = topology[:, 0] == center
-    neighbor = np.where(forward, topology[:, 1], topology[:, 0])
-    vectors = np.where(forward[:, None], bond_vector, -bond_vector)
+    from .descriptors._backend import kernels
 
-    order = np.argsort(center, kind="stable")
-    center, neighbor, vectors, area = center[order], neighbor[order], vectors[order], area[order]
-    counts = np.bincount(center, minlength=data.particles.count)
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    if not all(data.cell.pbc):
+        # voro++ cuts the cells at open boundaries by the box walls, which are not bonds
+        raise InputError(
+            f"Voronoi neighbours need a cell that is periodic in all three directions; this one is periodic "
+            f"along {_pbc_text(data)} only."
+        )
+    count = data.particles.count
+    positions = np.asarray(data.particles.positions, dtype=np.float64)
+    cell = np.asarray(data.cell)[:, :3]
+    # OVITO's bond conventions (checked against its polyhedra mesh): one bond per pair of faces,
+    # a -> b with image shift n standing for the face of a towards b + n and the face of b towards
+    # a - n; several periodic images of one pair, and an atom's own images in small cells
+    # (a == b), are separate bonds. With the default thresholds (face_threshold =
+    # relative_face_threshold = 0) every face of non-zero area has a bond; faces of zero area
+    # (planes that touch the cell only at a vertex or edge, as the second shell of ideal fcc) are
+    # left out, which changes no other face.
+    work = DataCollection()  # positions and cell only, and freed as soon as the bonds are read
+    work.create_cell(np.asarray(data.cell), pbc=data.cell.pbc)
+    work.create_particles(count=count).create_property("Position", data=positions)
+    work.apply(VoronoiAnalysisModifier(generate_bonds=True))
+    topology = np.array(work.particles.bonds.topology, dtype=np.int64)
+    bond_vector = np.asarray(work.particles.bonds.pbc_vectors, dtype=np.float64) @ cell.T
+    del work
+    bond_vector += positions[topology[:, 1]]
+    bond_vector -= positions[topology[:, 0]]
+
+    # both directions of every bond, grouped by centre atom
+    n_bonds = len(topology)
+    order = np.argsort(topology.T.reshape(-1), kind="stable")  # centres: topology[:, 0], then topology[:, 1]
+    forward = order < n_bonds
+    order[~forward] -= n_bonds  # now the bond index
+    neighbor = topology.reshape(-1)[2 * order + forward]  # topology[b, 1] if forward else topology[b, 0]
+    counts = np.bincount(topology.reshape(-1), minlength=count)
+    del topology
+    vectors = bond_vector[order]
+    vectors[~forward] *= -1.0
+    del bond_vector, order, forward
+    offsets = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    total_area = np.add.reduceat(area, offsets[:-1][counts > 0])
-    weights = area / np.repeat(total_area, counts[counts > 0])
-    return NeighborList(offsets, neighbor.astype(np.int64), np.ascontiguousarray(vectors), weights,
+
+    area = kernels.voronoi_face_areas(offsets, vectors)
+    total = np.add.reduceat(area, offsets[:-1][counts > 0]) if len(area) else area
+    if (total <= 0).any():
+        raise InputError("Some Voronoi cells have zero surface area; the structure is degenerate.")
+    return NeighborList(offsets, neighbor, vectors, area / np.repeat(total, counts[counts > 0]),
                         order=spatial_order(data))
 
 
@@ -171,13 +197,10 @@ def spatial_order(data: DataCollection) -> np.ndarray | None:
     for axis in (2, 1, 0):
         other = matrix[:, [(axis + 1) % 3, (axis + 2) % 3]]
         height = volume / np.linalg.norm(np.cross(other[:, 0], other[:, 1]))
-        count = max(1, int(height / (SLAB_SPACINGS * spacing)))
+        count = max(1, int(height / spacing))
         s = reduced[:, axis] - np.floor(reduced[:, axis])  # outside a non-periodic cell: any bin will do
         key = key * count + np.minimum((s * count).astype(np.int64), count - 1)
     return np.argsort(key, kind="stable")
-
-
-SLAB_SPACINGS = 1.0
 
 
 def _pbc_text(data: DataCollection) -> str:

@@ -193,3 +193,86 @@ def symmetry_functions(offsets, neighbors, vectors, species, n_species, cutoff, 
                         np.asarray(species, np.int32), int(n_species), float(cutoff),
                         np.asarray(g2, np.float64).reshape(-1, 2), np.asarray(g4, np.float64).reshape(-1, 3),
                         np.asarray(g5, np.float64).reshape(-1, 3), out)
+
+
+@numba.njit(cache=True)
+def _cross(a, b):
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+@numba.njit(cache=True)
+def _face_area(vectors, begin, end, j, half):
+    """Area of the face of bond j of an atom with bonds begin..end-1, clipped in 3-d: a square of
+    half-width `half` in the bisector plane of bond j, cut by the half-spaces x . v_k <= |v_k|^2 / 2
+    of the other bonds. Second value False if the face still touches the square's edge."""
+    normal = vectors[j] / math.sqrt((vectors[j] ** 2).sum())
+    axis = np.zeros(3)
+    axis[np.argmin(np.abs(normal))] = 1.0
+    u = axis - (axis * normal).sum() * normal
+    u /= math.sqrt((u ** 2).sum())
+    w = _cross(normal, u)
+    centre = 0.5 * vectors[j]
+    size = end - begin + 4
+    polygon, clipped = np.empty((size, 3)), np.empty((size, 3))
+    for t, (su, sw) in enumerate(((-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0))):
+        polygon[t] = centre + half * (su * u + sw * w)
+    count = 4
+    for k in range(begin, end):
+        if k == j:
+            continue
+        v = vectors[k]
+        offset = 0.5 * (v ** 2).sum()
+        kept = 0
+        for t in range(count):
+            p, q = polygon[t], polygon[(t + 1) % count]
+            dp, dq = (p * v).sum() - offset, (q * v).sum() - offset
+            if dp <= 0:
+                clipped[kept] = p
+                kept += 1
+            if dp * dq < 0:
+                clipped[kept] = p + dp / (dp - dq) * (q - p)
+                kept += 1
+        polygon, clipped, count = clipped, polygon, kept
+        if count == 0:
+            return 0.0, True
+    for t in range(count):
+        d = polygon[t] - centre
+        if max(abs((d * u).sum()), abs((d * w).sum())) >= half * (1 - 1e-9):
+            return 0.0, False
+    twice = np.zeros(3)
+    for t in range(1, count - 1):
+        twice += _cross(polygon[t] - polygon[0], polygon[t + 1] - polygon[0])
+    return 0.5 * math.sqrt((twice ** 2).sum()), True
+
+
+@numba.njit(cache=True)
+def _voronoi_face_areas(offsets, vectors, areas):
+    open_cells = 0
+    for i in range(len(offsets) - 1):
+        begin, end = offsets[i], offsets[i + 1]
+        longest = 0.0
+        for b in range(begin, end):
+            longest = max(longest, math.sqrt((vectors[b] ** 2).sum()))
+        closed = True
+        for j in range(begin, end):
+            half = 2.0 * longest
+            while True:
+                areas[j], ok = _face_area(vectors, begin, end, j, half)
+                if ok or half > 1e6 * longest:
+                    break
+                half *= 8.0
+            closed &= ok
+        open_cells += not closed
+    return open_cells
+
+
+def voronoi_face_areas(offsets, vectors):
+    vectors = np.ascontiguousarray(vectors, dtype=np.float64)
+    if np.any((vectors ** 2).sum(axis=1) == 0):
+        raise ValueError("neighbour vector(s) of zero length: two atoms occupy the same position")
+    areas = np.zeros(len(vectors))
+    open_cells = _voronoi_face_areas(np.asarray(offsets, np.int64), vectors, areas)
+    if open_cells:
+        raise ValueError(f"{open_cells} Voronoi cell(s) are not closed by their neighbours: "
+                         "the neighbour list lacks some of the Voronoi neighbours")
+    return areas

@@ -1,0 +1,113 @@
+"""Voronoi face areas and cell volumes of the compiled kernel against OVITO's Voronoi polyhedra."""
+import numpy as np
+import pytest
+from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
+from ovito.modifiers import VoronoiAnalysisModifier
+
+from conftest import crystal, lattice, make_data, triclinic, FCC_BASIS
+from ovito_mlclass import neighbors as nb
+from ovito_mlclass.descriptors import reference
+from ovito_mlclass.descriptors._backend import kernels
+from test_steinhardt import columns, ours, ovito
+
+STRUCTURES = {
+    "hot fcc": lambda: crystal("fcc", 4, sigma=0.06, seed=7),
+    "hot bcc": lambda: crystal("bcc", 4, sigma=0.06, seed=7),
+    "ideal bcc": lambda: crystal("bcc", 3),
+    "ideal fcc": lambda: crystal("fcc", 3),  # second-shell planes touch the cell at its vertices only
+    "triclinic": triclinic,
+}
+# Cells so small that atoms are Voronoi neighbours of their own periodic images (OVITO cannot
+# build the polyhedra mesh here, but computes volumes and Steinhardt parameters).
+SMALL = {
+    "fcc 1x1x1": lambda: crystal("fcc", 1, sigma=0.03, seed=1),
+    "fcc 2x2x2": lambda: crystal("fcc", 2, sigma=0.03, seed=1),
+    "bcc 1x1x1": lambda: crystal("bcc", 1, sigma=0.03, seed=1),
+}
+
+
+def our_faces(data):
+    """(centre, neighbour, image) of every bond of our Voronoi list and its face area."""
+    neighbor_list = nb.voronoi_neighbors(data)
+    centers = np.repeat(np.arange(neighbor_list.n_atoms), neighbor_list.counts)
+    positions = np.asarray(data.particles.positions)
+    cell = np.asarray(data.cell)[:, :3]
+    shift = neighbor_list.vectors - (positions[neighbor_list.neighbors] - positions[centers])
+    image = np.rint(np.linalg.solve(cell, shift.T).T).astype(np.int64)
+    areas = kernels.voronoi_face_areas(neighbor_list.offsets, neighbor_list.vectors)
+    return np.column_stack([centers, neighbor_list.neighbors, image]), areas, neighbor_list
+
+
+def ovito_faces(data):
+    """(centre, neighbour, image) and area of every face of OVITO's Voronoi polyhedra."""
+    work = data.clone()
+    work.apply(VoronoiAnalysisModifier(generate_polyhedra=True, generate_bonds=True))
+    mesh = work.surfaces["voronoi-polyhedra"]
+    centers = np.asarray(mesh.regions["Particle"])[np.asarray(mesh.faces["Region"])]
+    bond = np.asarray(mesh.faces["Bond Index"])
+    assert (bond >= 0).all()
+    topology = np.asarray(work.particles.bonds.topology)[bond]
+    image = np.asarray(work.particles.bonds.pbc_vectors)[bond]
+    forward = topology[:, 0] == centers
+    other = np.where(forward, topology[:, 1], topology[:, 0])
+    image = np.where(forward[:, None], image, -image)
+    return np.column_stack([centers, other, image]), np.asarray(mesh.faces["Area"])
+
+
+def sorted_by_key(keys, values):
+    order = np.lexsort(keys.T[::-1])
+    return keys[order], values[order]
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_face_areas_equal_ovito_polyhedra(name):
+    data = STRUCTURES[name]()
+    our_keys, our_areas, _ = our_faces(data)
+    ovito_keys, ovito_areas = ovito_faces(data)
+    our_keys, our_areas = sorted_by_key(our_keys, our_areas)
+    ovito_keys, ovito_areas = sorted_by_key(ovito_keys, ovito_areas)
+    np.testing.assert_array_equal(our_keys, ovito_keys)  # the same faces ...
+    np.testing.assert_allclose(our_areas, ovito_areas, rtol=1e-10, atol=0)  # ... with the same areas
+
+
+@pytest.mark.parametrize("name", [*STRUCTURES, *SMALL])
+def test_cell_volumes_equal_ovito(name):
+    data = {**STRUCTURES, **SMALL}[name]()
+    _, areas, neighbor_list = our_faces(data)
+    pyramids = areas * np.linalg.norm(neighbor_list.vectors, axis=1) / 6  # height |v| / 2
+    volumes = np.bincount(np.repeat(np.arange(neighbor_list.n_atoms), neighbor_list.counts), weights=pyramids)
+    work = data.clone()
+    work.apply(VoronoiAnalysisModifier())
+    np.testing.assert_allclose(volumes, work.particles["Atomic Volume"], rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_steinhardt_in_small_cells_equals_ovito(name):
+    data = SMALL[name]()
+    mine, names = ours(data, neighbor_mode="voronoi")
+    q, qbar = ovito(data, neighbor_mode=OvitoSteinhardt.NeighborMode.Voronoi)
+    np.testing.assert_allclose(mine[:, columns(names, "q")], q, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(mine[:, columns(names, "qbar")], qbar, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["hot fcc", "ideal bcc", "triclinic"])
+def test_compiled_face_areas_equal_numba_reference(name):
+    neighbor_list = nb.voronoi_neighbors(STRUCTURES[name]())
+    expected = reference.voronoi_face_areas(neighbor_list.offsets, neighbor_list.vectors)
+    np.testing.assert_allclose(kernels.voronoi_face_areas(neighbor_list.offsets, neighbor_list.vectors), expected,
+                               rtol=1e-10, atol=0)
+
+
+def test_non_periodic_cell_is_refused():
+    positions, cell = lattice(FCC_BASIS, np.eye(3), 3, sigma=0.05, seed=1)
+    data = make_data(positions + [0, 0, 1], cell + np.diag([0, 0, 2]), pbc=(True, True, False))
+    with pytest.raises(nb.InputError, match="periodic in all three directions"):
+        nb.voronoi_neighbors(data)
+
+
+@pytest.mark.parametrize("backend", [kernels, reference])
+def test_bad_neighbour_lists_are_refused(backend):
+    with pytest.raises(ValueError, match="not closed"):  # one bond cannot close a cell
+        backend.voronoi_face_areas(np.array([0, 1]), np.array([[1.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="zero length"):
+        backend.voronoi_face_areas(np.array([0, 2]), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
