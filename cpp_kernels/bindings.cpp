@@ -26,6 +26,10 @@ namespace {
 void require(bool ok, const std::string& message) {
     if (!ok) throw std::invalid_argument(message);
 }
+// Literal messages: no std::string is built for checks that pass (some run once per atom or bond).
+void require(bool ok, const char* message) {
+    if (!ok) throw std::invalid_argument(message);
+}
 
 NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& neighbors, const Input<double>& vectors,
                            const py::object& weights, Input<double>& weights_buffer) {
@@ -56,7 +60,9 @@ void check_structure(const Input<double>& positions, const Input<double>& cell) 
     require(cell.ndim() == 2 && cell.shape(0) == 3 && cell.shape(1) == 4,
             "cell must have shape (3, 4): cell vectors as columns 0-2, origin as column 3");
     const double* p = positions.data();
-    for (int64_t i = 0; i < 3 * positions.shape(0); ++i) require(std::isfinite(p[i]), "positions must be finite");
+    bool finite = true;
+    for (int64_t i = 0; i < 3 * positions.shape(0); ++i) finite &= std::isfinite(p[i]);
+    require(finite, "positions must be finite");
     for (int i = 0; i < 12; ++i) require(std::isfinite(cell.data()[i]), "cell must be finite");
 }
 

@@ -162,6 +162,54 @@ struct CellGrid {
     }
 };
 
+namespace {
+
+// The candidates of one bin: the atoms of the bins it visits, with their image shifts applied, as
+// contiguous arrays shared by all atoms of the bin, so that each atom's distance loop is one
+// simple loop that vectorises.
+struct Block {
+    std::vector<double> x, y, z;
+    std::vector<int64_t> j;  // sorted index
+    std::vector<double> d2;  // squared distances from the atom being searched
+    std::vector<uint32_t> pick;
+    size_t size = 0;
+    int64_t first = 0;       // the bin's first atom
+    int64_t self = -1;       // its candidate index without image shift
+
+    void build(const CellGrid& g, int64_t bin, const std::vector<Visit>& visits) {
+        size = 0;
+        for (const Visit& v : visits) size += v.end - v.begin;
+        if (x.size() < size)
+            x.resize(size), y.resize(size), z.resize(size), j.resize(size), d2.resize(size), pick.resize(size);
+        first = g.start[bin];
+        size_t c = 0;
+        for (const Visit& v : visits) {
+            if (v.home && v.begin <= first && first < v.end) self = int64_t(c + (first - v.begin));
+            for (int64_t a = v.begin; a < v.end; ++a, ++c) {
+                x[c] = g.x[a] + v.shift[0];
+                y[c] = g.y[a] + v.shift[1];
+                z[c] = g.z[a] + v.shift[2];
+                j[c] = a;
+            }
+        }
+    }
+
+    // d2[c] for all candidates; returns how many are within radius2.
+    int64_t distances(double xi, double yi, double zi, double radius2) {
+        const double *cx = x.data(), *cy = y.data(), *cz = z.data();
+        double* out = d2.data();
+        int64_t within = 0;
+        for (size_t c = 0; c < size; ++c) {
+            const double dx = cx[c] - xi, dy = cy[c] - yi, dz = cz[c] - zi;
+            out[c] = dx * dx + dy * dy + dz * dz;
+            within += out[c] <= radius2;
+        }
+        return within;
+    }
+};
+
+}  // namespace
+
 CellGrid::CellGrid(int64_t n_atoms, const double* positions, const double* cell, const bool* periodic) : n(n_atoms) {
     for (int r = 0; r < 3; ++r)
         for (int c = 0; c < 3; ++c) M[r][c] = cell[4 * r + c];
@@ -324,30 +372,25 @@ int search_shells(const CellGrid& g, int64_t i, const int b[3], int k, ShellCach
     }
 }
 
-// Fast path for the usual case: the candidates in the 3 x 3 x 3 block of bins around the atom's
-// bin (`block`: its visits) that are closer than the reach of the block are gathered without
-// branches; if there are at least k of them, the k nearest are among them. Returns false otherwise.
-bool search_block(const CellGrid& g, int64_t i, const int b[3], int k, const std::vector<Visit>& block,
-                  Candidate* out) {
-    const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
-    const double r = reach(g, b, si, 1);
-    if (!(r > 0.0) || r == kInf) return false;
-    const double r2 = r * r;
-    const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
+// Fast path for the usual case: of the candidates in the 3 x 3 x 3 block of bins around the
+// atom's bin (distances in block.d2), those within radius2 are gathered without branches; if there
+// are at least k of them and radius2 does not exceed the squared reach of the block, the k nearest
+// are among them (sorted to the front of `out`). Returns false otherwise.
+struct Pick {
+    double d2;
+    uint32_t c;  // candidate index in the block
+};
+
+bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
     size_t count = 0;
-    for (size_t e = 0; e < block.size(); ++e) {
-        const Visit& v = block[e];
-        const double px = xi - v.shift[0], py = yi - v.shift[1], pz = zi - v.shift[2];
-        for (int64_t j = v.begin; j < v.end; ++j) {
-            const double dx = g.x[j] - px, dy = g.y[j] - py, dz = g.z[j] - pz;
-            const double d2 = dx * dx + dy * dy + dz * dz;
-            out[count] = Candidate{d2, j, e};
-            count += (d2 <= r2) & (d2 != 0.0);  // OVITO skips atoms at distance zero
-        }
+    for (size_t c = 0; c < block.size; ++c) {
+        const double d2 = block.d2[c];
+        out[count] = Pick{d2, uint32_t(c)};
+        count += (d2 <= radius2) & (d2 != 0.0);  // OVITO skips atoms at distance zero
     }
     if (count < size_t(k)) return false;
-    const auto closer = [](const Candidate& p, const Candidate& q) { return p.d2 < q.d2; };
-    std::nth_element(out, out + k - 1, out + count, closer);
+    const auto closer = [](const Pick& p, const Pick& q) { return p.d2 < q.d2; };
+    std::nth_element(out, out + k - 1, out + count, closer);  // the k-th in place, closer ones before it
     std::sort(out, out + k - 1, closer);
     return true;
 }
@@ -358,9 +401,10 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
                        int64_t* neighbors, double* vectors) {
     if (n == 0) return;
     CellGrid g(n, positions, cell, pbc);
-    // Bins a little larger than the sphere holding k atoms at the mean density, so that the
-    // block of 3 x 3 x 3 bins around an atom usually holds its k nearest neighbours.
-    const double per_bin = 1.0 + 3.0 * k / (4.0 * M_PI);
+    // Bins about as wide as the radius of the sphere holding k atoms at the mean density (at least
+    // two atoms per bin), so that the block of 3 x 3 x 3 bins around an atom usually holds its k
+    // nearest neighbours; the factor 0.8 was tuned on fcc (k = 1, 12, 40).
+    const double per_bin = std::max(2.0, 0.8 * 3.0 * k / (4.0 * M_PI));
     const double width = std::cbrt(per_bin * g.volume() / double(n));
     const double widths[3] = {width, width, width};
     g.bin(widths);
@@ -368,39 +412,57 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
 #pragma omp parallel
     {
         ShellCache cache;
-        std::vector<Visit> block;
-        std::vector<Candidate> buffer, best(k);
+        std::vector<Visit> visits;
+        Block block;
+        std::vector<Pick> buffer;
+        std::vector<Candidate> best(k);
+        // The k-th distance of the previous atom, widened: usually a tighter radius than the
+        // block's reach for gathering candidates, so that fewer need sorting.
+        double guess2 = kInf;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
             if (g.start[bin] == g.start[bin + 1]) continue;
             int b[3];
             g.decode(bin, b);
             cache.reset();
-            block.clear();
+            visits.clear();
             for (int o2 = -1; o2 <= 1; ++o2)
-                for (int o1 = -1; o1 <= 1; ++o1) g.add_row(b, Row{o1, o2, -1, 1}, block);
-            size_t candidates = 0;
-            for (const Visit& v : block) candidates += v.end - v.begin;
-            buffer.resize(std::max(candidates, size_t(1)));
+                for (int o1 = -1; o1 <= 1; ++o1) g.add_row(b, Row{o1, o2, -1, 1}, visits);
+            block.build(g, bin, visits);
+            buffer.resize(std::max(block.size, size_t(1)));
             for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
-                const Candidate* found = buffer.data();
-                const Visit* visits = block.data();
-                int count = k;
-                if (!search_block(g, i, b, k, block, buffer.data())) {
-                    count = search_shells(g, i, b, k, cache, best.data());
-                    found = best.data();
-                    visits = cache.visits.data();
+                const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
+                const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
+                const double r = reach(g, b, si, 1), r2 = r * r;
+                bool done = false;
+                if (r > 0.0 && r < kInf) {
+                    block.distances(xi, yi, zi, r2);
+                    done = guess2 < r2 && select_nearest(block, k, guess2, buffer.data());
+                    if (!done) done = select_nearest(block, k, r2, buffer.data());
+                    if (done) guess2 = 1.2 * buffer[k - 1].d2;
                 }
                 const int64_t row = g.atom[i] * k;
+                if (done) {
+                    for (int m = 0; m < k; ++m) {
+                        const size_t c = buffer[m].c;
+                        neighbors[row + m] = g.atom[block.j[c]];
+                        double* out = vectors + 3 * (row + m);
+                        out[0] = block.x[c] - xi;
+                        out[1] = block.y[c] - yi;
+                        out[2] = block.z[c] - zi;
+                    }
+                    continue;
+                }
+                const int count = search_shells(g, i, b, k, cache, best.data());
                 for (int m = 0; m < k; ++m) {
                     double* out = vectors + 3 * (row + m);
                     if (m < count) {
-                        const Candidate& c = found[m];
-                        const double* shift = visits[c.e].shift;
+                        const Candidate& c = best[m];
+                        const double* shift = cache.visits[c.e].shift;
                         neighbors[row + m] = g.atom[c.j];
-                        out[0] = g.x[c.j] + shift[0] - g.x[i];
-                        out[1] = g.y[c.j] + shift[1] - g.y[i];
-                        out[2] = g.z[c.j] + shift[2] - g.z[i];
+                        out[0] = g.x[c.j] + shift[0] - xi;
+                        out[1] = g.y[c.j] + shift[1] - yi;
+                        out[2] = g.z[c.j] + shift[2] - zi;
                     } else {
                         neighbors[row + m] = -1;
                         out[0] = out[1] = out[2] = 0.0;
@@ -441,40 +503,6 @@ std::vector<Row> stencil(const CellGrid& g, double cutoff) {
     return rows;
 }
 
-// Number of neighbours of sorted atom i within the cutoff; the atom itself (at distance zero,
-// in a visit without image shift) is not counted.
-inline int64_t count_within(const CellGrid& g, int64_t i, const std::vector<Visit>& visits, double cutoff2) {
-    const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
-    int64_t count = -1;
-    for (const Visit& v : visits) {
-        const double px = xi - v.shift[0], py = yi - v.shift[1], pz = zi - v.shift[2];
-        for (int64_t j = v.begin; j < v.end; ++j) {
-            const double dx = g.x[j] - px, dy = g.y[j] - py, dz = g.z[j] - pz;
-            count += dx * dx + dy * dy + dz * dz <= cutoff2;
-        }
-    }
-    return count;
-}
-
-// The same neighbours as (sorted index, visit) pairs, through buffers with room for every
-// candidate, so that the selection needs no branch.
-inline int64_t collect_within(const CellGrid& g, int64_t i, const std::vector<Visit>& visits, double cutoff2,
-                              int64_t* index, uint32_t* visit) {
-    const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
-    int64_t count = 0;
-    for (uint32_t e = 0; e < visits.size(); ++e) {
-        const Visit& v = visits[e];
-        const double px = xi - v.shift[0], py = yi - v.shift[1], pz = zi - v.shift[2];
-        for (int64_t j = v.begin; j < v.end; ++j) {
-            const double dx = g.x[j] - px, dy = g.y[j] - py, dz = g.z[j] - pz;
-            index[count] = j;
-            visit[count] = e;
-            count += (dx * dx + dy * dy + dz * dz <= cutoff2) & (j != i || !v.home);
-        }
-    }
-    return count;
-}
-
 // Output rows are in the original atom order, so consecutive (bin-sorted) atoms write far apart:
 // ask for the cache lines of a later atom's row early.
 inline void prefetch_row(int64_t* neighbors, double* vectors, int64_t first, int64_t count) {
@@ -502,14 +530,8 @@ CutoffSearch::~CutoffSearch() = default;
 
 namespace {
 
-// Per-thread buffers of the fill pass.
-struct Scratch {
-    std::vector<int64_t> index;
-    std::vector<uint32_t> visit;
-};
-
-// Runs body(i, visits, scratch) for every sorted atom i, bins spread over the threads; the
-// scratch buffers have room for every candidate of the atom.
+// Runs body(i, block) for every sorted atom i, bins spread over the threads; `block` holds the
+// candidates of the atom's bin.
 template <typename Body>
 void for_each_atom(const CellGrid& g, double cutoff, Body&& body) {
     if (g.n == 0) return;
@@ -517,7 +539,7 @@ void for_each_atom(const CellGrid& g, double cutoff, Body&& body) {
 #pragma omp parallel
     {
         std::vector<Visit> visits;
-        Scratch scratch;
+        Block block;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
             if (g.start[bin] == g.start[bin + 1]) continue;
@@ -525,10 +547,8 @@ void for_each_atom(const CellGrid& g, double cutoff, Body&& body) {
             g.decode(bin, b);
             visits.clear();
             for (const Row& row : rows) g.add_row(b, row, visits);
-            size_t candidates = 0;
-            for (const Visit& v : visits) candidates += v.end - v.begin;
-            if (scratch.index.size() < candidates) scratch.index.resize(candidates), scratch.visit.resize(candidates);
-            for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) body(i, visits, scratch);
+            block.build(g, bin, visits);
+            for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) body(i, block);
         }
     }
 }
@@ -537,9 +557,11 @@ void for_each_atom(const CellGrid& g, double cutoff, Body&& body) {
 
 void CutoffSearch::count(int64_t* offsets) const {
     const CellGrid& g = *grid_;
-    const double cutoff2 = cutoff_ * cutoff_; offsets[0] = 0;
-    for_each_atom(g, cutoff_, [&](int64_t i, const std::vector<Visit>& visits, Scratch&) {
-        offsets[g.atom[i] + 1] = count_within(g, i, visits, cutoff2);
+    const double cutoff2 = cutoff_ * cutoff_;
+    offsets[0] = 0;
+    for_each_atom(g, cutoff_, [&](int64_t i, Block& block) {
+        // the atom itself, at distance zero, is among the candidates
+        offsets[g.atom[i] + 1] = block.distances(g.x[i], g.y[i], g.z[i], cutoff2) - 1;
     });
     for (int64_t i = 0; i < g.n; ++i) offsets[i + 1] += offsets[i];
 }
@@ -548,21 +570,28 @@ void CutoffSearch::fill(const int64_t* offsets, int64_t* neighbors, double* vect
     const CellGrid& g = *grid_;
     const double cutoff2 = cutoff_ * cutoff_;
     constexpr int64_t ahead = 4;
-    for_each_atom(g, cutoff_, [&](int64_t i, const std::vector<Visit>& visits, Scratch& scratch) {
+    for_each_atom(g, cutoff_, [&](int64_t i, Block& block) {
         if (i + ahead < g.n) {
             const int64_t later = g.atom[i + ahead];
             prefetch_row(neighbors, vectors, offsets[later], offsets[later + 1] - offsets[later]);
         }
-        const int64_t count = collect_within(g, i, visits, cutoff2, scratch.index.data(), scratch.visit.data());
+        const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
+        block.distances(xi, yi, zi, cutoff2);  // the same arithmetic as in count()
+        block.d2[block.self + (i - block.first)] = kInf;  // the atom itself
+        // branch-free selection of the candidate indices, then the bonds
+        size_t count = 0;
+        for (size_t c = 0; c < block.size; ++c) {
+            block.pick[count] = uint32_t(c);
+            count += block.d2[c] <= cutoff2;
+        }
         const int64_t first = offsets[g.atom[i]];
-        for (int64_t m = 0; m < count; ++m) {
-            const int64_t j = scratch.index[m];
-            const double* shift = visits[scratch.visit[m]].shift;
-            neighbors[first + m] = g.atom[j];
-            // the same arithmetic as in the distance test
-            vectors[3 * (first + m)] = g.x[j] - (g.x[i] - shift[0]);
-            vectors[3 * (first + m) + 1] = g.y[j] - (g.y[i] - shift[1]);
-            vectors[3 * (first + m) + 2] = g.z[j] - (g.z[i] - shift[2]);
+        count = std::min(count, size_t(offsets[g.atom[i] + 1] - first));  // never past the row (equal anyway)
+        for (size_t m = 0; m < count; ++m) {
+            const uint32_t c = block.pick[m];
+            neighbors[first + m] = g.atom[block.j[c]];
+            vectors[3 * (first + m)] = block.x[c] - xi;
+            vectors[3 * (first + m) + 1] = block.y[c] - yi;
+            vectors[3 * (first + m) + 2] = block.z[c] - zi;
         }
     });
 }
