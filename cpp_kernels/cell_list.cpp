@@ -236,6 +236,7 @@ CellGrid::CellGrid(int64_t n_atoms, const double* positions, const double* cell,
     // Reduced coordinates; periodic axes are wrapped into [0, 1) together with the positions.
     x.resize(n); y.resize(n); z.resize(n); sx.resize(n); sy.resize(n); sz.resize(n);
     double lo_[3] = {kInf, kInf, kInf}, hi_[3] = {-kInf, -kInf, -kInf};
+#pragma omp parallel for schedule(static) reduction(min : lo_[:3]) reduction(max : hi_[:3])
     for (int64_t i = 0; i < n; ++i) {
         double p[3], s[3];
         for (int c = 0; c < 3; ++c) p[c] = positions[3 * i + c];
@@ -279,19 +280,21 @@ void CellGrid::bin(const double target_width[3]) {
     std::vector<int64_t> bin_of(n);
     start.assign(n_bins() + 1, 0);
     const std::vector<double>* s[3] = {&sx, &sy, &sz};
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
         int64_t b[3];
         for (int d = 0; d < 3; ++d)
             b[d] = std::clamp(int64_t(std::floor(((*s[d])[i] - lo[d]) / h[d])), int64_t(0), int64_t(nb[d] - 1));
         bin_of[i] = (b[2] * nb[1] + b[1]) * nb[0] + b[0];
-        ++start[bin_of[i] + 1];
     }
+    for (int64_t i = 0; i < n; ++i) ++start[bin_of[i] + 1];
     for (int64_t b = 0; b < n_bins(); ++b) start[b + 1] += start[b];
     std::vector<int64_t> next(start.begin(), start.end() - 1);
     atom.resize(n);
     for (int64_t i = 0; i < n; ++i) atom[next[bin_of[i]]++] = i;
     for (std::vector<double>* v : {&x, &y, &z, &sx, &sy, &sz}) {
         std::vector<double> sorted(n);
+#pragma omp parallel for schedule(static)
         for (int64_t k = 0; k < n; ++k) sorted[k] = (*v)[atom[k]];
         v->swap(sorted);
     }
@@ -376,6 +379,13 @@ int search_shells(const CellGrid& g, int64_t i, const int b[3], int k, ShellCach
 // atom's bin (distances in block.d2), those within radius2 are gathered without branches; if there
 // are at least k of them and radius2 does not exceed the squared reach of the block, the k nearest
 // are among them (sorted to the front of `out`). Returns false otherwise.
+// Output rows are in the original atom order, so consecutive (bin-sorted) atoms write far apart:
+// ask for the cache lines of a later atom's row early.
+inline void prefetch_row(int64_t* neighbors, double* vectors, int64_t first, int64_t count) {
+    for (int64_t m = 0; m < count; m += 8) __builtin_prefetch(neighbors + first + m, 1);
+    for (int64_t m = 0; m < 3 * count; m += 8) __builtin_prefetch(vectors + 3 * first + m, 1);
+}
+
 struct Pick {
     double d2;
     uint32_t c;  // candidate index in the block
@@ -390,8 +400,19 @@ bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
     }
     if (count < size_t(k)) return false;
     const auto closer = [](const Pick& p, const Pick& q) { return p.d2 < q.d2; };
-    std::nth_element(out, out + k - 1, out + count, closer);  // the k-th in place, closer ones before it
-    std::sort(out, out + k - 1, closer);
+    if (count > size_t(2 * k)) {
+        std::nth_element(out, out + k - 1, out + count, closer);  // the k-th in place, closer ones before it
+        std::sort(out, out + k - 1, closer);
+        return true;
+    }
+    // usually only a few more than k: insertion sort, keeping the k closest
+    for (size_t m = 1; m < count; ++m) {
+        const Pick p = out[m];
+        size_t q = std::min(m, size_t(k - 1));
+        if (m >= size_t(k) && !(p.d2 < out[k - 1].d2)) continue;
+        for (; q > 0 && out[q - 1].d2 > p.d2; --q) out[q] = out[q - 1];
+        out[q] = p;
+    }
     return true;
 }
 
@@ -431,6 +452,7 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
             block.build(g, bin, visits);
             buffer.resize(std::max(block.size, size_t(1)));
             for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
+                if (i + 4 < n) prefetch_row(neighbors, vectors, g.atom[i + 4] * k, k);
                 const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
                 const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
                 const double r = reach(g, b, si, 1), r2 = r * r;
@@ -501,13 +523,6 @@ std::vector<Row> stencil(const CellGrid& g, double cutoff) {
             if (row.first <= row.last) rows.push_back(row);
         }
     return rows;
-}
-
-// Output rows are in the original atom order, so consecutive (bin-sorted) atoms write far apart:
-// ask for the cache lines of a later atom's row early.
-inline void prefetch_row(int64_t* neighbors, double* vectors, int64_t first, int64_t count) {
-    for (int64_t m = 0; m < count; m += 8) __builtin_prefetch(neighbors + first + m, 1);
-    for (int64_t m = 0; m < 3 * count; m += 8) __builtin_prefetch(vectors + 3 * first + m, 1);
 }
 
 }  // namespace
