@@ -603,19 +603,25 @@ void CutoffSearch::fill(const int64_t* offsets, int64_t* neighbors, double* vect
         block.distances(xi, yi, zi, cutoff2);  // the same arithmetic as in count()
         block.d2[block.self + (i - block.first)] = kInf;  // the atom itself
         // branch-free selection of the candidate indices, then the bonds
+        const double* __restrict d2 = block.d2.data();
+        uint32_t* __restrict pick = block.pick.data();
         size_t count = 0;
         for (size_t c = 0; c < block.size; ++c) {
-            block.pick[count] = uint32_t(c);
-            count += block.d2[c] <= cutoff2;
+            pick[count] = uint32_t(c);
+            count += d2[c] <= cutoff2;
         }
         const int64_t first = offsets[g.atom[i]];
         count = std::min(count, size_t(offsets[g.atom[i] + 1] - first));  // never past the row (equal anyway)
+        const double *bx = block.x.data(), *by = block.y.data(), *bz = block.z.data();
+        const int64_t *bj = block.j.data(), *atom = g.atom.data();
+        int64_t* __restrict nb_out = neighbors + first;
+        double* __restrict vec_out = vectors + 3 * first;
         for (size_t m = 0; m < count; ++m) {
-            const uint32_t c = block.pick[m];
-            neighbors[first + m] = g.atom[block.j[c]];
-            vectors[3 * (first + m)] = block.x[c] - xi;
-            vectors[3 * (first + m) + 1] = block.y[c] - yi;
-            vectors[3 * (first + m) + 2] = block.z[c] - zi;
+            const uint32_t c = pick[m];
+            nb_out[m] = atom[bj[c]];
+            vec_out[3 * m] = bx[c] - xi;
+            vec_out[3 * m + 1] = by[c] - yi;
+            vec_out[3 * m + 2] = bz[c] - zi;
         }
     });
 }
