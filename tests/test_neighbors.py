@@ -125,6 +125,16 @@ def test_fallback_to_ovito_finders(monkeypatch):
     assert nb.cutoff_neighbors(data, 3.2).offsets[-1] == len(CutoffNeighborFinder(3.2, data).find_all()[0])
 
 
+def test_2d_cell_uses_ovito_finders():
+    rng = np.random.default_rng(0)
+    data = make_data(np.column_stack([rng.uniform(0, 10, (100, 2)), np.zeros(100)]), np.diag([10.0, 10.0, 1.0]),
+                     pbc=(True, True, False))
+    data.cell_.is2D = True
+    j_ref, _ = NearestNeighborFinder(6, data).find_all()
+    np.testing.assert_array_equal(nb.nearest_neighbors(data, 6).neighbors, j_ref.reshape(-1))
+    assert nb.cutoff_neighbors(data, 2.0).offsets[-1] == len(CutoffNeighborFinder(2.0, data).find_all()[0])
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda d: nb.nearest_neighbors(d, 0), "at least 1"),
     (lambda d: nb.cutoff_neighbors(d, 0.0), "must be positive"),
