@@ -384,10 +384,6 @@ int search_shells(const CellGrid& g, int64_t i, const int b[3], int k, ShellCach
     }
 }
 
-// Fast path for the usual case: of the candidates in the 3 x 3 x 3 block of bins around the
-// atom's bin (distances in block.d2), those within radius2 are gathered without branches; if there
-// are at least k of them and radius2 does not exceed the squared reach of the block, the k nearest
-// are among them (sorted to the front of `out`). Returns false otherwise.
 // Output rows are in the original atom order, so consecutive (bin-sorted) atoms write far apart:
 // ask for the cache lines of a later atom's row early.
 inline void prefetch_row(int64_t* neighbors, double* vectors, int64_t first, int64_t count) {
@@ -400,6 +396,10 @@ struct Pick {
     uint32_t c;  // candidate index in the block
 };
 
+// Fast path for the usual case: of the candidates in the 3 x 3 x 3 block of bins around the
+// atom's bin (distances in block.d2), those within radius2 are gathered without branches; if there
+// are at least k of them and radius2 does not exceed the squared reach of the block, the k nearest
+// are among them (sorted to the front of `out`). Returns false otherwise.
 bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
     size_t count = 0;
     for (size_t c = 0; c < block.size; ++c) {
