@@ -71,12 +71,14 @@ def make_specs(quick: bool):
     add("A", "ours-q", "ours_steinhardt", nA, mode="nn", wl=False,
         label="ovito_mlclass SteinhardtModifier (12 NN, q and qbar only, like OVITO)")
     add("A", "finder", "ovito_nnfinder", nA, label="OVITO NearestNeighborFinder(12).find_all()")
+    add("A", "finder-ours", "ours_nnfinder", nA, label="ovito_mlclass.neighbors.nearest_neighbors(data, 12)")
     add("B", "ovito", "ovito_steinhardt", nA, mode="cutoff", label="OVITO SteinhardtParametersModifier (r<3.0)")
     add("B", "freud", "freud_steinhardt", nA, mode="cutoff", label="freud Steinhardt (r_max=3.0)")
     add("B", "ours", "ours_steinhardt", nA, mode="cutoff", label="ovito_mlclass SteinhardtModifier (r<3.0, wl)")
     add("B", "ours-q", "ours_steinhardt", nA, mode="cutoff", wl=False,
         label="ovito_mlclass SteinhardtModifier (r<3.0, q and qbar only, like OVITO)")
     add("B", "finder", "ovito_cutfinder", nA, label="OVITO CutoffNeighborFinder(3.0).find_all()")
+    add("B", "finder-ours", "ours_cutfinder", nA, label="ovito_mlclass.neighbors.cutoff_neighbors(data, 3.0)")
     for n in (nC1, nC2):
         add("C", "ovito", "ovito_steinhardt", n, mode="voronoi", label="OVITO SteinhardtParametersModifier (Voronoi)")
         add("C", "ours", "ours_steinhardt", n, mode="voronoi", label="ovito_mlclass SteinhardtModifier (Voronoi, wl)")
@@ -193,6 +195,16 @@ def setup_and_step(kind, ncell, params, threads):
         def step():
             pairs, vec = CutoffNeighborFinder(CUTOFF_B, data).find_all()
             return f"pairs/atom={len(pairs) / n:.2f}"
+        return n, step
+
+    if kind in ("ours_nnfinder", "ours_cutfinder"):
+        neighbors = import_ours().neighbors
+        data, n = make_ovito_data(ncell)
+
+        def step():
+            if kind == "ours_nnfinder":
+                return f"bonds/atom={neighbors.nearest_neighbors(data, NN).counts.mean():.2f}"
+            return f"pairs/atom={neighbors.cutoff_neighbors(data, CUTOFF_B).offsets[-1] / n:.2f}"
         return n, step
 
     if kind == "freud_steinhardt":
@@ -493,6 +505,13 @@ def ratio_note(r, results):
         p = peer("ovito")
         if p:
             notes.append(f"{r['best'] / p['best']:.2f}× OVITO time")
+    elif tool == "finder-ours":
+        p = peer("finder")
+        if p:
+            notes.append(f"{r['best'] / p['best']:.2f}× OVITO finder time")
+        p = peer("ovito")
+        if p:
+            notes.append(f"{100 * r['best'] / p['best']:.0f}% of OVITO Steinhardt time")
     elif tool in ("finder", "voro"):
         p = peer("ovito")
         if p:
@@ -533,7 +552,9 @@ def write_results(path, args, results, specs, minfo, versions, ours_ok, ours_msg
     L.append("- Timed step: OVITO modifiers — new `Pipeline(source=StaticSource(data))` + `pipeline.compute()` "
              "(includes OVITO's neighbour search); freud — new `Steinhardt` + `compute(system, neighbors=...)` "
              "(includes freud's AABB query); dscribe — new `ACSF` + `create(atoms, n_jobs=threads)`; "
-             "ovito_mlclass — `data.clone().apply(modifier)`; finders — constructor + `find_all()`.")
+             "ovito_mlclass — `data.clone().apply(modifier)`; OVITO finders — constructor + `find_all()`; "
+             "our finders (`finder-ours`) — `ovito_mlclass.neighbors.nearest_neighbors` / `cutoff_neighbors` "
+             "(CSR result).")
     L.append("- Threads: every child gets `OVITO_THREAD_COUNT`, `OMP_NUM_THREADS`, `NUMBA_NUM_THREADS` and the BLAS "
              "variables set to the thread count; freud additionally `freud.parallel.set_num_threads(n)`; dscribe "
              "`n_jobs=n` (worker *processes*). `CPU/wall` = (user+sys CPU time of the child and its reaped children) / "

@@ -1,6 +1,10 @@
 // Python bindings: shape checks here, arithmetic in the kernels, the GIL released while they run.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <cmath>
 
 #include <complex>
 #include <stdexcept>
@@ -21,6 +25,10 @@ using Output = py::array_t<double, py::array::c_style>;
 namespace {
 
 void require(bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument(message);
+}
+// Literal messages: no std::string is built for checks that pass (some run once per atom or bond).
+void require(bool ok, const char* message) {
     if (!ok) throw std::invalid_argument(message);
 }
 
@@ -54,6 +62,18 @@ NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& 
     return NeighborList{n, off, nb, vectors.data(), w};
 }
 
+// Positions (n, 3), the (3, 4) cell matrix and the pbc flags of a neighbour search.
+void check_structure(const Input<double>& positions, const Input<double>& cell) {
+    require(positions.ndim() == 2 && positions.shape(1) == 3, "positions must have shape (n, 3)");
+    require(cell.ndim() == 2 && cell.shape(0) == 3 && cell.shape(1) == 4,
+            "cell must have shape (3, 4): cell vectors as columns 0-2, origin as column 3");
+    const double* p = positions.data();
+    bool finite = true;
+    for (int64_t i = 0; i < 3 * positions.shape(0); ++i) finite &= std::isfinite(p[i]);
+    require(finite, "positions must be finite");
+    for (int i = 0; i < 12; ++i) require(std::isfinite(cell.data()[i]), "cell must be finite");
+}
+
 void check_output(const Output& out, int64_t rows, int64_t cols) {
     require(out.ndim() == 2 && out.shape(0) == rows && out.shape(1) == cols,
             "out must have shape (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
@@ -63,7 +83,7 @@ void check_output(const Output& out, int64_t rows, int64_t cols) {
 }  // namespace
 
 PYBIND11_MODULE(_kernels, m) {
-    m.doc() = "Compiled descriptor kernels of ovito_mlclass (spherical harmonics, Steinhardt, symmetry functions, Voronoi face areas).";
+    m.doc() = "Compiled kernels of ovito_mlclass (neighbour search, spherical harmonics, Steinhardt, symmetry functions, Voronoi face areas).";
     m.attr("MAX_DEGREE") = kMaxDegree;
 
     m.def("max_threads", &max_threads, "Number of OpenMP threads the kernels use (1 without OpenMP).");
@@ -168,4 +188,53 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("species"), py::arg("n_species"),
         py::arg("cutoff"), py::arg("g2"), py::arg("g4"), py::arg("g5"), py::arg("out"),
         "Species-resolved G2, G4, G5 symmetry functions of every atom, written into `out`.");
+
+    m.def(
+        "nearest_neighbors",
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, int k) {
+            check_structure(positions, cell);
+            require(k >= 1, "k must be at least 1");
+            const int64_t n = positions.shape(0);
+            py::array_t<int64_t> neighbors({n, int64_t(k)});
+            py::array_t<double> vectors({n, int64_t(k), int64_t(3)});
+            int64_t* nb = neighbors.mutable_data();
+            double* vec = vectors.mutable_data();
+            {
+                py::gil_scoped_release release;
+                nearest_neighbors(n, positions.data(), cell.data(), pbc.data(), k, nb, vec);
+            }
+            return py::make_tuple(neighbors, vectors);
+        },
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("k"),
+        "The k nearest neighbours of every atom by increasing distance: (neighbors (n, k), vectors (n, k, 3)); "
+        "index -1 where fewer than k exist. Atoms at distance zero are skipped, as by OVITO's NearestNeighborFinder.");
+
+    m.def(
+        "cutoff_neighbors",
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, double cutoff) {
+            check_structure(positions, cell);
+            require(cutoff > 0.0 && std::isfinite(cutoff), "cutoff must be positive and finite");
+            const int64_t n = positions.shape(0);
+            py::array_t<int64_t> offsets(n + 1);
+            int64_t* off = offsets.mutable_data();
+            std::unique_ptr<CutoffSearch> search;
+            {
+                py::gil_scoped_release release;
+                search = std::make_unique<CutoffSearch>(n, positions.data(), cell.data(), pbc.data(), cutoff);
+                search->count(off);
+            }
+            const int64_t n_bonds = off[n];
+            py::array_t<int64_t> neighbors(n_bonds);
+            py::array_t<double> vectors({n_bonds, int64_t(3)});
+            int64_t* nb = neighbors.mutable_data();
+            double* vec = vectors.mutable_data();
+            {
+                py::gil_scoped_release release;
+                search->fill(off, nb, vec);
+            }
+            return py::make_tuple(offsets, neighbors, vectors);
+        },
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
+        "All neighbours within `cutoff` (distance <= cutoff, as OVITO's CutoffNeighborFinder) in CSR form: "
+        "(offsets (n + 1), neighbors (n_bonds), vectors (n_bonds, 3)), rows in atom order.");
 }

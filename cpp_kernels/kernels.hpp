@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 namespace mlclass {
 
@@ -55,5 +56,32 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
 void voronoi_face_areas(int64_t n_atoms, const int64_t* offsets, const double* vectors, double* areas);
 
 int max_threads();
+
+// Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
+// columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.
+// Vectors are x_j - x_i with the periodic image applied; an atom can be its own neighbour (or
+// appear several times) through periodic images of a small cell, as with OVITO's finders.
+struct CellGrid;
+
+// The k nearest neighbours of every atom, by increasing distance: neighbors (n, k), vectors
+// (n, k, 3). Atoms at distance zero are skipped (as OVITO's NearestNeighborFinder does); entries
+// that do not exist (small non-periodic systems) get index -1 and a zero vector.
+void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
+                       int64_t* neighbors, double* vectors);
+
+// All pairs with |x_j - x_i| <= cutoff (OVITO's CutoffNeighborFinder convention), in CSR form with
+// rows in atom order. Two passes so that the caller allocates exactly: count() writes the
+// offsets (n + 1), fill() the bonds (offsets[n] of them).
+class CutoffSearch {
+public:
+    CutoffSearch(int64_t n, const double* positions, const double* cell, const bool* pbc, double cutoff);
+    ~CutoffSearch();
+    void count(int64_t* offsets) const;
+    void fill(const int64_t* offsets, int64_t* neighbors, double* vectors) const;
+
+private:
+    std::unique_ptr<CellGrid> grid_;
+    double cutoff_;
+};
 
 }  // namespace mlclass

@@ -1,6 +1,6 @@
 """ovito-mlclass: machine-learned per-atom structure identification for OVITO.
 
-Data flow, one module per stage: ``neighbors`` (OVITO's finders -> CSR lists) ->
+Data flow, one module per stage: ``neighbors`` (cell-list search -> CSR lists) ->
 ``descriptors`` (C++ kernel, numba reference) -> ``modifiers`` (OVITO pipeline shells).
 """
 from .descriptors import BACKEND, Steinhardt, SymmetryFunctions

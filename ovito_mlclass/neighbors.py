@@ -1,8 +1,14 @@
 """Stage 1 of the data flow: positions -> neighbour lists.
 
-Every neighbour search is delegated to OVITO's finders (C++, periodic- and triclinic-aware,
-periodic images of small cells included). The result is a CSR-style :class:`NeighborList` that
-the descriptor kernels consume as flat, contiguous arrays.
+Nearest-neighbour and cutoff searches run in the compiled kernel's multithreaded cell list
+(``cpp_kernels/cell_list.cpp``: periodic- and triclinic-aware, periodic images of small cells
+included). They reproduce OVITO's ``NearestNeighborFinder`` and ``CutoffNeighborFinder``, the
+reference they are tested against (tests/test_neighbors.py), which we used before; we have our
+own because in the benchmark (1M atoms, one thread) OVITO's finders alone took longer than the
+whole descriptor computation was meant to. Without the compiled kernel (numba fallback) and for
+2D cells, OVITO's finders are used. Voronoi neighbours come from OVITO's Voronoi analysis. The
+result is a CSR-style :class:`NeighborList` that the descriptor kernels consume as flat,
+contiguous arrays.
 """
 from __future__ import annotations
 
@@ -89,12 +95,35 @@ def subset(data: DataCollection, mask: np.ndarray) -> DataCollection:
     return reduced
 
 
+def _compiled_kernels():
+    """The compiled kernel module, or None where only the numba fallback is available."""
+    from .descriptors._backend import COMPILED, kernels  # not at import time: descriptors imports us
+
+    return kernels if COMPILED else None
+
+
+def _own_search(data: DataCollection):
+    """The compiled kernel and its inputs (positions, cell matrix, pbc flags), or None where
+    OVITO's finder is to be used instead (no compiled kernel, 2D cell)."""
+    kernels = _compiled_kernels()
+    if kernels is None or data.cell.is2D:
+        return None
+    positions = np.asarray(data.particles.positions, dtype=np.float64)
+    return kernels, positions, np.asarray(data.cell, dtype=np.float64), tuple(bool(p) for p in data.cell.pbc)
+
+
 def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
-    """The ``n`` nearest neighbours of every particle (OVITO's ``NearestNeighborFinder``)."""
+    """The ``n`` nearest neighbours of every particle, by increasing distance (the results of
+    OVITO's ``NearestNeighborFinder``)."""
     if n < 1:
         raise InputError(f"The number of neighbours must be at least 1, got {n}.")
     count = data.particles.count
-    indices, vectors = NearestNeighborFinder(n, data).find_all()
+    search = _own_search(data)
+    if search is None:
+        indices, vectors = NearestNeighborFinder(n, data).find_all()
+    else:
+        kernels, positions, cell, pbc = search
+        indices, vectors = kernels.nearest_neighbors(positions, cell, pbc, n)
     missing = indices < 0
     if missing.any():
         atoms = np.flatnonzero(missing.any(axis=1))
@@ -109,13 +138,20 @@ def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
 
 
 def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
-    """All neighbours within ``cutoff`` of every particle (OVITO's ``CutoffNeighborFinder``)."""
+    """All neighbours within ``cutoff`` (distance <= cutoff) of every particle (the results of
+    OVITO's ``CutoffNeighborFinder``)."""
     if not cutoff > 0:
         raise InputError(f"The cutoff must be positive, got {cutoff}.")
-    pairs, vectors = CutoffNeighborFinder(cutoff, data).find_all(sort_by="index")
-    offsets = np.zeros(data.particles.count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pairs[:, 0], minlength=data.particles.count), out=offsets[1:])
-    return NeighborList(offsets, np.ascontiguousarray(pairs[:, 1]), vectors, order=spatial_order(data))
+    search = _own_search(data)
+    if search is not None:
+        kernels, positions, cell, pbc = search
+        offsets, neighbors, vectors = kernels.cutoff_neighbors(positions, cell, pbc, float(cutoff))
+    else:
+        pairs, vectors = CutoffNeighborFinder(cutoff, data).find_all(sort_by="index")
+        offsets = np.zeros(data.particles.count + 1, dtype=np.int64)
+        np.cumsum(np.bincount(pairs[:, 0], minlength=data.particles.count), out=offsets[1:])
+        neighbors = np.ascontiguousarray(pairs[:, 1])
+    return NeighborList(offsets, neighbors, vectors, order=spatial_order(data))
 
 
 def voronoi_neighbors(data: DataCollection) -> NeighborList:

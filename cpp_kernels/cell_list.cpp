@@ -1,0 +1,629 @@
+// Cell-list neighbour search. Atoms are binned in reduced (cell) coordinates, so triclinic cells
+// need no special case: along a periodic axis a neighbour bin beyond the grid is a periodic image
+// (as many images as the search radius needs, so small cells work), along a non-periodic axis the
+// grid spans the atoms' extent, which may exceed the cell. The search runs on a bin-sorted copy
+// of the positions (cache locality) and writes its results in the original atom order.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels.hpp"
+#include "threads.hpp"
+
+namespace mlclass {
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Atoms of one bin, or of a run of neighbouring bins along the first axis (contiguous in the
+// sorted atoms), as seen from another bin: their range and the image shift to add to them.
+struct Visit {
+    int64_t begin, end;
+    double shift[3];
+    bool home;  // no image shift: the atom itself may be among these
+};
+
+// Bins b + (first..last, o1, o2) relative to a bin b: a run along the first axis, whose bins are
+// contiguous in the sorted atoms (one visit per periodic image it touches).
+struct Row {
+    int o1, o2, first, last;
+};
+
+// Index t wrapped into 0 .. n - 1, and the number of periods removed (no division in the usual cases).
+inline int wrap(int t, int n, int& image) {
+    if (t >= 0 && t < n) return image = 0, t;
+    if (t < 0 && t >= -n) return image = -1, t + n;
+    if (t >= n && t < 2 * n) return image = 1, t - n;
+    image = t >= 0 ? t / n : -((-t + n - 1) / n);
+    return t - image * n;
+}
+
+// Smallest |M u|^2 over the box lo <= u <= hi (G = M^T M). A convex quadratic takes its minimum over
+// a box inside one of its faces (the box itself included), where it is the face's unconstrained
+// minimum, so trying the 27 faces (each coordinate free, at lo or at hi) finds it.
+double min_norm2_in_box(const double G[3][3], const double lo[3], const double hi[3]) {
+    double best = kInf;
+    for (int face = 0; face < 27; ++face) {
+        int state[3] = {face % 3, face / 3 % 3, face / 9};  // 0: free, 1: at lo, 2: at hi
+        double u[3];
+        int free_axes[3], nf = 0;
+        for (int d = 0; d < 3; ++d) {
+            if (state[d] == 0) free_axes[nf++] = d, u[d] = 0.0;
+            else u[d] = state[d] == 1 ? lo[d] : hi[d];
+        }
+        // G_FF u_F = -G_FX u_X by Gaussian elimination (G_FF is positive definite: no pivoting)
+        double A[3][4];
+        for (int r = 0; r < nf; ++r) {
+            double rhs = 0.0;
+            for (int d = 0; d < 3; ++d)
+                if (state[d] != 0) rhs -= G[free_axes[r]][d] * u[d];
+            for (int c = 0; c < nf; ++c) A[r][c] = G[free_axes[r]][free_axes[c]];
+            A[r][nf] = rhs;
+        }
+        for (int p = 0; p < nf; ++p)
+            for (int r = p + 1; r < nf; ++r) {
+                const double f = A[r][p] / A[p][p];
+                for (int c = p; c <= nf; ++c) A[r][c] -= f * A[p][c];
+            }
+        bool inside = true;
+        for (int r = nf - 1; r >= 0; --r) {
+            double v = A[r][nf];
+            for (int c = r + 1; c < nf; ++c) v -= A[r][c] * u[free_axes[c]];
+            v /= A[r][r];
+            u[free_axes[r]] = v;
+            const int d = free_axes[r];
+            const double slack = 1e-12 * (std::abs(lo[d]) + std::abs(hi[d]) + 1.0);
+            inside = inside && v >= lo[d] - slack && v <= hi[d] + slack;
+        }
+        if (!inside) continue;
+        double norm2 = 0.0;
+        for (int a = 0; a < 3; ++a)
+            for (int b = 0; b < 3; ++b) norm2 += u[a] * G[a][b] * u[b];
+        best = std::min(best, norm2);
+    }
+    return std::max(best, 0.0);
+}
+
+}  // namespace
+
+struct CellGrid {
+    int64_t n = 0;
+    double M[3][3], inv[3][3], G[3][3];  // cell vectors as columns, M^-1, metric M^T M
+    double det;
+    bool pbc[3];
+    double width[3];     // perpendicular distance per unit of reduced coordinate along each axis
+    double lo[3], extent[3], h[3];  // grid start, length and bin width, in reduced coordinates
+    int nb[3] = {1, 1, 1};
+    std::vector<double> x, y, z;     // wrapped positions (bin-sorted once bin() has run)
+    std::vector<double> sx, sy, sz;  // their reduced coordinates
+    std::vector<int64_t> atom;       // original index of each sorted atom
+    std::vector<int64_t> start;      // atoms of bin b: start[b] .. start[b + 1] - 1
+
+    CellGrid(int64_t n_atoms, const double* positions, const double* cell, const bool* periodic);
+    double volume() const;           // of the region the grid spans
+    void bin(const double target_width[3]);  // bins of about these widths (Cartesian), then sorts the atoms
+    int64_t n_bins() const { return int64_t(nb[0]) * nb[1] * nb[2]; }
+    void decode(int64_t bin, int b[3]) const {
+        b[0] = int(bin % nb[0]);
+        b[1] = int(bin / nb[0] % nb[1]);
+        b[2] = int(bin / (int64_t(nb[0]) * nb[1]));
+    }
+
+    // Bin b + o with the shift of its periodic image; false if it lies beyond a non-periodic edge
+    // or holds no atoms.
+    bool neighbor(const int b[3], const int o[3], Visit& v) const {
+        int t[3], image[3];
+        for (int d = 0; d < 3; ++d) {
+            t[d] = b[d] + o[d];
+            image[d] = 0;
+            if (pbc[d]) {
+                t[d] = wrap(t[d], nb[d], image[d]);
+            } else if (t[d] < 0 || t[d] >= nb[d]) {
+                return false;
+            }
+        }
+        const int64_t bin = (int64_t(t[2]) * nb[1] + t[1]) * nb[0] + t[0];
+        v.begin = start[bin];
+        v.end = start[bin + 1];
+        set_shift(v, image);
+        return v.end > v.begin;
+    }
+
+    void set_shift(Visit& v, const int image[3]) const {
+        for (int c = 0; c < 3; ++c) v.shift[c] = M[c][0] * image[0] + M[c][1] * image[1] + M[c][2] * image[2];
+        v.home = image[0] == 0 && image[1] == 0 && image[2] == 0;
+    }
+
+    // Appends the non-empty visits of a row of bins around bin b.
+    void add_row(const int b[3], const Row& r, std::vector<Visit>& out) const {
+        int t[3], image[3] = {0, 0, 0};
+        t[1] = b[1] + r.o1;
+        t[2] = b[2] + r.o2;
+        for (int d = 1; d < 3; ++d) {
+            if (pbc[d]) t[d] = wrap(t[d], nb[d], image[d]);
+            else if (t[d] < 0 || t[d] >= nb[d]) return;
+        }
+        int first = b[0] + r.first, last = b[0] + r.last;
+        if (!pbc[0]) first = std::max(first, 0), last = std::min(last, nb[0] - 1);
+        const int64_t row = (int64_t(t[2]) * nb[1] + t[1]) * nb[0];
+        Visit v;
+        while (first <= last) {
+            const int u = wrap(first, nb[0], image[0]);
+            const int run = std::min(last - first, nb[0] - 1 - u);  // further bins of this image
+            v.begin = start[row + u];
+            v.end = start[row + u + run + 1];
+            set_shift(v, image);
+            if (v.end > v.begin) out.push_back(v);
+            first += run + 1;
+        }
+    }
+};
+
+namespace {
+
+// The candidates of one bin: the atoms of the bins it visits, with their image shifts applied, as
+// contiguous arrays shared by all atoms of the bin, so that each atom's distance loop is one
+// simple loop that vectorises.
+struct Block {
+    std::vector<double> x, y, z;
+    std::vector<int64_t> j;  // sorted index
+    std::vector<double> d2;  // squared distances from the atom being searched
+    std::vector<uint32_t> pick;
+    size_t size = 0;
+    int64_t first = 0;       // the bin's first atom
+    int64_t self = -1;       // its candidate index without image shift
+
+    void build(const CellGrid& g, int64_t bin, const std::vector<Visit>& visits) {
+        size = 0;
+        for (const Visit& v : visits) size += v.end - v.begin;
+        if (x.size() < size)
+            x.resize(size), y.resize(size), z.resize(size), j.resize(size), d2.resize(size), pick.resize(size);
+        first = g.start[bin];
+        // raw restrict pointers: the copies vectorise
+        double* __restrict bx = x.data();
+        double* __restrict by = y.data();
+        double* __restrict bz = z.data();
+        int64_t* __restrict bj = j.data();
+        const double *gx = g.x.data(), *gy = g.y.data(), *gz = g.z.data();
+        size_t c = 0;
+        for (const Visit& v : visits) {
+            if (v.home && v.begin <= first && first < v.end) self = int64_t(c + (first - v.begin));
+            const double sx = v.shift[0], sy = v.shift[1], sz = v.shift[2];
+            const int64_t len = v.end - v.begin;
+            for (int64_t a = 0; a < len; ++a) {
+                bx[c + a] = gx[v.begin + a] + sx;
+                by[c + a] = gy[v.begin + a] + sy;
+                bz[c + a] = gz[v.begin + a] + sz;
+                bj[c + a] = v.begin + a;
+            }
+            c += len;
+        }
+    }
+
+    // d2[c] for all candidates; returns how many are within radius2.
+    int64_t distances(double xi, double yi, double zi, double radius2) {
+        const double *cx = x.data(), *cy = y.data(), *cz = z.data();
+        double* __restrict out = d2.data();
+        int64_t within = 0;
+        for (size_t c = 0; c < size; ++c) {
+            const double dx = cx[c] - xi, dy = cy[c] - yi, dz = cz[c] - zi;
+            out[c] = dx * dx + dy * dy + dz * dz;
+            within += out[c] <= radius2;
+        }
+        return within;
+    }
+};
+
+}  // namespace
+
+CellGrid::CellGrid(int64_t n_atoms, const double* positions, const double* cell, const bool* periodic) : n(n_atoms) {
+    for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) M[r][c] = cell[4 * r + c];
+    det = M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
+          M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]);
+    double scale = 0.0;
+    for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) scale = std::max(scale, std::abs(M[r][c]));
+    if (!(std::abs(det) > 1e-12 * scale * scale * scale) || !std::isfinite(det))
+        throw std::invalid_argument("the simulation cell is degenerate (its cell vectors span no volume)");
+    for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c) {
+            const int r1 = (c + 1) % 3, r2 = (c + 2) % 3, c1 = (r + 1) % 3, c2 = (r + 2) % 3;
+            inv[r][c] = (M[r1][c1] * M[r2][c2] - M[r1][c2] * M[r2][c1]) / det;
+        }
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) G[a][b] = M[0][a] * M[0][b] + M[1][a] * M[1][b] + M[2][a] * M[2][b];
+    for (int d = 0; d < 3; ++d) {
+        pbc[d] = periodic[d];
+        width[d] = 1.0 / std::sqrt(inv[d][0] * inv[d][0] + inv[d][1] * inv[d][1] + inv[d][2] * inv[d][2]);
+    }
+    const double origin[3] = {cell[3], cell[7], cell[11]};
+
+    // Reduced coordinates; periodic axes are wrapped into [0, 1) together with the positions.
+    x.resize(n); y.resize(n); z.resize(n); sx.resize(n); sy.resize(n); sz.resize(n);
+    double lo_[3] = {kInf, kInf, kInf}, hi_[3] = {-kInf, -kInf, -kInf};
+#pragma omp parallel for schedule(static) reduction(min : lo_[:3]) reduction(max : hi_[:3])
+    for (int64_t i = 0; i < n; ++i) {
+        double p[3], s[3];
+        for (int c = 0; c < 3; ++c) p[c] = positions[3 * i + c];
+        for (int d = 0; d < 3; ++d)
+            s[d] = inv[d][0] * (p[0] - origin[0]) + inv[d][1] * (p[1] - origin[1]) + inv[d][2] * (p[2] - origin[2]);
+        for (int d = 0; d < 3; ++d) {
+            if (pbc[d]) {
+                double image = std::floor(s[d]);
+                s[d] -= image;
+                if (s[d] >= 1.0) s[d] -= 1.0, image += 1.0;  // s was a tiny negative number
+                if (image != 0.0)
+                    for (int c = 0; c < 3; ++c) p[c] -= M[c][d] * image;
+            }
+            lo_[d] = std::min(lo_[d], s[d]);
+            hi_[d] = std::max(hi_[d], s[d]);
+        }
+        x[i] = p[0]; y[i] = p[1]; z[i] = p[2];
+        sx[i] = s[0]; sy[i] = s[1]; sz[i] = s[2];
+    }
+    for (int d = 0; d < 3; ++d) {
+        lo[d] = pbc[d] ? 0.0 : lo_[d];
+        extent[d] = pbc[d] ? 1.0 : std::max(hi_[d] - lo_[d], 1e-9 / width[d]);  // all atoms in a plane
+    }
+}
+
+double CellGrid::volume() const {
+    return std::abs(det) * extent[0] * extent[1] * extent[2];
+}
+
+void CellGrid::bin(const double target_width[3]) {
+    // Bounded number of bins whatever the caller asks for (sparse clusters, tiny cutoffs).
+    const int64_t max_bins = 4 * n + 64;
+    for (double scale = 1.0;; scale *= 1.25) {
+        for (int d = 0; d < 3; ++d)
+            nb[d] = int(std::clamp(std::floor(extent[d] * width[d] / (scale * target_width[d])), 1.0, double(1 << 20)));
+        if (n_bins() <= max_bins) break;
+    }
+    for (int d = 0; d < 3; ++d) h[d] = extent[d] / nb[d];
+
+    // Counting sort by bin.
+    std::vector<int64_t> bin_of(n);
+    start.assign(n_bins() + 1, 0);
+    const std::vector<double>* s[3] = {&sx, &sy, &sz};
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t b[3];
+        for (int d = 0; d < 3; ++d)
+            b[d] = std::clamp(int64_t(std::floor(((*s[d])[i] - lo[d]) / h[d])), int64_t(0), int64_t(nb[d] - 1));
+        bin_of[i] = (b[2] * nb[1] + b[1]) * nb[0] + b[0];
+    }
+    for (int64_t i = 0; i < n; ++i) ++start[bin_of[i] + 1];
+    for (int64_t b = 0; b < n_bins(); ++b) start[b + 1] += start[b];
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    atom.resize(n);
+    for (int64_t i = 0; i < n; ++i) atom[next[bin_of[i]]++] = i;
+    for (std::vector<double>* v : {&x, &y, &z, &sx, &sy, &sz}) {
+        std::vector<double> sorted(n);
+#pragma omp parallel for schedule(static)
+        for (int64_t k = 0; k < n; ++k) sorted[k] = (*v)[atom[k]];
+        v->swap(sorted);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// k nearest neighbours: shells of bins (Chebyshev distance s = 0, 1, ...) around the atom's bin
+// are searched until the k-th distance is below the distance from the atom to the searched
+// region's boundary (perpendicular distances to its faces), so no unsearched atom can be closer.
+
+namespace {
+
+// The visits of one bin, shell by shell, extended on demand and shared by the atoms of the bin.
+struct ShellCache {
+    std::vector<Visit> visits;
+    std::vector<size_t> shell_end;  // visits of shell s: shell_end[s - 1] (or 0) .. shell_end[s] - 1
+
+    void reset() { visits.clear(); shell_end.clear(); }
+    void add_shell(const CellGrid& g, const int b[3]) {
+        const int s = int(shell_end.size());
+        int first[3], last[3];
+        for (int d = 0; d < 3; ++d) {
+            first[d] = g.pbc[d] ? -s : std::max(-s, -b[d]);
+            last[d] = g.pbc[d] ? s : std::min(s, g.nb[d] - 1 - b[d]);
+        }
+        Visit v;
+        for (int o2 = first[2]; o2 <= last[2]; ++o2)
+            for (int o1 = first[1]; o1 <= last[1]; ++o1)
+                for (int o0 = first[0]; o0 <= last[0]; ++o0) {
+                    if (std::max({std::abs(o0), std::abs(o1), std::abs(o2)}) != s) continue;
+                    const int o[3] = {o0, o1, o2};
+                    if (g.neighbor(b, o, v)) visits.push_back(v);
+                }
+        shell_end.push_back(visits.size());
+    }
+};
+
+struct Candidate {
+    double d2;
+    int64_t j;  // sorted index
+    size_t e;   // its visit in the shell cache (an index: the cache may grow while an atom is searched)
+};
+
+// Distance from a point (reduced coordinates si) in bin b to the faces of the block of bins
+// b - s .. b + s: no atom outside the block is closer. Infinite once the block covers all atoms.
+double reach(const CellGrid& g, const int b[3], const double si[3], int s) {
+    double r = kInf;
+    for (int d = 0; d < 3; ++d) {
+        if (g.pbc[d] || b[d] - s > 0) r = std::min(r, (si[d] - (g.lo[d] + (b[d] - s) * g.h[d])) * g.width[d]);
+        if (g.pbc[d] || b[d] + s < g.nb[d] - 1) r = std::min(r, (g.lo[d] + (b[d] + s + 1) * g.h[d] - si[d]) * g.width[d]);
+    }
+    return r;
+}
+
+// General search by insertion into a sorted list of k, shell after shell. Returns the number found.
+int search_shells(const CellGrid& g, int64_t i, const int b[3], int k, ShellCache& cache, Candidate* best) {
+    const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
+    const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
+    int count = 0;
+    double worst = kInf;
+    for (int s = 0;; ++s) {
+        if (size_t(s) == cache.shell_end.size()) cache.add_shell(g, b);
+        for (size_t e = s == 0 ? 0 : cache.shell_end[s - 1]; e < cache.shell_end[s]; ++e) {
+            const Visit& v = cache.visits[e];
+            const double px = xi - v.shift[0], py = yi - v.shift[1], pz = zi - v.shift[2];
+            for (int64_t j = v.begin; j < v.end; ++j) {
+                const double dx = g.x[j] - px, dy = g.y[j] - py, dz = g.z[j] - pz;
+                const double d2 = dx * dx + dy * dy + dz * dz;
+                if (!(d2 < worst) || d2 == 0.0) continue;  // OVITO skips atoms at distance zero
+                int p = count < k ? count++ : k - 1;
+                for (; p > 0 && best[p - 1].d2 > d2; --p) best[p] = best[p - 1];
+                best[p] = Candidate{d2, j, e};
+                if (count == k) worst = best[k - 1].d2;
+            }
+        }
+        const double r = reach(g, b, si, s);
+        if (r == kInf || (count == k && r > 0.0 && worst <= r * r)) return count;
+    }
+}
+
+// Output rows are in the original atom order, so consecutive (bin-sorted) atoms write far apart:
+// ask for the cache lines of a later atom's row early.
+inline void prefetch_row(int64_t* neighbors, double* vectors, int64_t first, int64_t count) {
+    for (int64_t m = 0; m < count; m += 8) __builtin_prefetch(neighbors + first + m, 1);
+    for (int64_t m = 0; m < 3 * count; m += 8) __builtin_prefetch(vectors + 3 * first + m, 1);
+}
+
+struct Pick {
+    double d2;
+    uint32_t c;  // candidate index in the block
+};
+
+// Fast path for the usual case: of the candidates in the 3 x 3 x 3 block of bins around the
+// atom's bin (distances in block.d2), those within radius2 are gathered without branches; if there
+// are at least k of them and radius2 does not exceed the squared reach of the block, the k nearest
+// are among them (sorted to the front of `out`). Returns false otherwise.
+bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
+    size_t count = 0;
+    for (size_t c = 0; c < block.size; ++c) {
+        const double d2 = block.d2[c];
+        out[count] = Pick{d2, uint32_t(c)};
+        count += (d2 <= radius2) & (d2 != 0.0);  // OVITO skips atoms at distance zero
+    }
+    if (count < size_t(k)) return false;
+    const auto closer = [](const Pick& p, const Pick& q) { return p.d2 < q.d2; };
+    if (count > size_t(2 * k)) {
+        std::nth_element(out, out + k - 1, out + count, closer);  // the k-th in place, closer ones before it
+        std::sort(out, out + k - 1, closer);
+        return true;
+    }
+    // usually only a few more than k: insertion sort, keeping the k closest
+    for (size_t m = 1; m < count; ++m) {
+        const Pick p = out[m];
+        size_t q = std::min(m, size_t(k - 1));
+        if (m >= size_t(k) && !(p.d2 < out[k - 1].d2)) continue;
+        for (; q > 0 && out[q - 1].d2 > p.d2; --q) out[q] = out[q - 1];
+        out[q] = p;
+    }
+    return true;
+}
+
+}  // namespace
+
+void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
+                       int64_t* neighbors, double* vectors) {
+    if (n == 0) return;
+    CellGrid g(n, positions, cell, pbc);
+    // Bins about as wide as the radius of the sphere holding k atoms at the mean density (at least
+    // two atoms per bin), so that the block of 3 x 3 x 3 bins around an atom usually holds its k
+    // nearest neighbours; the factor 0.8 was tuned on fcc (k = 1, 12, 40).
+    const double per_bin = std::max(2.0, 0.8 * 3.0 * k / (4.0 * M_PI));
+    const double width = std::cbrt(per_bin * g.volume() / double(n));
+    const double widths[3] = {width, width, width};
+    g.bin(widths);
+
+#pragma omp parallel
+    {
+        ShellCache cache;
+        std::vector<Visit> visits;
+        Block block;
+        std::vector<Pick> buffer;
+        std::vector<Candidate> best(k);
+        // The k-th distance of the previous atom, widened: usually a tighter radius than the
+        // block's reach for gathering candidates, so that fewer need sorting.
+        double guess2 = kInf;
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
+            if (g.start[bin] == g.start[bin + 1]) continue;
+            int b[3];
+            g.decode(bin, b);
+            cache.reset();
+            visits.clear();
+            for (int o2 = -1; o2 <= 1; ++o2)
+                for (int o1 = -1; o1 <= 1; ++o1) g.add_row(b, Row{o1, o2, -1, 1}, visits);
+            block.build(g, bin, visits);
+            buffer.resize(std::max(block.size, size_t(1)));
+            for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
+                if (i + 4 < n) prefetch_row(neighbors, vectors, g.atom[i + 4] * k, k);
+                const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
+                const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
+                const double r = reach(g, b, si, 1), r2 = r * r;
+                bool done = false;
+                if (r > 0.0 && r < kInf) {
+                    block.distances(xi, yi, zi, r2);
+                    done = guess2 < r2 && select_nearest(block, k, guess2, buffer.data());
+                    if (!done) done = select_nearest(block, k, r2, buffer.data());
+                    if (done) guess2 = 1.2 * buffer[k - 1].d2;
+                }
+                const int64_t row = g.atom[i] * k;
+                if (done) {
+                    for (int m = 0; m < k; ++m) {
+                        const size_t c = buffer[m].c;
+                        neighbors[row + m] = g.atom[block.j[c]];
+                        double* out = vectors + 3 * (row + m);
+                        out[0] = block.x[c] - xi;
+                        out[1] = block.y[c] - yi;
+                        out[2] = block.z[c] - zi;
+                    }
+                    continue;
+                }
+                const int count = search_shells(g, i, b, k, cache, best.data());
+                for (int m = 0; m < k; ++m) {
+                    double* out = vectors + 3 * (row + m);
+                    if (m < count) {
+                        const Candidate& c = best[m];
+                        const double* shift = cache.visits[c.e].shift;
+                        neighbors[row + m] = g.atom[c.j];
+                        out[0] = g.x[c.j] + shift[0] - xi;
+                        out[1] = g.y[c.j] + shift[1] - yi;
+                        out[2] = g.z[c.j] + shift[2] - zi;
+                    } else {
+                        neighbors[row + m] = -1;
+                        out[0] = out[1] = out[2] = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cutoff search: every bin visits a fixed stencil of bin offsets, pruned to the offsets whose bins
+// can hold a pair within the cutoff (exact minimum distance between the two parallelepipeds).
+
+namespace {
+
+// The rows of bins that can hold a pair within the cutoff, from the exact minimum distance
+// between two bins (parallelepipeds).
+std::vector<Row> stencil(const CellGrid& g, double cutoff) {
+    int reach[3];
+    for (int d = 0; d < 3; ++d) {
+        const double r = std::ceil(cutoff / (g.h[d] * g.width[d]));
+        reach[d] = int(std::min(r, g.pbc[d] ? 1e6 : double(g.nb[d] - 1)));
+    }
+    std::vector<Row> rows;
+    for (int o2 = -reach[2]; o2 <= reach[2]; ++o2)
+        for (int o1 = -reach[1]; o1 <= reach[1]; ++o1) {
+            Row row{o1, o2, reach[0] + 1, -reach[0] - 1};
+            for (int o0 = -reach[0]; o0 <= reach[0]; ++o0) {
+                const int o[3] = {o0, o1, o2};
+                double lo[3], hi[3];  // reduced separations of points in the two bins
+                for (int d = 0; d < 3; ++d) lo[d] = (o[d] - 1) * g.h[d], hi[d] = (o[d] + 1) * g.h[d];
+                if (min_norm2_in_box(g.G, lo, hi) <= cutoff * cutoff * (1.0 + 1e-9))
+                    row.first = std::min(row.first, o0), row.last = std::max(row.last, o0);
+            }
+            if (row.first <= row.last) rows.push_back(row);
+        }
+    return rows;
+}
+
+}  // namespace
+
+CutoffSearch::CutoffSearch(int64_t n, const double* positions, const double* cell, const bool* pbc, double cutoff)
+    : cutoff_(cutoff) {
+    if (!(cutoff > 0.0) || !std::isfinite(cutoff)) throw std::invalid_argument("the cutoff must be positive and finite");
+    grid_ = std::make_unique<CellGrid>(n, positions, cell, pbc);
+    if (n == 0) return;
+    // Bins as wide as the cutoff, so that a bin's candidates are its 3 x 3 x 3 block (more for
+    // small periodic cells). Finer bins fit the sphere more tightly but every bin copies its block
+    // of candidates, which then serves fewer atoms: measured slower for 3 and 6 A in fcc Cu. Not
+    // below one atom per bin on average (tiny cutoffs).
+    const double width = std::max(cutoff, std::cbrt(grid_->volume() / double(n)));
+    const double widths[3] = {width, width, width};
+    grid_->bin(widths);
+}
+
+CutoffSearch::~CutoffSearch() = default;
+
+namespace {
+
+// Runs body(i, block) for every sorted atom i, bins spread over the threads; `block` holds the
+// candidates of the atom's bin.
+template <typename Body>
+void for_each_atom(const CellGrid& g, double cutoff, Body&& body) {
+    if (g.n == 0) return;
+    const std::vector<Row> rows = stencil(g, cutoff);
+#pragma omp parallel
+    {
+        std::vector<Visit> visits;
+        Block block;
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
+            if (g.start[bin] == g.start[bin + 1]) continue;
+            int b[3];
+            g.decode(bin, b);
+            visits.clear();
+            for (const Row& row : rows) g.add_row(b, row, visits);
+            block.build(g, bin, visits);
+            for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) body(i, block);
+        }
+    }
+}
+
+}  // namespace
+
+void CutoffSearch::count(int64_t* offsets) const {
+    const CellGrid& g = *grid_;
+    const double cutoff2 = cutoff_ * cutoff_;
+    offsets[0] = 0;
+    for_each_atom(g, cutoff_, [&](int64_t i, Block& block) {
+        // the atom itself, at distance zero, is among the candidates
+        offsets[g.atom[i] + 1] = block.distances(g.x[i], g.y[i], g.z[i], cutoff2) - 1;
+    });
+    for (int64_t i = 0; i < g.n; ++i) offsets[i + 1] += offsets[i];
+}
+
+void CutoffSearch::fill(const int64_t* offsets, int64_t* neighbors, double* vectors) const {
+    const CellGrid& g = *grid_;
+    const double cutoff2 = cutoff_ * cutoff_;
+    constexpr int64_t ahead = 4;
+    for_each_atom(g, cutoff_, [&](int64_t i, Block& block) {
+        if (i + ahead < g.n) {
+            const int64_t later = g.atom[i + ahead];
+            prefetch_row(neighbors, vectors, offsets[later], offsets[later + 1] - offsets[later]);
+        }
+        const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
+        block.distances(xi, yi, zi, cutoff2);  // the same arithmetic as in count()
+        block.d2[block.self + (i - block.first)] = kInf;  // the atom itself
+        // branch-free selection of the candidate indices, then the bonds
+        const double* __restrict d2 = block.d2.data();
+        uint32_t* __restrict pick = block.pick.data();
+        size_t count = 0;
+        for (size_t c = 0; c < block.size; ++c) {
+            pick[count] = uint32_t(c);
+            count += d2[c] <= cutoff2;
+        }
+        const int64_t first = offsets[g.atom[i]];
+        count = std::min(count, size_t(offsets[g.atom[i] + 1] - first));  // never past the row (equal anyway)
+        const double *bx = block.x.data(), *by = block.y.data(), *bz = block.z.data();
+        const int64_t *bj = block.j.data(), *atom = g.atom.data();
+        int64_t* __restrict nb_out = neighbors + first;
+        double* __restrict vec_out = vectors + 3 * first;
+        for (size_t m = 0; m < count; ++m) {
+            const uint32_t c = pick[m];
+            nb_out[m] = atom[bj[c]];
+            vec_out[3 * m] = bx[c] - xi;
+            vec_out[3 * m + 1] = by[c] - yi;
+            vec_out[3 * m + 2] = bz[c] - zi;
+        }
+    });
+}
+
+}  // namespace mlclass
