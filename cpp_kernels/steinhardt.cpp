@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "kernels.hpp"
@@ -12,37 +13,58 @@ namespace mlclass {
 
 namespace {
 
-// One requested degree: its column in the output block and its slot in a row of q_lm.
+// The coupling rows of one degree with the same m1 = -mu: m2 = m2_first .. m2_first+count-1 and
+// m3 = mu - m2 (both >= 0, the table keeps one of each mirror pair), coefficients from `coeff`.
+struct Run {
+    int mu, m2_first, count;
+    int64_t coeff;
+};
+
+// One requested degree: its column in the output block, its slot in a row of q_lm, and its
+// coupling rows grouped into runs.
 struct Degree {
     int l;
     int column;  // index into the list of degrees given by the caller
     int slot;    // offset of q_l0 in a row of q_lm
+    std::vector<Run> runs;
 };
 
-// q_l and w^_l from q_lm (m = 0..l). q_l,-m = (-1)^m conj(q_lm) is never stored.
-inline void invariants(const double* re, const double* im, int l, const WignerTable& wigner, int column,
-                       bool with_wl, double& q, double& w) {
+std::vector<Run> coupling_runs(const WignerTable& wigner, int column) {
+    std::vector<Run> runs;
+    for (int64_t row = wigner.start[column]; row < wigner.start[column + 1]; ++row) {
+        const int32_t* m = wigner.m + 3 * row;
+        if (m[1] < 0 || m[2] < 0 || m[0] + m[1] + m[2] != 0)
+            throw std::invalid_argument("Wigner coupling rows must have m1 = -(m2 + m3) and m2, m3 >= 0");
+        Run& last = runs.empty() ? runs.emplace_back(Run{-m[0], m[1], 0, row}) : runs.back();
+        if (last.mu == -m[0] && last.m2_first + last.count == m[1]) {
+            ++last.count;
+        } else {
+            runs.push_back(Run{-m[0], m[1], 1, row});
+        }
+    }
+    return runs;
+}
+
+// q_l and w^_l from q_lm (m = 0..l); q_l,-m = (-1)^m conj(q_lm) is never stored.
+//   w = sum over runs of Re(q_{l,-mu} P_mu),  P_mu = sum_m2 coeff q_{l,m2} q_{l,mu-m2}
+inline void invariants(const double* re, const double* im, const Degree& d, const double* coeff, bool with_wl,
+                       double& q, double& w) {
+    const int l = d.l;
     double s = re[0] * re[0] + im[0] * im[0];
     for (int m = 1; m <= l; ++m) s += 2.0 * (re[m] * re[m] + im[m] * im[m]);
     q = std::sqrt(4.0 * M_PI / (2 * l + 1) * s);
     w = 0.0;
-    const int64_t first = wigner.start[column], last = wigner.start[column + 1];
-    if (!with_wl || !(s > 0.0) || first == last) return;
-    // q_lm for m = -l..l at index m + l, so the coupling rows need no case distinction
-    double fr[2 * kMaxDegree + 1], fi[2 * kMaxDegree + 1];
-    for (int m = 0; m <= l; ++m) {
-        const double sign = (m & 1) ? -1.0 : 1.0;
-        fr[l + m] = re[m];
-        fi[l + m] = im[m];
-        fr[l - m] = sign * re[m];
-        fi[l - m] = -sign * im[m];
-    }
+    if (!with_wl || !(s > 0.0) || d.runs.empty()) return;
     double sum = 0.0;
-    for (int64_t row = first; row < last; ++row) {
-        const int32_t* m = wigner.m + 3 * row;
-        const int a = l + m[0], b = l + m[1], c = l + m[2];
-        const double abr = fr[a] * fr[b] - fi[a] * fi[b], abi = fr[a] * fi[b] + fi[a] * fr[b];
-        sum += wigner.coeff[row] * (abr * fr[c] - abi * fi[c]);
+    for (const Run& run : d.runs) {
+        const double* c = coeff + run.coeff;
+        double pr = 0.0, pi = 0.0;
+        for (int j = 0, b = run.m2_first, e = run.mu - run.m2_first; j < run.count; ++j, ++b, --e) {
+            pr += c[j] * (re[b] * re[e] - im[b] * im[e]);
+            pi += c[j] * (re[b] * im[e] + im[b] * re[e]);
+        }
+        const double sign = (run.mu & 1) ? -1.0 : 1.0;
+        sum += sign * (re[run.mu] * pr + im[run.mu] * pi);
     }
     w = sum / (s * std::sqrt(s));
 }
@@ -151,7 +173,7 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
     std::vector<Degree> all;
     int lmax = 0, size = 0;
     for (int c = 0; c < n_degrees; ++c) {
-        all.push_back({degrees[c], c, size});
+        all.push_back({degrees[c], c, size, coupling_runs(wigner, c)});
         lmax = std::max(lmax, degrees[c]);
         size += degrees[c] + 1;
     }
@@ -165,7 +187,7 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
     auto write = [&](int64_t i, const double* re, int column_q, int column_w) {
         for (const Degree& d : all) {
             double q, w;
-            invariants(re + d.slot, re + size + d.slot, d.l, wigner, d.column, with_wl, q, w);
+            invariants(re + d.slot, re + size + d.slot, d, wigner.coeff, with_wl, q, w);
             out[i * width + column_q + d.column] = q;
             if (with_wl) out[i * width + column_w + d.column] = w;
         }
@@ -278,15 +300,17 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
                         sources.push_back(row);
                     }
                 }
-                const double norm = 1.0 / double(count + 1);
-                // 8 values at a time, summed over the neighbours in registers
-                for (int t0 = 0; t0 < stride; t0 += 8) {
-                    double part[8] = {};
-                    for (const double* src : sources)
-                        for (int t = 0; t < 8; ++t) part[t] += src[t0 + t];
-                    for (int t = 0; t < 8; ++t) acc[t0 + t] = part[t] * norm;
+                double* __restrict sum = acc.data();
+                std::copy(sources[0], sources[0] + stride, sum);
+                for (size_t u = 1; u < sources.size(); ++u) {
+                    const double* __restrict src = sources[u];
+#pragma omp simd
+                    for (int t = 0; t < stride; ++t) sum[t] += src[t];
                 }
-                write(i, acc.data(), col_qbar, col_wbar);
+                const double norm = 1.0 / double(count + 1);
+#pragma omp simd
+                for (int t = 0; t < stride; ++t) sum[t] *= norm;
+                write(i, sum, col_qbar, col_wbar);
             }
         }
     }

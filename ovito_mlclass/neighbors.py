@@ -227,7 +227,7 @@ def spatial_order(data: DataCollection) -> np.ndarray | None:
     volume = abs(np.linalg.det(matrix))
     if len(positions) == 0 or not volume > 0:
         return None
-    reduced = np.linalg.solve(matrix, (positions - cell[:, 3]).T).T
+    reduced = (positions - cell[:, 3]) @ np.linalg.inv(matrix).T
     spacing = (volume / len(positions)) ** (1 / 3)
     key = np.zeros(len(positions), dtype=np.int64)
     for axis in (2, 1, 0):
