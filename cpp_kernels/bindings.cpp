@@ -210,6 +210,23 @@ PYBIND11_MODULE(_kernels, m) {
         "index -1 where fewer than k exist. Atoms at distance zero are skipped, as by OVITO's NearestNeighborFinder.");
 
     m.def(
+        "spatial_order",
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc) {
+            check_structure(positions, cell);
+            const int64_t n = positions.shape(0);
+            py::array_t<int64_t> order(n);
+            int64_t* dst = order.mutable_data();
+            {
+                py::gil_scoped_release release;
+                spatial_order(n, positions.data(), cell.data(), pbc.data(), dst);
+            }
+            return order;
+        },
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"),
+        "A permutation of the atoms, bin by bin (bins about one interatomic spacing wide, z-major), in which "
+        "neighbours have nearby ranks: the processing order of the Steinhardt neighbour average.");
+
+    m.def(
         "cutoff_neighbors",
         [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, double cutoff) {
             check_structure(positions, cell);

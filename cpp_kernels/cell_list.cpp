@@ -427,6 +427,15 @@ bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
 
 }  // namespace
 
+void spatial_order(int64_t n, const double* positions, const double* cell, const bool* pbc, int64_t* order) {
+    if (n == 0) return;
+    CellGrid g(n, positions, cell, pbc);
+    const double spacing = std::cbrt(g.volume() / double(n));
+    const double widths[3] = {spacing, spacing, spacing};
+    g.bin(widths);
+    std::copy(g.atom.begin(), g.atom.end(), order);
+}
+
 void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
                        int64_t* neighbors, double* vectors) {
     if (n == 0) return;

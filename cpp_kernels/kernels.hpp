@@ -69,6 +69,10 @@ struct CellGrid;
 void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
                        int64_t* neighbors, double* vectors);
 
+// The atoms sorted into bins about one interatomic spacing wide, bins in z-major order: a
+// permutation in which neighbours have nearby ranks, for the neighbour average of steinhardt().
+void spatial_order(int64_t n, const double* positions, const double* cell, const bool* pbc, int64_t* order);
+
 // All pairs with |x_j - x_i| <= cutoff (OVITO's CutoffNeighborFinder convention), in CSR form with
 // rows in atom order. Two passes so that the caller allocates exactly: count() writes the
 // offsets (n + 1), fill() the bonds (offsets[n] of them).

@@ -35,12 +35,10 @@ std::vector<Run> coupling_runs(const WignerTable& wigner, int column) {
         const int32_t* m = wigner.m + 3 * row;
         if (m[1] < 0 || m[2] < 0 || m[0] + m[1] + m[2] != 0)
             throw std::invalid_argument("Wigner coupling rows must have m1 = -(m2 + m3) and m2, m3 >= 0");
-        Run& last = runs.empty() ? runs.emplace_back(Run{-m[0], m[1], 0, row}) : runs.back();
-        if (last.mu == -m[0] && last.m2_first + last.count == m[1]) {
-            ++last.count;
-        } else {
+        if (!runs.empty() && runs.back().mu == -m[0] && runs.back().m2_first + runs.back().count == m[1])
+            ++runs.back().count;
+        else
             runs.push_back(Run{-m[0], m[1], 1, row});
-        }
     }
     return runs;
 }
@@ -74,10 +72,10 @@ struct AtomScratch {
     std::vector<double> x, y, z, w, acc_re, acc_im;
 };
 
-// q_lm (m >= 0) of atom i for the degrees of `group`, written to re/im at each degree's slot.
-// Returns false if the atom has no neighbours (q_lm = 0); counts bonds of zero length.
-bool atom_qlm(const NeighborList& nl, int64_t i, const LegendreRows& rows, const std::vector<unsigned char>& wanted,
-              const std::vector<Degree>& group, AtomScratch& s, double* re, double* im, int64_t& zero_length) {
+// q_lm (m >= 0) of atom i for the given degrees, written to re/im at each degree's slot (0 for
+// an atom without neighbours); counts bonds of zero length.
+void atom_qlm(const NeighborList& nl, int64_t i, const LegendreRows& rows, const std::vector<unsigned char>& wanted,
+              const std::vector<Degree>& degrees, AtomScratch& s, double* re, double* im, int64_t& zero_length) {
     const int64_t begin = nl.offsets[i];
     const int n = int(nl.offsets[i + 1] - begin);
     s.x.resize(n); s.y.resize(n); s.z.resize(n); s.w.resize(n);
@@ -96,13 +94,12 @@ bool atom_qlm(const NeighborList& nl, int64_t i, const LegendreRows& rows, const
     accumulate_ylm(rows, n, s.x.data(), s.y.data(), s.z.data(), s.w.data(), wanted.data(), s.acc_re.data(),
                    s.acc_im.data());
     const double norm = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
-    for (const Degree& d : group) {
+    for (const Degree& d : degrees) {
         for (int m = 0; m <= d.l; ++m) {
             re[d.slot + m] = s.acc_re[d.l * rows.width + m] * norm;
             im[d.slot + m] = s.acc_im[d.l * rows.width + m] * norm;
         }
     }
-    return weight_sum > 0.0;
 }
 
 }  // namespace

@@ -216,27 +216,16 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
 
 
 def spatial_order(data: DataCollection) -> np.ndarray | None:
-    """A permutation that visits the particles slab by slab along the third cell vector (rows
-    along the second, then the first), slabs about one interatomic spacing thick, so that the
-    neighbours of a particle have nearby ranks (the kernels treat the order as cyclic, so the
-    last slab of a periodic cell is near the first). ``None`` for a degenerate cell (the kernels
-    then use index order)."""
-    positions = np.asarray(data.particles.positions, dtype=np.float64)
-    cell = np.asarray(data.cell, dtype=np.float64)
-    matrix = cell[:, :3]
-    volume = abs(np.linalg.det(matrix))
-    if len(positions) == 0 or not volume > 0:
+    """A permutation that visits the particles bin by bin (bins about one interatomic spacing
+    wide, slab after slab along the third cell vector), so that the neighbours of a particle have
+    nearby ranks; the kernels treat it as cyclic, so the last slab of a periodic cell is near the
+    first. ``None`` where the compiled kernel is missing (the numba reference needs no order) or
+    the cell is 2D (the kernels then use index order)."""
+    search = _own_search(data)
+    if search is None:
         return None
-    reduced = (positions - cell[:, 3]) @ np.linalg.inv(matrix).T
-    spacing = (volume / len(positions)) ** (1 / 3)
-    key = np.zeros(len(positions), dtype=np.int64)
-    for axis in (2, 1, 0):
-        other = matrix[:, [(axis + 1) % 3, (axis + 2) % 3]]
-        height = volume / np.linalg.norm(np.cross(other[:, 0], other[:, 1]))
-        count = max(1, int(height / spacing))
-        s = reduced[:, axis] - np.floor(reduced[:, axis])  # outside a non-periodic cell: any bin will do
-        key = key * count + np.minimum((s * count).astype(np.int64), count - 1)
-    return np.argsort(key, kind="stable")
+    kernels, positions, cell, pbc = search
+    return kernels.spatial_order(positions, cell, pbc)
 
 
 def _pbc_text(data: DataCollection) -> str:
