@@ -147,23 +147,6 @@ PYBIND11_MODULE(_kernels, m) {
         "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`.");
 
     m.def(
-        "voronoi_face_areas",
-        [](Input<int64_t> offsets, Input<double> vectors) {
-            require(vectors.ndim() == 2, "vectors must have shape (n_bonds, 3)");
-            const int64_t n = check_csr(offsets, vectors, vectors.shape(0));
-            py::array_t<double> areas(vectors.shape(0));
-            double* dst = areas.mutable_data();
-            {
-                py::gil_scoped_release release;
-                voronoi_face_areas(n, offsets.data(), vectors.data(), dst);
-            }
-            return areas;
-        },
-        py::arg("offsets"), py::arg("vectors"),
-        "Area of the Voronoi face of every bond of a CSR list of each atom's Voronoi neighbours (bond vectors "
-        "x_j - x_i): the bisector plane of the bond clipped by those of the atom's other bonds.");
-
-    m.def(
         "symmetry_functions",
         [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, Input<int32_t> species,
            int n_species, double cutoff, Input<double> g2, Input<double> g4, Input<double> g5, Output out) {
@@ -254,4 +237,34 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
         "All neighbours within `cutoff` (distance <= cutoff, as OVITO's CutoffNeighborFinder) in CSR form: "
         "(offsets (n + 1), neighbors (n_bonds), vectors (n_bonds, 3)), rows in atom order.");
+
+    m.def(
+        "voronoi_cells",
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc) {
+            check_structure(positions, cell);
+            const int64_t n = positions.shape(0);
+            py::array_t<int64_t> offsets(n + 1);
+            int64_t* off = offsets.mutable_data();
+            std::unique_ptr<VoronoiCells> cells;
+            {
+                py::gil_scoped_release release;
+                cells = std::make_unique<VoronoiCells>(n, positions.data(), cell.data(), pbc.data());
+                cells->count(off);
+            }
+            const int64_t n_faces = off[n];
+            py::array_t<int64_t> neighbors(n_faces);
+            py::array_t<double> vectors({n_faces, int64_t(3)});
+            py::array_t<double> areas(n_faces);
+            {
+                int64_t* nb = neighbors.mutable_data();
+                double* vec = vectors.mutable_data();
+                double* area = areas.mutable_data();
+                py::gil_scoped_release release;
+                cells->fill(off, nb, vec, area);
+            }
+            return py::make_tuple(offsets, neighbors, vectors, areas);
+        },
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"),
+        "The Voronoi cell of every atom (cell periodic in all three directions) in CSR form: (offsets (n + 1), "
+        "neighbors (n_faces), vectors (n_faces, 3), areas (n_faces)), one row per face of non-zero area.");
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace mlclass {
 
@@ -47,14 +48,6 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
                         const double* g2, int n_g2, const double* g4, int n_g4, const double* g5,
                         int n_g5, double* out);
 
-// Area of every Voronoi face: bond b of atom i (vector v = vectors[b]) is the face in the plane
-// x . v = |v|^2 / 2 (atom i at the origin), cut by the half-spaces x . v_k <= |v_k|^2 / 2 of the
-// other bonds k of atom i; areas[b] = 0 where nothing is left. The bonds of each atom must include
-// all its Voronoi neighbours (several periodic images of one atom are separate bonds); extra bonds
-// whose planes miss the cell are harmless. Throws std::invalid_argument for zero-length vectors and
-// for cells that the bonds do not close.
-void voronoi_face_areas(int64_t n_atoms, const int64_t* offsets, const double* vectors, double* areas);
-
 int max_threads();
 
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
@@ -86,6 +79,30 @@ public:
 private:
     std::unique_ptr<CellGrid> grid_;
     double cutoff_;
+};
+
+// The Voronoi cell of every atom of a cell periodic in all three directions (voronoi.cpp): its
+// neighbours (one per face; periodic images of one atom, the atom's own included, are separate
+// faces), the vectors to them and the face areas. Faces of zero area (planes that touch the cell
+// at a vertex or an edge only) are left out, as OVITO's VoronoiAnalysisModifier does. The
+// constructor builds all cells; count() writes the CSR offsets (n + 1), fill() the faces.
+class VoronoiCells {
+public:
+    VoronoiCells(int64_t n, const double* positions, const double* cell, const bool* pbc);
+    ~VoronoiCells();
+    void count(int64_t* offsets) const;
+    void fill(const int64_t* offsets, int64_t* neighbors, double* vectors, double* areas) const;
+
+    struct Face;
+
+private:
+    struct Where {
+        int thread;     // whose buffer holds the atom's faces
+        int64_t first;  // where in it
+    };
+    std::vector<std::vector<Face>> faces_;  // per thread
+    std::vector<Where> where_;              // per atom
+    std::vector<int64_t> counts_;           // faces per atom
 };
 
 }  // namespace mlclass

@@ -6,8 +6,8 @@ included). They reproduce OVITO's ``NearestNeighborFinder`` and ``CutoffNeighbor
 reference they are tested against (tests/test_neighbors.py), which we used before; we have our
 own because in the benchmark (1M atoms, one thread) OVITO's finders alone took longer than the
 whole descriptor computation was meant to. Without the compiled kernel (numba fallback) and for
-2D cells, OVITO's finders are used. Voronoi neighbours come from OVITO's Voronoi analysis. The
-result is a CSR-style :class:`NeighborList` that the descriptor kernels consume as flat,
+2D cells, OVITO's finders are used. Voronoi cells are built by the kernel as well (tested
+against OVITO's Voronoi analysis, which is the fallback). The result is a CSR-style :class:`NeighborList` that the descriptor kernels consume as flat,
 contiguous arrays.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ __all__ = [
     "nearest_neighbors",
     "cutoff_neighbors",
     "voronoi_neighbors",
+    "voronoi_faces",
     "subset",
     "spatial_order",
 ]
@@ -156,23 +157,49 @@ def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
 
 def voronoi_neighbors(data: DataCollection) -> NeighborList:
     """Voronoi neighbours weighted by relative face area (Mickel et al., J. Chem. Phys. 138,
-    044501 (2013)): weight = area of the shared Voronoi face / surface area of the atom's cell.
+    044501 (2013)): weight = area of the shared Voronoi face / surface area of the atom's cell."""
+    faces = voronoi_faces(data)
+    counts = faces.counts
+    total = np.add.reduceat(faces.weights, faces.offsets[:-1][counts > 0]) if len(faces.weights) else faces.weights
+    if (total <= 0).any():
+        raise InputError("Some Voronoi cells have zero surface area; the structure is degenerate.")
+    return NeighborList(faces.offsets, faces.neighbors, faces.vectors,
+                        faces.weights / np.repeat(total, counts[counts > 0]), faces.order)
 
-    The neighbours are the bonds of OVITO's ``VoronoiAnalysisModifier(generate_bonds=True)``; the
-    face areas are computed from them by the compiled kernel (each bond's bisector plane clipped
-    by those of the atom's other bonds), which is much faster and leaner than having OVITO build
-    the polyhedra mesh.
+
+def voronoi_faces(data: DataCollection) -> NeighborList:
+    """The Voronoi cell of every particle: one bond per face of non-zero area, ``weights`` = the
+    face areas (absolute). Periodic images of one particle, the particle's own included, are
+    separate faces, as in OVITO's ``VoronoiAnalysisModifier`` bonds.
+
+    The compiled kernel builds the cells itself from a cell-list search (``cpp_kernels/voronoi.cpp``),
+    tested against OVITO's Voronoi polyhedra; we have our own because OVITO's Voronoi analysis alone
+    takes longer than the whole Voronoi-weighted Steinhardt computation is meant to (benchmark C).
+    Without the compiled kernel, the faces are OVITO's ``VoronoiAnalysisModifier(generate_bonds=True)``
+    bonds and the numba reference computes their areas.
     """
-    from ovito.modifiers import VoronoiAnalysisModifier
-
-    from .descriptors._backend import kernels
-
-    if not all(data.cell.pbc):
-        # voro++ cuts the cells at open boundaries by the box walls, which are not bonds
+    if not all(data.cell.pbc) or data.cell.is2D:
+        # voro++ cuts the cells at open boundaries by the box walls, which are not neighbours
         raise InputError(
-            f"Voronoi neighbours need a cell that is periodic in all three directions; this one is periodic "
+            f"Voronoi neighbours need a 3D cell that is periodic in all three directions; this one is periodic "
             f"along {_pbc_text(data)} only."
         )
+    search = _own_search(data)
+    if search is not None:
+        kernels, positions, cell, pbc = search
+        try:
+            offsets, neighbors, vectors, areas = kernels.voronoi_cells(positions, cell, pbc)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        return NeighborList(offsets, neighbors, vectors, areas, order=spatial_order(data))
+    return _ovito_voronoi_faces(data)
+
+
+def _ovito_voronoi_faces(data: DataCollection) -> NeighborList:
+    from ovito.modifiers import VoronoiAnalysisModifier
+
+    from .descriptors import reference
+
     count = data.particles.count
     positions = np.asarray(data.particles.positions, dtype=np.float64)
     cell = np.asarray(data.cell)[:, :3]
@@ -180,9 +207,7 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
     # a -> b with image shift n standing for the face of a towards b + n and the face of b towards
     # a - n; several periodic images of one pair, and an atom's own images in small cells
     # (a == b), are separate bonds. With the default thresholds (face_threshold =
-    # relative_face_threshold = 0) every face of non-zero area has a bond; faces of zero area
-    # (planes that touch the cell only at a vertex or edge, as the second shell of ideal fcc) are
-    # left out, which changes no other face.
+    # relative_face_threshold = 0) every face of non-zero area has a bond.
     work = DataCollection()  # positions and cell only, and freed as soon as the bonds are read
     work.create_cell(np.asarray(data.cell), pbc=data.cell.pbc)
     work.create_particles(count=count).create_property("Position", data=positions)
@@ -200,19 +225,15 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
     order[~forward] -= n_bonds  # now the bond index
     neighbor = topology.reshape(-1)[2 * order + forward]  # topology[b, 1] if forward else topology[b, 0]
     counts = np.bincount(topology.reshape(-1), minlength=count)
-    del topology
     vectors = bond_vector[order]
     vectors[~forward] *= -1.0
-    del bond_vector, order, forward
     offsets = np.zeros(count + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-
-    area = kernels.voronoi_face_areas(offsets, vectors)
-    total = np.add.reduceat(area, offsets[:-1][counts > 0]) if len(area) else area
-    if (total <= 0).any():
-        raise InputError("Some Voronoi cells have zero surface area; the structure is degenerate.")
-    return NeighborList(offsets, neighbor, vectors, area / np.repeat(total, counts[counts > 0]),
-                        order=spatial_order(data))
+    try:
+        areas = reference.voronoi_face_areas(offsets, vectors)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    return NeighborList(offsets, neighbor, vectors, areas)
 
 
 def spatial_order(data: DataCollection) -> np.ndarray | None:

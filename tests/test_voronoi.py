@@ -1,4 +1,4 @@
-"""Voronoi face areas and cell volumes of the compiled kernel against OVITO's Voronoi polyhedra."""
+"""Voronoi cells of the compiled kernel (neighbours, face areas, volumes) against OVITO's Voronoi analysis."""
 import numpy as np
 import pytest
 from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
@@ -7,6 +7,7 @@ from ovito.modifiers import VoronoiAnalysisModifier
 from conftest import crystal, lattice, make_data, triclinic, FCC_BASIS
 from ovito_mlclass import neighbors as nb
 from ovito_mlclass.descriptors import reference
+from ovito_mlclass.descriptors import _backend
 from ovito_mlclass.descriptors._backend import kernels
 from test_steinhardt import columns, ours, ovito
 
@@ -16,7 +17,15 @@ STRUCTURES = {
     "ideal bcc": lambda: crystal("bcc", 3),
     "ideal fcc": lambda: crystal("fcc", 3),  # second-shell planes touch the cell at its vertices only
     "triclinic": triclinic,
+    # very irregular cells (far vertices, many atoms redone with a wider search), sheared box
+    "random points": lambda: random_points(400),
 }
+
+
+def random_points(n, seed=5):
+    rng = np.random.default_rng(seed)
+    cell = np.array([[7.0, 0.0, 0.0], [1.5, 7.7, 0.0], [0.7, -1.0, 6.3]])
+    return make_data(rng.random((n, 3)) @ cell, cell)
 # Cells so small that atoms are Voronoi neighbours of their own periodic images (OVITO cannot
 # build the polyhedra mesh here, but computes volumes and Steinhardt parameters).
 SMALL = {
@@ -27,15 +36,18 @@ SMALL = {
 
 
 def our_faces(data):
-    """(centre, neighbour, image) of every bond of our Voronoi list and its face area."""
-    neighbor_list = nb.voronoi_neighbors(data)
-    centers = np.repeat(np.arange(neighbor_list.n_atoms), neighbor_list.counts)
+    """(centre, neighbour, image) of every face of our Voronoi cells, its area, and the faces."""
+    faces = nb.voronoi_faces(data)
+    return face_keys(data, faces), faces.weights, faces
+
+
+def face_keys(data, faces):
+    centers = np.repeat(np.arange(faces.n_atoms), faces.counts)
     positions = np.asarray(data.particles.positions)
     cell = np.asarray(data.cell)[:, :3]
-    shift = neighbor_list.vectors - (positions[neighbor_list.neighbors] - positions[centers])
+    shift = faces.vectors - (positions[faces.neighbors] - positions[centers])
     image = np.rint(np.linalg.solve(cell, shift.T).T).astype(np.int64)
-    areas = kernels.voronoi_face_areas(neighbor_list.offsets, neighbor_list.vectors)
-    return np.column_stack([centers, neighbor_list.neighbors, image]), areas, neighbor_list
+    return np.column_stack([centers, faces.neighbors, image])
 
 
 def ovito_faces(data):
@@ -73,9 +85,9 @@ def test_face_areas_equal_ovito_polyhedra(name):
 @pytest.mark.parametrize("name", [*STRUCTURES, *SMALL])
 def test_cell_volumes_equal_ovito(name):
     data = {**STRUCTURES, **SMALL}[name]()
-    _, areas, neighbor_list = our_faces(data)
-    pyramids = areas * np.linalg.norm(neighbor_list.vectors, axis=1) / 6  # height |v| / 2
-    volumes = np.bincount(np.repeat(np.arange(neighbor_list.n_atoms), neighbor_list.counts), weights=pyramids)
+    _, areas, faces = our_faces(data)
+    pyramids = areas * np.linalg.norm(faces.vectors, axis=1) / 6  # height |v| / 2
+    volumes = np.bincount(np.repeat(np.arange(faces.n_atoms), faces.counts), weights=pyramids)
     work = data.clone()
     work.apply(VoronoiAnalysisModifier())
     np.testing.assert_allclose(volumes, work.particles["Atomic Volume"], rtol=1e-10, atol=0)
@@ -90,12 +102,23 @@ def test_steinhardt_in_small_cells_equals_ovito(name):
     np.testing.assert_allclose(mine[:, columns(names, "qbar")], qbar, rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["hot fcc", "ideal bcc", "triclinic"])
-def test_compiled_face_areas_equal_numba_reference(name):
-    neighbor_list = nb.voronoi_neighbors(STRUCTURES[name]())
-    expected = reference.voronoi_face_areas(neighbor_list.offsets, neighbor_list.vectors)
-    np.testing.assert_allclose(kernels.voronoi_face_areas(neighbor_list.offsets, neighbor_list.vectors), expected,
-                               rtol=1e-10, atol=0)
+@pytest.mark.parametrize("name", ["hot fcc", "ideal bcc", "triclinic", "random points"])
+def test_compiled_cells_equal_numba_areas_of_ovito_bonds(name):
+    """The fallback without the compiled kernel: OVITO's bonds, face areas from the numba reference."""
+    data = STRUCTURES[name]()
+    keys, areas = sorted_by_key(*our_faces(data)[:2])
+    fallback = nb._ovito_voronoi_faces(data)
+    fallback_keys, fallback_areas = sorted_by_key(face_keys(data, fallback), fallback.weights)
+    np.testing.assert_array_equal(keys, fallback_keys)
+    np.testing.assert_allclose(areas, fallback_areas, rtol=1e-10, atol=0)
+
+
+def test_fallback_without_compiled_kernel(monkeypatch):
+    data = STRUCTURES["hot fcc"]()
+    expected = nb.voronoi_neighbors(data)
+    monkeypatch.setattr(_backend, "COMPILED", False)
+    fallback = nb.voronoi_neighbors(data)
+    np.testing.assert_array_equal(fallback.offsets, expected.offsets)
 
 
 def test_non_periodic_cell_is_refused():
@@ -103,11 +126,19 @@ def test_non_periodic_cell_is_refused():
     data = make_data(positions + [0, 0, 1], cell + np.diag([0, 0, 2]), pbc=(True, True, False))
     with pytest.raises(nb.InputError, match="periodic in all three directions"):
         nb.voronoi_neighbors(data)
+    with pytest.raises(ValueError, match="periodic in all three directions"):
+        kernels.voronoi_cells(positions, np.asarray(data.cell), (True, True, False))
 
 
-@pytest.mark.parametrize("backend", [kernels, reference])
-def test_bad_neighbour_lists_are_refused(backend):
+def test_atoms_at_the_same_position_are_refused():
+    positions, cell = lattice(FCC_BASIS, np.eye(3), 2, sigma=0.05, seed=1)
+    positions[3] = positions[7]
+    with pytest.raises(nb.InputError, match="same position"):
+        nb.voronoi_neighbors(make_data(positions, cell))
+
+
+def test_bad_neighbour_lists_are_refused_by_the_reference():
     with pytest.raises(ValueError, match="not closed"):  # one bond cannot close a cell
-        backend.voronoi_face_areas(np.array([0, 1]), np.array([[1.0, 0.0, 0.0]]))
+        reference.voronoi_face_areas(np.array([0, 1]), np.array([[1.0, 0.0, 0.0]]))
     with pytest.raises(ValueError, match="zero length"):
-        backend.voronoi_face_areas(np.array([0, 2]), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+        reference.voronoi_face_areas(np.array([0, 2]), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
