@@ -1,10 +1,14 @@
 """ovito-mlclass: machine-learned per-atom structure identification for OVITO.
 
-Data flow, one module per stage: ``neighbors`` (cell-list search -> CSR lists) ->
-``descriptors`` (C++ kernel, numba reference) -> ``modifiers`` (OVITO pipeline shells).
+Data flow, one module per stage: ``neighbors`` (cell-list search, Voronoi cells -> CSR lists) ->
+``descriptors`` (C++ kernel, numba reference) -> ``features`` (a model's recipe of descriptors) ->
+``model`` (TorchScript classifier with metadata) -> ``classify`` (posteriors -> structure types) ->
+``modifiers`` (OVITO pipeline shells). ``training`` makes the data and the models.
 """
-from .descriptors import BACKEND, Steinhardt, SymmetryFunctions
-from .modifiers import SteinhardtModifier, SymmetryFunctionsModifier
-
 __version__ = "0.1.0"
-__all__ = ["BACKEND", "Steinhardt", "SymmetryFunctions", "SteinhardtModifier", "SymmetryFunctionsModifier"]
+
+from .descriptors import BACKEND, Steinhardt, SymmetryFunctions
+from .modifiers import StructureClassifierModifier, SteinhardtModifier, SymmetryFunctionsModifier
+
+__all__ = ["BACKEND", "Steinhardt", "SymmetryFunctions", "SteinhardtModifier", "SymmetryFunctionsModifier",
+           "StructureClassifierModifier"]

@@ -1,5 +1,6 @@
 """Stage 3 of the data flow: thin OVITO pipeline shells over the NumPy API."""
+from .classifier import StructureClassifierModifier
 from .steinhardt import SteinhardtModifier
 from .symmetry_functions import SymmetryFunctionsModifier
 
-__all__ = ["SteinhardtModifier", "SymmetryFunctionsModifier"]
+__all__ = ["StructureClassifierModifier", "SteinhardtModifier", "SymmetryFunctionsModifier"]

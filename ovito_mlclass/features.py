@@ -1,0 +1,198 @@
+"""Stage 3 of the data flow: a structure -> the feature vector a classifier was trained on.
+
+A :class:`FeatureSpec` is a plain, JSON-serialisable recipe stored inside every model file, so a
+model rebuilds exactly its own descriptors and a user never matches settings by hand. All
+features are scale-free, so one model serves every element of a lattice:
+
+- ``steinhardt`` blocks (q_l, ŵ_l, q̄_l, w̄_l) over the N nearest neighbours or Voronoi
+  neighbours are angular, hence scale-free by construction;
+- ``distances``: the distances to the N nearest neighbours divided by the atom's own mean
+  distance to its ``normalize`` nearest neighbours (the shell structure: fcc 12 at 1 and 6 at
+  √2, bcc 8 at 1 and 6 at 1.15 ...);
+- ``symmetry_functions`` (Behler G2/G4) take lengths in units of the frame's length scale, the
+  median over atoms of the mean distance to the ``scale_neighbors`` nearest neighbours.
+
+Example::
+
+    spec = FeatureSpec.from_dict({"blocks": [
+        {"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6, 8, 10, 12], "averaged": True, "wl": True},
+        {"kind": "distances", "neighbors": 16, "normalize": 12}]})
+    X = spec.compute(data)          # (n_atoms, len(spec.names)), float64
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+from ovito.data import DataCollection
+
+from . import neighbors as nb
+from .descriptors import Steinhardt, SymmetryFunctions
+
+KINDS = ("steinhardt", "distances", "symmetry_functions")
+
+
+def _check_keys(block: dict, allowed: set[str]) -> None:
+    unknown = set(block) - allowed - {"kind"}
+    if unknown:
+        raise ValueError(f"Unknown key(s) {sorted(unknown)} in a {block['kind']!r} feature block; "
+                         f"allowed: {sorted(allowed)}.")
+
+
+def _normalise_block(block: dict) -> dict:
+    if not isinstance(block, dict) or block.get("kind") not in KINDS:
+        raise ValueError(f"A feature block must be a dict with 'kind' one of {KINDS}, got {block!r}.")
+    kind = block["kind"]
+    if kind == "steinhardt":
+        _check_keys(block, {"neighbors", "degrees", "averaged", "wl"})
+        neighbors = block.get("neighbors", 12)
+        if neighbors != "voronoi" and not (isinstance(neighbors, int) and neighbors >= 1):
+            raise ValueError(f"Steinhardt 'neighbors' must be a positive integer or 'voronoi', got {neighbors!r}.")
+        recipe = Steinhardt(degrees=tuple(block.get("degrees", (4, 6))), averaged=bool(block.get("averaged", True)),
+                            wl=bool(block.get("wl", True)))
+        return {"kind": kind, "neighbors": neighbors, "degrees": list(recipe.degrees),
+                "averaged": recipe.averaged, "wl": recipe.wl}
+    if kind == "distances":
+        _check_keys(block, {"neighbors", "normalize"})
+        n, norm = int(block.get("neighbors", 16)), int(block.get("normalize", 12))
+        if not (1 <= norm <= n):
+            raise ValueError(f"'distances' needs 1 <= normalize <= neighbors, got normalize={norm}, neighbors={n}.")
+        return {"kind": kind, "neighbors": n, "normalize": norm}
+    _check_keys(block, {"cutoff", "g2", "g4", "g5"})
+    recipe = SymmetryFunctions(cutoff=block.get("cutoff", 2.0), g2=block.get("g2", ()), g4=block.get("g4", ()),
+                               g5=block.get("g5", ()))
+    return {"kind": kind, "cutoff": recipe.cutoff, "g2": [list(r) for r in recipe.g2],
+            "g4": [list(r) for r in recipe.g4], "g5": [list(r) for r in recipe.g5]}
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Recipe of a feature vector. ``blocks``: see the module docstring. ``scale_neighbors``: the
+    frame's length unit is the median over atoms of the mean distance to this many nearest
+    neighbours. ``types``: particle type ids to describe (the others are left out entirely, as if
+    absent — e.g. the hydrogens of water); ``None`` = all."""
+
+    blocks: tuple = ()
+    scale_neighbors: int = 12
+    types: tuple | None = None
+    _names: tuple = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not self.blocks:
+            raise ValueError("A feature specification needs at least one block.")
+        blocks = tuple(_normalise_block(dict(b)) for b in self.blocks)
+        object.__setattr__(self, "blocks", blocks)
+        if int(self.scale_neighbors) < 1:
+            raise ValueError("scale_neighbors must be at least 1.")
+        object.__setattr__(self, "scale_neighbors", int(self.scale_neighbors))
+        if self.types is not None:
+            object.__setattr__(self, "types", tuple(int(t) for t in self.types))
+        object.__setattr__(self, "_names", tuple(self._make_names()))
+
+    # ---- serialisation ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSpec":
+        unknown = set(d) - {"blocks", "scale_neighbors", "types"}
+        if unknown:
+            raise ValueError(f"Unknown key(s) {sorted(unknown)} in a feature specification.")
+        return cls(blocks=tuple(d.get("blocks", ())), scale_neighbors=d.get("scale_neighbors", 12),
+                   types=d.get("types"))
+
+    def to_dict(self) -> dict:
+        return {"blocks": [dict(b) for b in self.blocks], "scale_neighbors": self.scale_neighbors,
+                "types": None if self.types is None else list(self.types)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    # ---- names -----------------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def _make_names(self):
+        for b in self.blocks:
+            if b["kind"] == "steinhardt":
+                tag = "vor" if b["neighbors"] == "voronoi" else f"nn{b['neighbors']}"
+                recipe = Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"])
+                yield from (f"{name}_{tag}" for name in recipe.feature_names)
+            elif b["kind"] == "distances":
+                yield from (f"d{k + 1}/d{b['normalize']}" for k in range(b["neighbors"]))
+            else:
+                yield from (f"{name}_scaled" for name in self._symmetry_functions(b, 1.0).feature_names(["all"]))
+
+    @staticmethod
+    def _symmetry_functions(block: dict, scale: float) -> SymmetryFunctions:
+        """The block's symmetry functions for a frame whose length unit is ``scale``."""
+        return SymmetryFunctions(cutoff=block["cutoff"] * scale,
+                                 g2=[(eta / scale**2, rs * scale) for eta, rs in block["g2"]],
+                                 g4=[(eta / scale**2, zeta, lam) for eta, zeta, lam in block["g4"]],
+                                 g5=[(eta / scale**2, zeta, lam) for eta, zeta, lam in block["g5"]])
+
+    # ---- computation -----------------------------------------------------------------------
+    def selection(self, data: DataCollection) -> np.ndarray:
+        """Boolean mask of the particles this spec describes (its ``types``)."""
+        count = data.particles.count if data.particles is not None else 0
+        if self.types is None:
+            return np.ones(count, dtype=bool)
+        types = data.particles.particle_types if data.particles is not None else None
+        if types is None:
+            raise nb.InputError(f"This model describes particle types {list(self.types)} only, but the input "
+                                f"has no 'Particle Type' property.")
+        return np.isin(np.asarray(types), self.types)
+
+    def compute(self, data: DataCollection, progress=None) -> np.ndarray:
+        """Features of the selected particles (:meth:`selection`), shape ``(n_selected, len(names))``.
+        ``progress(fraction, text)`` is called between stages if given."""
+        mask = self.selection(data)
+        work = data if mask.all() else nb.subset(data, mask)
+        nb.check_positions(work)
+        n = work.particles.count
+        out = np.empty((n, len(self._names)))
+        k_max = max([b["neighbors"] for b in self.blocks if b["kind"] in ("steinhardt", "distances")
+                     and b["neighbors"] != "voronoi"] + [self.scale_neighbors])
+        report = progress or (lambda fraction, text: None)
+        report(0.0, "neighbours")
+        nearest = nb.nearest_neighbors(work, k_max)
+        scale = None
+        column = 0
+        for i, b in enumerate(self.blocks):
+            report(i / len(self.blocks), f"features: {b['kind']}")
+            if b["kind"] == "steinhardt":
+                recipe = Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"])
+                neighbor_list = (nb.voronoi_neighbors(work) if b["neighbors"] == "voronoi"
+                                 else _first_k(nearest, k_max, b["neighbors"]))
+                values = recipe.compute(neighbor_list)
+            elif b["kind"] == "distances":
+                d = _distances(nearest, k_max)[:, : b["neighbors"]]
+                values = d / d[:, : b["normalize"]].mean(axis=1, keepdims=True)
+            else:
+                if scale is None:
+                    scale = length_scale(nearest, k_max, self.scale_neighbors)
+                recipe = self._symmetry_functions(b, scale)
+                values = recipe.compute(nb.cutoff_neighbors(work, recipe.cutoff))
+            out[:, column:column + values.shape[1]] = values
+            column += values.shape[1]
+        report(1.0, "features done")
+        return out
+
+
+def _first_k(nearest: nb.NeighborList, k_max: int, k: int) -> nb.NeighborList:
+    """The k nearest of a k_max-nearest list (rows are sorted by distance)."""
+    if k == k_max:
+        return nearest
+    n = nearest.n_atoms
+    return nb.NeighborList(np.arange(0, n * k + 1, k, dtype=np.int64),
+                           np.ascontiguousarray(nearest.neighbors.reshape(n, k_max)[:, :k]).reshape(-1),
+                           np.ascontiguousarray(nearest.vectors.reshape(n, k_max, 3)[:, :k]).reshape(-1, 3),
+                           order=nearest.order)
+
+
+def _distances(nearest: nb.NeighborList, k_max: int) -> np.ndarray:
+    return np.linalg.norm(nearest.vectors.reshape(-1, k_max, 3), axis=2)
+
+
+def length_scale(nearest: nb.NeighborList, k_max: int, k: int) -> float:
+    """The frame's length unit: median over atoms of the mean distance to the k nearest neighbours."""
+    return float(np.median(_distances(nearest, k_max)[:, :k].mean(axis=1)))

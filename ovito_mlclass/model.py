@@ -1,0 +1,205 @@
+"""Stage 4 of the data flow: feature vectors -> class posteriors.
+
+A trained classifier is one file: a TorchScript module (the shipped format, which libtorch and
+LAMMPS-style C++ consumers load) or a ``torch.export`` archive (``.pt2``), either carrying a JSON
+metadata record (:data:`METADATA_FILE`): class names and colours, the exact feature
+specification, the reject threshold, how the model was trained and how it scored on validation
+data. The module maps raw features (float32, ``(n, n_features)``) to class logits and, for models
+with a second output (Frank–Kasper sites), site logits; the feature normalisation is inside the
+module, so a C++ consumer needs nothing else.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .features import FeatureSpec
+
+METADATA_FILE = "ovito_mlclass.json"
+FORMAT_VERSION = 1
+BUILTIN_DIR = Path(__file__).parent / "models"
+
+# OVITO's standard structure colours where a class has one (see OVITO's PTM, CNA, Chill+ ...).
+OVITO_COLORS = {
+    "Other": (0.95, 0.95, 0.95), "FCC": (0.4, 1.0, 0.4), "HCP": (1.0, 0.4, 0.4), "BCC": (0.4, 0.4, 1.0),
+    "ICO": (0.95, 0.8, 0.2), "Cubic diamond": (0.075, 0.627, 0.996), "Hexagonal diamond": (0.996, 0.537, 0.0),
+    "Hexagonal ice": (0.0, 0.9, 0.9), "Cubic ice": (1.0, 0.757, 0.02), "Hydrate": (1.0, 0.3, 0.1),
+}
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used: unreadable, without metadata, or inconsistent."""
+
+
+@contextmanager
+def _quiet_torchscript():
+    """torch 2.13 marks TorchScript deprecated and warns on every jit call; that is our concern, not the user's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch(\.|$)")
+        warnings.filterwarnings("ignore", message=r".*TorchScript.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit.*", category=DeprecationWarning)
+        yield
+
+
+def builtin_models() -> dict[str, Path]:
+    """Names and files of the models shipped inside the package."""
+    return {path.stem: path for path in sorted(BUILTIN_DIR.glob("*.pt"))}
+
+
+@dataclass
+class StructureModel:
+    """A loaded classifier: ``module`` (TorchScript or exported program) plus its metadata."""
+
+    module: object
+    metadata: dict
+    path: Path | None = None
+
+    def __post_init__(self):
+        import torch
+
+        # an ExportedProgram is run through its module(); a TorchScript module directly
+        exported = isinstance(self.module, torch.export.ExportedProgram)
+        self._callable = self.module.module() if exported else self.module
+        meta = self.metadata
+        for key in ("format_version", "classes", "colors", "features", "reject_threshold"):
+            if key not in meta:
+                raise ModelError(f"{self._where()}: the model metadata lack '{key}'.")
+        if int(meta["format_version"]) > FORMAT_VERSION:
+            raise ModelError(f"{self._where()}: metadata format {meta['format_version']} is newer than this "
+                             f"ovito-mlclass understands ({FORMAT_VERSION}); upgrade ovito-mlclass.")
+        if len(meta["colors"]) != len(meta["classes"]):
+            raise ModelError(f"{self._where()}: {len(meta['classes'])} classes but {len(meta['colors'])} colours.")
+        if "Other" in meta["classes"]:
+            raise ModelError(f"{self._where()}: 'Other' is reserved for rejected atoms and cannot be a class.")
+        try:
+            self.features = FeatureSpec.from_dict(meta["features"])
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"{self._where()}: invalid feature specification in the metadata: {exc}") from exc
+        self._check_shapes()
+
+    # ---- metadata views ----------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name") or (self.path.stem if self.path else "model")
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.metadata["classes"])
+
+    @property
+    def colors(self) -> list[tuple[float, float, float]]:
+        return [tuple(float(c) for c in rgb) for rgb in self.metadata["colors"]]
+
+    @property
+    def site_classes(self) -> list[str]:
+        return list(self.metadata.get("site_classes", []))
+
+    @property
+    def reject_threshold(self) -> float:
+        return float(self.metadata["reject_threshold"])
+
+    def _where(self) -> str:
+        return str(self.path) if self.path else "model"
+
+    # ---- inference ---------------------------------------------------------------------------
+    def _forward(self, x):
+        out = self._callable(x)
+        if isinstance(out, (tuple, list)):
+            return out[0], (out[1] if len(out) > 1 else None)
+        return out, None
+
+    def _check_shapes(self):
+        import torch
+
+        n = len(self.features.names)
+        try:
+            with torch.no_grad():
+                logits, sites = self._forward(torch.zeros((2, n), dtype=torch.float32))
+        except Exception as exc:  # the network rejects the input width
+            raise ModelError(f"{self._where()}: the network does not accept the {n} features its metadata "
+                             f"specify ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).") from exc
+        if tuple(logits.shape) != (2, len(self.classes)):
+            raise ModelError(f"{self._where()}: the network has {logits.shape[-1]} outputs, but the metadata "
+                             f"name {len(self.classes)} classes {self.classes}.")
+        n_sites = 0 if sites is None else sites.shape[-1]
+        if n_sites != len(self.site_classes):
+            raise ModelError(f"{self._where()}: the network has {n_sites} site outputs, but the metadata name "
+                             f"{len(self.site_classes)} site classes.")
+
+    def predict(self, features: np.ndarray, batch: int = 65536):
+        """Class posteriors ``(n, n_classes)`` and, for models with a site output, site posteriors."""
+        import torch
+
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 2 or features.shape[1] != len(self.features.names):
+            raise ModelError(f"Expected features of shape (n, {len(self.features.names)}), got {features.shape}.")
+        probs = np.empty((len(features), len(self.classes)), dtype=np.float32)
+        sites = np.empty((len(features), len(self.site_classes)), dtype=np.float32) if self.site_classes else None
+        with torch.no_grad():
+            for start in range(0, len(features), batch):
+                x = torch.from_numpy(features[start:start + batch])
+                logits, site_logits = self._forward(x)
+                probs[start:start + batch] = torch.softmax(logits, dim=1).numpy()
+                if sites is not None:
+                    sites[start:start + batch] = torch.softmax(site_logits, dim=1).numpy()
+        return probs, sites
+
+    # ---- files -------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write a TorchScript file (``.pt``) or, for a ``.pt2`` suffix, a torch.export archive."""
+        import torch
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        extra = {METADATA_FILE: json.dumps(self.metadata, indent=1, sort_keys=True)}
+        if path.suffix == ".pt2":
+            if not isinstance(self.module, torch.export.ExportedProgram):
+                raise ModelError("Only a torch.export program can be saved as .pt2; export the network first.")
+            torch.export.save(self.module, str(path), extra_files=extra)
+        else:
+            with _quiet_torchscript():
+                torch.jit.save(self.module, str(path), _extra_files=extra)
+        return path
+
+    @classmethod
+    def load(cls, name_or_path) -> "StructureModel":
+        """A built-in model by name (see :func:`builtin_models`) or a model file (``.pt`` TorchScript,
+        ``.pt2`` torch.export)."""
+        import torch
+
+        builtins = builtin_models()
+        if isinstance(name_or_path, str) and name_or_path in builtins:
+            path = builtins[name_or_path]
+        else:
+            path = Path(name_or_path)
+            if not path.exists():
+                known = ", ".join(builtins) or "none installed"
+                raise FileNotFoundError(f"No model named or at {str(name_or_path)!r}. Built-in models: {known}.")
+        extra = {METADATA_FILE: ""}
+        try:
+            if path.suffix == ".pt2":
+                module = torch.export.load(str(path), extra_files=extra)
+            else:
+                with _quiet_torchscript():
+                    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: not a readable TorchScript (.pt) or torch.export (.pt2) model file "
+                             f"(truncated or corrupt?): {first}") from exc
+        text = extra[METADATA_FILE]
+        if not text:
+            raise ModelError(f"{path}: the file holds a network but no ovito-mlclass metadata "
+                             f"('{METADATA_FILE}'); it was not written by ovito-mlclass.")
+        try:
+            metadata = json.loads(text.decode() if isinstance(text, bytes) else text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: the ovito-mlclass metadata are not valid JSON ({exc}).") from exc
+        if not isinstance(module, torch.jit.ScriptModule) and path.suffix != ".pt2":
+            raise ModelError(f"{path}: not a TorchScript module.")
+        return cls(module=module, metadata=metadata, path=path)

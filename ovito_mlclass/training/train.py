@@ -1,0 +1,344 @@
+"""Training a structure classifier from labelled snapshots: ``ovito-mlclass train CONFIG``.
+
+A config (TOML; the built-in ones are in ``training/configs/``) names the datasets, the classes,
+the feature specification and the network. Training is reproducible: fixed seeds, one thread
+count, and the model file records the config, the command, a hash of the training data and the
+validation scores.
+
+Steps: features of every snapshot (cached next to the data) -> class-balanced subsample ->
+standardisation -> cross-entropy with class weights, Adam, early stopping on the validation loss
+-> reject threshold θ chosen on validation data -> TorchScript file with metadata.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..features import FeatureSpec
+from ..model import OVITO_COLORS, StructureModel, _quiet_torchscript
+from .snapshots import NO_LABEL, Snapshot, cache_dir
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+OTHER = "Other"
+
+
+def load_config(name_or_path) -> tuple[dict, Path]:
+    """A config by built-in name (``metals``, ``ice``, ``tcp``) or path."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    path = Path(name_or_path)
+    if not path.exists():
+        path = CONFIG_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.toml")))
+        raise FileNotFoundError(f"No training config {str(name_or_path)!r}; built-in configs: {known}.")
+    with open(path, "rb") as f:
+        config = tomllib.load(f)
+    for key in ("name", "classes", "data", "features"):
+        if key not in config:
+            raise ValueError(f"{path}: the config lacks '{key}'.")
+    return config, path
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class Split:
+    """Features and targets of all atoms of one split. ``y``: model class index, -1 = no label,
+    -2 = an atom the model should reject (its dataset class is not a model class, or a defect core)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    sites: np.ndarray          # site class index or -1
+    group: np.ndarray          # index into `groups`: which kind of snapshot / temperature the atom came from
+    groups: list
+    files: list
+
+
+def snapshot_files(config: dict, split: str) -> list[Path]:
+    files = []
+    for dataset in config["data"]["datasets"]:
+        folder = cache_dir() / dataset / split
+        found = sorted(folder.glob("*.npz"))
+        if not found:
+            hint = config["data"].get("generate", "the dataset's generator")
+            raise FileNotFoundError(f"No {split} snapshots in {folder}; generate them first: {hint}")
+        files += found
+    return files
+
+
+def data_hash(files: list[Path]) -> str:
+    """sha256 over the snapshot files' names and contents, in order."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _features_cached(path: Path, snapshot: Snapshot, spec: FeatureSpec) -> np.ndarray:
+    key = hashlib.sha256(spec.to_json().encode() + path.read_bytes()).hexdigest()[:24]
+    cached = cache_dir() / "features" / f"{path.stem}-{key}.npy"
+    if cached.exists():
+        return np.load(cached)
+    X = spec.compute(snapshot.to_data_collection())
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cached.with_suffix(".part.npy"), X)
+    cached.with_suffix(".part.npy").replace(cached)
+    return X
+
+
+def group_name(meta: dict) -> str:
+    """How results are broken down: kind of run, lattice and temperature (as a fraction of T_m)."""
+    kind = meta.get("kind", "?")
+    phase = meta.get("lattice") or meta.get("phase") or meta.get("structure") or ""
+    t = meta.get("T_over_Tm")
+    return " ".join(str(p) for p in (kind, phase, f"{t:.2f} Tm" if isinstance(t, (int, float)) else "") if p)
+
+
+def load_split(config: dict, spec: FeatureSpec, split: str, progress=True) -> Split:
+    classes = list(config["classes"])
+    index = {name: i for i, name in enumerate(classes)}
+    data = config["data"]
+    reject = set(data.get("reject_classes", []))      # dataset classes the model must call Other
+    core = data.get("reject_defect_core")              # e.g. {extra = "defect_distance", below = 2.0, kinds = [...]}
+    site_cfg = config.get("sites")
+    files = snapshot_files(config, split)
+    Xs, ys, ss, gs, groups = [], [], [], [], []
+    iterator = files
+    if progress:
+        try:
+            from tqdm import tqdm
+            iterator = tqdm(files, desc=f"features ({split})", unit="snapshot", file=sys.stderr)
+        except ImportError:
+            pass
+    for path in iterator:
+        snap = Snapshot.load(path)
+        mask = spec.selection(snap.to_data_collection())
+        X = _features_cached(path, snap, spec)
+        labels = snap.labels[mask]
+        y = np.full(len(labels), -1, dtype=np.int64)
+        for k, name in enumerate(snap.classes):
+            if name in index:
+                y[labels == k] = index[name]
+            elif name in reject:
+                y[labels == k] = -2
+        if core and snap.meta.get("kind") in core.get("kinds", []) and core["extra"] in snap.extra:
+            distance = np.asarray(snap.extra[core["extra"]])[mask]
+            y[(labels == NO_LABEL) & (distance < core["below"])] = -2
+        sites = np.full(len(labels), -1, dtype=np.int64)
+        if site_cfg and site_cfg["extra"] in snap.extra:
+            values = np.asarray(snap.extra[site_cfg["extra"]])[mask]
+            for k, v in enumerate(site_cfg["values"]):
+                sites[values == v] = k
+        name = group_name(snap.meta)
+        if name not in groups:
+            groups.append(name)
+        Xs.append(X), ys.append(y), ss.append(sites), gs.append(np.full(len(y), groups.index(name)))
+    return Split(np.concatenate(Xs).astype(np.float32), np.concatenate(ys), np.concatenate(ss), np.concatenate(gs),
+                 groups, files)
+
+
+def balanced_subsample(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of at most ``per_class`` atoms of every class (labelled atoms only)."""
+    keep = []
+    for c in np.unique(y[y >= 0]):
+        members = np.flatnonzero(y == c)
+        keep.append(members if len(members) <= per_class else rng.choice(members, per_class, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+# ---------------------------------------------------------------------------------------------
+# scores
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: true class (model classes, then Other); columns: predicted (model classes, then Other).
+    ``y_pred`` = -1 means rejected (Other); ``y_true`` = -2 means the atom should be Other."""
+    t = np.where(y_true == -2, n_classes, y_true)
+    p = np.where(y_pred < 0, n_classes, y_pred)
+    keep = t >= 0
+    return np.bincount(t[keep] * (n_classes + 1) + p[keep], minlength=(n_classes + 1) ** 2).reshape(
+        n_classes + 1, n_classes + 1)
+
+
+def recalls(matrix: np.ndarray) -> np.ndarray:
+    totals = matrix.sum(axis=1)
+    return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+
+
+def choose_threshold(probs: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[float, float]:
+    """θ maximising the balanced accuracy on validation data, where atoms that should be Other
+    (y = -2) count as a class of their own; with none of those, the largest θ that costs at most
+    0.1 percentage points of balanced accuracy. Returns (θ, balanced accuracy)."""
+    best = probs.max(axis=1)
+    argmax = probs.argmax(axis=1)
+    grid = np.round(np.arange(0.0, 0.96, 0.01), 2)
+    scores = []
+    for theta in grid:
+        matrix = confusion(y, np.where(best < theta, -1, argmax), n_classes)
+        scores.append(np.nanmean(recalls(matrix)))
+    scores = np.array(scores)
+    if (y == -2).any():
+        i = int(np.argmax(scores))
+    else:
+        i = int(np.flatnonzero(scores >= scores[0] - 1e-3).max())
+    return float(grid[i]), float(scores[i])
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+
+def train(config_name_or_path, output=None, threads: int | None = None, progress: bool = True) -> Path:
+    import torch
+
+    from .. import __version__
+    from .network import StructureNet
+
+    t0 = time.time()
+    config, config_path = load_config(config_name_or_path)
+    classes = list(config["classes"])
+    if OTHER in classes:
+        raise ValueError(f"'{OTHER}' is the reject label and cannot be a class.")
+    colors = config.get("colors", {})
+    missing = [c for c in classes if c not in colors and c not in OVITO_COLORS]
+    if missing:
+        raise ValueError(f"No colour for class(es) {missing}: give them in the config's [colors] table.")
+    spec = FeatureSpec.from_dict(config["features"])
+    settings = {"epochs": 200, "batch_size": 1024, "learning_rate": 2e-3, "weight_decay": 1e-5,
+                "patience": 15, "max_atoms_per_class": 100_000, **config.get("training", {})}
+    seed = int(config.get("seed", 0))
+    threads = threads or int(settings.get("threads", 2))
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
+
+    train_split = load_split(config, spec, "train", progress)
+    val_split = load_split(config, spec, "val", progress)
+    log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
+        f"val: {len(val_split.y)} atoms from {len(val_split.files)} snapshots")
+    pick = balanced_subsample(train_split.y, int(settings["max_atoms_per_class"]), rng)
+    X, y, sites = train_split.X[pick], train_split.y[pick], train_split.sites[pick]
+    counts = np.bincount(y, minlength=len(classes))
+    if (counts == 0).any():
+        raise ValueError(f"No training atoms for class(es) {[c for c, n in zip(classes, counts) if n == 0]}.")
+    val_keep = val_split.y >= 0
+    Xv, yv, sv = val_split.X[val_keep], val_split.y[val_keep], val_split.sites[val_keep]
+
+    site_classes = list(config.get("sites", {}).get("classes", []))
+    net = StructureNet(X.shape[1], len(classes), list(config.get("network", {}).get("hidden", [64, 64])),
+                       len(site_classes))
+    net.set_standardisation(X.mean(axis=0), X.std(axis=0))
+    class_weight = torch.as_tensor(len(y) / (len(classes) * counts), dtype=torch.float32)
+    loss_classes = torch.nn.CrossEntropyLoss(weight=class_weight)
+    loss_sites = torch.nn.CrossEntropyLoss(ignore_index=-1)
+    optimiser = torch.optim.Adam(net.parameters(), lr=float(settings["learning_rate"]),
+                                 weight_decay=float(settings["weight_decay"]))
+    Xt, yt, st = torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(sites)
+    Xvt, yvt, svt = torch.from_numpy(Xv), torch.from_numpy(yv), torch.from_numpy(sv)
+    val_weight = torch.as_tensor(len(yv) / (len(classes) * np.maximum(np.bincount(yv, minlength=len(classes)), 1)),
+                                 dtype=torch.float32)
+    loss_val = torch.nn.CrossEntropyLoss(weight=val_weight)
+
+    def objective(logits, site_logits, target, site_target, loss):
+        value = loss(logits, target)
+        if site_classes and (site_target >= 0).any():
+            value = value + loss_sites(site_logits, site_target)
+        return value
+
+    best_loss, best_state, best_epoch, waited = np.inf, None, 0, 0
+    batch = int(settings["batch_size"])
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(int(settings["epochs"])):
+        net.train()
+        for idx in torch.randperm(len(Xt), generator=generator).split(batch):
+            optimiser.zero_grad()
+            logits, site_logits = net(Xt[idx])
+            objective(logits, site_logits, yt[idx], st[idx], loss_classes).backward()
+            optimiser.step()
+        net.eval()
+        with torch.no_grad():
+            logits, site_logits = net(Xvt)
+            val_loss = float(objective(logits, site_logits, yvt, svt, loss_val))
+        if val_loss < best_loss - 1e-5:
+            best_loss, best_epoch, waited = val_loss, epoch, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+        if epoch % 10 == 0:
+            log(f"epoch {epoch:4d}  validation loss {val_loss:.5f}  (best {best_loss:.5f} at {best_epoch})")
+        if waited >= int(settings["patience"]):
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+
+    # validation scores and the reject threshold, on all validation atoms (also those to reject)
+    with torch.no_grad():
+        logits, site_logits = net(torch.from_numpy(val_split.X))
+        probs = torch.softmax(logits, dim=1).numpy()
+    theta, balanced = choose_threshold(probs, val_split.y, len(classes))
+    predicted = np.where(probs.max(axis=1) < theta, -1, probs.argmax(axis=1))
+    matrix = confusion(val_split.y, predicted, len(classes))
+    by_group = {}
+    for g, name in enumerate(val_split.groups):
+        sel = val_split.group == g
+        m = confusion(val_split.y[sel], predicted[sel], len(classes))
+        correct, total = np.trace(m), m.sum()
+        if total:
+            by_group[name] = {"atoms": int(total), "accuracy": float(correct / total)}
+    validation = {"confusion": matrix.tolist(), "confusion_axes": classes + [OTHER],
+                  "recall": dict(zip(classes + [OTHER], [None if np.isnan(r) else float(r) for r in recalls(matrix)])),
+                  "balanced_accuracy": balanced, "by_group": by_group, "atoms": int(matrix.sum())}
+    if site_classes:
+        ok = val_split.sites >= 0
+        site_pred = site_logits.argmax(dim=1).numpy()
+        validation["site_accuracy"] = float((site_pred[ok] == val_split.sites[ok]).mean()) if ok.any() else None
+
+    metadata = {
+        "format_version": 1,
+        "name": config["name"],
+        "description": config.get("description", ""),
+        "classes": classes,
+        "colors": [list(colors.get(c, OVITO_COLORS.get(c))) for c in classes],
+        "site_classes": site_classes,
+        "site_property": config.get("sites", {}).get("property", ""),
+        "features": spec.to_dict(),
+        "reject_threshold": theta,
+        "training": {
+            "command": f"ovito-mlclass train {config_name_or_path}",
+            "config_file": config_path.name,
+            "config": config,
+            "seed": seed,
+            "threads": threads,
+            "epochs_run": epoch + 1,
+            "best_epoch": best_epoch,
+            "training_atoms": {c: int(n) for c, n in zip(classes, counts)},
+            "data_hash": data_hash(train_split.files + val_split.files),
+            "train_files": [p.name for p in train_split.files],
+            "val_files": [p.name for p in val_split.files],
+            "seconds": round(time.time() - t0, 1),
+            "versions": {"ovito_mlclass": __version__, "torch": torch.__version__.split("+")[0],
+                         "numpy": np.__version__},
+        },
+        "validation": validation,
+    }
+    with _quiet_torchscript():
+        scripted = torch.jit.script(net)
+    model = StructureModel(module=scripted, metadata=metadata)
+    path = Path(output) if output else Path(f"{config['name']}.pt")
+    model.save(path)
+    log(f"saved {path}: θ = {theta:.2f}, balanced validation accuracy {balanced:.4f}, "
+        f"{time.time() - t0:.0f} s")
+    return path

@@ -1,0 +1,90 @@
+"""Feature specifications: each block against an independent reference, scale invariance, round trip."""
+import numpy as np
+import pytest
+from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
+
+from conftest import crystal, make_data
+from ovito_mlclass.descriptors import SymmetryFunctions
+from ovito_mlclass.features import FeatureSpec
+from ovito_mlclass import neighbors as nb
+
+STEINHARDT = {"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6], "averaged": True, "wl": False}
+
+
+def scaled(data, factor):
+    return make_data(np.asarray(data.particles.positions) * factor, np.asarray(data.cell)[:, :3].T * factor)
+
+
+def test_steinhardt_block_equals_ovito():
+    data = crystal("hcp", 4, sigma=0.04, seed=2)
+    X = FeatureSpec(blocks=(STEINHARDT,)).compute(data)
+    work = data.clone()
+    work.apply(OvitoSteinhardt(neighbor_mode=OvitoSteinhardt.NeighborMode.NearestNeighbors, num_neighbors=12,
+                               max_l=6, compute_averaged=True))
+    q = np.asarray(work.particles["Steinhardt"])[:, [2, 4]]  # components q2..q6 -> q4, q6
+    qbar = np.asarray(work.particles["Smooth Steinhardt"])[:, [2, 4]]
+    np.testing.assert_allclose(X, np.hstack([q, qbar]), rtol=0, atol=1e-10)
+
+
+def test_distances_of_ideal_fcc_are_the_shells():
+    # 12 neighbours at a/sqrt2, then 6 at a: ratios 1 and sqrt(2) (closed form)
+    X = FeatureSpec(blocks=({"kind": "distances", "neighbors": 16, "normalize": 12},)).compute(crystal("fcc", 3))
+    np.testing.assert_allclose(X[:, :12], 1.0, atol=1e-12)
+    np.testing.assert_allclose(X[:, 12:], np.sqrt(2.0), atol=1e-12)
+
+
+def test_symmetry_functions_are_in_units_of_the_frame_scale():
+    data = crystal("bcc", 3, sigma=0.03, seed=4)
+    block = {"kind": "symmetry_functions", "cutoff": 1.7, "g2": [[2.0, 1.0]], "g4": [[0.3, 2.0, -1.0]]}
+    X = FeatureSpec(blocks=(block,), scale_neighbors=8).compute(data)
+    d = np.linalg.norm(nb.nearest_neighbors(data, 8).vectors, axis=1).reshape(-1, 8)
+    s = np.median(d.mean(axis=1))  # the documented frame scale
+    expected = SymmetryFunctions(cutoff=1.7 * s, g2=[(2.0 / s**2, 1.0 * s)], g4=[(0.3 / s**2, 2.0, -1.0)]).compute(
+        nb.cutoff_neighbors(data, 1.7 * s))
+    np.testing.assert_allclose(X, expected, rtol=1e-12)
+
+
+def test_features_do_not_depend_on_the_length_unit():
+    spec = FeatureSpec(blocks=(STEINHARDT, {"kind": "steinhardt", "neighbors": "voronoi", "degrees": [6]},
+                               {"kind": "distances", "neighbors": 14, "normalize": 8},
+                               {"kind": "symmetry_functions", "cutoff": 1.5, "g2": [[1.0, 1.0]], "g4": [[0.5, 1.0, 1.0]]}))
+    data = crystal("bcc", 3, sigma=0.04, seed=9)
+    np.testing.assert_allclose(spec.compute(scaled(data, 2.7)), spec.compute(data), rtol=1e-9, atol=1e-12)
+
+
+def test_types_restrict_the_described_particles():
+    data = crystal("fcc", 3, sigma=0.03, seed=1)
+    n = data.particles.count
+    types = np.where(np.arange(n) % 3 == 0, 2, 1)  # particle type ids
+    typed = make_data(np.asarray(data.particles.positions), np.asarray(data.cell)[:, :3].T, types=types - 1,
+                      type_names=["A", "B"])
+    spec = FeatureSpec(blocks=(STEINHARDT,), types=(1,))
+    X = spec.compute(typed)
+    alone = make_data(np.asarray(data.particles.positions)[types == 1], np.asarray(data.cell)[:, :3].T)
+    np.testing.assert_array_equal(spec.selection(typed), types == 1)
+    np.testing.assert_allclose(X, FeatureSpec(blocks=(STEINHARDT,)).compute(alone), atol=1e-14)
+
+
+def test_round_trip_and_names():
+    spec = FeatureSpec.from_dict({"blocks": [STEINHARDT, {"kind": "distances", "neighbors": 3, "normalize": 2}],
+                                  "types": [1]})
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    assert spec.names == ["q4_nn12", "q6_nn12", "qbar4_nn12", "qbar6_nn12", "d1/d2", "d2/d2", "d3/d2"]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"blocks": []}, "at least one block"),
+    ({"blocks": [{"kind": "magic"}]}, "kind"),
+    ({"blocks": [{"kind": "distances", "neighbors": 4, "normalize": 6}]}, "normalize"),
+    ({"blocks": [{"kind": "steinhardt", "neighbors": 0}]}, "positive integer"),
+    ({"blocks": [{"kind": "steinhardt", "degree": [4]}]}, "Unknown key"),
+    ({"blocks": [STEINHARDT], "colour": 1}, "Unknown key"),
+])
+def test_bad_specifications_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureSpec.from_dict(bad)
+
+
+def test_missing_types_are_reported():
+    with pytest.raises(nb.InputError, match="Particle Type"):
+        FeatureSpec(blocks=(STEINHARDT,), types=(1,)).compute(crystal("fcc", 2))

@@ -1,0 +1,159 @@
+"""Model files (TorchScript and torch.export with metadata), the classification API and the modifier."""
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from ovito.pipeline import Pipeline, StaticSource
+
+from conftest import crystal, make_data
+from ovito_mlclass import classify as cl
+from ovito_mlclass.features import FeatureSpec
+from ovito_mlclass.model import METADATA_FILE, ModelError, StructureModel, _quiet_torchscript
+from ovito_mlclass.modifiers import StructureClassifierModifier
+from ovito_mlclass.training.network import StructureNet
+
+SPEC = {"blocks": [{"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6], "averaged": True, "wl": False}]}
+CLASSES = ["FCC", "BCC", "Liquid"]
+
+
+def metadata(**changes):
+    meta = {"format_version": 1, "name": "tiny", "classes": CLASSES,
+            "colors": [[0.4, 1.0, 0.4], [0.4, 0.4, 1.0], [0.7, 0.7, 0.75]], "features": SPEC,
+            "reject_threshold": 0.5, "site_classes": []}
+    meta.update(changes)
+    return meta
+
+
+def tiny_net(n_sites=0, seed=0):
+    torch.manual_seed(seed)
+    net = StructureNet(4, len(CLASSES), [8], n_sites)
+    net.set_standardisation(np.full(4, 0.3), np.full(4, 0.1))
+    return net.eval()
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    with _quiet_torchscript():
+        scripted = torch.jit.script(tiny_net())
+    return StructureModel(scripted, metadata()).save(tmp_path / "tiny.pt")
+
+
+def test_round_trip_keeps_metadata_and_outputs(model_file):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's TorchScript deprecation warnings must not reach users
+        model = StructureModel.load(model_file)
+    assert model.metadata == metadata() and model.classes == CLASSES and model.reject_threshold == 0.5
+    X = np.random.default_rng(1).random((50, 4))
+    with torch.no_grad():
+        logits = tiny_net()(torch.tensor(X, dtype=torch.float32))[0]
+    np.testing.assert_allclose(model.predict(X)[0], torch.softmax(logits, 1).numpy(), rtol=1e-6)
+
+
+def test_torch_export_archive_gives_the_same_posteriors(tmp_path, model_file):
+    net = tiny_net()
+    program = torch.export.export(net, (torch.zeros(4, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    path = StructureModel(program, metadata()).save(tmp_path / "tiny.pt2")
+    exported, scripted = StructureModel.load(path), StructureModel.load(model_file)
+    X = np.random.default_rng(2).random((33, 4))
+    np.testing.assert_allclose(exported.predict(X)[0], scripted.predict(X)[0], rtol=1e-6)
+
+
+def test_reject_threshold(model_file):
+    data = crystal("fcc", 3, sigma=0.05, seed=3)
+    model = StructureModel.load(model_file)
+    post = cl.posteriors(data, model)
+    best = post.probabilities.max(axis=1)
+    for theta in (0.0, 0.4, 0.6, 1.0):
+        result = cl.assign(post, model, theta)
+        np.testing.assert_array_equal(result.types == 0, best < theta)
+        np.testing.assert_array_equal(result.types[best >= theta], post.probabilities.argmax(1)[best >= theta] + 1)
+    assert (cl.assign(post, model).types == 0).sum() == (best < 0.5).sum()  # the model's own θ
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        cl.assign(post, model, 1.5)
+
+
+def test_modifier_outputs_and_threshold_reuses_the_cache(model_file, monkeypatch):
+    data = crystal("bcc", 3, sigma=0.05, seed=5)
+    modifier = StructureClassifierModifier(model=str(model_file), output_probabilities=True)
+    pipeline = Pipeline(source=StaticSource(data=data))
+    pipeline.modifiers.append(modifier)
+    out = pipeline.compute()
+    types = np.asarray(out.particles["Structure Type"])
+    names = [t.name for t in out.particles["Structure Type"].types]
+    assert names == ["Other"] + CLASSES
+    assert out.particles["Structure Type"].types[1].color == pytest.approx((0.4, 1.0, 0.4))
+    counts = np.bincount(types, minlength=4)
+    assert [out.attributes[f"StructureClassifier.counts.{n}"] for n in names] == counts.tolist()
+    assert np.asarray(out.tables["structures"]["Count"]).tolist() == counts.tolist()
+    probs = np.column_stack([out.particles[f"Probability {c}"] for c in CLASSES])
+    np.testing.assert_allclose(out.particles["Structure Confidence"], probs.max(axis=1), rtol=1e-6)
+
+    calls = []
+    original = FeatureSpec.compute
+    monkeypatch.setattr(FeatureSpec, "compute", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    modifier.reject_threshold = 0.99
+    strict = pipeline.compute()
+    assert calls == []  # the posteriors came from the cache
+    assert (np.asarray(strict.particles["Structure Type"]) == 0).sum() >= (types == 0).sum()
+
+
+def test_only_selected_and_unselected_particles(model_file):
+    data = crystal("fcc", 3, sigma=0.05, seed=6)
+    selection = np.arange(data.particles.count) % 2
+    data.particles_.create_property("Selection", data=selection)
+    data.apply(StructureClassifierModifier(model=str(model_file), only_selected=True, reject_threshold=0.0))
+    types = np.asarray(data.particles["Structure Type"])
+    assert (types[selection == 0] == 0).all() and (types[selection == 1] > 0).all()
+
+
+def test_unknown_names_and_missing_files():
+    with pytest.raises(FileNotFoundError, match="Built-in models"):
+        StructureModel.load("no-such-model")
+
+
+def test_corrupt_truncated_and_foreign_files(tmp_path, model_file):
+    truncated = tmp_path / "cut.pt"
+    truncated.write_bytes(model_file.read_bytes()[:1000])
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00not a model" * 100)
+    for path in (truncated, junk):
+        with pytest.raises(ModelError, match="not a readable"):
+            StructureModel.load(path)
+    with _quiet_torchscript():
+        plain = tmp_path / "plain.pt"
+        torch.jit.save(torch.jit.script(tiny_net()), str(plain))
+    with pytest.raises(ModelError, match="no ovito-mlclass metadata"):
+        StructureModel.load(plain)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(classes=["FCC", "BCC"], colors=[[1, 1, 1], [1, 1, 1]]), "3 outputs, but the metadata name 2 classes"),
+    (dict(features={"blocks": [{"kind": "distances", "neighbors": 6, "normalize": 6}]}), "does not accept the 6 features"),
+    (dict(site_classes=["Z12"]), "0 site outputs"),
+    (dict(format_version=99), "newer than this"),
+    (dict(colors=[[1, 1, 1]]), "3 classes but 1 colours"),
+    (dict(classes=["FCC", "Other", "Liquid"]), "reserved"),
+])
+def test_mismatched_metadata_are_refused(tmp_path, changes, message):
+    with _quiet_torchscript():
+        path = tmp_path / "bad.pt"
+        torch.jit.save(torch.jit.script(tiny_net()), str(path),
+                       _extra_files={METADATA_FILE: json.dumps(metadata(**changes))})
+    with pytest.raises(ModelError, match=message):
+        StructureModel.load(path)
+
+
+def test_model_for_other_particle_types_says_so(tmp_path):
+    with _quiet_torchscript():
+        scripted = torch.jit.script(tiny_net())
+    path = StructureModel(scripted, metadata(features={**SPEC, "types": [2]})).save(tmp_path / "typed.pt")
+    with pytest.raises(Exception, match="Particle Type"):
+        cl.classify(crystal("fcc", 2), path)
+    data = crystal("fcc", 3, sigma=0.03, seed=1)
+    types = (np.arange(data.particles.count) % 2)
+    typed = make_data(np.asarray(data.particles.positions), np.asarray(data.cell)[:, :3].T, types=types,
+                      type_names=["H", "O"])
+    result = cl.classify(typed, path, reject_threshold=0.0)
+    assert (result.types[types == 0] == 0).all() and (result.types[types == 1] > 0).all()
