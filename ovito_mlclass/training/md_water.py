@@ -60,8 +60,8 @@ Usage: ``python -m ovito_mlclass.training.md_water [--quick] [--threads N] [--sp
 [--force] [--out DIR]``.  Cost (1 LAMMPS thread, ~1 us per molecule and step): the training
 split (21 runs, 84 snapshots, 2,240-3,672 molecules each) took 12.7 min of wall time (7.6 min
 of CPU) on a shared, busy 2-core machine, the validation split (17 runs, 68 snapshots) 9.1 min
-(5.5 min of CPU); ``--quick`` runs in ~10 s.  A crystal that breaks is reported and the remaining runs go on; ``generate``
-raises at the end, listing the failed runs.
+(5.5 min of CPU); ``--quick`` runs in ~10 s.  A crystal that breaks is reported and the
+remaining runs go on; ``generate`` raises at the end, listing the failed runs.
 """
 from __future__ import annotations
 
@@ -500,7 +500,8 @@ def _simulate(lmp, spec, sw):
         positions, cell, pbc, velocity = _state(lmp)
         n = len(positions)
         extra = {"velocity": velocity}
-        snap_meta = dict(meta, snapshot=k, time_ps_since_npt=round(lmp.extract_global("ntimestep") * TIMESTEP / 1000.0, 3),
+        t_ps = round(lmp.extract_global("ntimestep") * TIMESTEP / 1000.0, 3)
+        snap_meta = dict(meta, snapshot=k, time_ps_since_npt=t_ps,
                          n_atoms=n, kinetic_temperature_K=round(kinetic_temperature(velocity), 3))
         if spec.phase == "interface":
             pe = _sorted_per_atom(lmp, lmp.numpy.extract_compute("peatom", 1, 1))
