@@ -42,8 +42,9 @@ Runs (``units real``, timestep 10 fs, Nose-Hoover, tdamp 1 ps, pdamp 10 ps, P = 
     * interface: ice Ih (basal plane normal to z) equilibrated by NPT at T_m; the outer half
       melted at 700 K (Langevin, box fixed; the ice slab held at T_m by its own Langevin
       thermostat), cooled to T_m, then NPT along z (x, y fixed at the ice lattice) at T_m.
-      In each snapshot the two interfaces are located from the profile along z of the per-atom potential energy (bins of ~3 A; crossing of the midpoint
-      between the ice and liquid levels).  ``extra["interface_distance"]`` is the signed
+      In each snapshot the two interfaces are located from the profile along z of the
+      per-atom potential energy (bins of ~3 A; crossing of the midpoint between the ice and
+      liquid levels).  ``extra["interface_distance"]`` is the signed
       distance to the nearest interface (> 0 in the ice); atoms within ``INTERFACE_BAND`` of it
       are NO_LABEL, the others Hexagonal ice or Liquid water by their side.
       ``extra["initial_region"]`` is 1 for molecules that started in the ice slab, 0 otherwise.
