@@ -1,0 +1,101 @@
+"""Training: the reject-threshold rule, scores, class balancing and an end-to-end run on a tiny dataset."""
+import numpy as np
+import pytest
+
+from conftest import crystal
+from ovito_mlclass.classify import classify
+from ovito_mlclass.model import StructureModel
+from ovito_mlclass.training import train as tr
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
+
+
+def test_confusion_counts_rejections_and_atoms_to_reject():
+    y_true = np.array([0, 0, 1, 1, -2, -2, -1])
+    y_pred = np.array([0, -1, 1, 0, -1, 1, 0])
+    m = tr.confusion(y_true, y_pred, 2)
+    # rows: true 0, 1, Other; columns: predicted 0, 1, Other. The unlabelled atom (-1) is not counted.
+    np.testing.assert_array_equal(m, [[1, 0, 1], [1, 1, 0], [0, 1, 1]])
+    np.testing.assert_allclose(tr.recalls(m), [0.5, 0.5, 0.5])
+
+
+def test_threshold_rejects_what_should_be_rejected():
+    rng = np.random.default_rng(0)
+    # confident, correct crystal atoms and unsure atoms that belong to no class
+    sure = np.tile([0.97, 0.03], (200, 1))
+    unsure = np.column_stack([rng.uniform(0.5, 0.7, 100), np.zeros(100)])
+    unsure[:, 1] = 1 - unsure[:, 0]
+    probs = np.vstack([sure, unsure])
+    y = np.r_[np.zeros(200, int), np.full(100, -2)]
+    theta, score = tr.choose_threshold(probs, y, 2)
+    assert unsure.max() < theta <= 0.97 and score == 1.0
+
+
+def test_threshold_without_atoms_to_reject_keeps_the_accuracy():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.45, 0.55]])
+    y = np.array([0, 0, 1, 0])  # the last atom is wrong anyway: rejecting it costs nothing
+    theta, score = tr.choose_threshold(probs, y, 2)
+    assert theta == pytest.approx(0.7) and score == pytest.approx(5 / 6)  # 0.71 would reject the 0.7 atom
+
+
+def test_balanced_subsample():
+    y = np.r_[np.zeros(1000, int), np.ones(30, int), np.full(5, -1)]
+    keep = tr.balanced_subsample(y, 100, np.random.default_rng(1))
+    np.testing.assert_array_equal(np.bincount(y[keep]), [100, 30])
+
+
+def write_dataset(root, name):
+    """fcc and bcc with thermal noise, plus an unlabelled (NO_LABEL) bcc layer, in both splits."""
+    for split, seeds in (("train", (1, 2, 3)), ("val", (7,))):
+        for seed in seeds:
+            for k, kind in enumerate(("fcc", "bcc")):
+                data = crystal(kind, 4, sigma=0.03 + 0.01 * seed % 3, seed=seed)
+                labels = np.full(data.particles.count, k)
+                if kind == "bcc":
+                    labels[:10] = NO_LABEL
+                Snapshot(np.asarray(data.particles.positions), np.asarray(data.cell), (True,) * 3, labels,
+                         ("FCC", "BCC"), meta={"kind": "crystal", "lattice": kind.upper()}).save(
+                    root / name / split / f"{kind}-{seed}.npz")
+
+
+def test_train_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
+    write_dataset(tmp_path, "toy")
+    config = tmp_path / "toy.toml"
+    config.write_text('''name = "toy"
+classes = ["FCC", "BCC"]
+seed = 5
+[data]
+datasets = ["toy"]
+[features]
+[[features.blocks]]
+kind = "steinhardt"
+neighbors = 12
+degrees = [4, 6]
+[training]
+epochs = 40
+patience = 40
+threads = 1
+''')
+    path = tr.train(config, output=tmp_path / "toy.pt", progress=False)
+    model = StructureModel.load(path)
+    meta = model.metadata
+    assert model.classes == ["FCC", "BCC"] and 0.0 <= model.reject_threshold <= 0.95
+    assert meta["training"]["data_hash"] == tr.data_hash(tr.snapshot_files(tr.load_config(config)[0], "train")
+                                                         + tr.snapshot_files(tr.load_config(config)[0], "val"))
+    assert meta["training"]["training_atoms"] == {"FCC": 768, "BCC": 354}
+    assert np.asarray(meta["validation"]["confusion"]).sum() == 256 + 128 - 10
+    for k, kind in enumerate(("fcc", "bcc")):
+        result = classify(crystal(kind, 3, sigma=0.02, seed=11), model, reject_threshold=0.0)
+        assert (result.types == k + 1).all()
+    # the same seed and data give the same network
+    again = StructureModel.load(tr.train(config, output=tmp_path / "again.pt", progress=False))
+    X = np.random.default_rng(0).random((10, len(model.features.names)))
+    np.testing.assert_array_equal(again.predict(X)[0], model.predict(X)[0])
+
+
+def test_missing_data_and_configs_are_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="built-in configs: .*metals"):
+        tr.load_config("no-such-config")
+    with pytest.raises(FileNotFoundError, match="generate them first"):
+        tr.train("metals", output=tmp_path / "m.pt", progress=False)
