@@ -27,6 +27,8 @@ python_env() {  # $1: extras of the package to install
   # shellcheck disable=SC1091
   . "$VENV/bin/activate"
   pip install -q --upgrade pip
+  # torch first, pinned: an unpinned resolve may fetch a multi-GB CUDA build where a CPU one will do
+  python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
   pip install -q ".[$1]"   # builds the C++ kernel
 }
 
