@@ -1,5 +1,8 @@
 """The README's main job: ovito-mlclass demo on the bundled snapshot, headless render included."""
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from ovito_mlclass import BACKEND
@@ -22,3 +25,58 @@ def test_demo_prints_a_table_and_renders_the_qbar6_colours(tmp_path, capsys):
     yellow_green = (g > b + 80) & (r > b + 20)
     assert purple.mean() > 0.05, purple.mean()
     assert yellow_green.mean() > 0.05, yellow_green.mean()
+
+
+def write_dump(tmp_path, frames=2):
+    """A small mW water trajectory (committed validation snapshot) as a LAMMPS text dump."""
+    from ovito.io import export_file
+    from ovito.pipeline import Pipeline, StaticSource
+
+    from ovito_mlclass.training.snapshots import Snapshot
+
+    snap = Snapshot.load(Path(__file__).parent / "data" / "mw_ice_water_interface.npz")
+    path = tmp_path / "water.dump"
+    data = snap.to_data_collection()
+    data.particles_.create_property("Particle Identifier", data=np.arange(1, len(snap) + 1))
+    export_file(Pipeline(source=StaticSource(data=data)), str(path), "lammps/dump",
+                columns=["Particle Identifier", "Position.X", "Position.Y", "Position.Z"])
+    text = path.read_text()
+    path.write_text(text * frames)  # the same frame twice: a two-frame trajectory
+    return path, snap
+
+
+def test_classify_round_trip(tmp_path, capsys):
+    from ovito.io import import_file
+
+    from ovito_mlclass.classify import classify
+
+    source, snap = write_dump(tmp_path)
+    out = tmp_path / "labelled.dump"
+    assert main(["classify", str(source), "-m", "ice", "-o", str(out), "--frames", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "Hexagonal ice" in printed and printed.count("\n") == 3  # header, one frame, "wrote"
+    back = import_file(str(out), columns=["Particle Identifier", "Position.X", "Position.Y", "Position.Z",
+                                          "Structure Type", "Structure Confidence"]).compute()
+    expected = classify(import_file(str(source)).compute(1), "ice")
+    np.testing.assert_array_equal(np.asarray(back.particles["Structure Type"]), expected.types)
+    np.testing.assert_allclose(np.asarray(back.particles["Structure Confidence"]), expected.confidence, rtol=1e-6)
+    counts = [int(c) for c in printed.splitlines()[1].split()[1:]]
+    assert counts == np.bincount(expected.types, minlength=5).tolist()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["classify", "no-such-file.dump"], "no such input"),
+    (["classify", "{src}", "-o", "out.unknown"], "output format"),
+    (["classify", "{src}", "--frames", "7"], "out of range"),
+    (["classify", "{src}", "--frames", "x"], "--frames"),
+])
+def test_classify_bad_arguments(tmp_path, args, message):
+    source, _ = write_dump(tmp_path, frames=1)
+    with pytest.raises(SystemExit, match=message):
+        main([a.replace("{src}", str(source)) for a in args])
+
+
+def test_models_lists_the_builtin_models(capsys):
+    assert main(["models"]) == 0
+    printed = capsys.readouterr().out
+    assert "ice:" in printed and "trained by: ovito-mlclass train ice" in printed
