@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_data
+from conftest import crystal, make_data
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import StructureModel, builtin_models
 from ovito_mlclass.training import md_water
@@ -21,7 +21,7 @@ def perturbed(positions, cell_rows, sigma, seed):
 
 
 def test_builtin_models_are_installed_and_described():
-    for name in ("ice",):
+    for name in ("metals", "ice"):
         model = StructureModel.load(name)
         assert name in builtin_models()
         meta = model.metadata
@@ -54,3 +54,38 @@ def test_ice_model_on_the_ice_water_interface():
     known = snap.labels != NO_LABEL
     predicted = result.types[known] - 1
     assert (predicted == snap.labels[known]).mean() >= 0.97
+
+
+@pytest.mark.parametrize("kind, expected", [("fcc", "FCC"), ("bcc", "BCC"), ("hcp", "HCP")])
+@pytest.mark.parametrize("sigma", [0.0, 0.03, 0.05])  # in lattice constants: 0.05 a is near melting
+def test_metals_model_on_ideal_and_perturbed_lattices(kind, expected, sigma):
+    data = crystal(kind, 6, sigma=sigma, seed=23)
+    for scale in (1.0, 3.61):  # scale-free: lattice constant 1 or Cu's
+        scaled = make_data(np.asarray(data.particles.positions) * scale, np.asarray(data.cell)[:, :3].T * scale)
+        result = classify(scaled, "metals")
+        assert result.counts[expected] / data.particles.count >= (1.0 if sigma == 0 else 0.99), result.counts
+
+
+@pytest.mark.parametrize("name, expected, minimum", [
+    ("w_bcc_0.95Tm", "BCC", 0.95),      # W at 0.95 T_m (MD, other seed and box than training)
+    ("mg_hcp_0.95Tm", "HCP", 0.97),     # Mg at 0.95 T_m
+])
+def test_metals_model_near_melting(name, expected, minimum):
+    snap = Snapshot.load(DATA / f"{name}.npz")
+    result = classify(snap.to_data_collection(), "metals")
+    assert result.counts[expected] / len(snap) >= minimum, result.counts
+
+
+def test_metals_model_on_an_unseen_supercooled_liquid():
+    # Ag (no Ag in the training data) at 0.9 T_m: < 1% of the liquid may be called crystalline
+    snap = Snapshot.load(DATA / "ag_supercooled_0.9Tm.npz")
+    result = classify(snap.to_data_collection(), "metals")
+    assert sum(result.counts[c] for c in ("FCC", "BCC", "HCP")) / len(snap) < 0.01, result.counts
+
+
+def test_metals_model_finds_the_stacking_fault():
+    # intrinsic stacking fault in Ag: the two fault layers are locally hcp, the rest fcc
+    snap = Snapshot.load(DATA / "ag_stacking_fault_0.25Tm.npz")
+    result = classify(snap.to_data_collection(), "metals")
+    known = snap.labels != NO_LABEL
+    assert (result.types[known] - 1 == snap.labels[known]).mean() >= 0.99
