@@ -147,7 +147,7 @@ def tcp(model_name="tcp"):
     for path, snap in snapshots("tcp"):
         result = classify(snap.to_data_collection(), model_name)
         truth = np.array(snap.classes)[snap.labels]
-        amplitude = snap.meta.get("amplitude") or snap.meta.get("lindemann_ratio")
+        amplitude = snap.meta.get("amplitude_d_nn") or snap.meta.get("lindemann_ratio")
         group = (snap.meta.get("kind", "?"), round(float(amplitude), 2) if amplitude else None)
         rows.append((group, truth, {"ours": np.array(result.names)[result.types]}))
         if result.site_types is not None and "fk_coordination" in snap.extra:

@@ -9,7 +9,7 @@ import pytest
 from conftest import crystal, make_data
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import StructureModel, builtin_models
-from ovito_mlclass.training import md_water
+from ovito_mlclass.training import md_water, tcp
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
 
 DATA = Path(__file__).parent / "data"
@@ -21,7 +21,7 @@ def perturbed(positions, cell_rows, sigma, seed):
 
 
 def test_builtin_models_are_installed_and_described():
-    for name in ("metals", "ice"):
+    for name in ("metals", "ice", "tcp"):
         model = StructureModel.load(name)
         assert name in builtin_models()
         meta = model.metadata
@@ -89,3 +89,18 @@ def test_metals_model_finds_the_stacking_fault():
     result = classify(snap.to_data_collection(), "metals")
     known = snap.labels != NO_LABEL
     assert (result.types[known] - 1 == snap.labels[known]).mean() >= 0.99
+
+
+@pytest.mark.parametrize("phase", tcp.CLASSES)
+@pytest.mark.parametrize("u", [0.0, 0.02])  # rms displacement in nearest-neighbour distances
+def test_tcp_model_on_ideal_and_perturbed_phases(phase, u):
+    positions, cell, fk = tcp.build(phase)  # Wyckoff positions (published tables), FK site per atom
+    reps = (3, 3, 3) if len(positions) < 40 else (2, 2, 1)
+    grid = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 3)
+    tiled = (positions[None] + (grid @ cell[:, :3].T)[:, None]).reshape(-1, 3)
+    rows = (cell[:, :3] * np.array(reps)).T
+    sigma = u * tcp.D_NN / np.sqrt(3)
+    result = classify(perturbed(tiled, rows, sigma, seed=31), "tcp")
+    assert result.counts[phase] / len(tiled) >= 0.99, result.counts
+    sites = np.array(result.site_names)[result.site_types]
+    assert (sites == np.char.add("Z", np.tile(fk, len(grid)).astype(str))).mean() >= 0.995

@@ -102,8 +102,9 @@ def group_name(meta: dict) -> str:
     """How results are broken down: kind of run, lattice and temperature (as a fraction of T_m)."""
     kind = meta.get("kind", "")
     phase = meta.get("lattice") or meta.get("phase") or meta.get("structure") or ""
-    t = meta.get("T_over_Tm")
-    return " ".join(str(p) for p in (kind, phase, f"{t:.2f} Tm" if isinstance(t, (int, float)) else "") if p) or "all"
+    t, u = meta.get("T_over_Tm"), meta.get("amplitude_d_nn")
+    condition = f"{t:.2f} Tm" if isinstance(t, (int, float)) else (f"u = {u:.2f} d_nn" if isinstance(u, (int, float)) else "")
+    return " ".join(str(p) for p in (kind, phase, condition) if p) or "all"
 
 
 def load_split(config: dict, spec: FeatureSpec, split: str, progress=True) -> Split:
