@@ -41,7 +41,7 @@ def child(model_name, cells, reps):
     from ovito.modifiers import CommonNeighborAnalysisModifier, PolyhedralTemplateMatchingModifier
 
     from ovito_mlclass import neighbors as nb
-    from ovito_mlclass.features import _first_k
+    from ovito_mlclass.features import _first_k, relative_distances
     from ovito_mlclass.descriptors import Steinhardt
     from ovito_mlclass.model import StructureModel
     from ovito_mlclass.modifiers import StructureClassifierModifier
@@ -68,8 +68,7 @@ def child(model_name, cells, reps):
             Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"]).compute(
                 _first_k(nearest, k_max, b["neighbors"]))
         elif b["kind"] == "distances":
-            d = np.linalg.norm(nearest.vectors.reshape(-1, k_max, 3), axis=2)[:, : b["neighbors"]]
-            d / d[:, : b["normalize"]].mean(axis=1, keepdims=True)
+            relative_distances(_first_k(nearest, k_max, b["neighbors"]), b["neighbors"], b["normalize"])
         else:
             continue
         stages[f"descriptors: {b['kind']}"] = stages.get(f"descriptors: {b['kind']}", 0) + time.perf_counter() - t

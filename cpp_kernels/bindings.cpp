@@ -89,6 +89,26 @@ PYBIND11_MODULE(_kernels, m) {
     m.def("max_threads", &max_threads, "Number of OpenMP threads the kernels use (1 without OpenMP).");
 
     m.def(
+        "relative_distances",
+        [](Input<double> vectors, int k, int normalize) {
+            require(vectors.ndim() == 2 && vectors.shape(1) == 3, "vectors must have shape (n * k, 3)");
+            require(k >= 1 && normalize >= 1 && normalize <= k, "need 1 <= normalize <= k");
+            require(vectors.shape(0) % k == 0, "the number of vectors must be a multiple of k");
+            const int64_t n = vectors.shape(0) / k;
+            py::array_t<double> out({n, int64_t(k)});
+            double* dst = out.mutable_data();
+            const double* v = vectors.data();
+            {
+                py::gil_scoped_release release;
+                relative_distances(n, k, normalize, v, dst);
+            }
+            return out;
+        },
+        py::arg("vectors"), py::arg("k"), py::arg("normalize"),
+        "|v| of the k vectors of every atom (rows of a k-nearest list), divided by the atom's mean over its "
+        "first `normalize`: shape (n, k).");
+
+    m.def(
         "spherical_harmonics",
         [](Input<double> vectors, int lmax) {
             require(vectors.ndim() == 2 && vectors.shape(1) == 3, "vectors must have shape (n, 3)");

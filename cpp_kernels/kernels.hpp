@@ -50,6 +50,10 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
 
 int max_threads();
 
+// Distances of the k neighbours of each atom (vectors (n, k, 3)) divided by the atom's mean distance
+// to its first `normalize` neighbours (0 where that mean is 0): out (n, k).
+void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out);
+
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.
 // Vectors are x_j - x_i with the periodic image applied; an atom can be its own neighbour (or

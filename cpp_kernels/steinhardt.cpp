@@ -210,7 +210,14 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
     }
 
     if (n == 0) return;
-    const std::vector<int64_t> rank = ranks_of(order, n);
+    // The rank of every bond's neighbour, looked up once: the passes below visit the atoms in rank
+    // order, so these lookups are scattered over the whole rank array and would miss the cache each time.
+    std::vector<int64_t> neighbor_rank(nl.offsets[n]);
+    {
+        const std::vector<int64_t> rank = ranks_of(order, n);
+#pragma omp parallel for schedule(static)
+        for (int64_t b = 0; b < nl.offsets[n]; ++b) neighbor_rank[b] = rank[nl.neighbors[b]];
+    }
     auto atom_at = [&](int64_t k) {  // k: a rank, possibly shifted by +-n
         k = k < 0 ? k + n : (k >= n ? k - n : k);
         return order ? order[k] : k;
@@ -227,7 +234,7 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
         for (int64_t k = first; k < last; ++k) {
             const int64_t i = atom_at(k);
             for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
-                const int64_t r = cyclic(rank[nl.neighbors[b]], k, n);
+                const int64_t r = cyclic(neighbor_rank[b], k, n);
                 lo = std::min(lo, r);
                 hi = std::max(hi, r + 1);
             }
@@ -278,7 +285,7 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
                 if (k + 2 < last) {  // the neighbours' rows are scattered over the ring: ask for later ones now
                     const int64_t ahead = atom_at(k + 2);
                     for (int64_t b = nl.offsets[ahead]; b < nl.offsets[ahead + 1]; ++b) {
-                        const int64_t r = cyclic(rank[nl.neighbors[b]], k + 2, n);
+                        const int64_t r = cyclic(neighbor_rank[b], k + 2, n);
                         if (r >= oldest && r < target)
                             for (int t = 0; t < stride; t += 8) __builtin_prefetch(ring_row(r) + t);
                     }
@@ -287,7 +294,7 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
                 sources.assign(1, ring_row(k));
                 spare.resize(size_t(count) * stride);
                 for (int64_t b = 0; b < count; ++b) {
-                    const int64_t r = cyclic(rank[nl.neighbors[begin + b]], k, n);
+                    const int64_t r = cyclic(neighbor_rank[begin + b], k, n);
                     if (r >= oldest && r < target) {
                         sources.push_back(ring_row(r));
                     } else {

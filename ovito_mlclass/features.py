@@ -165,8 +165,7 @@ class FeatureSpec:
                                  else _first_k(nearest, k_max, b["neighbors"]))
                 values = recipe.compute(neighbor_list)
             elif b["kind"] == "distances":
-                d = _distances(nearest, k_max)[:, : b["neighbors"]]
-                values = d / d[:, : b["normalize"]].mean(axis=1, keepdims=True)
+                values = relative_distances(_first_k(nearest, k_max, b["neighbors"]), b["neighbors"], b["normalize"])
             else:
                 if scale is None:
                     scale = length_scale(nearest, k_max, self.scale_neighbors)
@@ -189,10 +188,22 @@ def _first_k(nearest: nb.NeighborList, k_max: int, k: int) -> nb.NeighborList:
                            order=nearest.order)
 
 
-def _distances(nearest: nb.NeighborList, k_max: int) -> np.ndarray:
-    return np.linalg.norm(nearest.vectors.reshape(-1, k_max, 3), axis=2)
+def relative_distances(nearest: nb.NeighborList, k: int, normalize: int) -> np.ndarray:
+    """Distances to the k nearest neighbours over the mean distance to the first ``normalize``."""
+    from .descriptors._backend import COMPILED, kernels
+
+    if COMPILED:
+        return kernels.relative_distances(nearest.vectors, k, normalize)
+    d = _distances(nearest, k)
+    return d * (normalize / d[:, :normalize].sum(axis=1))[:, None]
+
+
+def _distances(nearest: nb.NeighborList, k_max: int, k: int | None = None) -> np.ndarray:
+    """|x_j - x_i| of the first k (default all k_max) neighbours of every atom, shape (n, k)."""
+    v = nearest.vectors.reshape(-1, k_max, 3)[:, :k]
+    return np.sqrt(np.einsum("ijk,ijk->ij", v, v))  # far leaner than np.linalg.norm's temporaries
 
 
 def length_scale(nearest: nb.NeighborList, k_max: int, k: int) -> float:
     """The frame's length unit: median over atoms of the mean distance to the k nearest neighbours."""
-    return float(np.median(_distances(nearest, k_max)[:, :k].mean(axis=1)))
+    return float(np.median(_distances(nearest, k_max, k).mean(axis=1)))

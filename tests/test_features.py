@@ -88,3 +88,15 @@ def test_bad_specifications_are_refused(bad, message):
 def test_missing_types_are_reported():
     with pytest.raises(nb.InputError, match="Particle Type"):
         FeatureSpec(blocks=(STEINHARDT,), types=(1,)).compute(crystal("fcc", 2))
+
+
+def test_compiled_relative_distances_equal_numpy(monkeypatch):
+    from ovito_mlclass.descriptors import _backend
+    from ovito_mlclass.features import relative_distances
+
+    nearest = nb.nearest_neighbors(crystal("bcc", 3, sigma=0.05, seed=2), 14)
+    compiled = relative_distances(nearest, 14, 8)
+    monkeypatch.setattr(_backend, "COMPILED", False)
+    d = np.linalg.norm(nearest.vectors.reshape(-1, 14, 3), axis=2)
+    np.testing.assert_allclose(compiled, d / d[:, :8].mean(axis=1, keepdims=True), rtol=1e-14)
+    np.testing.assert_allclose(relative_distances(nearest, 14, 8), compiled, rtol=1e-14)
