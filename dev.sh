@@ -2,7 +2,7 @@
 # Everything a fresh machine needs, in one place (Debian/Ubuntu, Python >= 3.10, a C++17 compiler):
 #   bash dev.sh demo    set up, then compute descriptors of the bundled snapshot and render a PNG
 #   bash dev.sh test    set up, then run the test suite
-#   bash dev.sh bench   set up, then run the benchmarks (writes benchmarks/RESULTS.md)
+#   bash dev.sh bench   set up, then run the benchmarks (writes benchmarks/RESULTS.md; about 45 minutes)
 # The virtual environment goes to .venv (override with OVITO_MLCLASS_VENV).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -46,6 +46,8 @@ case "${1:-}" in
   bench)
     python_env bench
     python benchmarks/bench_descriptors.py "${@:2}"
+    python benchmarks/bench_classify.py
+    python benchmarks/bench_accuracy.py || echo "accuracy benchmark skipped: it needs the MD validation data (README: Training data)" >&2
     ;;
   *)
     sed -n '2,6p' "$0"
