@@ -194,23 +194,27 @@ PYBIND11_MODULE(_kernels, m) {
 
     m.def(
         "nearest_neighbors",
-        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, int k) {
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, int k, bool with_order) -> py::tuple {
             check_structure(positions, cell);
             require(k >= 1, "k must be at least 1");
             const int64_t n = positions.shape(0);
             py::array_t<int64_t> neighbors({n, int64_t(k)});
             py::array_t<double> vectors({n, int64_t(k), int64_t(3)});
+            py::array_t<int64_t> order(with_order ? n : 0);
             int64_t* nb = neighbors.mutable_data();
             double* vec = vectors.mutable_data();
+            int64_t* ord = with_order ? order.mutable_data() : nullptr;
             {
                 py::gil_scoped_release release;
-                nearest_neighbors(n, positions.data(), cell.data(), pbc.data(), k, nb, vec);
+                nearest_neighbors(n, positions.data(), cell.data(), pbc.data(), k, nb, vec, ord);
             }
-            return py::make_tuple(neighbors, vectors);
+            if (with_order) return py::tuple(py::make_tuple(neighbors, vectors, order));
+            return py::tuple(py::make_tuple(neighbors, vectors));
         },
-        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("k"),
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("k"), py::arg("with_order") = false,
         "The k nearest neighbours of every atom by increasing distance: (neighbors (n, k), vectors (n, k, 3)); "
-        "index -1 where fewer than k exist. Atoms at distance zero are skipped, as by OVITO's NearestNeighborFinder.");
+        "index -1 where fewer than k exist. Atoms at distance zero are skipped, as by OVITO's NearestNeighborFinder. "
+        "With with_order, also the search's bin order of the atoms (a spatial order, see spatial_order).");
 
     m.def(
         "spatial_order",

@@ -285,7 +285,7 @@ void spatial_order(int64_t n, const double* positions, const double* cell, const
 }
 
 void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
-                       int64_t* neighbors, double* vectors) {
+                       int64_t* neighbors, double* vectors, int64_t* order) {
     if (n == 0) return;
     CellGrid g(n, positions, cell, pbc);
     // Bins about as wide as the radius of the sphere holding k atoms at the mean density (at least
@@ -295,6 +295,7 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
     const double width = std::cbrt(per_bin * g.volume() / double(n));
     const double widths[3] = {width, width, width};
     g.bin(widths);
+    if (order) std::copy(g.atom.begin(), g.atom.end(), order);
 
 #pragma omp parallel
     {

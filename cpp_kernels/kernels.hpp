@@ -63,8 +63,10 @@ struct CellGrid;
 // The k nearest neighbours of every atom, by increasing distance: neighbors (n, k), vectors
 // (n, k, 3). Atoms at distance zero are skipped (as OVITO's NearestNeighborFinder does); entries
 // that do not exist (small non-periodic systems) get index -1 and a zero vector.
+// If `order` is not null, it receives the atoms in the search's bin order, a spatial order like
+// spatial_order()'s (bins about 1.3 spacings wide for k = 12), for free.
 void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
-                       int64_t* neighbors, double* vectors);
+                       int64_t* neighbors, double* vectors, int64_t* order = nullptr);
 
 // The atoms sorted into bins about one interatomic spacing wide, bins in z-major order: a
 // permutation in which neighbours have nearby ranks, for the neighbour average of steinhardt().

@@ -120,11 +120,13 @@ def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
         raise InputError(f"The number of neighbours must be at least 1, got {n}.")
     count = data.particles.count
     search = _own_search(data)
+    order = None
     if search is None:
         indices, vectors = NearestNeighborFinder(n, data).find_all()
     else:
         kernels, positions, cell, pbc = search
-        indices, vectors = kernels.nearest_neighbors(positions, cell, pbc, n)
+        # the search's own bin order serves as the spatial order (no second binning)
+        indices, vectors, order = kernels.nearest_neighbors(positions, cell, pbc, n, with_order=True)
     missing = indices < 0
     if missing.any():
         atoms = np.flatnonzero(missing.any(axis=1))
@@ -135,7 +137,7 @@ def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
             f"and its cell is periodic along {_pbc_text(data)}. Use fewer neighbours or a larger system."
         )
     offsets = np.arange(0, count * n + 1, n, dtype=np.int64)
-    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), order=spatial_order(data))
+    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), order=order)
 
 
 def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
