@@ -32,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from results_file import replace_section
+
 HERE = Path(__file__).parent
-START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 
 
 def snapshots(dataset):
@@ -186,7 +187,7 @@ def main():
     import torch
 
     started = time.time()
-    parts = [START, "## Accuracy of the built-in models on held-out MD snapshots", "",
+    parts = ["## Accuracy of the built-in models on held-out MD snapshots", "",
              f"`python benchmarks/bench_accuracy.py`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
              f"{platform.processor() or platform.machine()}, ovito {ovito.version_string}, torch {torch.__version__}. "
              "Accuracy = share of labelled atoms (labels by construction) that a method gets right; a liquid atom "
@@ -195,16 +196,8 @@ def main():
         print(f"[{name}]", file=sys.stderr, flush=True)
         text, note = {"metals": metals, "ice": ice, "tcp": tcp}[name]()
         parts += [f"### {name}", "", text, ""] + ([note, ""] if note else [])
-    parts += [f"(harness wall time {time.time() - started:.0f} s)", END]
-    section = "\n".join(parts)
-    path = Path(args.output)
-    old = path.read_text() if path.exists() else ""
-    if START in old and END in old:
-        new = old[:old.index(START)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + section + "\n"
-    path.write_text(new)
-    print(section)
+    parts += [f"(harness wall time {time.time() - started:.0f} s)"]
+    print(replace_section(args.output, "accuracy", "\n".join(parts)))
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from results_file import replace_section
+
 HERE = Path(__file__).parent
-START, END = "<!-- classify:start -->", "<!-- classify:end -->"
 
 
 def best_of(reps, step):
@@ -40,9 +41,6 @@ def child(model_name, cells, reps):
     from bench_descriptors import make_ovito_data
     from ovito.modifiers import CommonNeighborAnalysisModifier, PolyhedralTemplateMatchingModifier
 
-    from ovito_mlclass import neighbors as nb
-    from ovito_mlclass.features import _first_k, relative_distances
-    from ovito_mlclass.descriptors import Steinhardt
     from ovito_mlclass.model import StructureModel
     from ovito_mlclass.modifiers import StructureClassifierModifier
 
@@ -54,25 +52,13 @@ def child(model_name, cells, reps):
     result["ours"] = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
     result["PTM"] = best_of(reps, lambda: data.clone().apply(PolyhedralTemplateMatchingModifier()))
     result["a-CNA"] = best_of(reps, lambda: data.clone().apply(CommonNeighborAnalysisModifier()))
-    # stages, the way FeatureSpec.compute runs them
-    spec = model.features
-    k_max = max([b["neighbors"] for b in spec.blocks if b.get("neighbors") not in (None, "voronoi")] +
-                [spec.scale_neighbors])
+    # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
+    marks = []
+    features = model.features.compute(data, progress=lambda fraction, text: marks.append((time.perf_counter(), text)))
     stages = {}
-    t = time.perf_counter()
-    nearest = nb.nearest_neighbors(data, k_max)
-    stages["neighbours"] = time.perf_counter() - t
-    for b in spec.blocks:
-        t = time.perf_counter()
-        if b["kind"] == "steinhardt" and b["neighbors"] != "voronoi":
-            Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"]).compute(
-                _first_k(nearest, k_max, b["neighbors"]))
-        elif b["kind"] == "distances":
-            relative_distances(_first_k(nearest, k_max, b["neighbors"]), b["neighbors"], b["normalize"])
-        else:
-            continue
-        stages[f"descriptors: {b['kind']}"] = stages.get(f"descriptors: {b['kind']}", 0) + time.perf_counter() - t
-    features = spec.compute(data)
+    for (t0, text), (t1, _) in zip(marks, marks[1:]):
+        name = text.replace("features: ", "descriptors: ")
+        stages[name] = stages.get(name, 0.0) + t1 - t0
     t = time.perf_counter()
     model.predict(features)
     stages["network"] = time.perf_counter() - t
@@ -102,7 +88,7 @@ def main():
     import ovito
     import torch
 
-    lines = [START, "## Classification speed (end to end)", "",
+    lines = ["## Classification speed (end to end)", "",
              f"`python benchmarks/bench_classify.py`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, ovito {ovito.version_string}, "
              f"torch {torch.__version__}; model `{args.model}`; thermally disordered fcc Cu (σ = 0.1 Å), "
@@ -116,16 +102,7 @@ def main():
         stages = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in r["stages"].items())
         lines.append(f"| {threads} | {r['ours']:.3f} | {1e6 * r['ours'] / r['atoms']:.2f} | {r['PTM']:.3f} | "
                      f"{r['PTM'] / r['ours']:.2f}× | {r['a-CNA']:.3f} | {r['a-CNA'] / r['ours']:.2f}× | {stages} |")
-    lines.append(END)
-    section = "\n".join(lines)
-    path = Path(args.output)
-    old = path.read_text() if path.exists() else ""
-    if START in old and END in old:
-        new = old[:old.index(START)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + section + "\n"
-    path.write_text(new)
-    print(section)
+    print(replace_section(args.output, "classify", "\n".join(lines)))
 
 
 if __name__ == "__main__":

@@ -636,11 +636,10 @@ def write_results(path, args, results, specs, minfo, versions, ours_ok, ours_msg
                          if n else f"| {r['id']} | {label} | | {r['threads']} | {what} | | | | | | | | | | | {err} |")
         L.append("")
     # the sections other benchmarks own (bench_accuracy.py, bench_classify.py) stay as they are
+    from results_file import SECTIONS, section
+
     old = open(path).read() if os.path.exists(path) else ""
-    for name in ("accuracy", "classify"):
-        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-        if start in old and end in old:
-            L.append(old[old.index(start):old.index(end) + len(end)] + "\n")
+    L += [kept + "\n" for kept in (section(old, name) for name in SECTIONS) if kept]
     with open(path, "w") as fh:
         fh.write("\n".join(L) + "\n")
     with open(os.path.splitext(path)[0] + ".json", "w") as fh:

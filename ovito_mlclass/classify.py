@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from ovito.data import DataCollection
 
-from .model import StructureModel
+from .model import StructureModel, load_model
 
 OTHER = "Other"
 OTHER_COLOR = (0.95, 0.95, 0.95)
@@ -45,7 +45,7 @@ class Classification:
 
 
 def as_model(model) -> StructureModel:
-    return model if isinstance(model, StructureModel) else StructureModel.load(model)
+    return model if isinstance(model, StructureModel) else load_model(model)
 
 
 def posteriors_steps(data: DataCollection, model):

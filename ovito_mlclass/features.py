@@ -150,11 +150,14 @@ class FeatureSpec:
         nb.check_positions(work)
         n = work.particles.count
         out = np.empty((n, len(self._names)))
-        k_max = max([b["neighbors"] for b in self.blocks if b["kind"] in ("steinhardt", "distances")
-                     and b["neighbors"] != "voronoi"] + [self.scale_neighbors])
+        # one nearest-neighbour search serves every block that needs one (the largest k)
+        needs = [b["neighbors"] for b in self.blocks if b["kind"] in ("steinhardt", "distances")
+                 and b["neighbors"] != "voronoi"]
+        needs += [self.scale_neighbors] if any(b["kind"] == "symmetry_functions" for b in self.blocks) else []
+        k_max = max(needs, default=0)
         report = progress or (lambda fraction, text: None)
         report(0.0, "neighbours")
-        nearest = nb.nearest_neighbors(work, k_max)
+        nearest = nb.nearest_neighbors(work, k_max) if k_max else None
         scale = None
         column = 0
         for i, b in enumerate(self.blocks):

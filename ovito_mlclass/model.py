@@ -10,6 +10,7 @@ module, so a C++ consumer needs nothing else.
 """
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 import zipfile
@@ -45,6 +46,21 @@ def _quiet_torchscript():
         warnings.filterwarnings("ignore", message=r".*TorchScript.*", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.jit.*", category=DeprecationWarning)
         yield
+
+
+def load_model(name_or_path) -> "StructureModel":
+    """:meth:`StructureModel.load`, remembered per file (and its modification time): a pipeline
+    evaluates the modifier on every frame, and a model is only ever read at inference."""
+    builtins = builtin_models()
+    path = builtins.get(name_or_path) if isinstance(name_or_path, str) else None
+    path = Path(path or name_or_path)
+    mtime = path.stat().st_mtime_ns if path.exists() else None
+    return _load_cached(str(path), mtime) if mtime is not None else StructureModel.load(name_or_path)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: int) -> "StructureModel":
+    return StructureModel.load(Path(path))
 
 
 def builtin_models() -> dict[str, Path]:

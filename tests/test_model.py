@@ -157,3 +157,15 @@ def test_model_for_other_particle_types_says_so(tmp_path):
                       type_names=["H", "O"])
     result = cl.classify(typed, path, reject_threshold=0.0)
     assert (result.types[types == 0] == 0).all() and (result.types[types == 1] > 0).all()
+
+
+def test_load_model_reuses_a_loaded_file_until_it_changes(tmp_path, model_file):
+    import os
+
+    from ovito_mlclass.model import load_model
+
+    first = load_model(model_file)
+    assert load_model(str(model_file)) is first  # every frame of a pipeline would otherwise re-read the file
+    stamp = model_file.stat().st_mtime_ns
+    os.utime(model_file, ns=(stamp + 10**9, stamp + 10**9))
+    assert load_model(model_file) is not first

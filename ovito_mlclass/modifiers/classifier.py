@@ -8,7 +8,7 @@ from ovito.traits import FilePath
 from traits.api import Bool, Float, Str
 
 from ..classify import Posteriors, assign, posteriors_steps
-from ..model import StructureModel
+from ..model import StructureModel, load_model
 from ._common import selected_subset
 
 
@@ -35,7 +35,7 @@ class StructureClassifierModifier(ModifierInterface):
         super().__init__(reject_threshold=-1.0 if reject_threshold is None else reject_threshold, **params)
 
     def _load(self) -> StructureModel:
-        return StructureModel.load(self.model_file or self.model)
+        return load_model(self.model_file or self.model)
 
     def modify(self, data: DataCollection, *, data_cache: DataCollection = None, frame: int = 0, **kwargs):
         work, mask = selected_subset(data, self.only_selected)
@@ -63,12 +63,15 @@ class StructureClassifierModifier(ModifierInterface):
 
     def _write(self, data, result, mask, model):
         n = data.particles.count
-        types = np.zeros(n, dtype=np.int32)
-        confidence = np.zeros(n, dtype=np.float32)
-        if mask is None:
-            types[:], confidence[:] = result.types, result.confidence
-        else:
-            types[mask], confidence[mask] = result.types, result.confidence
+        analysed = slice(None) if mask is None else mask
+
+        def full(values, dtype):  # a per-particle array: the analysed particles' values, 0 elsewhere
+            out = np.zeros(n, dtype=dtype)
+            out[analysed] = values
+            return out
+
+        types = full(result.types, np.int32)
+        confidence = full(result.confidence, np.float32)
         prop = data.particles_.create_property("Structure Type", data=types)
         for type_id, (name, color) in enumerate(zip(result.names, result.colors)):
             t = prop.add_type_id(type_id, data.particles_, name=name)
@@ -76,12 +79,10 @@ class StructureClassifierModifier(ModifierInterface):
         data.particles_.create_property("Structure Confidence", data=confidence)
         if self.output_probabilities:
             for k, name in enumerate(model.classes):
-                p = np.zeros(n, dtype=np.float32)
-                p[mask if mask is not None else slice(None)] = result.posteriors.probabilities[:, k]
-                data.particles_.create_property(f"Probability {name}", data=p)
+                data.particles_.create_property(f"Probability {name}",
+                                                data=full(result.posteriors.probabilities[:, k], np.float32))
         if result.site_types is not None:
-            sites = np.zeros(n, dtype=np.int32)
-            sites[mask if mask is not None else slice(None)] = result.site_types
+            sites = full(result.site_types, np.int32)
             site_name = model.metadata.get("site_property") or "Site Type"
             sprop = data.particles_.create_property(site_name, data=sites)
             for type_id, name in enumerate(result.site_names):

@@ -323,6 +323,14 @@ class _Run:
     def nvt(self, T: float, T_end: float | None = None):
         self.lmp.command(f"fix ens all nvt temp {T} {T if T_end is None else T_end} 0.1")
 
+    def equilibrate(self, T: float, spec: "RunSpec", couple: str):
+        """The start of every crystal-like run: velocities at T, NPT at P = 0 with the box set to its
+        mean, then NVT at T for spec.t_nvt ps."""
+        self.velocities(T)
+        self.npt_mean_box(T, spec.t_equil, couple)
+        self.nvt(T)
+        self.run(spec.t_nvt, f"NVT {T:.0f} K")
+
     def state(self):
         positions, cell, pbc, _, ids = lammps_state(self.lmp)
         n = len(ids)
@@ -441,10 +449,7 @@ def _run_crystal(spec: RunSpec):
     pos, box = crystal(el, spec.reps)
     run = _Run(el, pos, box, spec.seed)
     try:
-        run.velocities(T)
-        run.npt_mean_box(T, spec.t_equil, "aniso" if el.lattice == "HCP" else "iso")
-        run.nvt(T)
-        run.run(spec.t_nvt, f"NVT {T:.0f} K")
+        run.equilibrate(T, spec, "aniso" if el.lattice == "HCP" else "iso")
         labels = np.full(len(pos), LABEL[el.lattice], np.int16)
         snaps = []
         for k in range(spec.n_snap):
@@ -526,10 +531,7 @@ def _run_stacking(spec: RunSpec):
     T = spec.fraction * el.T_m
     run = _Run(el, pos, box, spec.seed)
     try:
-        run.velocities(T)
-        run.npt_mean_box(T, spec.t_equil, "aniso")
-        run.nvt(T)
-        run.run(spec.t_nvt, f"NVT {T:.0f} K")
+        run.equilibrate(T, spec, "aniso")
         snaps = []
         for k in range(spec.n_snap):
             if k:
@@ -554,10 +556,7 @@ def _run_surface(spec: RunSpec):
     n_layers = 2 * spec.reps[2]      # atomic layers along z: two per orthogonal cell for all three lattices
     run = _Run(el, pos, box + [0, 0, vacuum], spec.seed)
     try:
-        run.velocities(T)
-        run.npt_mean_box(T, spec.t_equil, "xy")
-        run.nvt(T)
-        run.run(spec.t_nvt, f"NVT {T:.0f} K")
+        run.equilibrate(T, spec, "xy")
         snaps = []
         band = 1.5 * el.d_nn + 0.5 * (box[2] / n_layers)
         for k in range(spec.n_snap):
@@ -596,10 +595,7 @@ def _run_gb(spec: RunSpec):
     try:
         run.lmp.commands_list(["min_style cg", "minimize 0 1e-6 200 2000"])
         run.log.append("minimise (CG, 200 iterations)")
-        run.velocities(T)
-        run.npt_mean_box(T, spec.t_equil, "aniso")
-        run.nvt(T)
-        run.run(spec.t_nvt, f"NVT {T:.0f} K")
+        run.equilibrate(T, spec, "aniso")
         snaps = []
         band = 2.5 * el.d_nn
         for k in range(spec.n_snap):

@@ -289,21 +289,21 @@ class MDSystem:
     note: str
 
 
+CU_ZR_SOURCE = ("M. I. Mendelev's Cu-Zr Finnis-Sinclair potential (file header: contributor "
+                "M. I. Mendelev, 2007; citation not given in the file)")
+
 MD_SYSTEMS = {
     "A15-W": MDSystem("A15", "W_zhou.eam.alloy", "eam/alloy", {"Si": "W", "Cr": "W"},
                       "X. W. Zhou, H. N. G. Wadley et al., Acta Mater. 49, 4005 (2001)", 2.8,
                       "beta-W (A15) is metastable in W; 0 K energy -8.663 eV/atom"),
     "C15-ZrCu2": MDSystem("C15", "CuZr_mm.eam.fs", "eam/fs", {"Mg": "Zr", "Cu": "Cu"},
-                          "M. I. Mendelev's Cu-Zr Finnis-Sinclair potential (file header: contributor "
-                          "M. I. Mendelev, 2007; citation not given in the file)", 2.85,
+                          CU_ZR_SOURCE, 2.85,
                           "hypothetical ZrCu2 Laves (Zr on the Z16 sites); 0 K energy -4.552 eV/atom"),
     "C14-ZrCu2": MDSystem("C14", "CuZr_mm.eam.fs", "eam/fs", {"Mg": "Zr", "Zn": "Cu"},
-                          "M. I. Mendelev's Cu-Zr Finnis-Sinclair potential (file header: contributor "
-                          "M. I. Mendelev, 2007; citation not given in the file)", 2.85,
+                          CU_ZR_SOURCE, 2.85,
                           "hypothetical ZrCu2 Laves; 0 K energy -4.530 eV/atom"),
     "C36-ZrCu2": MDSystem("C36", "CuZr_mm.eam.fs", "eam/fs", {"Mg": "Zr", "Ni": "Cu"},
-                          "M. I. Mendelev's Cu-Zr Finnis-Sinclair potential (file header: contributor "
-                          "M. I. Mendelev, 2007; citation not given in the file)", 2.85,
+                          CU_ZR_SOURCE, 2.85,
                           "hypothetical ZrCu2 Laves"),
     "Sigma-FeCr": MDSystem("Sigma", "FeCr.cdeam", "eam/cd", {"Fe": "Fe", "Cr": "Cr"},
                            "A. Stukowski, B. Sadigh, P. Erhart and A. Caro, Modell. Simul. Mater. Sci. Eng. "

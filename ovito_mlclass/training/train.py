@@ -86,12 +86,12 @@ def data_hash(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _features_cached(path: Path, snapshot: Snapshot, spec: FeatureSpec) -> np.ndarray:
+def _features_cached(path: Path, data, spec: FeatureSpec) -> np.ndarray:
     key = hashlib.sha256(spec.to_json().encode() + path.read_bytes()).hexdigest()[:24]
     cached = cache_dir() / "features" / f"{path.stem}-{key}.npy"
     if cached.exists():
         return np.load(cached)
-    X = spec.compute(snapshot.to_data_collection())
+    X = spec.compute(data)
     cached.parent.mkdir(parents=True, exist_ok=True)
     np.save(cached.with_suffix(".part.npy"), X)
     cached.with_suffix(".part.npy").replace(cached)
@@ -125,8 +125,9 @@ def load_split(config: dict, spec: FeatureSpec, split: str, progress=True) -> Sp
             pass
     for path in iterator:
         snap = Snapshot.load(path)
-        mask = spec.selection(snap.to_data_collection())
-        X = _features_cached(path, snap, spec)
+        data = snap.to_data_collection()
+        mask = spec.selection(data)
+        X = _features_cached(path, data, spec)
         labels = snap.labels[mask]
         y = np.full(len(labels), -1, dtype=np.int64)
         for k, name in enumerate(snap.classes):

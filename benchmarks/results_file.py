@@ -1,0 +1,31 @@
+"""benchmarks/RESULTS.md is shared: bench_descriptors.py writes the file, and bench_accuracy.py and
+bench_classify.py each own a section between HTML-comment markers that the others keep."""
+from __future__ import annotations
+
+from pathlib import Path
+
+SECTIONS = ("accuracy", "classify")
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def section(text: str, name: str) -> str | None:
+    """The marked section ``name`` of ``text`` (markers included), or None."""
+    start, end = markers(name)
+    if start in text and end in text:
+        return text[text.index(start):text.index(end) + len(end)]
+    return None
+
+
+def replace_section(path, name: str, body: str) -> str:
+    """Writes ``body`` as section ``name`` of the file (replacing it, or appended); returns the section."""
+    path = Path(path)
+    start, end = markers(name)
+    block = f"{start}\n{body}\n{end}"
+    old = path.read_text() if path.exists() else ""
+    current = section(old, name)
+    new = old.replace(current, block) if current else old.rstrip() + "\n\n" + block + "\n"
+    path.write_text(new)
+    return block
