@@ -44,6 +44,55 @@ int64_t check_csr(const Input<int64_t>& offsets, const Input<double>& vectors, i
     return n;
 }
 
+// A std::vector handed to NumPy without a copy.
+template <typename T>
+py::array_t<T> to_array(std::vector<T>&& values) {
+    auto* owned = new std::vector<T>(std::move(values));
+    py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(py::ssize_t(owned->size()), owned->data(), owner);
+}
+
+// Bins as Python sees them: (order, start, shape, periodic).
+py::tuple bins_to_python(BinGrid&& bins) {
+    return py::make_tuple(to_array(std::move(bins.order)), to_array(std::move(bins.start)),
+                          py::make_tuple(bins.shape[0], bins.shape[1], bins.shape[2]),
+                          py::make_tuple(bins.periodic[0], bins.periodic[1], bins.periodic[2]));
+}
+
+// The bins given from Python, checked: every atom in exactly one bin.
+struct BinsInput {
+    Input<int64_t> order, start;
+    SpatialBins view;
+};
+void bins_from_python(const py::object& bins, int64_t n, BinsInput& in) {
+    if (bins.is_none()) return;
+    const py::tuple t = py::reinterpret_borrow<py::tuple>(bins);
+    require(py::len(t) == 4, "bins must be (order, start, shape, periodic)");
+    in.order = Input<int64_t>::ensure(t[0]);
+    in.start = Input<int64_t>::ensure(t[1]);
+    const auto shape = t[2].cast<std::array<int, 3>>();
+    const auto periodic = t[3].cast<std::array<bool, 3>>();
+    require(in.order && in.order.ndim() == 1 && in.order.shape(0) == n, "bins: order must have one entry per atom");
+    int64_t n_bins = 1;
+    for (int d = 0; d < 3; ++d) {
+        require(shape[d] >= 1, "bins: the shape must be positive");
+        n_bins *= shape[d];
+    }
+    require(in.start && in.start.ndim() == 1 && in.start.shape(0) == n_bins + 1, "bins: start must have n_bins + 1 entries");
+    const int64_t* start = in.start.data();
+    require(start[0] == 0 && start[n_bins] == n, "bins: start must run from 0 to n_atoms");
+    for (int64_t b = 0; b < n_bins; ++b) require(start[b] <= start[b + 1], "bins: start must be non-decreasing");
+    std::vector<unsigned char> seen(n, 0);
+    for (int64_t k = 0; k < n; ++k) {
+        const int64_t i = in.order.data()[k];
+        require(i >= 0 && i < n && !seen[i], "bins: order must be a permutation of 0..n_atoms-1");
+        seen[i] = 1;
+    }
+    in.view.order = in.order.data();
+    in.view.start = start;
+    for (int d = 0; d < 3; ++d) in.view.shape[d] = shape[d], in.view.periodic[d] = periodic[d];
+}
+
 NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& neighbors, const Input<double>& vectors,
                            const py::object& weights, Input<double>& weights_buffer) {
     const int64_t n_bonds = neighbors.ndim() == 1 ? neighbors.shape(0) : -1;
@@ -128,24 +177,12 @@ PYBIND11_MODULE(_kernels, m) {
     m.def(
         "steinhardt",
         [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
-           py::object order, Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start,
-           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t scratch_bytes, Output out) {
+           py::object bins, Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start,
+           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t cache_bytes, Output out) {
             Input<double> weights_buffer;
             const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer);
-            Input<int64_t> order_buffer;
-            const int64_t* permutation = nullptr;
-            if (!order.is_none()) {
-                order_buffer = Input<int64_t>::ensure(order);
-                require(order_buffer && order_buffer.ndim() == 1 && order_buffer.shape(0) == nl.n_atoms,
-                        "order must be a 1-d array of length n_atoms");
-                std::vector<unsigned char> seen(nl.n_atoms, 0);
-                for (int64_t k = 0; k < nl.n_atoms; ++k) {
-                    const int64_t i = order_buffer.data()[k];
-                    require(i >= 0 && i < nl.n_atoms && !seen[i], "order must be a permutation of 0..n_atoms-1");
-                    seen[i] = 1;
-                }
-                permutation = order_buffer.data();
-            }
+            BinsInput bins_input;
+            bins_from_python(bins, nl.n_atoms, bins_input);
             const int nd = int(degrees.size());
             for (int d = 0; d < nd; ++d)
                 require(degrees.data()[d] >= 0 && degrees.data()[d] <= kMaxDegree,
@@ -159,11 +196,11 @@ PYBIND11_MODULE(_kernels, m) {
             const WignerTable wigner{wigner_start.data(), wigner_m.data(), wigner_coeff.data()};
             double* dst = out.mutable_data();
             py::gil_scoped_release release;
-            steinhardt(nl, permutation, degrees.data(), nd, with_wl, averaged, wigner, scratch_bytes, dst);
+            steinhardt(nl, bins_input.view, degrees.data(), nd, with_wl, averaged, wigner, cache_bytes, dst);
         },
-        py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("order"),
+        py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("bins"),
         py::arg("degrees"), py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"),
-        py::arg("wigner_coeff"), py::arg("scratch_bytes"), py::arg("out"),
+        py::arg("wigner_coeff"), py::arg("cache_bytes"), py::arg("out"),
         "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`.");
 
     m.def(
@@ -194,48 +231,47 @@ PYBIND11_MODULE(_kernels, m) {
 
     m.def(
         "nearest_neighbors",
-        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, int k, bool with_order) -> py::tuple {
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, int k, bool with_bins) -> py::tuple {
             check_structure(positions, cell);
             require(k >= 1, "k must be at least 1");
             const int64_t n = positions.shape(0);
             py::array_t<int64_t> neighbors({n, int64_t(k)});
             py::array_t<double> vectors({n, int64_t(k), int64_t(3)});
-            py::array_t<int64_t> order(with_order ? n : 0);
             int64_t* nb = neighbors.mutable_data();
             double* vec = vectors.mutable_data();
-            int64_t* ord = with_order ? order.mutable_data() : nullptr;
+            BinGrid bins;
             {
                 py::gil_scoped_release release;
-                nearest_neighbors(n, positions.data(), cell.data(), pbc.data(), k, nb, vec, ord);
+                nearest_neighbors(n, positions.data(), cell.data(), pbc.data(), k, nb, vec, with_bins ? &bins : nullptr);
             }
-            if (with_order) return py::tuple(py::make_tuple(neighbors, vectors, order));
+            if (with_bins) return py::tuple(py::make_tuple(neighbors, vectors, bins_to_python(std::move(bins))));
             return py::tuple(py::make_tuple(neighbors, vectors));
         },
-        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("k"), py::arg("with_order") = false,
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("k"), py::arg("with_bins") = false,
         "The k nearest neighbours of every atom by increasing distance: (neighbors (n, k), vectors (n, k, 3)); "
         "index -1 where fewer than k exist. Atoms at distance zero are skipped, as by OVITO's NearestNeighborFinder. "
-        "With with_order, also the search's bin order of the atoms (a spatial order, see spatial_order).");
+        "With with_bins, also the search's own bins (see spatial_bins).");
 
     m.def(
-        "spatial_order",
-        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc) {
+        "spatial_bins",
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, double width) {
             check_structure(positions, cell);
+            require(width >= 0.0 && std::isfinite(width), "width must be finite and not negative");
             const int64_t n = positions.shape(0);
-            py::array_t<int64_t> order(n);
-            int64_t* dst = order.mutable_data();
+            BinGrid bins;
             {
                 py::gil_scoped_release release;
-                spatial_order(n, positions.data(), cell.data(), pbc.data(), dst);
+                bins = spatial_bins(n, positions.data(), cell.data(), pbc.data(), width);
             }
-            return order;
+            return bins_to_python(std::move(bins));
         },
-        py::arg("positions"), py::arg("cell"), py::arg("pbc"),
-        "A permutation of the atoms, bin by bin (bins about one interatomic spacing wide, z-major), in which "
-        "neighbours have nearby ranks: the processing order of the Steinhardt neighbour average.");
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("width"),
+        "The atoms sorted into bins about `width` wide (at least one interatomic spacing): (order, start, shape, "
+        "periodic); the atoms of bin (x, y, z) are order[start[b]:start[b+1]], b = (z * ny + y) * nx + x.");
 
     m.def(
         "cutoff_neighbors",
-        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, double cutoff) {
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, double cutoff, bool with_bins) {
             check_structure(positions, cell);
             require(cutoff > 0.0 && std::isfinite(cutoff), "cutoff must be positive and finite");
             const int64_t n = positions.shape(0);
@@ -256,11 +292,13 @@ PYBIND11_MODULE(_kernels, m) {
                 py::gil_scoped_release release;
                 search->fill(off, nb, vec);
             }
-            return py::make_tuple(offsets, neighbors, vectors);
+            if (with_bins) return py::tuple(py::make_tuple(offsets, neighbors, vectors, bins_to_python(search->take_bins())));
+            return py::tuple(py::make_tuple(offsets, neighbors, vectors));
         },
-        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
+        py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"), py::arg("with_bins") = false,
         "All neighbours within `cutoff` (distance <= cutoff, as OVITO's CutoffNeighborFinder) in CSR form: "
-        "(offsets (n + 1), neighbors (n_bonds), vectors (n_bonds, 3)), rows in atom order.");
+        "(offsets (n + 1), neighbors (n_bonds), vectors (n_bonds, 3)), rows in atom order; with with_bins, also "
+        "the search's bins (see spatial_bins).");
 
     m.def(
         "voronoi_cells",

@@ -275,17 +275,44 @@ bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
 
 }  // namespace
 
-void spatial_order(int64_t n, const double* positions, const double* cell, const bool* pbc, int64_t* order) {
-    if (n == 0) return;
+SpatialBins BinGrid::view() const {
+    SpatialBins v;
+    v.order = order.data();
+    v.start = start.data();
+    for (int d = 0; d < 3; ++d) v.shape[d] = shape[d], v.periodic[d] = periodic[d];
+    return v;
+}
+
+namespace {
+
+// Hands the grid's bins on to the caller (the grid is done with them).
+void take_bins(CellGrid& g, BinGrid& bins) {
+    bins.order = std::move(g.atom);
+    bins.start = std::move(g.start);
+    for (int d = 0; d < 3; ++d) {
+        bins.shape[d] = g.nb[d];
+        bins.periodic[d] = g.pbc[d];
+    }
+}
+
+}  // namespace
+
+BinGrid spatial_bins(int64_t n, const double* positions, const double* cell, const bool* pbc, double width) {
+    BinGrid bins;
+    if (n == 0) {
+        bins.start.assign(2, 0);
+        return bins;
+    }
     CellGrid g(n, positions, cell, pbc);
-    const double spacing = std::cbrt(g.volume() / double(n));
-    const double widths[3] = {spacing, spacing, spacing};
+    const double w = std::max(width, std::cbrt(g.volume() / double(n)));
+    const double widths[3] = {w, w, w};
     g.bin(widths);
-    std::copy(g.atom.begin(), g.atom.end(), order);
+    take_bins(g, bins);
+    return bins;
 }
 
 void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
-                       int64_t* neighbors, double* vectors, int64_t* order) {
+                       int64_t* neighbors, double* vectors, BinGrid* bins) {
     if (n == 0) return;
     CellGrid g(n, positions, cell, pbc);
     // Bins about as wide as the radius of the sphere holding k atoms at the mean density (at least
@@ -295,7 +322,6 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
     const double width = std::cbrt(per_bin * g.volume() / double(n));
     const double widths[3] = {width, width, width};
     g.bin(widths);
-    if (order) std::copy(g.atom.begin(), g.atom.end(), order);
 
 #pragma omp parallel
     {
@@ -360,6 +386,7 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
             }
         }
     }
+    if (bins) take_bins(g, *bins);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -403,6 +430,16 @@ CutoffSearch::CutoffSearch(int64_t n, const double* positions, const double* cel
 }
 
 CutoffSearch::~CutoffSearch() = default;
+
+BinGrid CutoffSearch::take_bins() {
+    BinGrid bins;
+    if (grid_->n == 0) {
+        bins.start.assign(2, 0);
+        return bins;
+    }
+    mlclass::take_bins(*grid_, bins);
+    return bins;
+}
 
 
 void CutoffSearch::count(int64_t* offsets) const {

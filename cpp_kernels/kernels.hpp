@@ -29,13 +29,22 @@ struct WignerTable {
 // Y_lm for m = -l..l, l = 0..lmax; out is complex (n, (lmax+1)^2), column l*l + l + m.
 void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out_complex);
 
+// Atoms sorted into a grid of bins: the atoms of bin (x, y, z), b = (z * shape[1] + y) * shape[0] + x,
+// are order[start[b]] .. order[start[b+1] - 1]; `periodic`: whether the grid wraps around.
+// order == nullptr: no bins (one bin holding all atoms in index order).
+struct SpatialBins {
+    const int64_t* order = nullptr;
+    const int64_t* start = nullptr;
+    int shape[3] = {1, 1, 1};
+    bool periodic[3] = {false, false, false};
+};
+
 // Steinhardt invariants. Output columns: q_l for each degree, then (if with_wl) w^_l, then
-// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l. For the neighbour average the
-// atoms are processed in `order` (a permutation; nullptr = index order), keeping q_lm only for a
-// window of ranks of at most `scratch_bytes`: an order in which neighbours have nearby ranks
-// (spatial slabs) makes that window small.
-void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* degrees, int n_degrees, bool with_wl,
-                bool averaged, const WignerTable& wigner, int64_t scratch_bytes, double* out);
+// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l. The neighbour average sweeps
+// the bins (see steinhardt.cpp) keeping about `cache_bytes` of q_lm per thread; without bins it
+// keeps q_lm of all atoms.
+void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* degrees, int n_degrees, bool with_wl,
+                bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out);
 
 // Behler-Parrinello symmetry functions with the cosine cutoff, resolved by neighbour species
 // (G2: one block per species; G4, G5: one block per unordered species pair a <= b, in the order
@@ -60,17 +69,24 @@ void relative_distances(int64_t n, int k, int normalize, const double* vectors, 
 // appear several times) through periodic images of a small cell, as with OVITO's finders.
 struct CellGrid;
 
+// Bins of a cell-list search, kept for the caller (SpatialBins refers to these arrays).
+struct BinGrid {
+    std::vector<int64_t> order, start;
+    int shape[3] = {1, 1, 1};
+    bool periodic[3] = {false, false, false};
+    SpatialBins view() const;
+};
+
 // The k nearest neighbours of every atom, by increasing distance: neighbors (n, k), vectors
 // (n, k, 3). Atoms at distance zero are skipped (as OVITO's NearestNeighborFinder does); entries
 // that do not exist (small non-periodic systems) get index -1 and a zero vector.
-// If `order` is not null, it receives the atoms in the search's bin order, a spatial order like
-// spatial_order()'s (bins about 1.3 spacings wide for k = 12), for free.
+// If `bins` is not null, it receives the search's own bins (about 1.2 spacings wide for k = 12), for free.
 void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
-                       int64_t* neighbors, double* vectors, int64_t* order = nullptr);
+                       int64_t* neighbors, double* vectors, BinGrid* bins = nullptr);
 
-// The atoms sorted into bins about one interatomic spacing wide, bins in z-major order: a
-// permutation in which neighbours have nearby ranks, for the neighbour average of steinhardt().
-void spatial_order(int64_t n, const double* positions, const double* cell, const bool* pbc, int64_t* order);
+// The atoms sorted into bins about `width` wide (at least one interatomic spacing), for the
+// neighbour average of steinhardt().
+BinGrid spatial_bins(int64_t n, const double* positions, const double* cell, const bool* pbc, double width);
 
 // All pairs with |x_j - x_i| <= cutoff (OVITO's CutoffNeighborFinder convention), in CSR form with
 // rows in atom order. Two passes so that the caller allocates exactly: count() writes the
@@ -81,6 +97,7 @@ public:
     ~CutoffSearch();
     void count(int64_t* offsets) const;
     void fill(const int64_t* offsets, int64_t* neighbors, double* vectors) const;
+    BinGrid take_bins();  // after fill(): the search's bins (as wide as the cutoff), for steinhardt()
 
 private:
     std::unique_ptr<CellGrid> grid_;

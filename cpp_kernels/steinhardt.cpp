@@ -43,61 +43,115 @@ std::vector<Run> coupling_runs(const WignerTable& wigner, int column) {
     return runs;
 }
 
-// q_l and w^_l from q_lm (m = 0..l); q_l,-m = (-1)^m conj(q_lm) is never stored.
+// q_l and w^_l from rows of q_lm (m = 0..l; q_l,-m = (-1)^m conj(q_lm) is never stored), kLanes
+// atoms at once, one per SIMD lane:
 //   w = sum over runs of Re(q_{l,-mu} P_mu),  P_mu = sum_m2 coeff q_{l,m2} q_{l,mu-m2}
-inline void invariants(const double* re, const double* im, const Degree& d, const double* coeff, bool with_wl,
-                       double& q, double& w) {
-    const int l = d.l;
-    double s = re[0] * re[0] + im[0] * im[0];
-    for (int m = 1; m <= l; ++m) s += 2.0 * (re[m] * re[m] + im[m] * im[m]);
-    q = std::sqrt(4.0 * M_PI / (2 * l + 1) * s);
-    w = 0.0;
-    if (!with_wl || !(s > 0.0) || d.runs.empty()) return;
-    double sum = 0.0;
-    for (const Run& run : d.runs) {
-        const double* c = coeff + run.coeff;
-        double pr = 0.0, pi = 0.0;
-        for (int j = 0, b = run.m2_first, e = run.mu - run.m2_first; j < run.count; ++j, ++b, --e) {
-            pr += c[j] * (re[b] * re[e] - im[b] * im[e]);
-            pi += c[j] * (re[b] * im[e] + im[b] * re[e]);
-        }
-        const double sign = (run.mu & 1) ? -1.0 : 1.0;
-        sum += sign * (re[run.mu] * pr + im[run.mu] * pi);
-    }
-    w = sum / (s * std::sqrt(s));
-}
+// add() queues the row of an atom (a copy, transposed so that lane a holds atom a) together with
+// the output columns of its q_l and w^_l; every kLanes atoms, and at flush(), the invariants are
+// computed and written.
+class InvariantWriter {
+public:
+    InvariantWriter(const std::vector<Degree>& degrees, const double* coeff, bool with_wl, int size, int width,
+                    double* out)
+        : degrees_(degrees), coeff_(coeff), with_wl_(with_wl), size_(size), width_(width), out_(out),
+          lanes_(size_t(2) * size * kLanes, 0.0) {}
 
-// Per-thread work space for one atom.
-struct AtomScratch {
-    std::vector<double> x, y, z, w, acc_re, acc_im;
+    void add(int64_t atom, const double* row, int column_q, int column_w) {
+        for (int k = 0; k < 2 * size_; ++k) lanes_[size_t(k) * kLanes + count_] = row[k];
+        atom_[count_] = atom, column_q_[count_] = column_q, column_w_[count_] = column_w;
+        if (++count_ == kLanes) flush();
+    }
+
+    void flush() {
+        if (count_ == 0) return;
+        auto re = [&](const Degree& d, int m) { return load(d.slot + m); };
+        auto im = [&](const Degree& d, int m) { return load(size_ + d.slot + m); };
+        for (const Degree& d : degrees_) {
+            Lanes s = re(d, 0) * re(d, 0) + im(d, 0) * im(d, 0);
+            for (int m = 1; m <= d.l; ++m) s += 2.0 * (re(d, m) * re(d, m) + im(d, m) * im(d, m));
+            Lanes sum{};
+            if (with_wl_) {
+                for (const Run& run : d.runs) {
+                    const double* c = coeff_ + run.coeff;
+                    Lanes pr{}, pi{};
+                    for (int j = 0, b = run.m2_first, e = run.mu - run.m2_first; j < run.count; ++j, ++b, --e) {
+                        pr += c[j] * (re(d, b) * re(d, e) - im(d, b) * im(d, e));
+                        pi += c[j] * (re(d, b) * im(d, e) + im(d, b) * re(d, e));
+                    }
+                    sum += ((run.mu & 1) ? -1.0 : 1.0) * (re(d, run.mu) * pr + im(d, run.mu) * pi);
+                }
+            }
+            const double scale = 4.0 * M_PI / (2 * d.l + 1);
+            for (int a = 0; a < count_; ++a) {
+                double* row = out_ + atom_[a] * width_;
+                row[column_q_[a] + d.column] = std::sqrt(scale * s[a]);
+                if (with_wl_) row[column_w_[a] + d.column] = s[a] > 0.0 ? sum[a] / (s[a] * std::sqrt(s[a])) : 0.0;
+            }
+        }
+        count_ = 0;
+    }
+
+private:
+    Lanes load(int k) const {
+        Lanes v;
+        __builtin_memcpy(&v, lanes_.data() + size_t(k) * kLanes, sizeof v);
+        return v;
+    }
+
+    const std::vector<Degree>& degrees_;
+    const double* coeff_;
+    bool with_wl_;
+    int size_, width_;
+    double* out_;
+    std::vector<double> lanes_;  // entry k of the row of lane a at k * kLanes + a
+    int count_ = 0;
+    int64_t atom_[kLanes];
+    int column_q_[kLanes], column_w_[kLanes];
 };
 
-// q_lm (m >= 0) of atom i for the given degrees, written to re/im at each degree's slot (0 for
-// an atom without neighbours); counts bonds of zero length.
-void atom_qlm(const NeighborList& nl, int64_t i, const LegendreRows& rows, const std::vector<unsigned char>& wanted,
-              const std::vector<Degree>& degrees, AtomScratch& s, double* re, double* im, int64_t& zero_length) {
-    const int64_t begin = nl.offsets[i];
-    const int n = int(nl.offsets[i + 1] - begin);
-    s.x.resize(n); s.y.resize(n); s.z.resize(n); s.w.resize(n);
-    double weight_sum = 0.0;
-    for (int k = 0; k < n; ++k) {
-        const double* v = nl.vectors + 3 * (begin + k);
-        const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-        if (!(r > 0.0)) { ++zero_length; s.x[k] = s.y[k] = s.w[k] = 0.0; s.z[k] = 1.0; continue; }
-        s.x[k] = v[0] / r; s.y[k] = v[1] / r; s.z[k] = v[2] / r;
-        s.w[k] = nl.weights ? nl.weights[begin + k] : 1.0;
-        weight_sum += s.w[k];
+// Per-thread work space for the bonds of up to kLanes atoms.
+struct BlockScratch {
+    std::vector<double> x, y, z, w, power, re, im;
+};
+
+// q_lm (m >= 0) of up to kLanes atoms for the given degrees, written to rows[a] (real parts at each
+// degree's slot, imaginary parts `size` further; 0 for an atom without neighbours).
+void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const LegendreTable& table,
+               const std::vector<Degree>& degrees, int size, BlockScratch& s, double* const* rows) {
+    int slots = 0;
+    for (int a = 0; a < count; ++a) slots = std::max(slots, int(nl.offsets[atoms[a] + 1] - nl.offsets[atoms[a]]));
+    const size_t n_lanes = size_t(std::max(slots, 1)) * kLanes;
+    s.x.assign(n_lanes, 0.0); s.y.assign(n_lanes, 0.0); s.z.assign(n_lanes, 0.0); s.w.assign(n_lanes, 0.0);
+    s.power.resize(2 * n_lanes);
+    double norm[kLanes] = {};
+    for (int a = 0; a < count; ++a) {
+        const int64_t begin = nl.offsets[atoms[a]], n = nl.offsets[atoms[a] + 1] - begin;
+        double weight_sum = 0.0;
+        for (int64_t j = 0; j < n; ++j) {
+            const double* v = nl.vectors + 3 * (begin + j);
+            const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
+            if (!(r2 > 0.0)) continue;  // an error the caller reports
+            const double inverse = 1.0 / std::sqrt(r2);
+            const size_t at = size_t(j) * kLanes + a;
+            s.x[at] = v[0] * inverse; s.y[at] = v[1] * inverse; s.z[at] = v[2] * inverse;
+            s.w[at] = nl.weights ? nl.weights[begin + j] : 1.0;
+            weight_sum += s.w[at];
+        }
+        norm[a] = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
     }
-    const size_t table = size_t(rows.lmax + 1) * rows.width;
-    s.acc_re.assign(table, 0.0);
-    s.acc_im.assign(table, 0.0);
-    accumulate_ylm(rows, n, s.x.data(), s.y.data(), s.z.data(), s.w.data(), wanted.data(), s.acc_re.data(),
-                   s.acc_im.data());
-    const double norm = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
-    for (const Degree& d : degrees) {
-        for (int m = 0; m <= d.l; ++m) {
-            re[d.slot + m] = s.acc_re[d.l * rows.width + m] * norm;
-            im[d.slot + m] = s.acc_im[d.l * rows.width + m] * norm;
+    const size_t sums = size_t(lm_count(table.lmax)) * kLanes;
+    s.re.resize(sums); s.im.resize(sums);
+    ylm_sums(table, std::max(slots, 1), s.x.data(), s.y.data(), s.z.data(), s.w.data(), s.power.data(),
+             s.re.data(), s.im.data());
+    for (int a = 0; a < count; ++a) {
+        double* re = rows[a];
+        double* im = rows[a] + size;
+        for (const Degree& d : degrees) {
+            const size_t first = size_t(lm_index(d.l, 0)) * kLanes + a;
+            for (int m = 0; m <= d.l; ++m) {
+                re[d.slot + m] = s.re[first + m * kLanes] * norm[a];
+                im[d.slot + m] = s.im[first + m * kLanes] * norm[a];
+            }
         }
     }
 }
@@ -105,29 +159,37 @@ void atom_qlm(const NeighborList& nl, int64_t i, const LegendreRows& rows, const
 }  // namespace
 
 void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out) {
-    const LegendreRows rows(lmax);
-    const std::vector<unsigned char> wanted(lmax + 1, 1);
+    const LegendreTable table(lmax);
     const int width = (lmax + 1) * (lmax + 1);
+    const int64_t n_blocks = (n + kLanes - 1) / kLanes;
 #pragma omp parallel
     {
-        std::vector<double> re, im;
+        // Each bond is a lane of its own.
+        std::vector<double> x(kLanes), y(kLanes), z(kLanes), w(kLanes), power(2 * kLanes);
+        std::vector<double> re(size_t(lm_count(lmax)) * kLanes), im(re.size());
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < n; ++b) {
-            const double* v = vectors + 3 * b;
-            const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
-            const double x = v[0] / r, y = v[1] / r, z = v[2] / r, w = 1.0;
-            re.assign(size_t(lmax + 1) * rows.width, 0.0);
-            im.assign(size_t(lmax + 1) * rows.width, 0.0);
-            accumulate_ylm(rows, 1, &x, &y, &z, &w, wanted.data(), re.data(), im.data());
-            double* row = out + 2 * width * b;
-            for (int l = 0; l <= lmax; ++l) {
-                for (int m = 0; m <= l; ++m) {
-                    const double yr = re[l * rows.width + m], yi = im[l * rows.width + m];
-                    const double sign = (m & 1) ? -1.0 : 1.0;
-                    row[2 * (l * l + l + m)] = yr;
-                    row[2 * (l * l + l + m) + 1] = yi;
-                    row[2 * (l * l + l - m)] = sign * yr;
-                    row[2 * (l * l + l - m) + 1] = -sign * yi;
+        for (int64_t block = 0; block < n_blocks; ++block) {
+            const int64_t first = block * kLanes;
+            const int count = int(std::min<int64_t>(kLanes, n - first));
+            for (int a = 0; a < kLanes; ++a) {
+                x[a] = y[a] = z[a] = w[a] = 0.0;
+                if (a >= count) continue;
+                const double* v = vectors + 3 * (first + a);
+                const double r = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+                x[a] = v[0] / r; y[a] = v[1] / r; z[a] = v[2] / r; w[a] = 1.0;
+            }
+            ylm_sums(table, 1, x.data(), y.data(), z.data(), w.data(), power.data(), re.data(), im.data());
+            for (int a = 0; a < count; ++a) {
+                double* row = out + 2 * width * (first + a);
+                for (int l = 0; l <= lmax; ++l) {
+                    for (int m = 0; m <= l; ++m) {
+                        const double yr = re[lm_index(l, m) * kLanes + a], yi = im[lm_index(l, m) * kLanes + a];
+                        const double sign = (m & 1) ? -1.0 : 1.0;
+                        row[2 * (l * l + l + m)] = yr;
+                        row[2 * (l * l + l + m) + 1] = yi;
+                        row[2 * (l * l + l - m)] = sign * yr;
+                        row[2 * (l * l + l - m) + 1] = -sign * yi;
+                    }
                 }
             }
         }
@@ -136,36 +198,64 @@ void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out
 
 namespace {
 
-// Ranks of the atoms in the processing order (the inverse permutation), or the identity.
-std::vector<int64_t> ranks_of(const int64_t* order, int64_t n) {
-    std::vector<int64_t> rank(n);
-    for (int64_t k = 0; k < n; ++k) rank[order ? order[k] : k] = k;
-    return rank;
-}
+// One axis of the bin grid as seen by a tile of bins [first, last) that also needs the `reach`
+// bins on either side: the extended range starts at bin `lo` (unwrapped) and is `len` bins long.
+// On a periodic axis that the extended range would wrap onto itself, it is the whole axis, once.
+struct TileAxis {
+    int n, lo, len;
+    bool periodic;
 
-// Rank r seen from rank k of a cyclic order: the representative r + j n (j = -1, 0, 1) closest to k.
-inline int64_t cyclic(int64_t r, int64_t k, int64_t n) {
-    const int64_t d = r - k;
-    return d > n / 2 ? r - n : (d < -(n / 2) ? r + n : r);
-}
+    TileAxis(int n_bins, bool periodic_, int first, int last, int reach) : n(n_bins), periodic(periodic_) {
+        if (periodic && last - first + 2 * reach >= n) {
+            lo = 0, len = n;
+        } else if (periodic) {
+            lo = first - reach, len = last - first + 2 * reach;
+        } else {
+            lo = std::max(0, first - reach), len = std::min(n, last + reach) - lo;
+        }
+    }
+    // lo > -n and len <= n + 2, so one period added or removed wraps every index used here.
+    int bin(int e) const {  // bin of extended index e
+        const int b = lo + e;
+        return !periodic ? b : (b < 0 ? b + n : (b >= n ? b - n : b));
+    }
+    int index(int b) const {  // extended index of bin b, or -1 outside the range
+        int e = b - lo;
+        if (periodic) e += e < 0 ? n : (e >= n ? -n : 0);
+        return e >= 0 && e < len ? e : -1;
+    }
+};
+
+// Where an atom lives in the bin grid: bin coordinates and its place among the atoms of its bin.
+struct Location {
+    int32_t x, y, z, slot;
+};
 
 }  // namespace
 
 // The neighbour average needs q_lm of every neighbour. Keeping q_lm of all atoms would cost
 // 16 * sum(l+1) bytes per atom (1.4 kB for l = 2..12), more than the neighbour list and the
-// output together. Instead the atoms are processed in `order` in blocks, and q_lm lives in a ring
-// buffer that holds just the window of ranks the current block reaches. The order is treated as
-// cyclic: with spatial slabs across a periodic cell, the last slab touches the first, so the
-// window may start at negative ranks (the last atoms, computed once more at the beginning) and
-// end beyond n. A neighbour outside the window (when the memory budget is smaller than the
-// window, or the order is not local) has its q_lm recomputed.
-void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* degrees, int n_degrees, bool with_wl,
-                bool averaged, const WignerTable& wigner, int64_t scratch_bytes, double* out) {
-    const int64_t n = nl.n_atoms;
+// output together, and would leave the cache long before the neighbours come to be averaged.
+// Instead each thread sweeps pencils of bins: a tile of T x T bins across (y, z), plane by plane
+// along x, keeping q_lm only for the planes within reach of the current one, each extended by
+// the reach in y and z (the halo, whose q_lm are computed again by the neighbouring pencils).
+// A few MB per thread, so the rows stay in cache. A neighbour beyond the reach (a sparse region
+// in nearest-neighbour mode) has its q_lm recomputed.
+void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* degrees, int n_degrees,
+                bool with_wl, bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out) {
+    const int64_t n = nl.n_atoms, n_bonds = nl.offsets[n];
     const int n_blocks = 1 + (with_wl ? 1 : 0) + (averaged ? 1 + (with_wl ? 1 : 0) : 0);
     const int width = n_blocks * n_degrees;
     const int col_w = n_degrees, col_qbar = n_degrees * (with_wl ? 2 : 1), col_wbar = col_qbar + n_degrees;
+
     int64_t zero_length = 0;
+#pragma omp parallel for schedule(static) reduction(+ : zero_length)
+    for (int64_t b = 0; b < n_bonds; ++b) {
+        const double* v = nl.vectors + 3 * b;
+        zero_length += !(v[0] * v[0] + v[1] * v[1] + v[2] * v[2] > 0.0);
+    }
+    if (zero_length > 0) throw_zero_length_bonds(zero_length);
+    if (n == 0) return;
 
     std::vector<Degree> all;
     int lmax = 0, size = 0;
@@ -174,151 +264,166 @@ void steinhardt(const NeighborList& nl, const int64_t* order, const int32_t* deg
         lmax = std::max(lmax, degrees[c]);
         size += degrees[c] + 1;
     }
-    const LegendreRows rows(lmax);
-    std::vector<unsigned char> wanted(lmax + 1, 0);
-    for (const Degree& d : all) wanted[d.l] = 1;
+    const LegendreTable table(lmax);
     // One row of q_lm: real parts, then imaginary parts, padded to whole 8-double blocks so the
     // averaging loop works on fixed-size blocks.
     const int stride = (2 * size + 7) / 8 * 8;
 
-    auto write = [&](int64_t i, const double* re, int column_q, int column_w) {
-        for (const Degree& d : all) {
-            double q, w;
-            invariants(re + d.slot, re + size + d.slot, d, wigner.coeff, with_wl, q, w);
-            out[i * width + column_q + d.column] = q;
-            if (with_wl) out[i * width + column_w + d.column] = w;
-        }
-    };
-    auto compute_row = [&](int64_t i, AtomScratch& scratch, double* row, int64_t& zeros) {
-        atom_qlm(nl, i, rows, wanted, all, scratch, row, row + size, zeros);
-        std::fill(row + 2 * size, row + stride, 0.0);
+    auto compute_rows = [&](const int64_t* atoms, int count, double* const* rows, BlockScratch& scratch) {
+        block_qlm(nl, atoms, count, table, all, size, scratch, rows);
+        for (int a = 0; a < count; ++a) std::fill(rows[a] + 2 * size, rows[a] + stride, 0.0);
     };
 
     if (!averaged) {
-#pragma omp parallel reduction(+ : zero_length)
+#pragma omp parallel
         {
-            AtomScratch scratch;
-            std::vector<double> row(stride);
-#pragma omp for schedule(dynamic, 256)
-            for (int64_t i = 0; i < n; ++i) {
-                compute_row(i, scratch, row.data(), zero_length);
-                write(i, row.data(), 0, col_w);
+            BlockScratch scratch;
+            InvariantWriter writer(all, wigner.coeff, with_wl, size, width, out);
+            std::vector<double> buffer(size_t(kLanes) * stride);
+            double* rows[kLanes];
+            for (int a = 0; a < kLanes; ++a) rows[a] = buffer.data() + a * stride;
+            int64_t atoms[kLanes];
+#pragma omp for schedule(dynamic, 32)
+            for (int64_t first = 0; first < n; first += kLanes) {
+                const int count = int(std::min<int64_t>(kLanes, n - first));
+                for (int a = 0; a < count; ++a) atoms[a] = first + a;
+                compute_rows(atoms, count, rows, scratch);
+                for (int a = 0; a < count; ++a) writer.add(first + a, rows[a], 0, col_w);
             }
+            writer.flush();
         }
-        if (zero_length > 0) throw_zero_length_bonds(zero_length);
         return;
     }
 
-    if (n == 0) return;
-    // The rank of every bond's neighbour, looked up once: the passes below visit the atoms in rank
-    // order, so these lookups are scattered over the whole rank array and would miss the cache each time.
-    std::vector<int64_t> neighbor_rank(nl.offsets[n]);
-    {
-        const std::vector<int64_t> rank = ranks_of(order, n);
+    // Without bins: one bin holding all atoms in index order.
+    const int64_t single_bin[2] = {0, n};
+    const int64_t* start = bins.order ? bins.start : single_bin;
+    const int nb[3] = {bins.order ? bins.shape[0] : 1, bins.order ? bins.shape[1] : 1, bins.order ? bins.shape[2] : 1};
+    auto atom_at = [&](int64_t rank) { return bins.order ? bins.order[rank] : rank; };
+    std::vector<Location> where(n);
 #pragma omp parallel for schedule(static)
-        for (int64_t b = 0; b < nl.offsets[n]; ++b) neighbor_rank[b] = rank[nl.neighbors[b]];
+    for (int64_t bin = 0; bin < int64_t(nb[0]) * nb[1] * nb[2]; ++bin) {
+        const int32_t x = int32_t(bin % nb[0]), y = int32_t(bin / nb[0] % nb[1]), z = int32_t(bin / (int64_t(nb[0]) * nb[1]));
+        for (int64_t r = start[bin]; r < start[bin + 1]; ++r) where[atom_at(r)] = {x, y, z, int32_t(r - start[bin])};
     }
-    auto atom_at = [&](int64_t k) {  // k: a rank, possibly shifted by +-n
-        k = k < 0 ? k + n : (k >= n ? k - n : k);
-        return order ? order[k] : k;
-    };
-    const int64_t budget_rows = std::max<int64_t>(1, scratch_bytes / int64_t(sizeof(double) * stride));
-    const int64_t block = std::min<int64_t>({512, budget_rows, n});
-    const int64_t n_chunks = (n + block - 1) / block;
-    // The window of (shifted) ranks each block reaches: [reach_lo, reach_hi).
-    std::vector<int64_t> reach_lo(n_chunks), reach_hi(n_chunks);
-#pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < n_chunks; ++c) {
-        const int64_t first = c * block, last = std::min(n, first + block);
-        int64_t lo = first, hi = last;
-        for (int64_t k = first; k < last; ++k) {
-            const int64_t i = atom_at(k);
-            for (int64_t b = nl.offsets[i]; b < nl.offsets[i + 1]; ++b) {
-                const int64_t r = cyclic(neighbor_rank[b], k, n);
-                lo = std::min(lo, r);
-                hi = std::max(hi, r + 1);
-            }
-        }
-        reach_lo[c] = lo;
-        reach_hi[c] = hi;
-    }
-    int64_t span = block;
-    for (int64_t c = 0; c < n_chunks; ++c) span = std::max(span, reach_hi[c] - reach_lo[c]);
-    const int64_t capacity = std::min({span, budget_rows, n});  // >= block
-    const auto ring = large_array(size_t(capacity) * stride);
-    // Rows before `start` were never computed.
-    const int64_t start = std::max(std::min<int64_t>(0, reach_lo[0]), -(n - block));
+    // Neighbours are looked up in the adjacent bins: the searches make bins at least as wide as
+    // (nearly) all bonds. A reach of 2 would cost 1.5 times more halo rows than it saves.
+    int reach[3];
+    for (int d = 0; d < 3; ++d) reach[d] = nb[d] == 1 ? 0 : 1;
+    const int n_planes = std::min(2 * reach[0] + 1, nb[0]);
+    // Tile side T: n_planes extended planes of (T + 2 reach)^2 bins fill about cache_bytes.
+    const double atoms_per_bin = double(n) / (double(nb[0]) * nb[1] * nb[2]);
+    const double plane_bins = double(cache_bytes) / (n_planes * atoms_per_bin * stride * sizeof(double));
+    const int side = std::max(1, int(std::sqrt(std::max(plane_bins, 1.0))) - reach[1] - reach[2]);
+    const int tiles_y = (nb[1] + side - 1) / side, tiles_z = (nb[2] + side - 1) / side;
+    // Enough pieces to keep every thread busy: pencils split along x if there are few of them.
+    const int pieces = std::clamp((8 * max_threads() + tiles_y * tiles_z - 1) / (tiles_y * tiles_z), 1, nb[0]);
+    const int64_t n_units = int64_t(tiles_y) * tiles_z * pieces;
 
-#pragma omp parallel reduction(+ : zero_length)
+#pragma omp parallel
     {
-        int64_t computed = start;  // ranks [computed - capacity, computed) are in the ring (same in every thread)
-        AtomScratch scratch;
-        std::vector<double> acc(stride), spare;
+        struct Plane {
+            int x = -1;                   // bin coordinate held, -1: none
+            std::vector<int64_t> offset;  // first row of each bin of the extended tile, and the end
+            std::vector<double> rows;
+        };
+        std::vector<Plane> planes(n_planes);
+        BlockScratch scratch;
+        InvariantWriter writer(all, wigner.coeff, with_wl, size, width, out);
+        std::vector<double> sum(stride), spare;
         std::vector<const double*> sources;
-        for (int64_t c = 0; c < n_chunks; ++c) {
-            const int64_t first = c * block, last = std::min(n, first + block);
-            // Extend the window to what this block reaches, without evicting the block itself.
-            const int64_t target = std::max({computed, last, std::min(reach_hi[c], reach_lo[c] + capacity)});
-            // Rank r of the window [target - capacity, target) lives in slot r mod capacity.
-            const int64_t base = target - capacity, base_slot = ((base % capacity) + capacity) % capacity;
-            auto ring_row = [&](int64_t r) {
-                int64_t slot = r - base + base_slot;
-                slot -= slot >= capacity ? capacity : 0;
-                return ring.get() + slot * stride;
+        int64_t atoms[kLanes];
+        double* targets[kLanes];
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t unit = 0; unit < n_units; ++unit) {
+            const int ty = int(unit % tiles_y), tz = int(unit / tiles_y % tiles_z), piece = int(unit / (int64_t(tiles_y) * tiles_z));
+            const int y0 = ty * side, y1 = std::min(nb[1], y0 + side), z0 = tz * side, z1 = std::min(nb[2], z0 + side);
+            const int x0 = int(int64_t(nb[0]) * piece / pieces), x1 = int(int64_t(nb[0]) * (piece + 1) / pieces);
+            const TileAxis ay(nb[1], bins.periodic[1], y0, y1, reach[1]), az(nb[2], bins.periodic[2], z0, z1, reach[2]);
+            for (Plane& plane : planes) plane.x = -1;
+            auto slot_of = [&](int x) { return ((x % n_planes) + n_planes) % n_planes; };
+            auto bin_index = [&](int x, int y, int z) { return (int64_t(z) * nb[1] + y) * nb[0] + x; };
+            // q_lm of the extended tile at bin coordinate x (unwrapped).
+            auto load = [&](int x) {
+                const int wrapped = ((x % nb[0]) + nb[0]) % nb[0];
+                Plane& plane = planes[slot_of(x)];
+                if (plane.x == wrapped) return;
+                plane.x = wrapped;
+                plane.offset.assign(size_t(ay.len) * az.len + 1, 0);
+                for (int ez = 0; ez < az.len; ++ez)
+                    for (int ey = 0; ey < ay.len; ++ey) {
+                        const int64_t bin = bin_index(wrapped, ay.bin(ey), az.bin(ez));
+                        plane.offset[ez * ay.len + ey + 1] = start[bin + 1] - start[bin];
+                    }
+                for (size_t e = 1; e < plane.offset.size(); ++e) plane.offset[e] += plane.offset[e - 1];
+                plane.rows.resize(size_t(plane.offset.back()) * stride);
+                int count = 0;
+                for (int ez = 0; ez < az.len; ++ez)
+                    for (int ey = 0; ey < ay.len; ++ey) {
+                        const int64_t bin = bin_index(wrapped, ay.bin(ey), az.bin(ez));
+                        double* row = plane.rows.data() + plane.offset[ez * ay.len + ey] * stride;
+                        for (int64_t r = start[bin]; r < start[bin + 1]; ++r, row += stride) {
+                            atoms[count] = atom_at(r);
+                            targets[count] = row;
+                            if (++count == kLanes) compute_rows(atoms, count, targets, scratch), count = 0;
+                        }
+                    }
+                if (count > 0) compute_rows(atoms, count, targets, scratch);
             };
-#pragma omp for schedule(dynamic, 32)
-            for (int64_t k = computed; k < target; ++k) {
-                // Rows that would be evicted again at once are not stored (two threads would
-                // write the same slot), but every atom's q_l and w_l are written once.
-                const bool in_ring = k >= target - capacity, first_time = k >= 0 && k < n;
-                if (!in_ring && !first_time) continue;
-                const int64_t i = atom_at(k);
-                double* row = in_ring ? ring_row(k) : acc.data();
-                int64_t ignored = 0;
-                compute_row(i, scratch, row, first_time ? zero_length : ignored);
-                if (first_time) write(i, row, 0, col_w);
-            }
-            computed = target;  // after the implicit barrier: the whole window is ready
-            const int64_t oldest = std::max(start, target - capacity);
-#pragma omp for schedule(dynamic, 32)
-            for (int64_t k = first; k < last; ++k) {
-                if (k + 2 < last) {  // the neighbours' rows are scattered over the ring: ask for later ones now
-                    const int64_t ahead = atom_at(k + 2);
-                    for (int64_t b = nl.offsets[ahead]; b < nl.offsets[ahead + 1]; ++b) {
-                        const int64_t r = cyclic(neighbor_rank[b], k + 2, n);
-                        if (r >= oldest && r < target)
-                            for (int t = 0; t < stride; t += 8) __builtin_prefetch(ring_row(r) + t);
-                    }
-                }
-                const int64_t i = atom_at(k), begin = nl.offsets[i], count = nl.offsets[i + 1] - begin;
-                sources.assign(1, ring_row(k));
-                spare.resize(size_t(count) * stride);
-                for (int64_t b = 0; b < count; ++b) {
-                    const int64_t r = cyclic(neighbor_rank[begin + b], k, n);
-                    if (r >= oldest && r < target) {
-                        sources.push_back(ring_row(r));
-                    } else {
-                        double* row = spare.data() + b * stride;
-                        int64_t ignored = 0;  // counted when that atom's own row is computed
-                        compute_row(nl.neighbors[begin + b], scratch, row, ignored);
-                        sources.push_back(row);
-                    }
-                }
-                double* __restrict sum = acc.data();
-                std::copy(sources[0], sources[0] + stride, sum);
-                for (size_t u = 1; u < sources.size(); ++u) {
-                    const double* __restrict src = sources[u];
+            for (int x = x0; x < x1; ++x) {
+                for (int p = x - reach[0]; p <= x + reach[0]; ++p)
+                    if (bins.periodic[0] || (p >= 0 && p < nb[0])) load(p);
+                // The planes x - reach .. x + reach (fewer in small or open cells: then nullptr or repeated).
+                const Plane* near[3] = {nullptr, nullptr, nullptr};
+                for (int dx = -reach[0]; dx <= reach[0]; ++dx)
+                    if (bins.periodic[0] || (x + dx >= 0 && x + dx < nb[0])) near[dx + reach[0]] = &planes[slot_of(x + dx)];
+                // The stored row of an atom, or nullptr if it is out of reach of plane x.
+                auto row_of = [&](const Location& at) -> const double* {
+                    int dx = at.x - x;
+                    if (bins.periodic[0]) dx += dx > nb[0] / 2 ? -nb[0] : (dx < -(nb[0] / 2) ? nb[0] : 0);
+                    if (dx < -reach[0] || dx > reach[0]) return nullptr;
+                    const Plane* plane = near[dx + reach[0]];
+                    const int ey = ay.index(at.y), ez = az.index(at.z);
+                    if (!plane || plane->x != at.x || ey < 0 || ez < 0) return nullptr;
+                    return plane->rows.data() + (plane->offset[ez * ay.len + ey] + at.slot) * stride;
+                };
+                for (int z = z0; z < z1; ++z)
+                    for (int y = y0; y < y1; ++y) {
+                        const int64_t bin = bin_index(x, y, z);
+                        for (int64_t r = start[bin]; r < start[bin + 1]; ++r) {
+                            const int64_t i = atom_at(r), begin = nl.offsets[i], count = nl.offsets[i + 1] - begin;
+                            sources.resize(count + 1);
+                            sources[0] = row_of(where[i]);
+                            writer.add(i, sources[0], 0, col_w);
+                            int missing = 0;  // neighbours out of reach: recomputed, kLanes at a time
+                            spare.resize(size_t(count) * stride);
+                            for (int64_t b = 0; b < count; ++b) {
+                                const double* row = row_of(where[nl.neighbors[begin + b]]);
+                                if (!row) {
+                                    atoms[missing] = nl.neighbors[begin + b];
+                                    row = targets[missing] = spare.data() + b * stride;
+                                    if (++missing == kLanes) compute_rows(atoms, missing, targets, scratch), missing = 0;
+                                }
+                                sources[b + 1] = row;
+                            }
+                            if (missing > 0) compute_rows(atoms, missing, targets, scratch);
+                            double* __restrict acc = sum.data();
+                            std::copy(sources[0], sources[0] + stride, acc);
+                            for (size_t u = 1; u < sources.size(); ++u) {
+                                const double* __restrict src = sources[u];
 #pragma omp simd
-                    for (int t = 0; t < stride; ++t) sum[t] += src[t];
-                }
-                const double norm = 1.0 / double(count + 1);
+                                for (int t = 0; t < stride; ++t) acc[t] += src[t];
+                            }
+                            const double norm = 1.0 / double(count + 1);
 #pragma omp simd
-                for (int t = 0; t < stride; ++t) sum[t] *= norm;
-                write(i, sum, col_qbar, col_wbar);
+                            for (int t = 0; t < stride; ++t) acc[t] *= norm;
+                            writer.add(i, acc, col_qbar, col_wbar);
+                        }
+                    }
             }
         }
+        writer.flush();
     }
-    if (zero_length > 0) throw_zero_length_bonds(zero_length);
 }
 
 }  // namespace mlclass

@@ -188,7 +188,7 @@ def _first_k(nearest: nb.NeighborList, k_max: int, k: int) -> nb.NeighborList:
     return nb.NeighborList(np.arange(0, n * k + 1, k, dtype=np.int64),
                            np.ascontiguousarray(nearest.neighbors.reshape(n, k_max)[:, :k]).reshape(-1),
                            np.ascontiguousarray(nearest.vectors.reshape(n, k_max, 3)[:, :k]).reshape(-1, 3),
-                           order=nearest.order)
+                           bins=nearest.bins)
 
 
 def relative_distances(nearest: nb.NeighborList, k: int, normalize: int) -> np.ndarray:

@@ -26,12 +26,31 @@ __all__ = [
     "voronoi_neighbors",
     "voronoi_faces",
     "subset",
-    "spatial_order",
+    "spatial_bins",
+    "SpatialBins",
 ]
 
 
 class InputError(ValueError):
     """The structure cannot be analysed as given (empty, non-finite, too few neighbours ...)."""
+
+
+@dataclass(frozen=True)
+class SpatialBins:
+    """The particles sorted into a grid of bins: the particles of bin (x, y, z), b = (z * ny + y)
+    * nx + x, are ``order[start[b]:start[b + 1]]``; ``periodic``: whether the grid wraps around.
+    The Steinhardt kernel sweeps the bins so that the q_lm it averages stay in cache, looking up
+    neighbours in the adjacent bins (those further away are recomputed: bins should be about as
+    wide as the longest bonds); without bins it keeps q_lm of all particles at once (1.4 kB per
+    particle for l = 2..12)."""
+
+    order: np.ndarray
+    start: np.ndarray
+    shape: tuple[int, int, int]
+    periodic: tuple[bool, bool, bool]
+
+    def as_tuple(self) -> tuple:
+        return (self.order, self.start, self.shape, self.periodic)
 
 
 @dataclass(frozen=True)
@@ -41,15 +60,15 @@ class NeighborList:
     The bonds of atom ``i`` are rows ``offsets[i]:offsets[i + 1]`` of ``neighbors`` (neighbour
     index) and ``vectors`` (``x_j - x_i`` with the periodic image applied). ``weights`` is ``None``
     for uniform weights, else one weight per bond (Voronoi: relative face area). ``order`` is a
-    permutation of the atoms in which neighbours come close together (see :func:`spatial_order`),
-    or ``None``; it only affects speed and memory of the kernels, never their results.
+    the atoms sorted into spatial bins (see :class:`SpatialBins`), or ``None``; they only affect
+    speed and memory of the kernels, never their results.
     """
 
     offsets: np.ndarray
     neighbors: np.ndarray
     vectors: np.ndarray
     weights: np.ndarray | None = None
-    order: np.ndarray | None = None
+    bins: SpatialBins | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -66,7 +85,7 @@ class NeighborList:
         offsets = np.zeros(self.n_atoms + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         weights = None if self.weights is None else self.weights[keep]
-        return NeighborList(offsets, self.neighbors[keep], self.vectors[keep], weights, self.order)
+        return NeighborList(offsets, self.neighbors[keep], self.vectors[keep], weights, self.bins)
 
 
 def check_positions(data: DataCollection) -> np.ndarray:
@@ -120,13 +139,14 @@ def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
         raise InputError(f"The number of neighbours must be at least 1, got {n}.")
     count = data.particles.count
     search = _own_search(data)
-    order = None
+    bins = None
     if search is None:
         indices, vectors = NearestNeighborFinder(n, data).find_all()
     else:
         kernels, positions, cell, pbc = search
-        # the search's own bin order serves as the spatial order (no second binning)
-        indices, vectors, order = kernels.nearest_neighbors(positions, cell, pbc, n, with_order=True)
+        # the search's own bins serve the neighbour average (no second binning)
+        indices, vectors, bins = kernels.nearest_neighbors(positions, cell, pbc, n, with_bins=True)
+        bins = SpatialBins(*bins)
     missing = indices < 0
     if missing.any():
         atoms = np.flatnonzero(missing.any(axis=1))
@@ -137,7 +157,7 @@ def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
             f"and its cell is periodic along {_pbc_text(data)}. Use fewer neighbours or a larger system."
         )
     offsets = np.arange(0, count * n + 1, n, dtype=np.int64)
-    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), order=order)
+    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), bins=bins)
 
 
 def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
@@ -148,13 +168,12 @@ def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
     search = _own_search(data)
     if search is not None:
         kernels, positions, cell, pbc = search
-        offsets, neighbors, vectors = kernels.cutoff_neighbors(positions, cell, pbc, float(cutoff))
-    else:
-        pairs, vectors = CutoffNeighborFinder(cutoff, data).find_all(sort_by="index")
-        offsets = np.zeros(data.particles.count + 1, dtype=np.int64)
-        np.cumsum(np.bincount(pairs[:, 0], minlength=data.particles.count), out=offsets[1:])
-        neighbors = np.ascontiguousarray(pairs[:, 1])
-    return NeighborList(offsets, neighbors, vectors, order=spatial_order(data))
+        offsets, neighbors, vectors, bins = kernels.cutoff_neighbors(positions, cell, pbc, float(cutoff), with_bins=True)
+        return NeighborList(offsets, neighbors, vectors, bins=SpatialBins(*bins))
+    pairs, vectors = CutoffNeighborFinder(cutoff, data).find_all(sort_by="index")
+    offsets = np.zeros(data.particles.count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=data.particles.count), out=offsets[1:])
+    return NeighborList(offsets, np.ascontiguousarray(pairs[:, 1]), vectors)
 
 
 def voronoi_neighbors(data: DataCollection) -> NeighborList:
@@ -166,7 +185,7 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
     if (total <= 0).any():
         raise InputError("Some Voronoi cells have zero surface area; the structure is degenerate.")
     return NeighborList(faces.offsets, faces.neighbors, faces.vectors,
-                        faces.weights / np.repeat(total, counts[counts > 0]), faces.order)
+                        faces.weights / np.repeat(total, counts[counts > 0]), faces.bins)
 
 
 def voronoi_faces(data: DataCollection) -> NeighborList:
@@ -193,7 +212,8 @@ def voronoi_faces(data: DataCollection) -> NeighborList:
             offsets, neighbors, vectors, areas = kernels.voronoi_cells(positions, cell, pbc)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        return NeighborList(offsets, neighbors, vectors, areas, order=spatial_order(data))
+        longest = float(np.sqrt((vectors**2).sum(axis=1).max())) if len(vectors) else 0.0
+        return NeighborList(offsets, neighbors, vectors, areas, bins=spatial_bins(data, longest))
     return _ovito_voronoi_faces(data)
 
 
@@ -238,17 +258,15 @@ def _ovito_voronoi_faces(data: DataCollection) -> NeighborList:
     return NeighborList(offsets, neighbor, vectors, areas)
 
 
-def spatial_order(data: DataCollection) -> np.ndarray | None:
-    """A permutation that visits the particles bin by bin (bins about one interatomic spacing
-    wide, slab after slab along the third cell vector), so that the neighbours of a particle have
-    nearby ranks; the kernels treat it as cyclic, so the last slab of a periodic cell is near the
-    first. ``None`` where the compiled kernel is missing (the numba reference needs no order) or
-    the cell is 2D (the kernels then use index order)."""
+def spatial_bins(data: DataCollection, width: float) -> SpatialBins | None:
+    """The particles sorted into bins about ``width`` wide (at least one interatomic spacing), for
+    the Steinhardt neighbour average. ``None`` where the compiled kernel is missing (the numba
+    reference needs no bins) or the cell is 2D."""
     search = _own_search(data)
     if search is None:
         return None
     kernels, positions, cell, pbc = search
-    return kernels.spatial_order(positions, cell, pbc)
+    return SpatialBins(*kernels.spatial_bins(positions, cell, pbc, float(width)))
 
 
 def _pbc_text(data: DataCollection) -> str:

@@ -38,13 +38,13 @@ def write_dump(tmp_path, frames=2):
     from ovito_mlclass.training.snapshots import Snapshot
 
     snap = Snapshot.load(Path(__file__).parent / "data" / "mw_ice_water_interface.npz")
-    path = tmp_path / "water.dump"
+    single, path = tmp_path / "water_frame.dump", tmp_path / "water.dump"
     data = snap.to_data_collection()
     data.particles_.create_property("Particle Identifier", data=np.arange(1, len(snap) + 1))
-    export_file(Pipeline(source=StaticSource(data=data)), str(path), "lammps/dump",
+    export_file(Pipeline(source=StaticSource(data=data)), str(single), "lammps/dump",
                 columns=["Particle Identifier", "Position.X", "Position.Y", "Position.Z"])
-    text = path.read_text()
-    path.write_text(text * frames)  # the same frame twice: a two-frame trajectory
+    # the same frame repeated, written to another file: OVITO may still hold the one it exported
+    path.write_text(single.read_text() * frames)
     return path, snap
 
 

@@ -174,35 +174,56 @@ def test_compiled_kernel_equals_numba_reference(mode, hot_crystal):
     np.testing.assert_allclose(spec.compute(neighbor_list), expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("order", ["index", "spatial", "random"])
-@pytest.mark.parametrize("scratch_bytes", [1, 20_000, 10**9])
-def test_processing_order_and_memory_budget_change_nothing(order, scratch_bytes):
-    """The neighbour average keeps q_lm only for a window of atoms (the memory bound) and
-    recomputes neighbours outside it: any order and any budget give the numba reference."""
-    data = crystal("fcc", 5, 0.05)
+def _structures():
+    """Periodic fcc, a sheared cell, a slab (periodic in x and y) and an open cluster, each with
+    thermal disorder."""
+    fcc = crystal("fcc", 5, 0.05)
+    slab = crystal("fcc", 4, 0.05)
+    slab.cell_.pbc = (True, True, False)
+    cluster = crystal("fcc", 3, 0.05)
+    cluster.cell_.pbc = (False, False, False)
+    return {"fcc": fcc, "triclinic": triclinic(), "slab": slab, "cluster": cluster}
+
+
+@pytest.mark.parametrize("structure", ["fcc", "triclinic", "slab", "cluster"])
+@pytest.mark.parametrize("bins", ["none", "search", "fine", "coarse", "shuffled"])
+@pytest.mark.parametrize("cache_bytes", [1, 10**9])
+def test_bins_and_cache_size_change_nothing(structure, bins, cache_bytes):
+    """The neighbour average sweeps pencils of bins, keeps q_lm of the planes in reach and
+    recomputes neighbours out of reach: bins of any width (fine ones put neighbours beyond the
+    adjacent bins), bins that do not match the positions at all, tiles of one bin (cache_bytes=1)
+    or of the whole cell, all give the numba reference."""
+    data = _structures()[structure]
     neighbor_list = nb.nearest_neighbors(data, 12)
-    permutation = {"index": None, "spatial": nb.spatial_order(data),
-                   "random": np.random.default_rng(7).permutation(neighbor_list.n_atoms)}[order]
+    search_bins = neighbor_list.bins.as_tuple()
+    shuffled = (np.random.default_rng(7).permutation(neighbor_list.n_atoms),) + search_bins[1:]
+    chosen = {"none": None, "search": search_bins,
+              "fine": nb.spatial_bins(data, 0.0).as_tuple(), "coarse": nb.spatial_bins(data, 6.0).as_tuple(),
+              "shuffled": shuffled}[bins]
     degrees = np.arange(2, 13, dtype=np.int32)
     start, m, coeff = coupling_table(degrees)
     expected = np.empty((neighbor_list.n_atoms, 44))
     reference.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, None, degrees,
                          True, True, start, m, coeff, 0, expected)
     out = np.empty_like(expected)
-    kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, permutation,
-                       degrees, True, True, start, m, coeff, scratch_bytes, out)
+    kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, chosen,
+                       degrees, True, True, start, m, coeff, cache_bytes, out)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-12)
 
 
-def test_order_must_be_a_permutation():
+def test_bins_must_hold_every_atom_once():
     neighbor_list = nb.nearest_neighbors(crystal("fcc", 2, 0.05), 12)
     degrees = np.array([4, 6], dtype=np.int32)
     start, m, coeff = coupling_table(degrees)
     out = np.empty((neighbor_list.n_atoms, 8))
-    with pytest.raises(ValueError, match="permutation"):
-        kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None,
-                           np.zeros(neighbor_list.n_atoms, dtype=np.int64), degrees, True, True, start, m, coeff,
-                           10**6, out)
+    order, first, shape, periodic = neighbor_list.bins.as_tuple()
+    bad = {"permutation": (np.zeros_like(order), first, shape, periodic),
+           "start": (order, first[:-1], shape, periodic),
+           "positive": (order, first, (0, 1, 1), periodic)}
+    for message, bins in bad.items():
+        with pytest.raises(ValueError, match=message):
+            kernels.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, bins,
+                               degrees, True, True, start, m, coeff, 10**6, out)
 
 
 def test_same_species_only_gives_simple_cubic_sublattice():

@@ -124,10 +124,10 @@ def _steinhardt(offsets, vectors, neighbors, weights, use_weights, l, w3j, with_
                 out[i, cwb] = w_
 
 
-def steinhardt(offsets, neighbors, vectors, weights, order, degrees, with_wl, averaged, wigner_start, wigner_m,
-               wigner_coeff, scratch_bytes, out):
+def steinhardt(offsets, neighbors, vectors, weights, bins, degrees, with_wl, averaged, wigner_start, wigner_m,
+               wigner_coeff, cache_bytes, out):
     """Same contract as the compiled kernel; the Wigner table arguments are ignored (the
-    reference builds a dense 3j table of its own), and so are ``order`` and ``scratch_bytes``
+    reference builds a dense 3j table of its own), and so are ``bins`` and ``cache_bytes``
     (the reference keeps q_lm of one degree for all atoms)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float64)
     if np.any((vectors ** 2).sum(axis=1) == 0):

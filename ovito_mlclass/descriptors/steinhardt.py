@@ -19,6 +19,8 @@ from ._backend import kernels
 from .wigner import coupling_table
 
 MAX_DEGREE = 16
+# q_lm the neighbour average keeps per thread: about the size of a core's share of the cache
+CACHE_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,8 @@ class Steinhardt:
         if out is None:
             out = np.empty((neighbors.n_atoms, len(self.feature_names)))
         start, m, coeff = coupling_table(self.degrees)
-        kernels.steinhardt(neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights,
-                           neighbors.order, np.asarray(self.degrees, dtype=np.int32), self.wl, self.averaged,
-                           start, m, coeff, self._scratch_bytes(neighbors, out), out)
+        bins = None if neighbors.bins is None else neighbors.bins.as_tuple()
+        kernels.steinhardt(neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights, bins,
+                           np.asarray(self.degrees, dtype=np.int32), self.wl, self.averaged, start, m, coeff,
+                           CACHE_BYTES, out)
         return out
-
-    @staticmethod
-    def _scratch_bytes(neighbors: NeighborList, out: np.ndarray) -> int:
-        """Memory the kernel may use for q_lm during the neighbour average: a quarter of the
-        neighbour list and the output (peak memory target: 1.5 times theirs). With a spatial
-        ``order`` the kernel needs far less; without one, neighbours it cannot keep are recomputed."""
-        arrays = [neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights, out]
-        return int(0.25 * sum(a.nbytes for a in arrays if a is not None))
