@@ -315,11 +315,26 @@ def _standardise(x, mean, scale):
     return (x - mean) / scale
 
 
-def fit(features, *, seed: int = 0, dims: int | None = None, clusters: int | None = None,
+def fit(features, **options) -> UnsupervisedFit:
+    """Fit an autoencoder and a Gaussian mixture to ``features`` (n_atoms, d) without labels; the
+    options are those of :func:`fit_steps`."""
+    return _drain(fit_steps(features, **options))
+
+
+def _drain(steps):
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+def fit_steps(features, *, seed: int = 0, dims: int | None = None, clusters: int | None = None,
         max_dims: int | None = None, max_clusters: int = 8, names=None, order_by: str | int | None = None,
         hidden: int | None = None, weight_decay: float = WEIGHT_DECAY, steps: int = 1500, scan_steps: int = 500,
-        max_atoms: int = 20000, progress=None) -> UnsupervisedFit:
-    """Fit an autoencoder and a Gaussian mixture to ``features`` (n_atoms, d) without labels.
+        max_atoms: int = 20000):
+    """:func:`fit` as a generator that yields progress ``(fraction, text)`` between stages and
+    returns the :class:`UnsupervisedFit` (``result = yield from fit_steps(X)``).
 
     ``dims`` / ``clusters``: fixed bottleneck dimension / number of clusters (``None``: chosen at the
     elbow of the FVE over 1..``max_dims`` (default d) / of the mixture entropy over 1..``max_clusters``).
@@ -328,11 +343,10 @@ def fit(features, *, seed: int = 0, dims: int | None = None, clusters: int | Non
     ``max_atoms``: the networks and mixtures are fitted on at most this many atoms (a seeded
     random subset; prediction covers all). The FVE scan trains each candidate for ``scan_steps``
     updates (the elbow needs the curve's shape, not converged networks); the chosen dimension is
-    then trained for ``steps``. ``progress(fraction, text)`` is called between stages.
+    then trained for ``steps``.
     """
     from sklearn.mixture import GaussianMixture
 
-    report = progress or (lambda fraction, text: None)
     x = _checked(features)
     n, d = x.shape
     names = [str(s) for s in names] if names is not None else [f"x{k}" for k in range(d)]
@@ -375,10 +389,10 @@ def fit(features, *, seed: int = 0, dims: int | None = None, clusters: int | Non
     fve = []
     for i, c in enumerate(candidates):
         if len(candidates) > 1:
-            report(0.6 * i / len(candidates), f"autoencoder scan, {c} latent dimension(s)")
+            yield 0.6 * i / len(candidates), f"autoencoder scan, {c} latent dimension(s)"
             fve.append(train_autoencoder(z, c, seed=seed, hidden=hidden, weight_decay=weight_decay, steps=scan_steps)[2])
     chosen_c = candidates[elbow(candidates, fve, "above")] if dims is None else int(dims)
-    report(0.6, f"autoencoder, {chosen_c} latent dimension(s)")
+    yield 0.6, f"autoencoder, {chosen_c} latent dimension(s)"
     encoder, _, final_fve = train_autoencoder(z, chosen_c, seed=seed, hidden=hidden, weight_decay=weight_decay,
                                               steps=steps)
     fve_curve = Curve(np.array(candidates), np.array(fve or [final_fve]), chosen_c, "fraction of variance explained")
@@ -389,14 +403,13 @@ def fit(features, *, seed: int = 0, dims: int | None = None, clusters: int | Non
     # number of clusters: mixture entropy for K = 1..max_clusters (or only the given K)
     ks = [int(clusters)] if clusters is not None else list(range(1, int(max_clusters) + 1))
     entropy, bic, mixtures = [], [], {}
-    with _deterministic_torch():  # sklearn/numpy BLAS threads are not torch's; the seed fixes the mixture
-        for i, k in enumerate(ks):
-            report(0.8 + 0.2 * i / len(ks), f"Gaussian mixture, {k} cluster(s)")
-            g = GaussianMixture(n_components=k, covariance_type="full", n_init=3, random_state=seed,
-                                reg_covar=1e-6, max_iter=500).fit(latent)
-            entropy.append(mixture_entropy(g.predict_proba(latent)))
-            bic.append(g.bic(latent))
-            mixtures[k] = g
+    for i, k in enumerate(ks):
+        yield 0.8 + 0.2 * i / len(ks), f"Gaussian mixture, {k} cluster(s)"
+        g = GaussianMixture(n_components=k, covariance_type="full", n_init=3, random_state=seed,
+                            reg_covar=1e-6, max_iter=500).fit(latent)
+        entropy.append(mixture_entropy(g.predict_proba(latent)))
+        bic.append(g.bic(latent))
+        mixtures[k] = g
     chosen_k = ks[elbow(ks, entropy, "below")] if clusters is None else int(clusters)
     mixture = mixtures[chosen_k]
 
@@ -405,14 +418,14 @@ def fit(features, *, seed: int = 0, dims: int | None = None, clusters: int | Non
     key = np.array([x[train][hard == k, order_column].mean() if (hard == k).any() else -np.inf
                     for k in range(chosen_k)])
     order = np.argsort(-key, kind="stable")
-    report(1.0, "fitted")
     settings = {"seed": int(seed), "hidden": int(hidden or HIDDEN_PER_INPUT * d), "weight_decay": float(weight_decay),
-                "steps": int(steps), "scan_steps": int(scan_steps), "fve": float(final_fve), "atoms": int(len(train)), "order_by": names[order_column],
-                "standardisation": {"mean": mean.tolist(), "scale": scale.tolist()}}
+                "steps": int(steps), "scan_steps": int(scan_steps), "fve": float(final_fve), "atoms": int(len(train)),
+                "order_by": names[order_column]}
     return UnsupervisedFit(mean=mean, scale=scale, encoder=encoder, mixture=mixture, order=order,
                            fve_curve=fve_curve,
                            entropy_curve=Curve(np.array(ks), np.array(entropy), chosen_k, "mixture entropy S_K"),
-                           bic_curve=Curve(np.array(ks), np.array(bic), chosen_k, "Bayesian information criterion"),
+                           bic_curve=Curve(np.array(ks), np.array(bic), ks[int(np.argmin(bic))],  # for comparison only
+                                           "Bayesian information criterion"),
                            settings=settings, names=names)
 
 
@@ -448,9 +461,15 @@ def bond_order_features(data, recipe: BondOrderRecipe = BondOrderRecipe()) -> tu
 
 def fit_structure(data, recipe: BondOrderRecipe = BondOrderRecipe(), **options) -> UnsupervisedFit:
     """:func:`fit` on the bond-order features of ``data``; the fit remembers the recipe, so it can
-    be applied to other structures (:meth:`UnsupervisedFit.predict_structure`) and exported."""
+    be applied to other structures (:func:`predict_structure`) and exported."""
+    return _drain(fit_structure_steps(data, recipe, **options))
+
+
+def fit_structure_steps(data, recipe: BondOrderRecipe = BondOrderRecipe(), **options):
+    """:func:`fit_structure` as a generator of progress ``(fraction, text)`` (see :func:`fit_steps`)."""
+    yield 0.0, "bond-order features"
     x, names = bond_order_features(data, recipe)
-    result = fit(x, names=names, **options)
+    result = yield from fit_steps(x, names=names, **options)
     result.feature_spec = recipe.spec()
     result.columns = recipe.columns(result.feature_spec)[0]
     result.settings["recipe"] = {"degrees": list(recipe.degrees), "neighbors": recipe.neighbors, "wbar": recipe.wbar}
