@@ -93,7 +93,7 @@ def mixture_entropy(posteriors: np.ndarray) -> float:
     p = np.asarray(posteriors, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(p), 0.0)
-    return float(-terms.sum() / len(p))
+    return max(0.0, float(-terms.sum() / len(p)))  # never -0.0
 
 
 def fraction_of_variance_explained(z: np.ndarray, reconstructed: np.ndarray) -> float:
