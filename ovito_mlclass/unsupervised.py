@@ -2,7 +2,9 @@
 J. Chem. Phys. 151, 154901 (2019)), as a plain NumPy/torch API.
 
 For a system nobody has labelled, every atom is described by a vector Q(i) of neighbour-averaged
-bond-order parameters (default q̄_l, l = 1..8, as in the paper), which is
+bond-order parameters (default q̄_l, l = 1..8, over 12 nearest neighbours; the paper used q̄_1..q̄_8
+over SANN neighbours, which this package lacks — its choices here are as recalled, the full text
+was not at hand to check them), which is
 
 1. standardised (zero mean, unit variance per component);
 2. compressed by a fully connected autoencoder d -> h -> c -> h -> d (ReLU hidden layers,
