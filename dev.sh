@@ -48,6 +48,7 @@ case "${1:-}" in
     python benchmarks/bench_descriptors.py "${@:2}"
     python benchmarks/bench_classify.py
     python benchmarks/bench_accuracy.py || echo "accuracy benchmark skipped: it needs the MD validation data (README: Training data)" >&2
+    OMP_NUM_THREADS=1 python benchmarks/bench_unsupervised.py || echo "unsupervised benchmark skipped: it needs the MD validation data (README: Training data)" >&2
     ;;
   *)
     sed -n '2,6p' "$0"

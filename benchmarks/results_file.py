@@ -1,10 +1,10 @@
-"""benchmarks/RESULTS.md is shared: bench_descriptors.py writes the file, and bench_accuracy.py and
-bench_classify.py each own a section between HTML-comment markers that the others keep."""
+"""benchmarks/RESULTS.md is shared: bench_descriptors.py writes the file, and bench_accuracy.py,
+bench_classify.py and bench_unsupervised.py each own a section between HTML-comment markers that the others keep."""
 from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("accuracy", "classify")
+SECTIONS = ("accuracy", "classify", "unsupervised")
 
 
 def markers(name: str) -> tuple[str, str]:

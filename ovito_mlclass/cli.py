@@ -123,6 +123,112 @@ def classify_files(args) -> int:
     return 0
 
 
+def cluster_files(args) -> int:
+    """Unsupervised structure discovery: fit on one frame, label the chosen frames, write the
+    labelled file, PNG plots of both elbow curves and of the latent space, optionally a model."""
+    from ovito.io import export_file, import_file
+
+    from .modifiers import UnsupervisedClassifierModifier
+    from .neighbors import InputError
+
+    output = Path(args.output) if args.output else None
+    if output is not None and output.suffix not in FORMATS:
+        raise SystemExit(f"ovito-mlclass: cannot tell the output format from {output.name!r}; use one of "
+                         f"{', '.join(FORMATS)}")
+    missing = [p for p in args.inputs if not glob.glob(p)]
+    if missing:
+        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
+    pipeline = import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+    frames = parse_frames(args.frames, pipeline.num_frames)
+    reference = parse_frames(str(args.fit_frame), pipeline.num_frames)[0]
+    neighbors = 0 if args.neighbors == "voronoi" else int(args.neighbors)
+    modifier = UnsupervisedClassifierModifier(degrees=args.degrees, neighbors=neighbors, wbar=args.wbar,
+                                              dims=args.dims or 0, clusters=args.clusters or 0,
+                                              max_clusters=args.max_clusters, seed=args.seed,
+                                              reference_frame=reference)
+    pipeline.modifiers.append(modifier)
+    header = None
+    try:
+        for frame in frames:
+            data = pipeline.compute(frame)
+            result = modifier.last_fit
+            names = result.class_names
+            if header is None:
+                print(f"fitted on frame {reference}: {data.particles.count} atoms, latent dimensions "
+                      f"{result.dims} (FVE elbow), clusters {result.n_clusters} (entropy elbow), seed {args.seed}")
+                print("frame  " + "  ".join(f"{n:>10s}" for n in names))
+                header = True
+            counts = [data.attributes[f"UnsupervisedClassifier.counts.{n.replace(' ', '_')}"] for n in names]
+            print(f"{frame:5d}  " + "  ".join(f"{c:10d}" for c in counts), flush=True)
+    except InputError as exc:
+        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    if output is not None:
+        columns = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
+                   "Cluster Type", "Cluster Probability"]
+        available = [c for c in columns if c.split(".")[0] in data.particles]
+        fmt = FORMATS[output.suffix]
+        if len(frames) == 1:
+            export_file(pipeline, str(output), fmt, frame=frames[0], columns=available)
+        else:
+            export_file(pipeline, str(output), fmt, multiple_frames=True, start_frame=frames[0], end_frame=frames[-1],
+                        every_nth_frame=max(1, frames[1] - frames[0]), columns=available)
+        print(f"wrote {output}")
+    if args.plots:
+        for png in plot_fit(modifier.last_fit, pipeline.compute(reference), Path(args.plots)):
+            print(f"wrote {png}")
+    if args.save_model:
+        names = [n.strip() for n in args.names.split(",")] if args.names else None
+        try:
+            path = modifier.save_model(args.save_model, names)
+        except ValueError as exc:
+            raise SystemExit(f"ovito-mlclass: {exc}") from None
+        print(f"wrote model {path} (apply it with: ovito-mlclass classify FILE -m {path})")
+    return 0
+
+
+def plot_fit(result, data, folder: Path) -> list[Path]:
+    """PNGs of the FVE and entropy elbow curves and of the latent space coloured by cluster."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .unsupervised import CLUSTER_COLORS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    curves = [("elbow_fve.png", result.fve_curve, "latent dimensions c", "fraction of variance explained"),
+              ("elbow_entropy.png", result.entropy_curve, "clusters K", "mixture entropy per atom S_K")]
+    for name, curve, xlabel, ylabel in curves:
+        fig, ax = plt.subplots(figsize=(4.5, 3.5), dpi=120)
+        ax.plot(curve.x, curve.y, "o-", color="0.3")
+        chosen = curve.x == curve.chosen
+        ax.plot(curve.x[chosen], curve.y[chosen], "o", color="tab:red", ms=10, mfc="none", mew=2,
+                label=f"elbow: {curve.chosen}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / name)
+        plt.close(fig)
+        written.append(folder / name)
+    latent = np.asarray(data.particles["Latent Coordinates"])
+    types = np.asarray(data.particles["Cluster Type"])
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=120)
+    for k, name in enumerate(result.class_names):
+        mine = types == k + 1
+        y = latent[mine, 1] if latent.shape[1] > 1 else np.zeros(mine.sum())
+        ax.scatter(latent[mine, 0], y, s=2, color=CLUSTER_COLORS[k % len(CLUSTER_COLORS)], label=f"{name} ({mine.sum()})")
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2" if latent.shape[1] > 1 else "")
+    ax.legend(markerscale=5)
+    fig.tight_layout()
+    fig.savefig(folder / "latent.png")
+    plt.close(fig)
+    written.append(folder / "latent.png")
+    return written
+
+
 def list_models(args) -> int:
     """The built-in models: classes, reject threshold, validation scores, provenance."""
     from .model import StructureModel, builtin_models
@@ -169,6 +275,23 @@ def main(argv=None) -> int:
     run_classify.add_argument("--threshold", type=float, default=None, help="reject threshold θ (default: the model's)")
     run_classify.add_argument("--render", metavar="PNG", help="render the first frame coloured by structure type")
     run_classify.set_defaults(handler=classify_files)
+    run_cluster = commands.add_parser("cluster", help="find structure types without labels (autoencoder + Gaussian "
+                                                      "mixture, Boattini et al. 2019)")
+    run_cluster.add_argument("inputs", nargs="+", help="input file(s) in any format OVITO reads (wildcards allowed)")
+    run_cluster.add_argument("-o", "--output", help="output file (.dump, .lammpstrj, .xyz) with the cluster types")
+    run_cluster.add_argument("--plots", metavar="DIR", help="write elbow_fve.png, elbow_entropy.png and latent.png here")
+    run_cluster.add_argument("--frames", help="frames to label: all (default), N, N,M,... or start:stop:step")
+    run_cluster.add_argument("--fit-frame", type=int, default=0, help="frame the fit is made on (default 0)")
+    run_cluster.add_argument("--degrees", default="1-8", help="degrees l of the averaged q̄_l (default 1-8)")
+    run_cluster.add_argument("--neighbors", default="12", help="nearest neighbours (default 12) or 'voronoi'")
+    run_cluster.add_argument("--wbar", action="store_true", help="also the averaged w̄_l")
+    run_cluster.add_argument("--dims", type=int, default=None, help="latent dimensions (default: elbow of the FVE)")
+    run_cluster.add_argument("--clusters", type=int, default=None, help="clusters (default: elbow of the entropy)")
+    run_cluster.add_argument("--max-clusters", type=int, default=8, help="most clusters tried (default 8)")
+    run_cluster.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run_cluster.add_argument("--save-model", metavar="PT", help="write the fit as a classifier file (.pt)")
+    run_cluster.add_argument("--names", help="class names for --save-model, comma-separated (default Cluster 1..K)")
+    run_cluster.set_defaults(handler=cluster_files)
     run_models = commands.add_parser("models", help="list the built-in models")
     run_models.set_defaults(handler=list_models)
     run_train = commands.add_parser("train", help="train a model from a config (built-in: metals, ice, tcp)")

@@ -2,5 +2,7 @@
 from .classifier import StructureClassifierModifier
 from .steinhardt import SteinhardtModifier
 from .symmetry_functions import SymmetryFunctionsModifier
+from .unsupervised import UnsupervisedClassifierModifier
 
-__all__ = ["StructureClassifierModifier", "SteinhardtModifier", "SymmetryFunctionsModifier"]
+__all__ = ["StructureClassifierModifier", "SteinhardtModifier", "SymmetryFunctionsModifier",
+           "UnsupervisedClassifierModifier"]
