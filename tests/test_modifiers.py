@@ -9,7 +9,8 @@ from ovito.pipeline import Pipeline, StaticSource
 from traits.api import TraitError
 
 from conftest import crystal, make_data
-from ovito_mlclass import StructureClassifierModifier, SteinhardtModifier, SymmetryFunctionsModifier
+from ovito_mlclass import (StructureClassifierModifier, SteinhardtModifier, SymmetryFunctionsModifier,
+                           UnsupervisedClassifierModifier)
 
 
 def run(data, modifier):
@@ -20,7 +21,8 @@ def run(data, modifier):
 
 def test_registered_as_ovito_modifiers():
     registered = {e.name: e.load() for e in entry_points(group="OVITO.Modifier") if e.value.startswith("ovito_mlclass")}
-    assert set(registered.values()) == {SteinhardtModifier, SymmetryFunctionsModifier, StructureClassifierModifier}
+    assert set(registered.values()) == {SteinhardtModifier, SymmetryFunctionsModifier, StructureClassifierModifier,
+                                        UnsupervisedClassifierModifier}
     assert all("ML" in name for name in registered)
 
 
