@@ -112,6 +112,7 @@ private:
 // Per-thread work space for the bonds of up to kLanes atoms.
 struct BlockScratch {
     std::vector<double> x, y, z, w, power, re, im;
+    bool zero_length = false;  // a bond of zero length was seen (an error, counted afterwards)
 };
 
 // q_lm (m >= 0) of up to kLanes atoms for the given degrees, written to rows[a] (real parts at each
@@ -130,7 +131,10 @@ void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const Le
         for (int64_t j = 0; j < n; ++j) {
             const double* v = nl.vectors + 3 * (begin + j);
             const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
-            if (!(r2 > 0.0)) continue;  // an error the caller reports
+            if (!(r2 > 0.0)) {  // weight 0 here; an error once all is done
+                s.zero_length = true;
+                continue;
+            }
             const double inverse = 1.0 / std::sqrt(r2);
             const size_t at = size_t(j) * kLanes + a;
             s.x[at] = v[0] * inverse; s.y[at] = v[1] * inverse; s.z[at] = v[2] * inverse;
@@ -248,13 +252,18 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
     const int width = n_blocks * n_degrees;
     const int col_w = n_degrees, col_qbar = n_degrees * (with_wl ? 2 : 1), col_wbar = col_qbar + n_degrees;
 
-    int64_t zero_length = 0;
-#pragma omp parallel for schedule(static) reduction(+ : zero_length)
-    for (int64_t b = 0; b < n_bonds; ++b) {
-        const double* v = nl.vectors + 3 * b;
-        zero_length += !(v[0] * v[0] + v[1] * v[1] + v[2] * v[2] > 0.0);
-    }
-    if (zero_length > 0) throw_zero_length_bonds(zero_length);
+    // Every atom's own q_lm is computed at least once, which notes bonds of zero length; only
+    // then are they counted, for the error message.
+    bool zero_length = false;
+    auto report_zero_length = [&] {
+        int64_t count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : count)
+        for (int64_t b = 0; b < n_bonds; ++b) {
+            const double* v = nl.vectors + 3 * b;
+            count += !(v[0] * v[0] + v[1] * v[1] + v[2] * v[2] > 0.0);
+        }
+        throw_zero_length_bonds(count);
+    };
     if (n == 0) return;
 
     std::vector<Degree> all;
@@ -275,7 +284,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
     };
 
     if (!averaged) {
-#pragma omp parallel
+#pragma omp parallel reduction(|| : zero_length)
         {
             BlockScratch scratch;
             InvariantWriter writer(all, wigner.coeff, with_wl, size, width, out);
@@ -291,7 +300,9 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
                 for (int a = 0; a < count; ++a) writer.add(first + a, rows[a], 0, col_w);
             }
             writer.flush();
+            zero_length = scratch.zero_length;
         }
+        if (zero_length) report_zero_length();
         return;
     }
 
@@ -316,11 +327,13 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
     const double plane_bins = double(cache_bytes) / (n_planes * atoms_per_bin * stride * sizeof(double));
     const int side = std::max(1, int(std::sqrt(std::max(plane_bins, 1.0))) - reach[1] - reach[2]);
     const int tiles_y = (nb[1] + side - 1) / side, tiles_z = (nb[2] + side - 1) / side;
-    // Enough pieces to keep every thread busy: pencils split along x if there are few of them.
-    const int pieces = std::clamp((8 * max_threads() + tiles_y * tiles_z - 1) / (tiles_y * tiles_z), 1, nb[0]);
+    // Enough pieces to keep every thread busy (pencils split along x if there are few of them;
+    // each piece computes two more planes): about 8 per thread, none split on one thread.
+    const int threads = max_threads(), tiles = tiles_y * tiles_z;
+    const int pieces = threads == 1 ? 1 : std::clamp((8 * threads + tiles - 1) / tiles, 1, nb[0]);
     const int64_t n_units = int64_t(tiles_y) * tiles_z * pieces;
 
-#pragma omp parallel
+#pragma omp parallel reduction(|| : zero_length)
     {
         struct Plane {
             int x = -1;                   // bin coordinate held, -1: none
@@ -423,7 +436,9 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
             }
         }
         writer.flush();
+        zero_length = scratch.zero_length;
     }
+    if (zero_length) report_zero_length();
 }
 
 }  // namespace mlclass

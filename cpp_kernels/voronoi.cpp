@@ -129,10 +129,16 @@ FaceResult face_of(size_t c, double half, double min_edge, Scratch& s, double& f
         double* __restrict c1 = s.c1.data();
         double* __restrict c2 = s.c2.data();
         double* __restrict c0 = s.c0.data();
+        // and the signed squared distance of each line from the foot point (no square root)
+        double* __restrict line = s.line.data();
         for (size_t k = 0; k < count; ++k) {
-            c1[k] = ux * x[k] + uy * y[k] + uz * z[k];
-            c2[k] = wx * x[k] + wy * y[k] + wz * z[k];
-            c0[k] = 0.5 * (d2[k] - (n[0] * x[k] + n[1] * y[k] + n[2] * z[k]));
+            const double a = ux * x[k] + uy * y[k] + uz * z[k];
+            const double b = wx * x[k] + wy * y[k] + wz * z[k];
+            const double d = 0.5 * (d2[k] - (n[0] * x[k] + n[1] * y[k] + n[2] * z[k]));
+            c1[k] = a, c2[k] = b, c0[k] = d;
+            const double norm2 = a * a + b * b;
+            // a plane parallel to this one (norm2 = 0) either removes everything or nothing
+            line[k] = norm2 > 0.0 ? d * std::abs(d) / norm2 : (d < 0.0 ? -kInf : kInf);
         }
     }
     Point* polygon = s.polygon.data();
@@ -146,12 +152,6 @@ FaceResult face_of(size_t c, double half, double min_edge, Scratch& s, double& f
     // farther from the foot point than the polygon's farthest vertex misses it, and so do all
     // lines after it.
     double* __restrict line = s.line.data();
-    // (signed squared distances: no square root)
-    for (size_t k = 0; k < count; ++k) {
-        const double norm2 = s.c1[k] * s.c1[k] + s.c2[k] * s.c2[k];
-        // a plane parallel to this one (norm2 = 0) either removes everything or nothing
-        line[k] = norm2 > 0.0 ? s.c0[k] * std::abs(s.c0[k]) / norm2 : (s.c0[k] < 0.0 ? -kInf : kInf);
-    }
     line[c] = kInf;
     for (;;) {
         double nearest = kInf;  // a min reduction that vectorises, then its first position

@@ -244,3 +244,19 @@ def test_atoms_without_neighbours_get_zero_like_ovito():
     q, qbar = ovito(data, neighbor_mode=OvitoSteinhardt.NeighborMode.Cutoff, cutoff=1.0)
     assert (mine[2] == 0).all() and (q[2] == 0).all()
     assert (mine[:2, 0] > 0).all()
+
+
+@pytest.mark.parametrize("averaged", [False, True])
+def test_zero_length_bonds_are_counted_once(averaged):
+    """Bonds of zero length (two atoms at one position) are an error that names how many there
+    are, whatever the kernel recomputed along the way (halo rows, neighbours out of reach)."""
+    neighbor_list = nb.nearest_neighbors(crystal("fcc", 4, 0.05), 12)
+    vectors = neighbor_list.vectors.copy()
+    vectors[[5, 700]] = 0.0
+    broken = nb.NeighborList(neighbor_list.offsets, neighbor_list.neighbors, vectors, bins=neighbor_list.bins)
+    degrees = np.array([4, 6], dtype=np.int32)
+    start, m, coeff = coupling_table(degrees)
+    out = np.empty((neighbor_list.n_atoms, 8 if averaged else 4))
+    with pytest.raises(ValueError, match=r"^2 neighbour vector\(s\) of zero length"):
+        kernels.steinhardt(broken.offsets, broken.neighbors, broken.vectors, None, broken.bins.as_tuple(), degrees,
+                           True, averaged, start, m, coeff, 1, out)
