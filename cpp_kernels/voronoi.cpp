@@ -154,11 +154,14 @@ FaceResult face_of(size_t c, double half, double min_edge, Scratch& s, double& f
     double* __restrict line = s.line.data();
     line[c] = kInf;
     for (;;) {
-        double nearest = kInf;  // a min reduction that vectorises, then its first position
-        for (size_t q = 0; q < count; ++q) nearest = line[q] < nearest ? line[q] : nearest;
-        if (nearest == kInf || nearest > reach2) break;
+        double nearest = kInf;  // the nearest line and its position, without branches
         size_t k = 0;
-        while (line[k] != nearest) ++k;
+        for (size_t q = 0; q < count; ++q) {
+            const bool nearer = line[q] < nearest;
+            nearest = nearer ? line[q] : nearest;
+            k = nearer ? q : k;
+        }
+        if (nearest == kInf || nearest > reach2) break;
         line[k] = kInf;
         const int kept = clip(polygon, m, s.c1[k], s.c2[k], s.c0[k], int(k), s.distance.data(), clipped);
         if (kept < 0) continue;
