@@ -19,9 +19,9 @@ from ._backend import kernels
 from .wigner import coupling_table
 
 MAX_DEGREE = 16
-# q_lm the neighbour average keeps per thread: a few MB (3 to 6 MB ran equally fast on 1M atoms;
-# 6 MB lets systems up to about 40k atoms sweep whole planes, without a halo)
-CACHE_BYTES = 6 << 20
+# q_lm the neighbour average keeps per thread: a few MB (2 to 4 MB ran equally fast on 1M atoms,
+# 8 MB and more slower: the rows fall out of the cache)
+CACHE_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
