@@ -212,7 +212,7 @@ def voronoi_faces(data: DataCollection) -> NeighborList:
             offsets, neighbors, vectors, areas = kernels.voronoi_cells(positions, cell, pbc)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-        longest = float(np.sqrt((vectors**2).sum(axis=1).max())) if len(vectors) else 0.0
+        longest = float(np.sqrt(np.einsum("ij,ij->i", vectors, vectors).max())) if len(vectors) else 0.0
         return NeighborList(offsets, neighbors, vectors, areas, bins=spatial_bins(data, longest))
     return _ovito_voronoi_faces(data)
 
