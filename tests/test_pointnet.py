@@ -89,14 +89,18 @@ def test_permutation_of_the_neighbours_changes_nothing():
     model = StructureModel.load("metals-pointnet")
     X = cloud_of(crystal("hcp", 4, sigma=0.04, seed=1)).astype(np.float32)
     rng = np.random.default_rng(0)
-    shuffled = np.stack([x[rng.permutation(40)] for x in X])
-    np.testing.assert_array_equal(model.predict(shuffled.reshape(len(X), -1))[0], model.predict(X.reshape(len(X), -1))[0])
+    shuffled = np.stack([x[rng.permutation(40)] for x in X]).reshape(len(X), -1)
+    np.testing.assert_array_equal(model.predict(shuffled)[0], model.predict(X.reshape(len(X), -1))[0])
 
 
+# Rotation invariance is learnt (random rotations in training) and helped by the fixed input
+# alignment: a rotation leaves the aligned cloud alone up to rounding, unless it flips a near-tie in
+# the choice of the alignment's points. Largest change of any posterior allowed (measured: TBD).
+ROTATION_TOLERANCE = 0.05
 ROTATION_CASES = [("metals-pointnet", lambda kind=kind: crystal(kind, 4, sigma=0.03, seed=4), label)
                   for kind, label in (("fcc", "FCC"), ("bcc", "BCC"), ("hcp", "HCP"))]
-ROTATION_CASES += [("ice-pointnet", lambda phase=phase: perturbed(*md_water.build_structure(phase, (3, 2, 2)), 0.1, 5), label)
-                   for phase, label in (("ih", "Hexagonal ice"), ("ic", "Cubic ice"))]
+ROTATION_CASES += [("ice-pointnet", lambda phase=phase: perturbed(*md_water.build_structure(phase, (3, 2, 2)), 0.1, 5),
+                    label) for phase, label in (("ih", "Hexagonal ice"), ("ic", "Cubic ice"))]
 
 
 @pytest.mark.parametrize("name, build, label", ROTATION_CASES, ids=[c[2] for c in ROTATION_CASES])
@@ -112,9 +116,6 @@ def test_rotated_structures_get_the_same_labels(name, build, label):
         np.testing.assert_array_equal(turned.types, reference.types)
         p, q = turned.posteriors.probabilities, reference.posteriors.probabilities
         assert np.abs(p - q).max() < ROTATION_TOLERANCE, (seed, np.abs(p - q).max())
-
-
-ROTATION_TOLERANCE = 0.05  # largest change of any posterior under rotation, measured ~0.0x
 
 
 def test_random_rotations_of_single_clouds():

@@ -340,7 +340,8 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         else:
             waited += 1
         if epoch % (1 if pointnet else 10) == 0:  # PointNet epochs are long: report each
-            log(f"epoch {epoch:4d}  validation loss {val_loss:.5f}  (best {best_loss:.5f} at {best_epoch})")
+            log(f"epoch {epoch:4d}  validation loss {val_loss:.5f}  (best {best_loss:.5f} at {best_epoch})  "
+                f"{time.time() - t0:.0f} s")
         if waited >= int(settings["patience"]):
             break
     net.load_state_dict(best_state)
