@@ -3,6 +3,12 @@
 structure identification, all measured in the same run.
 
     python benchmarks/bench_accuracy.py [--models metals ice tcp] [--output benchmarks/RESULTS.md]
+    python benchmarks/bench_accuracy.py --models metals metals-pointnet ice ice-pointnet --section accuracy-pointnet
+
+Models of one family (the name before the first '-': ``metals``, ``metals-pointnet``) share one
+table, a column each, next to OVITO's methods. A point-cloud model (PointNet) is also run on every
+snapshot turned by a random rotation (column "(rotated)"): its rotation invariance is learnt, not
+exact, and the MD boxes all have their crystal axes along x, y, z.
 
 For every validation snapshot (``cache_dir()/<dataset>/val``, made by the generators with other
 seeds, sizes, temperatures and partly other elements than the training runs), each method's label
@@ -17,8 +23,8 @@ of every labelled atom is compared with the label by construction:
   if not called ice or clathrate.
 - tcp: ours only (OVITO has no Frank-Kasper phase identification); per phase and the site output.
 
-Results are grouped by kind of run and temperature (T/T_m) and written to the accuracy section of
-``benchmarks/RESULTS.md`` (the descriptor benchmark owns the rest of the file).
+Results are grouped by kind of run and temperature (T/T_m) and written to the accuracy section
+(``--section``) of ``benchmarks/RESULTS.md`` (the descriptor benchmark owns the rest of the file).
 """
 from __future__ import annotations
 
@@ -71,22 +77,50 @@ def adaptive_cna(data):
     return np.asarray(work.particles["Structure Type"])
 
 
-def metals(model_name="metals"):
-    from ovito_mlclass.classify import classify
+def rotated(data, seed):
+    """The structure turned by a random rotation (positions, cell vectors and origin)."""
+    from scipy.spatial.transform import Rotation
 
+    from ovito.data import DataCollection
+
+    rotation = Rotation.random(random_state=seed).as_matrix()
+    turned = DataCollection()
+    turned.create_cell(rotation @ np.asarray(data.cell), pbc=data.cell.pbc)
+    particles = turned.create_particles(count=data.particles.count)
+    particles.create_property("Position", data=np.asarray(data.particles.positions) @ rotation.T)
+    if data.particles.particle_types is not None:
+        particles.create_property("Particle Type", data=np.asarray(data.particles.particle_types))
+    return turned
+
+
+def ours(data, known, model_names, seed):
+    """{column: predicted names of the known atoms} for every model (and rotated, for point clouds)."""
+    from ovito_mlclass.classify import classify
+    from ovito_mlclass.model import load_model
+
+    out = {}
+    for name in model_names:
+        result = classify(data, name)
+        out[name] = np.array(result.names)[result.types[known]]
+        if any(b["kind"] == "point_cloud" for b in load_model(name).features.blocks):
+            result = classify(rotated(data, seed), name)
+            out[f"{name} (rotated)"] = np.array(result.names)[result.types[known]]
+    return out
+
+
+def metals(model_names=("metals",)):
     ovito_name = {1: "FCC", 2: "HCP", 3: "BCC"}  # PTM and CNA type ids
     rows = []  # (group, true class, {method: predicted name array})
-    for path, snap in snapshots("metals"):
+    for i, (path, snap) in enumerate(snapshots("metals")):
         data = snap.to_data_collection()
         known = snap.labels >= 0
         if not known.any():
             continue
         truth = np.array(snap.classes)[snap.labels[known]]
-        ours = classify(data, model_name)
         ptm, rmsd = ptm_rmsd(data)
         cna = adaptive_cna(data)
         names = lambda ids: np.array([ovito_name.get(int(i), "Other") for i in ids])
-        predictions = {"ours": np.array(ours.names)[ours.types[known]], "PTM type": names(ptm[known]),
+        predictions = {**ours(data, known, model_names, seed=i), "PTM type": names(ptm[known]),
                        "PTM rmsd": rmsd[known], "a-CNA": names(cna[known])}
         rows.append((group_of(snap.meta), truth, predictions))
     # PTM's cutoff tuned on these data: maximise the mean accuracy over crystal classes and liquid
@@ -103,7 +137,8 @@ def metals(model_name="metals"):
                 total[cls] += int((truth == cls).sum())
         scores.append(np.mean([correct[k] / total[k] for k in total]))
     tuned = float(cutoffs[int(np.argmax(scores))])
-    methods = {"ours": lambda p: p["ours"], "PTM (0.1)": lambda p: ptm_at(0.1, p),
+    columns = [k for k in rows[0][2] if k not in ("PTM type", "PTM rmsd", "a-CNA")]
+    methods = {**{k: (lambda p, k=k: p[k]) for k in columns}, "PTM (0.1)": lambda p: ptm_at(0.1, p),
                f"PTM (tuned {tuned:.2f})": lambda p: ptm_at(tuned, p), "a-CNA": lambda p: p["a-CNA"]}
     return table(rows, methods), f"PTM's RMSD cutoff tuned on these data: {tuned:.2f} (mean accuracy {max(scores):.4f})"
 
@@ -115,48 +150,46 @@ def is_right(truth, predicted):
     return np.where(liquid, ~crystalline, predicted == truth)
 
 
-def ice(model_name="ice"):
+def ice(model_names=("ice",)):
     from ovito.modifiers import ChillPlusModifier, IdentifyDiamondModifier
-
-    from ovito_mlclass.classify import classify
 
     chill = {1: "Hexagonal ice", 2: "Cubic ice", 4: "Clathrate"}
     diamond = {1: "Cubic ice", 2: "Cubic ice", 3: "Cubic ice", 4: "Hexagonal ice", 5: "Hexagonal ice", 6: "Hexagonal ice"}
     rows = []
-    for path, snap in snapshots("ice"):
+    for i, (path, snap) in enumerate(snapshots("ice")):
         data = snap.to_data_collection()
         known = snap.labels >= 0
         truth = np.array(snap.classes)[snap.labels[known]]
-        ours = classify(data, model_name)
         work = data.clone()
         work.apply(ChillPlusModifier(cutoff=3.5))
         c = np.asarray(work.particles["Structure Type"])[known]
         work = data.clone()
         work.apply(IdentifyDiamondModifier())
         d = np.asarray(work.particles["Structure Type"])[known]
-        predictions = {"ours": np.array(ours.names)[ours.types[known]],
+        predictions = {**ours(data, known, model_names, seed=i),
                        "Chill+": np.array([chill.get(int(i), "Other") for i in c]),
                        "Identify Diamond": np.array([diamond.get(int(i), "Other") for i in d])}
         rows.append((group_of(snap.meta), truth, predictions))
-    return table(rows, {k: (lambda p, k=k: p[k]) for k in ("ours", "Chill+", "Identify Diamond")}), ""
+    return table(rows, {k: (lambda p, k=k: p[k]) for k in rows[0][2]}), ""
 
 
-def tcp(model_name="tcp"):
+def tcp(model_names=("tcp",)):
     from ovito_mlclass.classify import classify
 
+    model_name, = model_names
     rows, site_ok, site_n = [], 0, 0
     for path, snap in snapshots("tcp"):
         result = classify(snap.to_data_collection(), model_name)
         truth = np.array(snap.classes)[snap.labels]
         amplitude = snap.meta.get("amplitude_d_nn") or snap.meta.get("lindemann_ratio")
         group = (snap.meta.get("kind", "?"), round(float(amplitude), 2) if amplitude else None)
-        rows.append((group, truth, {"ours": np.array(result.names)[result.types]}))
+        rows.append((group, truth, {model_name: np.array(result.names)[result.types]}))
         if result.site_types is not None and "fk_coordination" in snap.extra:
             names = np.array(result.site_names)[result.site_types]
             site_ok += int((names == np.char.add("Z", snap.extra["fk_coordination"].astype(str))).sum())
             site_n += len(snap)
     note = f"Frank-Kasper site output: {site_ok / max(site_n, 1):.4f} of {site_n} atoms right." if site_n else ""
-    return table(rows, {"ours": lambda p: p["ours"]}, group_label="amplitude / d_nn"), note
+    return table(rows, {model_name: lambda p: p[model_name]}, group_label="amplitude / d_nn"), note
 
 
 def table(rows, methods, group_label="T/T_m"):
@@ -182,22 +215,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["metals", "ice", "tcp"])
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--section", default="accuracy", help="marked section of the output file to (re)write")
     args = parser.parse_args()
     import ovito
     import torch
 
     started = time.time()
     parts = ["## Accuracy of the built-in models on held-out MD snapshots", "",
-             f"`python benchmarks/bench_accuracy.py`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
+             f"`python benchmarks/bench_accuracy.py {' '.join(sys.argv[1:])}`".replace(" `", "`") + f", {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
              f"{platform.processor() or platform.machine()}, ovito {ovito.version_string}, torch {torch.__version__}. "
              "Accuracy = share of labelled atoms (labels by construction) that a method gets right; a liquid atom "
              "is right if it is not called crystalline. Every method runs on the same snapshots in this run.", ""]
+    families = {}  # metals: [metals, metals-pointnet], ... in the order given
     for name in args.models:
-        print(f"[{name}]", file=sys.stderr, flush=True)
-        text, note = {"metals": metals, "ice": ice, "tcp": tcp}[name]()
-        parts += [f"### {name}", "", text, ""] + ([note, ""] if note else [])
+        families.setdefault(name.split("-")[0], []).append(name)
+    for family, names in families.items():
+        print(f"[{', '.join(names)}]", file=sys.stderr, flush=True)
+        text, note = {"metals": metals, "ice": ice, "tcp": tcp}[family](names)
+        parts += [f"### {family}", "", text, ""] + ([note, ""] if note else [])
     parts += [f"(harness wall time {time.time() - started:.0f} s)"]
-    print(replace_section(args.output, "accuracy", "\n".join(parts)))
+    print(replace_section(args.output, args.section, "\n".join(parts)))
 
 
 if __name__ == "__main__":

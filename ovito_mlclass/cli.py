@@ -294,7 +294,7 @@ def main(argv=None) -> int:
     run_cluster.set_defaults(handler=cluster_files)
     run_models = commands.add_parser("models", help="list the built-in models")
     run_models.set_defaults(handler=list_models)
-    run_train = commands.add_parser("train", help="train a model from a config (built-in: metals, ice, tcp)")
+    run_train = commands.add_parser("train", help="train a model from a config (built-in: metals, ice, tcp, metals-pointnet, ice-pointnet)")
     run_train.add_argument("config", help="config name or TOML file")
     run_train.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
     run_train.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")

@@ -10,7 +10,15 @@ features are scale-free, so one model serves every element of a lattice:
   distance to its ``normalize`` nearest neighbours (the shell structure: fcc 12 at 1 and 6 at
   √2, bcc 8 at 1 and 6 at 1.15 ...);
 - ``symmetry_functions`` (Behler G2/G4) take lengths in units of the frame's length scale, the
-  median over atoms of the mean distance to the ``scale_neighbors`` nearest neighbours.
+  median over atoms of the mean distance to the ``scale_neighbors`` nearest neighbours;
+- ``point_cloud`` (the input of a PointNet, DeFever et al., Chem. Sci. 10, 7503 (2019)): the
+  vectors x_j - x_i to the N nearest neighbours, by increasing distance, divided by the atom's own
+  mean distance to its ``normalize`` nearest neighbours (``normalize = 1``: the nearest neighbour
+  at distance 1, as in the paper; a mean over a shell is less noisy in hot crystals), flattened
+  to 3N columns x1, y1, z1, x2, ... An atom with fewer than N neighbours (small non-periodic
+  systems) has its missing rows filled with copies of its nearest neighbour: for a network that
+  max-pools over points that is exactly a mask (a duplicate never changes a maximum), with no
+  mask input. An atom without any neighbour gets zeros.
 
 Example::
 
@@ -30,7 +38,8 @@ from ovito.data import DataCollection
 from . import neighbors as nb
 from .descriptors import Steinhardt, SymmetryFunctions
 
-KINDS = ("steinhardt", "distances", "symmetry_functions")
+KINDS = ("steinhardt", "distances", "symmetry_functions", "point_cloud")
+NEAREST_KINDS = ("steinhardt", "distances", "point_cloud")  # blocks served by the nearest-neighbour search
 
 
 def _check_keys(block: dict, allowed: set[str]) -> None:
@@ -53,11 +62,11 @@ def _normalise_block(block: dict) -> dict:
                             wl=bool(block.get("wl", True)))
         return {"kind": kind, "neighbors": neighbors, "degrees": list(recipe.degrees),
                 "averaged": recipe.averaged, "wl": recipe.wl}
-    if kind == "distances":
+    if kind in ("distances", "point_cloud"):
         _check_keys(block, {"neighbors", "normalize"})
-        n, norm = int(block.get("neighbors", 16)), int(block.get("normalize", 12))
+        n, norm = int(block.get("neighbors", 16 if kind == "distances" else 40)), int(block.get("normalize", 12))
         if not (1 <= norm <= n):
-            raise ValueError(f"'distances' needs 1 <= normalize <= neighbors, got normalize={norm}, neighbors={n}.")
+            raise ValueError(f"{kind!r} needs 1 <= normalize <= neighbors, got normalize={norm}, neighbors={n}.")
         return {"kind": kind, "neighbors": n, "normalize": norm}
     _check_keys(block, {"cutoff", "g2", "g4", "g5"})
     recipe = SymmetryFunctions(cutoff=block.get("cutoff", 2.0), g2=block.get("g2", ()), g4=block.get("g4", ()),
@@ -119,6 +128,8 @@ class FeatureSpec:
                 yield from (f"{name}_{tag}" for name in recipe.feature_names)
             elif b["kind"] == "distances":
                 yield from (f"d{k + 1}/d{b['normalize']}" for k in range(b["neighbors"]))
+            elif b["kind"] == "point_cloud":
+                yield from (f"{axis}{k + 1}/d{b['normalize']}" for k in range(b["neighbors"]) for axis in "xyz")
             else:
                 yield from (f"{name}_scaled" for name in self._symmetry_functions(b, 1.0).feature_names(["all"]))
 
@@ -151,13 +162,20 @@ class FeatureSpec:
         n = work.particles.count
         out = np.empty((n, len(self._names)))
         # one nearest-neighbour search serves every block that needs one (the largest k)
-        needs = [b["neighbors"] for b in self.blocks if b["kind"] in ("steinhardt", "distances")
-                 and b["neighbors"] != "voronoi"]
+        needs = [b["neighbors"] for b in self.blocks if b["kind"] in NEAREST_KINDS and b["neighbors"] != "voronoi"]
         needs += [self.scale_neighbors] if any(b["kind"] == "symmetry_functions" for b in self.blocks) else []
         k_max = max(needs, default=0)
         report = progress or (lambda fraction, text: None)
         report(0.0, "neighbours")
-        nearest = nb.nearest_neighbors(work, k_max) if k_max else None
+        # only point clouds can do with fewer neighbours than asked for; the other blocks check theirs
+        clouds = any(b["kind"] == "point_cloud" for b in self.blocks)
+        nearest = nb.nearest_neighbors(work, k_max, allow_missing=clouds) if k_max else None
+
+        def complete(k):  # the first k neighbours of every atom, all present
+            if clouds:
+                nb.require_neighbors(work, nearest.neighbors.reshape(n, k_max), k)
+            return _first_k(nearest, k_max, k)
+
         scale = None
         column = 0
         for i, b in enumerate(self.blocks):
@@ -165,16 +183,22 @@ class FeatureSpec:
             if b["kind"] == "steinhardt":
                 recipe = Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"])
                 neighbor_list = (nb.voronoi_neighbors(work) if b["neighbors"] == "voronoi"
-                                 else _first_k(nearest, k_max, b["neighbors"]))
+                                 else complete(b["neighbors"]))
                 values = recipe.compute(neighbor_list)
             elif b["kind"] == "distances":
-                values = relative_distances(_first_k(nearest, k_max, b["neighbors"]), b["neighbors"], b["normalize"])
+                values = relative_distances(complete(b["neighbors"]), b["neighbors"], b["normalize"])
+            elif b["kind"] == "point_cloud":  # written in place: 3N columns per atom is the bulk of the memory
+                values = point_cloud(nearest, k_max, b["neighbors"], b["normalize"],
+                                     out=out[:, column:column + 3 * b["neighbors"]])
             else:
                 if scale is None:
+                    if clouds:
+                        nb.require_neighbors(work, nearest.neighbors.reshape(n, k_max), self.scale_neighbors)
                     scale = length_scale(nearest, k_max, self.scale_neighbors)
                 recipe = self._symmetry_functions(b, scale)
                 values = recipe.compute(nb.cutoff_neighbors(work, recipe.cutoff))
-            out[:, column:column + values.shape[1]] = values
+            if b["kind"] != "point_cloud":
+                out[:, column:column + values.shape[1]] = values
             column += values.shape[1]
         report(1.0, "features done")
         return out
@@ -199,6 +223,29 @@ def relative_distances(nearest: nb.NeighborList, k: int, normalize: int) -> np.n
         return kernels.relative_distances(nearest.vectors, k, normalize)
     d = _distances(nearest, k)
     return d * (normalize / d[:, :normalize].sum(axis=1))[:, None]
+
+
+def point_cloud(nearest: nb.NeighborList, k_max: int, k: int, normalize: int, out: np.ndarray | None = None,
+                chunk: int = 65536) -> np.ndarray:
+    """The ``point_cloud`` block (module docstring) from a k_max-nearest list: ``(n, 3k)`` vectors
+    to the k nearest neighbours in units of the atom's mean distance to its ``normalize`` nearest;
+    missing neighbours (index -1, last in their row) become copies of the nearest one. Computed
+    in chunks of atoms, into ``out`` if given, so that the temporaries stay small."""
+    n = nearest.n_atoms
+    out = np.empty((n, 3 * k)) if out is None else out
+    vectors = nearest.vectors.reshape(n, k_max, 3)
+    indices = nearest.neighbors.reshape(n, k_max)
+    for start in range(0, n, chunk):
+        rows = slice(start, min(start + chunk, n))
+        v, present = vectors[rows, :k], indices[rows, :k] >= 0
+        d = np.sqrt(np.einsum("ijk,ijk->ij", v[:, :normalize], v[:, :normalize]))  # missing: 0, no contribution
+        found = present[:, :normalize].sum(axis=1)
+        scale = np.where(found > 0, d.sum(axis=1) / np.maximum(found, 1), 1.0)
+        cloud = v / scale[:, None, None]
+        if not present.all():
+            cloud = np.where(present[..., None], cloud, cloud[:, :1])
+        out[rows] = cloud.reshape(-1, 3 * k)
+    return out
 
 
 def _distances(nearest: nb.NeighborList, k_max: int, k: int | None = None) -> np.ndarray:

@@ -22,6 +22,7 @@ __all__ = [
     "InputError",
     "check_positions",
     "nearest_neighbors",
+    "require_neighbors",
     "cutoff_neighbors",
     "voronoi_neighbors",
     "voronoi_faces",
@@ -132,9 +133,11 @@ def _own_search(data: DataCollection):
     return kernels, positions, np.asarray(data.cell, dtype=np.float64), tuple(bool(p) for p in data.cell.pbc)
 
 
-def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
+def nearest_neighbors(data: DataCollection, n: int, allow_missing: bool = False) -> NeighborList:
     """The ``n`` nearest neighbours of every particle, by increasing distance (the results of
-    OVITO's ``NearestNeighborFinder``)."""
+    OVITO's ``NearestNeighborFinder``). A particle with fewer than ``n`` neighbours (a small
+    non-periodic system) is an :class:`InputError`, unless ``allow_missing``: then its missing
+    neighbours come last, with index -1 and vector 0 (see :func:`require_neighbors`)."""
     if n < 1:
         raise InputError(f"The number of neighbours must be at least 1, got {n}.")
     count = data.particles.count
@@ -147,17 +150,26 @@ def nearest_neighbors(data: DataCollection, n: int) -> NeighborList:
         # the search's own bins serve the neighbour average (no second binning)
         indices, vectors, bins = kernels.nearest_neighbors(positions, cell, pbc, n, with_bins=True)
         bins = SpatialBins(*bins)
-    missing = indices < 0
+    if not allow_missing:
+        require_neighbors(data, indices, n)
+    elif (indices < 0).any():
+        vectors = np.where((indices < 0)[..., None], 0.0, vectors)  # OVITO's finder leaves them undefined
+    offsets = np.arange(0, count * n + 1, n, dtype=np.int64)
+    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), bins=bins)
+
+
+def require_neighbors(data: DataCollection, indices: np.ndarray, k: int) -> None:
+    """InputError unless every particle has its ``k`` nearest neighbours among ``indices``
+    (shape ``(n_particles, >= k)``, -1 = missing, by increasing distance)."""
+    missing = np.asarray(indices)[:, :k] < 0
     if missing.any():
         atoms = np.flatnonzero(missing.any(axis=1))
         found = int((~missing[atoms[0]]).sum())
         raise InputError(
-            f"{len(atoms)} particle(s) have fewer than {n} neighbours "
-            f"(particle {atoms[0]} has {found}); the system holds only {count} particle(s) "
+            f"{len(atoms)} particle(s) have fewer than {k} neighbours "
+            f"(particle {atoms[0]} has {found}); the system holds only {data.particles.count} particle(s) "
             f"and its cell is periodic along {_pbc_text(data)}. Use fewer neighbours or a larger system."
         )
-    offsets = np.arange(0, count * n + 1, n, dtype=np.int64)
-    return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), bins=bins)
 
 
 def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:

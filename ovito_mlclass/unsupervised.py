@@ -239,7 +239,7 @@ class UnsupervisedFit:
     def to_model(self, class_names=None, colors=None, description: str | None = None):
         """A :class:`~ovito_mlclass.model.StructureModel` (TorchScript) with clusters renamed to
         ``class_names`` (default ``Cluster 1..K``)."""
-        from .model import FORMAT_VERSION, OVITO_COLORS, StructureModel, _quiet_torchscript
+        from .model import OVITO_COLORS, StructureModel, _quiet_torchscript
 
         names = list(class_names) if class_names else self.class_names
         if len(names) != self.n_clusters:
@@ -251,7 +251,7 @@ class UnsupervisedFit:
         with _quiet_torchscript():
             scripted = torch.jit.script(self.module().eval())
         metadata = {
-            "format_version": FORMAT_VERSION,
+            "format_version": 1,  # descriptor features only: every reader understands it
             "name": "unsupervised",
             "description": description or f"{self.n_clusters} clusters found without labels: {METHOD}",
             "classes": [str(n) for n in names],

@@ -8,6 +8,12 @@ validation scores.
 Steps: features of every snapshot (cached next to the data) -> class-balanced subsample ->
 standardisation -> cross-entropy with class weights, Adam, early stopping on the validation loss
 -> reject threshold θ chosen on validation data -> TorchScript file with metadata.
+
+A config whose ``[network]`` has ``kind = "pointnet"`` trains a :class:`~.network.PointNet` on a
+single ``point_cloud`` feature block instead: every training batch is randomly rotated (and
+mirrored), and the validation clouds are randomly rotated once (fixed seed), so early stopping,
+θ and the recorded scores measure accuracy in arbitrary orientations, not in the orientation of
+the MD boxes. Point clouds are not cached (the neighbour search is cheaper than the file).
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ OTHER = "Other"
 
 
 def load_config(name_or_path) -> tuple[dict, Path]:
-    """A config by built-in name (``metals``, ``ice``, ``tcp``) or path."""
+    """A config by built-in name (``metals``, ``ice``, ``tcp``, ``metals-pointnet``, ``ice-pointnet``) or path."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -87,6 +93,8 @@ def data_hash(files: list[Path]) -> str:
 
 
 def _features_cached(path: Path, data, spec: FeatureSpec) -> np.ndarray:
+    if any(b["kind"] == "point_cloud" for b in spec.blocks):
+        return spec.compute(data).astype(np.float32)
     key = hashlib.sha256(spec.to_json().encode() + path.read_bytes()).hexdigest()[:24]
     cached = cache_dir() / "features" / f"{path.stem}-{key}.npy"
     if cached.exists():
@@ -202,11 +210,50 @@ def choose_threshold(probs: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[
 # training
 
 
+def make_network(config: dict, spec: FeatureSpec, n_features: int, n_classes: int, n_sites: int):
+    """The config's ``[network]``: ``kind = "feedforward"`` (default; ``hidden``) or ``"pointnet"``
+    (``point_widths``, ``head``, ``align_radius``; one ``point_cloud`` feature block, no site output)."""
+    from .network import PointNet, StructureNet
+
+    network = config.get("network", {})
+    kind = network.get("kind", "feedforward")
+    if kind == "feedforward":
+        return StructureNet(n_features, n_classes, list(network.get("hidden", [64, 64])), n_sites)
+    if kind != "pointnet":
+        raise ValueError(f"Unknown network kind {kind!r}; known: 'feedforward', 'pointnet'.")
+    if len(spec.blocks) != 1 or spec.blocks[0]["kind"] != "point_cloud":
+        raise ValueError("A PointNet takes exactly one feature block, of kind 'point_cloud'.")
+    if n_sites:
+        raise ValueError("A PointNet has no site output; remove [sites] from the config.")
+    return PointNet(spec.blocks[0]["neighbors"], n_classes, list(network.get("point_widths", [32, 64, 64])),
+                    list(network.get("head", [64])), float(network.get("align_radius", 0.0)))
+
+
+def rotate_clouds(x, generator):
+    """Every row of ``x`` (``(n, 3N)`` point clouds) turned by its own random orthogonal matrix."""
+    import torch
+
+    from .network import random_rotations
+
+    n = x.shape[0]
+    rotations = random_rotations(n, generator)
+    return torch.bmm(x.reshape(n, -1, 3), rotations.transpose(1, 2)).reshape(n, -1)
+
+
+def _evaluate(net, X, batch: int | None):
+    """The network on ``X`` in batches (None: all at once, as the descriptor models were trained)."""
+    import torch
+
+    if batch is None:
+        return net(X)
+    parts = [net(X[start:start + batch]) for start in range(0, len(X), batch)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
 def train(config_name_or_path, output=None, threads: int | None = None, progress: bool = True) -> Path:
     import torch
 
     from .. import __version__
-    from .network import StructureNet
 
     t0 = time.time()
     config, config_path = load_config(config_name_or_path)
@@ -236,13 +283,20 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     counts = np.bincount(y, minlength=len(classes))
     if (counts == 0).any():
         raise ValueError(f"No training atoms for class(es) {[c for c, n in zip(classes, counts) if n == 0]}.")
-    val_keep = val_split.y >= 0
-    Xv, yv, sv = val_split.X[val_keep], val_split.y[val_keep], val_split.sites[val_keep]
-
     site_classes = list(config.get("sites", {}).get("classes", []))
-    net = StructureNet(X.shape[1], len(classes), list(config.get("network", {}).get("hidden", [64, 64])),
-                       len(site_classes))
-    net.set_standardisation(X.mean(axis=0), X.std(axis=0))
+    net = make_network(config, spec, X.shape[1], len(classes), len(site_classes))
+    pointnet = config.get("network", {}).get("kind") == "pointnet"
+    eval_batch = 256 if pointnet else None  # as StructureModel.batch_size: cache-sized
+    if pointnet:  # validation clouds in random orientations, fixed once (see the module docstring)
+        val_split.X = rotate_clouds(torch.from_numpy(val_split.X), torch.Generator().manual_seed(seed + 1)).numpy()
+    else:
+        net.set_standardisation(X.mean(axis=0), X.std(axis=0))
+    val_keep = val_split.y >= 0
+    if "max_val_atoms_per_class" in settings:  # early stopping on a subsample (the final scores use all)
+        pick_val = balanced_subsample(val_split.y, int(settings["max_val_atoms_per_class"]),
+                                      np.random.default_rng(seed + 2))
+        val_keep = np.isin(np.arange(len(val_split.y)), pick_val)
+    Xv, yv, sv = val_split.X[val_keep], val_split.y[val_keep], val_split.sites[val_keep]
     class_weight = torch.as_tensor(len(y) / (len(classes) * counts), dtype=torch.float32)
     loss_classes = torch.nn.CrossEntropyLoss(weight=class_weight)
     loss_sites = torch.nn.CrossEntropyLoss(ignore_index=-1)
@@ -263,24 +317,31 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     best_loss, best_state, best_epoch, waited = np.inf, None, 0, 0
     batch = int(settings["batch_size"])
     generator = torch.Generator().manual_seed(seed)
+    # optional cosine decay of the learning rate over the epochs (the PointNets profit from it)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, int(settings["epochs"]))
+                if settings.get("cosine_schedule") else None)
     for epoch in range(int(settings["epochs"])):
         net.train()
         for idx in torch.randperm(len(Xt), generator=generator).split(batch):
             optimiser.zero_grad()
-            logits, site_logits = net(Xt[idx])
+            xb = rotate_clouds(Xt[idx], generator) if pointnet else Xt[idx]
+            logits, site_logits = net(xb)
             objective(logits, site_logits, yt[idx], st[idx], loss_classes).backward()
             optimiser.step()
+        if schedule is not None:
+            schedule.step()
         net.eval()
         with torch.no_grad():
-            logits, site_logits = net(Xvt)
+            logits, site_logits = _evaluate(net, Xvt, eval_batch)
             val_loss = float(objective(logits, site_logits, yvt, svt, loss_val))
         if val_loss < best_loss - 1e-5:
             best_loss, best_epoch, waited = val_loss, epoch, 0
             best_state = {k: v.clone() for k, v in net.state_dict().items()}
         else:
             waited += 1
-        if epoch % 10 == 0:
-            log(f"epoch {epoch:4d}  validation loss {val_loss:.5f}  (best {best_loss:.5f} at {best_epoch})")
+        if epoch % (1 if pointnet else 10) == 0:  # PointNet epochs are long: report each
+            log(f"epoch {epoch:4d}  validation loss {val_loss:.5f}  (best {best_loss:.5f} at {best_epoch})  "
+                f"{time.time() - t0:.0f} s")
         if waited >= int(settings["patience"]):
             break
     net.load_state_dict(best_state)
@@ -288,7 +349,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
 
     # validation scores and the reject threshold, on all validation atoms (also those to reject)
     with torch.no_grad():
-        logits, site_logits = net(torch.from_numpy(val_split.X))
+        logits, site_logits = _evaluate(net, torch.from_numpy(val_split.X), eval_batch)
         probs = torch.softmax(logits, dim=1).numpy()
     theta, balanced = choose_threshold(probs, val_split.y, len(classes))
     predicted = np.where(probs.max(axis=1) < theta, -1, probs.argmax(axis=1))
@@ -303,13 +364,15 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     validation = {"confusion": matrix.tolist(), "confusion_axes": classes + [OTHER],
                   "recall": dict(zip(classes + [OTHER], [None if np.isnan(r) else float(r) for r in recalls(matrix)])),
                   "balanced_accuracy": balanced, "by_group": by_group, "atoms": int(matrix.sum())}
+    if pointnet:
+        validation["orientation"] = f"every validation cloud randomly rotated (seed {seed + 1})"
     if site_classes:
         ok = val_split.sites >= 0
         site_pred = site_logits.argmax(dim=1).numpy()
         validation["site_accuracy"] = float((site_pred[ok] == val_split.sites[ok]).mean()) if ok.any() else None
 
     metadata = {
-        "format_version": 1,
+        "format_version": 2 if pointnet else 1,  # version-1 readers cannot build point clouds
         "name": config["name"],
         "description": config.get("description", ""),
         "classes": classes,
