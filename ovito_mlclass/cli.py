@@ -57,6 +57,20 @@ def demo(args) -> int:
 FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", ".extxyz": "xyz"}
 
 
+def open_inputs(args):
+    """The input files as one pipeline, and the output path (None: none), after checking both."""
+    from ovito.io import import_file
+
+    output = Path(args.output) if args.output else None
+    if output is not None and output.suffix not in FORMATS:
+        raise SystemExit(f"ovito-mlclass: cannot tell the output format from {output.name!r}; use one of "
+                         f"{', '.join(FORMATS)}")
+    missing = [p for p in args.inputs if not glob.glob(p)]
+    if missing:
+        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
+    return import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0]), output
+
+
 def parse_frames(text: str | None, count: int) -> list[int]:
     """Frames as "all", "5", "0,3,7" or a Python slice "start:stop:step" (negative indices allowed)."""
     if text is None or text == "all":
@@ -75,18 +89,11 @@ def parse_frames(text: str | None, count: int) -> list[int]:
 
 def classify_files(args) -> int:
     """Classify every chosen frame, print a counts table per frame, write the labelled frames."""
-    from ovito.io import export_file, import_file
+    from ovito.io import export_file
 
     from .modifiers import StructureClassifierModifier
 
-    output = Path(args.output) if args.output else None
-    if output is not None and output.suffix not in FORMATS:
-        raise SystemExit(f"ovito-mlclass: cannot tell the output format from {output.name!r}; use one of "
-                         f"{', '.join(FORMATS)}")
-    missing = [p for p in args.inputs if not glob.glob(p)]
-    if missing:
-        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
-    pipeline = import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+    pipeline, output = open_inputs(args)
     modifier = StructureClassifierModifier(model=args.model, reject_threshold=args.threshold)
     pipeline.modifiers.append(modifier)
     frames = parse_frames(args.frames, pipeline.num_frames)
@@ -126,19 +133,12 @@ def classify_files(args) -> int:
 def cluster_files(args) -> int:
     """Unsupervised structure discovery: fit on one frame, label the chosen frames, write the
     labelled file, PNG plots of both elbow curves and of the latent space, optionally a model."""
-    from ovito.io import export_file, import_file
+    from ovito.io import export_file
 
     from .modifiers import UnsupervisedClassifierModifier
     from .neighbors import InputError
 
-    output = Path(args.output) if args.output else None
-    if output is not None and output.suffix not in FORMATS:
-        raise SystemExit(f"ovito-mlclass: cannot tell the output format from {output.name!r}; use one of "
-                         f"{', '.join(FORMATS)}")
-    missing = [p for p in args.inputs if not glob.glob(p)]
-    if missing:
-        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
-    pipeline = import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+    pipeline, output = open_inputs(args)
     frames = parse_frames(args.frames, pipeline.num_frames)
     reference = parse_frames(str(args.fit_frame), pipeline.num_frames)[0]
     neighbors = 0 if args.neighbors == "voronoi" else int(args.neighbors)

@@ -54,3 +54,15 @@ def output_array(data: DataCollection, name: str, components: list[str], mask: n
 def store(data: DataCollection, name: str, values: np.ndarray, mask: np.ndarray | None) -> None:
     if mask is not None:
         np.asarray(data.particles_[name + "_"])[mask] = values
+
+
+def relay_progress(steps, label: str, share: float = 0.9):
+    """Runs a generator of (fraction, text) steps, passing its progress on to OVITO (as ``label:
+    text`` and ``share`` of the modifier's progress bar); returns the generator's result."""
+    while True:
+        try:
+            fraction, text = next(steps)
+        except StopIteration as done:
+            return done.value
+        yield f"{label}: {text}"
+        yield share * fraction

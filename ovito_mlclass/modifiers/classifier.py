@@ -9,7 +9,7 @@ from traits.api import Bool, Float, Str
 
 from ..classify import Posteriors, assign, posteriors_steps
 from ..model import StructureModel, load_model
-from ._common import selected_subset
+from ._common import relay_progress, selected_subset
 
 
 class StructureClassifierModifier(ModifierInterface):
@@ -45,15 +45,7 @@ class StructureClassifierModifier(ModifierInterface):
         if cached.get("StructureClassifier.key") == key:
             post = _restore(data_cache)
         else:
-            steps = posteriors_steps(work, model)
-            while True:
-                try:
-                    fraction, text = next(steps)
-                except StopIteration as done:
-                    post = done.value
-                    break
-                yield f"Structure classification ({model.name}): {text}"
-                yield 0.9 * fraction
+            post = yield from relay_progress(posteriors_steps(work, model), f"Structure classification ({model.name})")
             if data_cache is not None:
                 _cache(data_cache, key, post)
         theta = None if self.reject_threshold < 0 else self.reject_threshold

@@ -10,6 +10,7 @@ from ovito.traits import FilePath, action_handler
 from traits.api import Bool, Button, Int, Str
 
 from ..neighbors import InputError
+from ._common import relay_progress
 from .steinhardt import DegreeList, parse_degrees
 
 
@@ -91,15 +92,8 @@ class UnsupervisedClassifierModifier(ModifierInterface):
                 raise InputError(f"Reference frame {reference_frame} is out of range: the input has "
                                  f"{upstream.num_frames} frame(s).")
             reference = upstream.compute(reference_frame)
-        steps = self._fit_steps(reference)
-        while True:
-            try:
-                fraction, text = next(steps)
-            except StopIteration as done:
-                result = done.value
-                break
-            yield f"Unsupervised classification (fit on frame {reference_frame}): {text}"
-            yield 0.9 * fraction
+        result = yield from relay_progress(self._fit_steps(reference),
+                                           f"Unsupervised classification (fit on frame {reference_frame})")
         self.last_fit = result
         yield "Unsupervised classification: applying the fit"
         from ..unsupervised import predict_structure
