@@ -275,12 +275,10 @@ def averaged_features(net, split: Split, batch: int):
     """Every atom's pooled PointNet feature averaged over the atom and its nearest neighbours."""
     import torch
 
-    from ..model import neighbor_mean
+    from ..model import embed_all, neighbor_mean
 
-    X = torch.from_numpy(split.X)
     with torch.no_grad():
-        h = torch.cat([net.embed(X[start:start + batch]) for start in range(0, len(X), batch)])
-    return neighbor_mean(h, torch.from_numpy(split.neighbors))
+        return neighbor_mean(embed_all(net, split.X, batch), torch.from_numpy(split.neighbors))
 
 
 def train_head(net, h, y, h_val, y_val, loss, loss_val, settings: dict, generator, log) -> int:
