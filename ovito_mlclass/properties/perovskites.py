@@ -187,10 +187,11 @@ class BandGapModel:
 
 def fit_band_gap_model(X, y, *, seed: int = 0, folds: int = 5, inner_folds: int = 5, alphas=ALPHAS,
                        gammas=GAMMAS, feature_names=FEATURE_NAMES, max_features: int = MAX_FEATURES,
-                       threshold: float = PEARSON_THRESHOLD) -> BandGapModel:
+                       threshold: float = PEARSON_THRESHOLD, progress: bool = False) -> BandGapModel:
     """Nested K-fold CV of filter + KRR (outer ``folds``, grid search on ``inner_folds``, both
     shuffled with ``seed``), then the same grid search refitted on all of (X, y)."""
     from sklearn.model_selection import KFold
+    from tqdm import tqdm
 
     X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
     if X.ndim != 2 or len(X) != len(y) or len(y) < 2 * folds:
@@ -200,7 +201,8 @@ def fit_band_gap_model(X, y, *, seed: int = 0, folds: int = 5, inner_folds: int 
     options = dict(alphas=alphas, gammas=gammas, max_features=max_features, threshold=threshold)
     predictions, baseline = np.empty_like(y), np.empty_like(y)
     fold_rmse = []
-    for train, test in KFold(folds, shuffle=True, random_state=seed).split(X):
+    splits = list(KFold(folds, shuffle=True, random_state=seed).split(X))
+    for train, test in tqdm(splits, desc="nested cross-validation", unit="fold", disable=not progress):
         search = grid_search(inner_folds, seed, **options).fit(X[train], y[train])
         predictions[test] = search.predict(X[test])
         baseline[test] = y[train].mean()
