@@ -103,7 +103,10 @@ def load_adsorption_set(folder, *, adsorbate_index: int = 16, metals: int = 16) 
     sites, neighbour_lists, compositions = [], [], []
     for clean, adsorbed in zip(images[CLEAN_IMAGES], images[ADSORBATE_IMAGES]):
         symbols = clean.get_chemical_symbols()[:metals]
-        if len(adsorbed) <= adsorbate_index or adsorbed.get_chemical_symbols()[:metals] != symbols:
+        if len(clean) < metals or len(adsorbed) <= adsorbate_index:
+            raise ValueError(f"expected slabs of {metals} metal atoms and the adsorbate's anchor atom at index "
+                             f"{adsorbate_index}; found {len(clean)} and {len(adsorbed)} atoms")
+        if adsorbed.get_chemical_symbols()[:metals] != symbols:
             raise ValueError("the clean and adsorbate images must hold the same metal atoms in the same order")
         site, neighbours = site_and_neighbours(clean, adsorbed, adsorbate_index, metals)
         sites.append(symbols[site])

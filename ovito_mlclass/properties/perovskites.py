@@ -198,6 +198,8 @@ def fit_band_gap_model(X, y, *, seed: int = 0, folds: int = 5, inner_folds: int 
         raise ValueError(f"need a 2-d feature array and one target per row, at least {2 * folds} rows")
     if not (np.isfinite(X).all() and np.isfinite(y).all()):
         raise ValueError("features and targets must be finite")
+    if len(feature_names) != X.shape[1]:
+        raise ValueError(f"{len(feature_names)} feature names for {X.shape[1]} feature columns")
     options = dict(alphas=alphas, gammas=gammas, max_features=max_features, threshold=threshold)
     predictions, baseline = np.empty_like(y), np.empty_like(y)
     fold_rmse = []
