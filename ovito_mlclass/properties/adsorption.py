@@ -14,13 +14,15 @@ d-band filling (its valence d electrons, free atom), Pauling electronegativity, 
 energy, electron affinity and atomic radius (mendeleev, :mod:`.element_data`); the local Pauling
 electronegativity (mean over the site's 9 nearest metal neighbours in the clean slab, found by
 OVITO's ``NearestNeighborFinder``, periodic images included) and the neighbours' mean d filling.
-Work function, d-band skewness and kurtosis and the d-orbital extent are not in the data.
+Work function, d-band skewness and kurtosis are not in the data; for the spatial extent of the d
+orbitals only a Slater-orbital radius would be at hand (:mod:`.element_data`), and adding it made
+the network slightly worse on the selection folds (below), so it is left out.
 
 The network (PyTorch, as every network of this package): standardised inputs, two tanh hidden
 layers of 16, a linear output, trained full-batch for 500 epochs with AdamW (weight decay 1e-4)
 on one thread from a seeded initialisation, so a seed fixes the result. These sizes were chosen
 among a few (widths 16/32, one or two layers, 500–3000 epochs) on the seed-1 folds; the reported
-scores use the seed-0 folds. Both models are scored on the same seeded K folds
+scores (benchmarks/bench_properties_krr.py) use other seeds. Both models are scored on the same seeded K folds
 (:func:`cross_validate`).
 """
 from __future__ import annotations
