@@ -67,14 +67,15 @@ def test_small_systems_are_padded_with_copies_of_the_nearest_neighbour():
     d = np.linalg.norm(cloud, axis=2)
     np.testing.assert_allclose(d[0, :12], 1.0, rtol=1e-12)             # the centre: 12 vertices at one distance
     np.testing.assert_array_equal(cloud[:, 12:], np.repeat(cloud[:, :1], 28, axis=1))
-    # a max-pooling network cannot tell the padding from the 12 real points
-    net = PointNet(40, 3, [8, 16], [8]).eval()
+    # a max-pooling network cannot tell the padding from the 12 real points: the same weights on
+    # clouds of the 12 real points alone give the same output
+    net = PointNet(40, 3, [8, 16], [8], align_radius=1.25).eval()
+    real_only = PointNet(12, 3, [8, 16], [8], align_radius=1.25).eval()
+    real_only.load_state_dict(net.state_dict())
     with torch.no_grad():
         padded = net(torch.tensor(cloud.reshape(13, -1), dtype=torch.float32))[0]
-        h = net.points(torch.cat([torch.tensor(cloud[:, :12], dtype=torch.float32),
-                                  torch.tensor(d[:, :12, None], dtype=torch.float32)], dim=2))
-        real_only = net.classes(net.head(h.amax(dim=1)))
-    torch.testing.assert_close(padded, real_only)
+        unpadded = real_only(torch.tensor(cloud[:, :12].reshape(13, -1), dtype=torch.float32))[0]
+    torch.testing.assert_close(padded, unpadded)
     # descriptor blocks still need all their neighbours
     mixed = FeatureSpec.from_dict({"blocks": [CLOUD, {"kind": "distances", "neighbors": 16, "normalize": 12}]})
     with pytest.raises(InputError, match="fewer than 16 neighbours"):
@@ -97,6 +98,21 @@ def test_permutation_of_the_neighbours_changes_nothing():
     rng = np.random.default_rng(0)
     shuffled = np.stack([x[rng.permutation(40)] for x in X]).reshape(len(X), -1)
     np.testing.assert_array_equal(model.predict(shuffled, neighbors)[0], model.predict(X.reshape(len(X), -1), neighbors)[0])
+
+
+def test_alignment_folded_into_the_first_layer_equals_rotating_the_points():
+    # embed multiplies each atom's frame into the first layer's weights instead of rotating its 40
+    # points; the reference rotates the points into the frame and applies the layer as written
+    net = PointNet(40, 3, [8, 16], [8], align_radius=1.25).eval()
+    x = torch.tensor(cloud_of(crystal("bcc", 3, sigma=0.05, seed=9)).reshape(54, -1), dtype=torch.float32)
+    with torch.no_grad():
+        points = x.reshape(54, 40, 3)
+        length = torch.linalg.norm(points, dim=2)
+        frames = net.frame(points, length)
+        np.testing.assert_allclose(frames.transpose(1, 2) @ frames, np.tile(np.eye(3), (54, 1, 1)), atol=1e-5)
+        aligned = torch.einsum("npk,nkj->npj", points, frames)
+        expected = net.points(net.first(torch.cat([aligned, length.unsqueeze(2)], dim=2))).amax(dim=1)
+        torch.testing.assert_close(net.embed(x), expected, rtol=1e-5, atol=1e-5)
 
 
 # Rotation invariance comes from the fixed input alignment (and random rotations in training): a
