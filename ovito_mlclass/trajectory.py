@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import itertools
 import os
 import shutil
 import sys
@@ -160,8 +161,9 @@ def _stamps(inputs) -> tuple:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    """The exception on one line (OVITO's parse errors say where on the first line, what on the next)."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text[:500]}".rstrip(": ")
 
 
 def classify_frame(job: FrameJob) -> FrameResult:
@@ -226,7 +228,7 @@ def _run_dask(jobs, client, frames_per_worker, show):
         frame_of[future.key] = job.frame
         return future
 
-    pending = as_completed([submit(job) for job, _ in zip(queue, range(workers * frames_per_worker))])
+    pending = as_completed([submit(job) for job in itertools.islice(queue, workers * frames_per_worker)])
     results = []
     with _progress(len(jobs), show) as bar:
         for future in pending:
