@@ -67,6 +67,7 @@ class FrameResult:
     output: str | None = None
     error: str | None = None        # why the frame failed (None: it did not)
     seconds: float = 0.0
+    peak_mib: float = 0.0           # peak resident memory of the process that classified it, so far
 
 
 @dataclass
@@ -160,6 +161,14 @@ def _stamps(inputs) -> tuple:
     return tuple(os.stat(p).st_mtime_ns for pattern in inputs for p in sorted(glob.glob(pattern)))
 
 
+def _peak_mib() -> float:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
 def _reason(exc: BaseException) -> str:
     """The exception on one line (OVITO's parse errors say where on the first line, what on the next)."""
     text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
@@ -184,7 +193,7 @@ def classify_frame(job: FrameJob) -> FrameResult:
             export_file(data, job.output, job.output_format, **kwargs)
         step = data.attributes.get("Timestep")
         return FrameResult(job.frame, counts, None if step is None else int(step), job.output,
-                           seconds=time.perf_counter() - started)
+                           seconds=time.perf_counter() - started, peak_mib=_peak_mib())
     except Exception as exc:  # a corrupt frame must not take the others with it
         return FrameResult(job.frame, error=_reason(exc), seconds=time.perf_counter() - started)
 
