@@ -75,6 +75,7 @@ def child(trajectory: str, workers: int) -> None:
     frames = result.frames
     print(json.dumps({"wall": wall, "frames": len(frames), "failed": len(result.failed),
                       "task_mean": float(np.mean([f.seconds for f in frames])),
+                      "task_cpu_mean": float(np.mean([f.cpu_seconds for f in frames])),
                       "peak_mib_first10": max(f.peak_mib for f in frames[:10]),
                       "peak_mib_all": max(f.peak_mib for f in frames),
                       "counts": [f.counts for f in frames]}))
@@ -115,25 +116,40 @@ def main() -> None:
     parser.add_argument("--insitu-cells", type=int, default=20, help="fcc cells per side of the LAMMPS run (4 atoms each)")
     parser.add_argument("--insitu-steps", type=int, default=1000)
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--parts", nargs="+", default=["trajectory", "insitu"],
+                        help="parts to measure; the others are taken from their last run (saved in the cache)")
     parser.add_argument("--child", metavar="TRAJECTORY", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.workers)
 
-    load_before = os.getloadavg()
     started = time.perf_counter()
     trajectory = make_trajectory(CACHE / f"cu_disorder_{args.frames}x100k.dump", args.frames)
-    runs = {}
-    for label, workers, threads in [("serial, 1 thread", 0, 1), ("serial, 2 threads", 0, 2),
-                                    (f"Dask, {args.workers} workers x 1 thread", args.workers, 1)]:
-        runs[label] = run_child(trajectory, workers, threads)
-        print(label, {k: v for k, v in runs[label].items() if k != "counts"}, file=sys.stderr)
+    saved = CACHE / "bench_scale.json"
+    measured = json.loads(saved.read_text()) if saved.exists() else {}
+    if "trajectory" in args.parts:
+        load_before = os.getloadavg()[0]
+        runs = {}
+        for label, workers, threads in [("serial, 1 thread", 0, 1), ("serial, 2 threads", 0, 2),
+                                        (f"Dask, {args.workers} workers x 1 thread", args.workers, 1)]:
+            runs[label] = run_child(trajectory, workers, threads)
+            print(label, {k: v for k, v in runs[label].items() if k != "counts"}, file=sys.stderr)
+        measured["trajectory"] = {"runs": runs, "load": [load_before, os.getloadavg()[0]],
+                                  "when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
+    if "insitu" in args.parts:
+        load_before = os.getloadavg()[0]
+        with_ml = insitu(args.insitu_cells, args.insitu_steps, 100, 2, True)
+        without = insitu(args.insitu_cells, args.insitu_steps, 100, 2, False)
+        print(with_ml, without, file=sys.stderr)
+        measured["insitu"] = {"with": with_ml, "without": without, "load": [load_before, os.getloadavg()[0]],
+                              "cells": args.insitu_cells, "steps": args.insitu_steps,
+                              "when": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
+    saved.write_text(json.dumps(measured))
+    runs = measured["trajectory"]["runs"]
     serial = runs["serial, 1 thread"]
     identical = all(r["counts"] == serial["counts"] for r in runs.values())
-    with_ml = insitu(args.insitu_cells, args.insitu_steps, 100, 2, True)
-    without = insitu(args.insitu_cells, args.insitu_steps, 100, 2, False)
-    print(with_ml, without, file=sys.stderr)
-    load_after = os.getloadavg()
+    with_ml, without = measured["insitu"]["with"], measured["insitu"]["without"]
+    args.insitu_cells, args.insitu_steps = measured["insitu"]["cells"], measured["insitu"]["steps"]
 
     import dask
     import ovito
@@ -145,22 +161,25 @@ def main() -> None:
              f"`python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}`".replace(" `", "`") +
              f", {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} logical CPUs, ovito {ovito.version_string}, torch {torch.__version__}, dask "
-             f"{dask.__version__}. **Shared machine**: load average {load_before[0]:.1f} before and "
-             f"{load_after[0]:.1f} after the run (other jobs were running on its 2 cores), so the times are "
-             "upper bounds and the ratios approximate; the lead may rerun it on a quiet machine.", "",
+             f"{dask.__version__}. **Shared machine**: other jobs were running on its 2 cores (1-minute load "
+             "averages below), so wall times are upper bounds and their ratios are those of a crowded machine; CPU "
+             "time per frame is what each frame cost its process. The lead may rerun it on a quiet machine.", "",
              f"### Trajectory: {serial['frames']} frames x 100,000 atoms, model `metals`", "",
              f"{trajectory.name}: LAMMPS text dump ({trajectory.stat().st_size / 2**20:,.0f} MiB), fcc Cu with Gaussian "
              "disorder growing from 0.05 to 0.5 Å. `classify_trajectory(path, 'metals', workers=N)` in a process of "
              "its own per mode (what `ovito-mlclass classify PATH --workers N` runs); wall time includes reading the "
              "file (OVITO scans it once per process) and, for Dask, starting the LocalCluster and its processes. "
-             "Task = one frame: read, classify, count (mean over frames, per worker). Peak memory: resident set of the "
-             "process that classified the frames, after 10 frames and after all of them.", "",
-             "| mode | wall [s] | frames/s | / serial 1 thread | mean task [s] | peak memory after 10 / all frames |",
+             "Task = one frame: read, classify, count (mean over frames; wall and CPU time of the process that ran it). "
+             "Peak memory: resident set of the process that classified the frames (for Dask: of a worker's OVITO "
+             f"process), after 10 frames and after all of them. Measured {measured['trajectory']['when']}, load average "
+             f"{measured['trajectory']['load'][0]:.1f} before, {measured['trajectory']['load'][1]:.1f} after.", "",
+             "| mode | wall [s] | frames/s | / serial 1 thread | mean task: wall / CPU [s] | peak memory after 10 / all frames |",
              "|---|---|---|---|---|---|"]
     for label, r in runs.items():
         rate = r["frames"] / r["wall"]
+        cpu = f"{r['task_cpu_mean']:.2f}" if "task_cpu_mean" in r else "–"
         lines.append(f"| {label} | {r['wall']:.1f} | {rate:.2f} | {rate / (serial['frames'] / serial['wall']):.2f}× | "
-                     f"{r['task_mean']:.2f} | {r['peak_mib_first10']:,.0f} / {r['peak_mib_all']:,.0f} MiB |")
+                     f"{r['task_mean']:.2f} / {cpu} | {r['peak_mib_first10']:,.0f} / {r['peak_mib_all']:,.0f} MiB |")
     lines += ["", f"Dask result identical to serial (per-frame counts of all frames): {'yes' if identical else 'NO'}; "
               f"failed frames: {sum(r['failed'] for r in runs.values())}. Dask / serial (1 thread) = "
               f"{(serial['wall'] / dask_run['wall']):.2f}× in frames per second.", "",
@@ -169,7 +188,9 @@ def main() -> None:
               f"`examples/insitu_lammps.py --cells {args.insitu_cells} --steps {args.insitu_steps} --every 100 --t-end 1000` "
               "(hot fcc, NPT), with and without `--no-classify`; run time = the LAMMPS `run` command; classification "
               "time = inside the callbacks on the slowest rank (local + ghost atoms, features, network, writing "
-              "`i_mlclass`).", "",
+              "`i_mlclass`); the run with classification also carries the wider ghost shell (`comm_modify cutoff`) "
+              f"every step. Measured {measured['insitu']['when']}, load average {measured['insitu']['load'][0]:.1f} "
+              f"before, {measured['insitu']['load'][1]:.1f} after.", "",
               "| run | run time [s] | classification [s] | overhead |", "|---|---|---|---|",
               f"| MD only | {without['run']:.1f} | – | – |",
               f"| MD + classification every 100 steps | {with_ml['run']:.1f} | {with_ml['classify']:.1f} | "

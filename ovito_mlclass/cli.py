@@ -126,6 +126,14 @@ def classify_trajectory_files(args) -> int:
         print(f"wrote {result.write_table(args.table)}")
     if args.plot:
         print(f"wrote {result.plot(args.plot)}")
+    if args.render and done:
+        from .modifiers import StructureClassifierModifier
+        from .render import render_png
+
+        pipeline = import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+        pipeline.modifiers.append(StructureClassifierModifier(model=args.model, reject_threshold=args.threshold,
+                                                              device=args.device))
+        print(f"rendered {render_png(pipeline, args.render)}")
     return 1 if result.failed else 0
 
 

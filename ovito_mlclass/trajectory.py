@@ -68,6 +68,7 @@ class FrameResult:
     error: str | None = None        # why the frame failed (None: it did not)
     seconds: float = 0.0
     peak_mib: float = 0.0           # peak resident memory of the process that classified it, so far
+    cpu_seconds: float = 0.0        # CPU time of that process on this frame (wall time counts other jobs too)
 
 
 @dataclass
@@ -177,7 +178,7 @@ def _reason(exc: BaseException) -> str:
 
 def classify_frame(job: FrameJob) -> FrameResult:
     """Classify one frame and write it if asked; never raises for a bad frame (the error is returned)."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         from ovito.io import export_file
 
@@ -193,7 +194,8 @@ def classify_frame(job: FrameJob) -> FrameResult:
             export_file(data, job.output, job.output_format, **kwargs)
         step = data.attributes.get("Timestep")
         return FrameResult(job.frame, counts, None if step is None else int(step), job.output,
-                           seconds=time.perf_counter() - started, peak_mib=_peak_mib())
+                           seconds=time.perf_counter() - started, peak_mib=_peak_mib(),
+                           cpu_seconds=time.process_time() - cpu)
     except Exception as exc:  # a corrupt frame must not take the others with it
         return FrameResult(job.frame, error=_reason(exc), seconds=time.perf_counter() - started)
 

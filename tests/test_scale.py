@@ -113,6 +113,25 @@ def test_serial_api_writes_one_file_per_frame_and_reports_the_corrupt_frame(traj
     assert table["FCC"] == [int(np.sum(reference[f.frame][0] == 1)) for f in result.done]
 
 
+def test_an_existing_dask_cluster_by_its_address(trajectory):
+    import dask
+    from distributed import LocalCluster
+
+    from ovito_mlclass.trajectory import classify_trajectory
+
+    clean, _, reference = trajectory
+    with dask.config.set({"distributed.worker.daemon": False}):  # as the README tells users of dask worker
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        result = classify_trajectory(clean, "metals", frames=[4, 0], scheduler=cluster.scheduler_address,
+                                     progress=False)
+    finally:
+        cluster.close()
+    assert [f.frame for f in result.done] == [0, 4]
+    for f in result.done:
+        assert list(f.counts.values()) == np.bincount(reference[f.frame][0], minlength=5).tolist()
+
+
 def test_trajectory_input_errors(trajectory, tmp_path):
     from ovito_mlclass.trajectory import classify_trajectory
 
