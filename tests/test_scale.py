@@ -266,3 +266,7 @@ def test_insitu_refuses_a_ghost_shell_too_thin_and_rank_split_features(small_lam
     ok.run(0)
     types = small_lammps.numpy.extract_atom("i_ml2", nelem=256)[:256]
     assert (types == 1).all()  # the perfect crystal: all FCC, class 1 of the metals model
+    # the classes drive LAMMPS commands: a group from an atom-style variable on i_ml2
+    small_lammps.commands_string("variable fcc atom i_ml2==1\ngroup crystal variable fcc\n"
+                                 "variable n equal count(crystal)")
+    assert small_lammps.extract_variable("n") == 256
