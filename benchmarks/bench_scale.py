@@ -196,8 +196,8 @@ def main() -> None:
               f"| MD + classification every 100 steps | {with_ml['run']:.1f} | {with_ml['classify']:.1f} | "
               f"{(with_ml['run'] - without['run']) / without['run']:+.1%} of the MD-only run time "
               f"({with_ml['classify'] / with_ml['run']:.1%} of the run inside the classifier) |", "",
-              f"GPU inference (`device='cuda'`): not measured; this project's machines have no GPU, so the CUDA path is "
-              f"unverified here (tests/test_scale.py::test_gpu_posteriors_equal_cpu_posteriors runs where torch sees one).",
+              "GPU inference (`device='cuda'`): not measured; this project's machines have no GPU, so the CUDA path is "
+              "unverified here (tests/test_scale.py::test_gpu_posteriors_equal_cpu_posteriors runs where torch sees one).",
               "", f"(harness wall time {time.perf_counter() - started:.0f} s)"]
     print(replace_section(args.output, "scale", "\n".join(lines)))
 

@@ -91,7 +91,7 @@ def classify_trajectory_files(args) -> int:
     """``classify`` over a trajectory with ``--workers``/``--scheduler`` (Dask), ``--table`` or
     ``--plot``: per-frame counts, failed frames reported with their index, outputs per frame."""
     from .model import DeviceError, ModelError
-    from .trajectory import classify_trajectory, output_format_of
+    from .trajectory import classify_trajectory, open_trajectory, output_format_of
 
     missing = [p for p in args.inputs if not glob.glob(p)]
     if missing:
@@ -102,9 +102,7 @@ def classify_trajectory_files(args) -> int:
             fmt = output_format_of(args.output)
         except ValueError as exc:
             raise SystemExit(f"ovito-mlclass: {exc}") from None
-    from ovito.io import import_file
-
-    count = import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0]).num_frames
+    count = open_trajectory(args.inputs).num_frames
     try:
         result = classify_trajectory(args.inputs, args.model, frames=parse_frames(args.frames, count),
                                      reject_threshold=args.threshold, device=args.device, output=args.output,
@@ -130,7 +128,7 @@ def classify_trajectory_files(args) -> int:
         from .modifiers import StructureClassifierModifier
         from .render import render_png
 
-        pipeline = import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+        pipeline = open_trajectory(args.inputs)
         pipeline.modifiers.append(StructureClassifierModifier(model=args.model, reject_threshold=args.threshold,
                                                               device=args.device))
         print(f"rendered {render_png(pipeline, args.render)}")

@@ -144,14 +144,26 @@ class TrajectoryResult:
 
 
 # ---- one frame: the task every path runs --------------------------------------------------
+def open_trajectory(inputs):
+    """OVITO's pipeline over all frames of ``inputs`` (one file, a pattern or a list). Asks for the
+    frames scan explicitly: with OVITO 3.17, a file imported after the process has rendered an
+    image (its scene used) otherwise reports one frame until a later frame is computed."""
+    from ovito.io import import_file
+
+    inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    location = inputs if len(inputs) > 1 else inputs[0]
+    try:
+        return import_file(location, multiple_frames=True)
+    except Exception:  # a reader without that option; the plain import raises any real error
+        return import_file(location)
+
+
 @functools.lru_cache(maxsize=2)
 def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str):
     """The pipeline of a trajectory, built once per process (OVITO scans the file once)."""
-    from ovito.io import import_file
-
     from .modifiers import StructureClassifierModifier
 
-    pipeline = import_file(list(inputs) if len(inputs) > 1 else inputs[0])
+    pipeline = open_trajectory(inputs)
     pipeline.modifiers.append(StructureClassifierModifier(model=model, reject_threshold=reject_threshold,
                                                           device=device))
     return pipeline
@@ -310,9 +322,9 @@ def _join(parts: list, output: Path, fmt: str) -> None:
                 with open(part, "rb") as source:
                     shutil.copyfileobj(source, target)
         return
-    from ovito.io import export_file, import_file
+    from ovito.io import export_file
 
-    export_file(import_file(parts), str(output), fmt, multiple_frames=True)
+    export_file(open_trajectory(parts), str(output), fmt, multiple_frames=True)
 
 
 def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_threshold: float | None = None,
@@ -330,7 +342,6 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
     ``output_format`` (any OVITO export format; default from the suffix). Failed frames are in
     :attr:`TrajectoryResult.failed`, with their index and the reason.
     """
-    from ovito.io import import_file
 
     started = time.perf_counter()
     inputs = tuple(str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs))
@@ -344,7 +355,7 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
 
     resolve_device(device)  # a bad device is an error here, not one per frame
     load_model(model, "cpu")  # likewise a missing or broken model file
-    count = import_file(list(inputs) if len(inputs) > 1 else inputs[0]).num_frames
+    count = open_trajectory(inputs).num_frames
     frames = list(range(count)) if frames is None else [int(f) for f in frames]
     bad = [f for f in frames if not 0 <= f < count]
     if bad:
