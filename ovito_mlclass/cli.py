@@ -59,7 +59,7 @@ FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", "
 
 def open_inputs(args):
     """The input files as one pipeline, and the output path (None: none), after checking both."""
-    from ovito.io import import_file
+    from .trajectory import open_trajectory  # asks OVITO for the frames scan (see there)
 
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in FORMATS:
@@ -68,7 +68,7 @@ def open_inputs(args):
     missing = [p for p in args.inputs if not glob.glob(p)]
     if missing:
         raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
-    return import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0]), output
+    return open_trajectory(args.inputs), output
 
 
 def parse_frames(text: str | None, count: int) -> list[int]:
