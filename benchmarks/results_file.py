@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "scale")
+SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties-krr",
+            "scale")
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -59,9 +59,10 @@ def posteriors_steps(data: DataCollection, model):
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     if described.any():
         yield 0.0, "neighbours and descriptors"
-        features = model.features.compute(data)
+        features, neighbors = (model.features.compute(data, neighbors=model.neighbor_average)
+                               if model.neighbor_average else (model.features.compute(data), None))
         yield 0.8, "network"
-        p, s = model.predict(features)
+        p, s = model.predict(features, neighbors)
         probs[described] = p
         if sites is not None:
             sites[described] = s

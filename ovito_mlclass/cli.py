@@ -317,6 +317,53 @@ def train_model(args) -> int:
     return 0
 
 
+def perovskite_gap(args) -> int:
+    """Double-perovskite band gaps: nested cross-validation of Pearson filter + Gaussian KRR, then
+    predictions for the given formulas from the model fitted on the whole table."""
+    from .properties import perovskites as P
+    from .properties.element_data import read_lumo_table
+
+    try:
+        lumo = read_lumo_table(args.lumo)
+        table = P.read_gap_table(args.table)
+        features = P.perovskite_features(table.sites, lumo)
+        wanted = [P.parse_formula(f) for f in args.predict]
+        new = P.perovskite_features(wanted, lumo) if wanted else None
+    except (OSError, ValueError) as error:     # UnknownElementError is a ValueError
+        raise SystemExit(f"ovito-mlclass: {error}") from None
+    print(f"{len(table.gaps)} compounds, 28 elemental features; {args.folds}-fold nested cross-validation (seed {args.seed})",
+          flush=True)
+    started = time.perf_counter()
+    result = P.fit_band_gap_model(features, table.gaps, seed=args.seed, folds=args.folds, progress=True)
+    print(f"  CV RMSE {result.cv_rmse:.3f} eV   MAE {result.cv_mae:.3f} eV   "
+          f"(mean predictor: RMSE {result.mean_predictor_rmse:.3f} eV)   {time.perf_counter() - started:.1f} s")
+    print(f"  fitted on all: alpha = {result.best_params['alpha']:.3g}, gamma = {result.best_params['gamma']:.3g}; "
+          f"{len(result.selected_features)} features: {', '.join(result.selected_features)}")
+    for formula, gap in zip(args.predict, result.predict(new) if wanted else []):
+        print(f"  {formula}: predicted band gap {gap:.2f} eV")
+    return 0
+
+
+def adsorption_energy(args) -> int:
+    """Adsorption energies from electronic fingerprints: the network against the linear
+    d-band-centre model on the same cross-validation folds."""
+    from .properties import adsorption as A
+
+    try:
+        data = A.load_adsorption_set(args.folder)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"ovito-mlclass: {error}") from None
+    print(f"{len(data.energies)} entries, {len(set(data.site_elements))} site elements; fingerprints: "
+          f"{', '.join(A.FINGERPRINTS)}", flush=True)
+    started = time.perf_counter()
+    cv = A.cross_validate(data, folds=args.folds, seed=args.seed, progress=True)
+    print(f"{args.folds}-fold cross-validation (seed {args.seed}), {time.perf_counter() - started:.1f} s:")
+    print(f"  network              RMSE {cv.network_rmse:.3f} eV   MAE {cv.network_mae:.3f} eV")
+    print(f"  linear d-band centre RMSE {cv.linear_rmse:.3f} eV   MAE {cv.linear_mae:.3f} eV")
+    print(f"  mean predictor       RMSE {cv.mean_rmse:.3f} eV")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ovito-mlclass", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -365,6 +412,21 @@ def main(argv=None) -> int:
     run_train.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
     run_train.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     run_train.set_defaults(handler=train_model)
+    run_gap = commands.add_parser("perovskite-gap", help="double-perovskite band gaps by kernel ridge regression "
+                                                         "(Pilania et al. 2016): cross-validated error, predictions")
+    run_gap.add_argument("table", help="CSV with columns a_1, b_1, a_2, b_2, 'gap gllbsc' (matminer's double_perovskites_gap)")
+    run_gap.add_argument("--lumo", required=True, help="CSV of atomic Kohn-Sham LUMO energies, columns atom, lumo")
+    run_gap.add_argument("--predict", nargs="*", default=[], metavar="FORMULA",
+                         help="compounds to predict, as A1B1A2B2O6 (BaTiSrZrO6) or A1,B1,A2,B2")
+    run_gap.add_argument("--folds", type=int, default=5, help="outer and inner cross-validation folds (default 5)")
+    run_gap.add_argument("--seed", type=int, default=0, help="seed of the fold shuffling (default 0)")
+    run_gap.set_defaults(handler=perovskite_gap)
+    run_ads = commands.add_parser("adsorption-energy", help="adsorption energies from electronic fingerprints: network "
+                                                            "vs. linear d-band-centre model (cross-validated)")
+    run_ads.add_argument("folder", help="folder with ead.txt, d_cen.txt, half_width.txt, vad2.txt and the two .traj files")
+    run_ads.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    run_ads.add_argument("--seed", type=int, default=0, help="seed of folds and network initialisation (default 0)")
+    run_ads.set_defaults(handler=adsorption_energy)
     args = parser.parse_args(argv)
     return args.handler(args)
 

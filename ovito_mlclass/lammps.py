@@ -69,18 +69,26 @@ def supported(model: StructureModel) -> None:
 
 
 def neighbor_reach(model: StructureModel, nearest, k_max: int) -> np.ndarray:
-    """Per atom, how far from it the features look: the distance to its k-th nearest neighbour
-    (largest k of any block), plus, for neighbour-averaged Steinhardt blocks, the largest such
-    distance among those neighbours (their own neighbours enter the average)."""
+    """Per atom, how far from it the classification looks: the distance to its k-th nearest
+    neighbour (largest k of any block), plus, for neighbour-averaged Steinhardt blocks, the largest
+    such distance among those neighbours (their own neighbours enter the average); for a model
+    that averages its learnt features over k_a neighbours (``neighbor_average``), the same again
+    over those k_a neighbours' reaches."""
     n = nearest.n_atoms
     vectors = nearest.vectors.reshape(n, k_max, 3)
     neighbors = nearest.neighbors.reshape(n, k_max)
+
+    def distance_to(k):  # to the k-th nearest neighbour
+        return np.sqrt(np.einsum("ij,ij->i", vectors[:, k - 1], vectors[:, k - 1]))
+
     reach = np.zeros(n)
     for block in model.features.blocks:
         k = block["neighbors"]
-        d_k = np.sqrt(np.einsum("ij,ij->i", vectors[:, k - 1], vectors[:, k - 1]))
-        r = d_k + (d_k[neighbors[:, :k]].max(axis=1) if _averaged_reach(block) else 0.0)
-        reach = np.maximum(reach, r)
+        d_k = distance_to(k)
+        reach = np.maximum(reach, d_k + (d_k[neighbors[:, :k]].max(axis=1) if _averaged_reach(block) else 0.0))
+    k_a = getattr(model, "neighbor_average", 0)
+    if k_a:
+        reach = np.maximum(reach, distance_to(k_a) + reach[neighbors[:, :k_a]].max(axis=1))
     return reach
 
 
@@ -89,11 +97,13 @@ def default_ghost_cutoff(model: StructureModel, atoms: int, volume: float, margi
     lies at r_k = (3k / 4 pi rho)^(1/3) (fcc: 1.27 times its true 12th-neighbour distance), times
     2 for averaged Steinhardt blocks, times ``margin`` for hot and liquid neighbourhoods."""
     rho = atoms / volume
-    reach = 0.0
-    for block in model.features.blocks:
-        r_k = (3 * block["neighbors"] / (4 * np.pi * rho)) ** (1 / 3)
-        reach = max(reach, r_k * (2 if _averaged_reach(block) else 1))
-    return float(margin * reach)
+
+    def r(k):
+        return (3 * k / (4 * np.pi * rho)) ** (1 / 3)
+
+    reach = max(r(b["neighbors"]) * (2 if _averaged_reach(b) else 1) for b in model.features.blocks)
+    k_a = getattr(model, "neighbor_average", 0)
+    return float(margin * (reach + (r(k_a) if k_a else 0.0)))
 
 
 class InSituClassifier:
@@ -117,7 +127,8 @@ class InSituClassifier:
         self.model = as_model(model, device)
         supported(self.model)
         self.reject_threshold = reject_threshold
-        self.k_max = max(b["neighbors"] for b in self.model.features.blocks)
+        self.k_max = max([b["neighbors"] for b in self.model.features.blocks]
+                         + [getattr(self.model, "neighbor_average", 0)])
         boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
         volume = float(np.prod(np.subtract(boxhi, boxlo)))
         self.ghost_cutoff = float(ghost_cutoff or default_ghost_cutoff(self.model, lmp.get_natoms(), volume))

@@ -53,7 +53,13 @@ class PointNet(torch.nn.Module):
     ``align_radius > 0``, by a fixed input alignment (:meth:`align`, in place of PointNet's learnt
     T-Net). Kept small for CPU inference: the per-point MLP is almost all of the cost (about
     40 x 6k multiply-adds per atom for N = 40 and widths 32, 64, 64). DeFever et al. used widths
-    64, 64, 64, 128, 1024 and a 512, 256 head with batch norm, trained for hours on a GPU."""
+    64, 64, 64, 128, 1024 and a 512, 256 head with batch norm, trained for hours on a GPU.
+
+    ``forward`` = ``classify(embed(x))``, one atom's cloud at a time. A model whose metadata set
+    ``neighbor_average = k`` instead averages :meth:`embed` over each atom and its k nearest
+    neighbours before :meth:`classify` (``StructureModel.predict``; Lechner & Dellago's averaging,
+    applied to the learnt feature instead of q_lm): near melting one atom's cloud is too noisy, the
+    average over 13 is not."""
 
     def __init__(self, n_points: int, n_classes: int, point_widths: List[int], head: List[int],
                  align_radius: float = 0.0):
@@ -91,7 +97,10 @@ class PointNet(torch.nn.Module):
         e3 = torch.linalg.cross(e1, e2)
         return torch.bmm(points, torch.stack([e1, e2, e3], dim=2))   # coordinates along e1, e2, e3
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    @torch.jit.export
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The max-pooled feature of every cloud, ``(n, point_widths[-1])``: what the head sees, and
+        what a model with ``neighbor_average`` averages over each atom and its nearest neighbours."""
         if x.dim() != 2 or x.shape[1] != 3 * self.n_points:
             raise ValueError("PointNet: expected point clouds of {} neighbours, i.e. input of shape (n, {}), got "
                              "{}".format(self.n_points, 3 * self.n_points, x.shape))
@@ -100,8 +109,15 @@ class PointNet(torch.nn.Module):
         if self.align_radius > 0:
             points = self.align(points, length)
         h = self.points(torch.cat([points, length.unsqueeze(2)], dim=2))   # (n, N, width)
-        h = self.head(h.amax(dim=1))                                        # symmetric: max over the points
-        logits = self.classes(h)
+        return h.amax(dim=1)                                                # symmetric: max over the points
+
+    @torch.jit.export
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """Class logits from (possibly neighbour-averaged) pooled features."""
+        return self.classes(self.head(h))
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        logits = self.classify(self.embed(x))
         return logits, logits[:, :0]                                        # no site output
 
 

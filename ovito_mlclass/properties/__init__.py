@@ -1,0 +1,1 @@
+"""Property prediction from composition and structure."""
