@@ -270,3 +270,27 @@ def test_insitu_refuses_a_ghost_shell_too_thin_and_rank_split_features(small_lam
     small_lammps.commands_string("variable fcc atom i_ml2==1\ngroup crystal variable fcc\n"
                                  "variable n equal count(crystal)")
     assert small_lammps.extract_variable("n") == 256
+
+
+@needs_lammps
+@pytest.mark.parametrize("model", ["metals", "metals-pointnet"])
+def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, model):
+    """Single process: the ghosts are the periodic images only; the neighbour-averaged PointNet
+    reaches three neighbour shells deep, wider than this small box."""
+    from ovito_mlclass.classify import classify
+    from ovito_mlclass.lammps import InSituClassifier
+    from ovito_mlclass.training.md import lammps_state
+
+    small_lammps.commands_string("velocity all create 6000 87 mom yes\ntimestep 0.002\nfix md all nve\nrun 500")
+    insitu = InSituClassifier(small_lammps, model, every=100)  # run 0 at step 500 classifies
+    insitu.run(0)
+    ids = np.array(small_lammps.numpy.extract_atom("id", nelem=256)[:256])
+    ours = np.array(small_lammps.numpy.extract_atom("i_mlclass", nelem=256)[:256])[np.argsort(ids)]
+    from tests.conftest import make_data
+
+    positions, cell, pbc, types, _ = lammps_state(small_lammps)
+    data = make_data(positions, cell[:, :3].T, pbc)
+    data.cell_[:, 3] = cell[:, 3]
+    offline = classify(data, model).types
+    np.testing.assert_array_equal(ours, offline)
+    assert len(np.unique(offline)) > 1  # hot enough that not every atom is FCC
