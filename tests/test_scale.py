@@ -47,7 +47,7 @@ def trajectory(tmp_path_factory):
     blocks[CORRUPT] = "".join(lines)
     corrupt = folder / "corrupt.dump"
     corrupt.write_text("".join(blocks))
-    pipeline = import_file(str(clean))
+    pipeline = import_file(str(clean), multiple_frames=True)
     pipeline.modifiers.append(StructureClassifierModifier(model="metals"))
     reference = []
     for frame in range(FRAMES):
@@ -59,7 +59,9 @@ def trajectory(tmp_path_factory):
 def read_types(path, frame=0):
     from ovito.io import import_file
 
-    data = import_file(str(path), columns=COLUMNS + ["Structure Type", "Structure Confidence"]).compute(frame)
+    # multiple_frames: OVITO 3.17 may otherwise see one frame in a process that has rendered (test_cli)
+    data = import_file(str(path), columns=COLUMNS + ["Structure Type", "Structure Confidence"],
+                       multiple_frames=True).compute(frame)
     return np.asarray(data.particles["Structure Type"]), np.asarray(data.particles["Structure Confidence"])
 
 
@@ -213,7 +215,7 @@ def test_insitu_under_mpi_equals_offline_classification_of_the_dumps(tmp_path):
                          env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "classified 21 times" in run.stdout
-    pipeline = import_file(str(dump))
+    pipeline = import_file(str(dump), multiple_frames=True)
     assert pipeline.num_frames == 21
     pipeline.modifiers.append(StructureClassifierModifier(model="metals"))
     ptm_fcc = []
