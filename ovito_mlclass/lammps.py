@@ -157,13 +157,16 @@ class InSituClassifier:
 
     def classify_now(self, nlocal: int | None = None):
         """Classify the local atoms from the current local + ghost positions; returns the
-        :class:`~ovito_mlclass.classify.Classification` of the local atoms' rows (all rows kept)."""
+        :class:`~ovito_mlclass.classify.Classification` of local + ghost rows (locals first), or
+        None on a rank without atoms."""
         from ovito.data import DataCollection, ParticleType
 
         from . import neighbors as nb
 
         lmp = self.lmp
         nlocal = lmp.extract_setting("nlocal") if nlocal is None else nlocal
+        if nlocal == 0:  # a rank whose domain is empty (a vacuum region) has nothing to classify
+            return None
         nall = nlocal + lmp.extract_setting("nghost")
         positions = np.array(lmp.numpy.extract_atom("x", nelem=nall, dim=3)[:nall], dtype=np.float64)
         types = np.array(lmp.numpy.extract_atom("type", nelem=nall)[:nall], dtype=np.int32)
@@ -178,7 +181,7 @@ class InSituClassifier:
             prop.types.append(ParticleType(id=t, name=f"Type{t}"))
         nearest = nb.nearest_neighbors(data, self.k_max)
         reach = neighbor_reach(self.model, nearest, self.k_max)[:nlocal]
-        if nlocal and reach.max() > self.ghost_cutoff:
+        if reach.max() > self.ghost_cutoff:
             raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
                               f"reach ({reach.max():.3g}: k-th neighbours and their neighbours); pass "
                               f"ghost_cutoff >= {1.1 * reach.max():.3g}")
