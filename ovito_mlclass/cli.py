@@ -59,7 +59,7 @@ FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", "
 
 def open_inputs(args):
     """The input files as one pipeline, and the output path (None: none), after checking both."""
-    from ovito.io import import_file
+    from .trajectory import open_trajectory  # asks OVITO for the frames scan (see there)
 
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in FORMATS:
@@ -68,7 +68,7 @@ def open_inputs(args):
     missing = [p for p in args.inputs if not glob.glob(p)]
     if missing:
         raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
-    return import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0]), output
+    return open_trajectory(args.inputs), output
 
 
 def parse_frames(text: str | None, count: int) -> list[int]:
@@ -87,14 +87,70 @@ def parse_frames(text: str | None, count: int) -> list[int]:
     return [f % count for f in frames]
 
 
+def classify_trajectory_files(args) -> int:
+    """``classify`` over a trajectory with ``--workers``/``--scheduler`` (Dask), ``--table`` or
+    ``--plot``: per-frame counts, failed frames reported with their index, outputs per frame."""
+    from .model import DeviceError, ModelError
+    from .trajectory import classify_trajectory, open_trajectory, output_format_of
+
+    missing = [p for p in args.inputs if not glob.glob(p)]
+    if missing:
+        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
+    fmt = args.format
+    if args.output and not fmt:
+        try:
+            fmt = output_format_of(args.output)
+        except ValueError as exc:
+            raise SystemExit(f"ovito-mlclass: {exc}") from None
+    count = open_trajectory(args.inputs).num_frames
+    try:
+        result = classify_trajectory(args.inputs, args.model, frames=parse_frames(args.frames, count),
+                                     reject_threshold=args.threshold, device=args.device, output=args.output,
+                                     output_format=fmt, workers=args.workers or 0, scheduler=args.scheduler)
+    except (DeviceError, ModelError, FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    print("frame  " + "  ".join(f"{n:>12s}" for n in result.names))
+    for frame in result.frames:
+        if frame.error is None:
+            print(f"{frame.frame:5d}  " + "  ".join(f"{frame.counts[n]:12d}" for n in result.names))
+    for frame in result.failed:
+        print(f"frame {frame.frame} failed: {frame.error}", file=sys.stderr)
+    done = len(result.done)
+    print(f"{done} of {len(result.frames)} frames classified in {result.seconds:.1f} s "
+          f"({done / max(result.seconds, 1e-9):.2f} frames/s)")
+    if args.output and done:
+        print(f"wrote {args.output}")
+    if args.table:
+        print(f"wrote {result.write_table(args.table)}")
+    if args.plot:
+        print(f"wrote {result.plot(args.plot)}")
+    if args.render and done:
+        from .modifiers import StructureClassifierModifier
+        from .render import render_png
+
+        pipeline = open_trajectory(args.inputs)
+        pipeline.modifiers.append(StructureClassifierModifier(model=args.model, reject_threshold=args.threshold,
+                                                              device=args.device))
+        print(f"rendered {render_png(pipeline, args.render)}")
+    return 1 if result.failed else 0
+
+
 def classify_files(args) -> int:
     """Classify every chosen frame, print a counts table per frame, write the labelled frames."""
     from ovito.io import export_file
 
+    from .model import DeviceError, resolve_device
     from .modifiers import StructureClassifierModifier
 
+    if args.workers is not None or args.scheduler or args.table or args.plot or args.format or \
+            (args.output and "*" in Path(args.output).name):
+        return classify_trajectory_files(args)
+    try:
+        resolve_device(args.device)
+    except DeviceError as exc:
+        raise SystemExit(f"ovito-mlclass: {exc}") from None
     pipeline, output = open_inputs(args)
-    modifier = StructureClassifierModifier(model=args.model, reject_threshold=args.threshold)
+    modifier = StructureClassifierModifier(model=args.model, reject_threshold=args.threshold, device=args.device)
     pipeline.modifiers.append(modifier)
     frames = parse_frames(args.frames, pipeline.num_frames)
     iterator = frames
@@ -321,6 +377,16 @@ def main(argv=None) -> int:
     run_classify.add_argument("--frames", help="all (default), N, N,M,... or start:stop:step")
     run_classify.add_argument("--threshold", type=float, default=None, help="reject threshold θ (default: the model's)")
     run_classify.add_argument("--render", metavar="PNG", help="render the first frame coloured by structure type")
+    run_classify.add_argument("--device", default="auto", help="where the network runs: auto (CUDA if available, "
+                                                               "default), cpu, cuda or cuda:N")
+    run_classify.add_argument("--workers", type=int, default=None, metavar="N",
+                              help="classify frames in parallel on a Dask LocalCluster of N processes (0: serial)")
+    run_classify.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler instead")
+    run_classify.add_argument("--table", metavar="CSV", help="per-frame counts and fractions (.csv, or .parquet "
+                                                             "with pyarrow)")
+    run_classify.add_argument("--plot", metavar="PNG", help="plot of the structure fractions versus time")
+    run_classify.add_argument("--format", help="OVITO output format of -o (e.g. lammps/dump, xyz, gsd/hoomd; "
+                                               "default from the suffix); '*' in -o writes one file per frame")
     run_classify.set_defaults(handler=classify_files)
     run_cluster = commands.add_parser("cluster", help="find structure types without labels (autoencoder + Gaussian "
                                                       "mixture, Boattini et al. 2019)")

@@ -44,6 +44,36 @@ class ModelError(ValueError):
     """A model file that cannot be used: unreadable, without metadata, or inconsistent."""
 
 
+class DeviceError(ValueError):
+    """A device that cannot run the network: unknown, or CUDA asked for where there is none."""
+
+
+def resolve_device(device: str | None = "auto") -> str:
+    """The torch device a network runs on: ``"auto"`` (or None) picks CUDA when torch sees a GPU,
+    else the CPU; ``"cpu"``, ``"cuda"`` and ``"cuda:N"`` are checked, so that asking for a GPU on a
+    machine without one is a clear error rather than a crash in the middle of a pipeline."""
+    import torch
+
+    if device is None or str(device).strip().lower() in ("", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        chosen = torch.device(str(device).strip().lower())
+    except RuntimeError:
+        raise DeviceError(f"Unknown device {device!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'.") from None
+    if chosen.type == "cpu":
+        return "cpu"
+    if chosen.type != "cuda":
+        raise DeviceError(f"Device {device!r} is not supported: use 'auto', 'cpu', 'cuda' or 'cuda:N'.")
+    if not torch.cuda.is_available():
+        why = ("this torch build has no CUDA support" if torch.version.cuda is None
+               else "torch finds no usable GPU")
+        raise DeviceError(f"Device {device!r} was asked for, but CUDA is not available ({why}; torch "
+                          f"{torch.__version__}). Use device='cpu' or 'auto'.")
+    if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise DeviceError(f"Device {device!r} was asked for, but there are only {torch.cuda.device_count()} GPU(s).")
+    return str(chosen)
+
+
 @contextmanager
 def _quiet_torchscript():
     """torch 2.13 marks TorchScript deprecated and warns on every jit call; that is our concern, not the user's."""
@@ -65,19 +95,20 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0]}"
 
 
-def load_model(name_or_path) -> "StructureModel":
-    """:meth:`StructureModel.load`, remembered per file (and its modification time): a pipeline
-    evaluates the modifier on every frame, and a model is only ever read at inference."""
+def load_model(name_or_path, device: str | None = "auto") -> "StructureModel":
+    """:meth:`StructureModel.load`, remembered per file (and its modification time) and device: a
+    pipeline evaluates the modifier on every frame, and a model is only ever read at inference."""
+    device = resolve_device(device)
     builtins = builtin_models()
     path = builtins.get(name_or_path) if isinstance(name_or_path, str) else None
     path = Path(path or name_or_path)
     mtime = path.stat().st_mtime_ns if path.exists() else None
-    return _load_cached(str(path), mtime) if mtime is not None else StructureModel.load(name_or_path)
+    return _load_cached(str(path), mtime, device) if mtime is not None else StructureModel.load(name_or_path, device)
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime: int) -> "StructureModel":
-    return StructureModel.load(Path(path))
+def _load_cached(path: str, mtime: int, device: str) -> "StructureModel":
+    return StructureModel.load(Path(path), device)
 
 
 def builtin_models() -> dict[str, Path]:
@@ -87,18 +118,24 @@ def builtin_models() -> dict[str, Path]:
 
 @dataclass
 class StructureModel:
-    """A loaded classifier: ``module`` (TorchScript or exported program) plus its metadata."""
+    """A loaded classifier: ``module`` (TorchScript or exported program) plus its metadata.
+    ``device``: where the network runs (see :func:`resolve_device`; features and posteriors stay
+    NumPy arrays on the CPU either way)."""
 
     module: object
     metadata: dict
     path: Path | None = None
+    device: str = "cpu"
 
     def __post_init__(self):
         import torch
 
+        self.device = resolve_device(self.device)
         # an ExportedProgram is run through its module(); a TorchScript module directly
         exported = isinstance(self.module, torch.export.ExportedProgram)
         self._callable = self.module.module() if exported else self.module
+        if self.device != "cpu":
+            self._callable = self._callable.to(self.device)
         meta = self.metadata
         for key in ("format_version", "classes", "colors", "features", "reject_threshold"):
             if key not in meta:
@@ -166,7 +203,7 @@ class StructureModel:
         n = len(self.features.names)
         try:
             with torch.no_grad():
-                logits, sites = self._forward(torch.zeros((2, n), dtype=torch.float32))
+                logits, sites = self._forward(torch.zeros((2, n), dtype=torch.float32, device=self.device))
         except Exception as exc:  # the network rejects the input width
             raise ModelError(f"{self._where()}: the network does not accept the {n} features its metadata "
                              f"specify ({_reason(exc)}).") from exc
@@ -204,10 +241,10 @@ class StructureModel:
         sites = np.empty((len(features), len(self.site_classes)), dtype=np.float32) if self.site_classes else None
         with torch.no_grad():
             for start in range(0, len(features), batch):
-                logits, site_logits = self._forward(self._batch(features, start, batch))
-                probs[start:start + batch] = torch.softmax(logits, dim=1).numpy()
+                logits, site_logits = self._forward(self._batch(features, start, batch).to(self.device))
+                probs[start:start + batch] = torch.softmax(logits, dim=1).cpu().numpy()
                 if sites is not None:
-                    sites[start:start + batch] = torch.softmax(site_logits, dim=1).numpy()
+                    sites[start:start + batch] = torch.softmax(site_logits, dim=1).cpu().numpy()
         return probs, sites
 
     @staticmethod
@@ -230,11 +267,12 @@ class StructureModel:
         if n and (neighbors.min() < -1 or neighbors.max() >= n):
             raise ModelError(f"Neighbour indices must lie in [-1, {n - 1}] (-1: missing).")
         with torch.no_grad():
-            h = embed_all(self._callable, features, batch)
+            h = embed_all(self._callable, features, batch, self.device)
             h = neighbor_mean(h, torch.from_numpy(neighbors.astype(np.int64, copy=False)))
             probs = np.empty((n, len(self.classes)), dtype=np.float32)
             for start in range(0, n, batch):
-                probs[start:start + batch] = torch.softmax(self._callable.classify(h[start:start + batch]), 1).numpy()
+                logits = self._callable.classify(h[start:start + batch].to(self.device))
+                probs[start:start + batch] = torch.softmax(logits, 1).cpu().numpy()
         return probs
 
     # ---- files -------------------------------------------------------------------------------
@@ -255,11 +293,12 @@ class StructureModel:
         return path
 
     @classmethod
-    def load(cls, name_or_path) -> "StructureModel":
+    def load(cls, name_or_path, device: str | None = "auto") -> "StructureModel":
         """A built-in model by name (see :func:`builtin_models`) or a model file (``.pt`` TorchScript,
-        ``.pt2`` torch.export)."""
+        ``.pt2`` torch.export), its network on ``device`` (see :func:`resolve_device`)."""
         import torch
 
+        device = resolve_device(device)
         builtins = builtin_models()
         if isinstance(name_or_path, str) and name_or_path in builtins:
             path = builtins[name_or_path]
@@ -289,20 +328,20 @@ class StructureModel:
             raise ModelError(f"{path}: the ovito-mlclass metadata are not valid JSON ({exc}).") from exc
         if not isinstance(module, torch.jit.ScriptModule) and path.suffix != ".pt2":
             raise ModelError(f"{path}: not a TorchScript module.")
-        return cls(module=module, metadata=metadata, path=path)
+        return cls(module=module, metadata=metadata, path=path, device=device)
 
 
-def embed_all(module, features, batch: int):
-    """``module.embed`` of every row of ``features``, ``batch`` rows at a time, into one tensor
-    allocated up front: collecting per-batch results and concatenating them would leave each small
-    result between the freed activations of the next batches, and the heap (hence the resident
-    memory) then grows with the frame: 2.2 GB for 256k atoms, measured."""
+def embed_all(module, features, batch: int, device: str = "cpu"):
+    """``module.embed`` of every row of ``features``, ``batch`` rows at a time (run on ``device``),
+    into one CPU tensor allocated up front: collecting per-batch results and concatenating them
+    would leave each small result between the freed activations of the next batches, and the heap
+    (hence the resident memory) then grows with the frame: 2.2 GB for 256k atoms, measured."""
     import torch
 
     h = None
     for start in range(0, len(features), batch):
         x = torch.from_numpy(np.ascontiguousarray(features[start:start + batch], dtype=np.float32))
-        out = module.embed(x)
+        out = module.embed(x.to(device)).cpu()
         if h is None:
             h = torch.empty((len(features), out.shape[1]), dtype=out.dtype)
         h[start:start + len(out)] = out
