@@ -138,6 +138,30 @@ PYBIND11_MODULE(_kernels, m) {
     m.def("max_threads", &max_threads, "Number of OpenMP threads the kernels use (1 without OpenMP).");
 
     m.def(
+        "point_cloud",
+        [](Input<double> vectors, Input<int64_t> indices, int k_max, int k, int normalize, py::array_t<double> out) {
+            require(vectors.ndim() == 2 && vectors.shape(1) == 3 && indices.ndim() == 1 &&
+                        vectors.shape(0) == indices.shape(0) && k_max >= 1 && vectors.shape(0) % k_max == 0,
+                    "vectors (n * k_max, 3) and indices (n * k_max,) of a k_max-nearest list expected");
+            require(k >= 1 && k <= k_max && normalize >= 1 && normalize <= k, "need 1 <= normalize <= k <= k_max");
+            const int64_t n = vectors.shape(0) / k_max;
+            require(out.writeable() && out.ndim() == 2 && out.shape(0) == n && out.shape(1) == 3 * int64_t(k) &&
+                        out.strides(1) == int64_t(sizeof(double)) && out.strides(0) % int64_t(sizeof(double)) == 0,
+                    "out must be a writeable float64 array of shape (n, 3k) with contiguous rows");
+            double* dst = out.mutable_data();
+            const int64_t stride = out.strides(0) / int64_t(sizeof(double));
+            const double* v = vectors.data();
+            const int64_t* index = indices.data();
+            {
+                py::gil_scoped_release release;
+                point_cloud(n, k_max, k, normalize, v, index, dst, stride);
+            }
+        },
+        py::arg("vectors"), py::arg("indices"), py::arg("k_max"), py::arg("k"), py::arg("normalize"), py::arg("out"),
+        "PointNet input, written into `out` (n, 3k): the first k neighbour vectors of every atom over its mean "
+        "distance to its first `normalize` present neighbours; missing neighbours (index -1) copy the nearest.");
+
+    m.def(
         "relative_distances",
         [](Input<double> vectors, int k, int normalize) {
             require(vectors.ndim() == 2 && vectors.shape(1) == 3, "vectors must have shape (n * k, 3)");

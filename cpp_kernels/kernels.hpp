@@ -63,6 +63,13 @@ int max_threads();
 // to its first `normalize` neighbours (0 where that mean is 0): out (n, k).
 void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out);
 
+// The point clouds of a PointNet: the first k of every atom's k_max nearest-neighbour vectors
+// divided by its mean distance to its first `normalize` present neighbours (index >= 0); a
+// missing neighbour (index -1) becomes a copy of the nearest. Row i of the output starts at
+// out + out_stride * i and holds x1, y1, z1, x2, ... (3k values).
+void point_cloud(int64_t n, int k_max, int k, int normalize, const double* vectors, const int64_t* indices,
+                 double* out, int64_t out_stride);
+
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.
 // Vectors are x_j - x_i with the periodic image applied; an atom can be its own neighbour (or

@@ -232,6 +232,30 @@ void relative_distances(int64_t n, int k, int normalize, const double* vectors, 
     }
 }
 
+void point_cloud(int64_t n, int k_max, int k, int normalize, const double* vectors, const int64_t* indices,
+                 double* out, int64_t out_stride) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        const double* v = vectors + 3 * int64_t(k_max) * i;
+        const int64_t* index = indices + int64_t(k_max) * i;
+        double* row = out + out_stride * i;
+        double sum = 0.0;
+        int found = 0;
+        for (int j = 0; j < normalize; ++j) {
+            if (index[j] < 0) continue;
+            sum += std::sqrt(v[3 * j] * v[3 * j] + v[3 * j + 1] * v[3 * j + 1] + v[3 * j + 2] * v[3 * j + 2]);
+            ++found;
+        }
+        const double inverse = found == 0 ? 1.0 : (sum > 0.0 ? found / sum : 0.0);
+        for (int j = 0; j < k; ++j) {
+            const double* from = index[j] >= 0 ? v + 3 * j : v;  // missing neighbours: copies of the nearest
+            row[3 * j] = from[0] * inverse;
+            row[3 * j + 1] = from[1] * inverse;
+            row[3 * j + 2] = from[2] * inverse;
+        }
+    }
+}
+
 int max_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();

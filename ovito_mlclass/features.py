@@ -235,9 +235,21 @@ def point_cloud(nearest: nb.NeighborList, k_max: int, k: int, normalize: int, ou
     """The ``point_cloud`` block (module docstring) from a k_max-nearest list: ``(n, 3k)`` vectors
     to the k nearest neighbours in units of the atom's mean distance to its ``normalize`` nearest;
     missing neighbours (index -1, last in their row) become copies of the nearest one. Computed
-    in chunks of atoms, into ``out`` if given, so that the temporaries stay small."""
+    in chunks of atoms, into ``out`` if given, so that the temporaries stay small (NumPy; the
+    compiled kernel where available: one pass, no temporaries)."""
+    from .descriptors._backend import COMPILED, kernels
+
     n = nearest.n_atoms
     out = np.empty((n, 3 * k)) if out is None else out
+    if COMPILED and n:
+        kernels.point_cloud(nearest.vectors, nearest.neighbors, k_max, k, normalize, out)
+        return out
+    return _point_cloud_numpy(nearest, k_max, k, normalize, out, chunk)
+
+
+def _point_cloud_numpy(nearest: nb.NeighborList, k_max: int, k: int, normalize: int, out: np.ndarray,
+                       chunk: int = 65536) -> np.ndarray:
+    n = nearest.n_atoms
     vectors = nearest.vectors.reshape(n, k_max, 3)
     indices = nearest.neighbors.reshape(n, k_max)
     for start in range(0, n, chunk):

@@ -82,6 +82,24 @@ def test_small_systems_are_padded_with_copies_of_the_nearest_neighbour():
         mixed.compute(cluster)
 
 
+@pytest.mark.parametrize("build, allow_missing", [(lambda: crystal("hcp", 4, sigma=0.05, seed=2), False),
+                                                   (lambda: icosahedron(), True)], ids=["thermal hcp", "13-atom cluster"])
+def test_compiled_point_cloud_equals_the_numpy_reference(build, allow_missing):
+    from ovito_mlclass.descriptors._backend import COMPILED
+    from ovito_mlclass.features import _point_cloud_numpy, point_cloud
+    from ovito_mlclass.neighbors import nearest_neighbors
+
+    assert COMPILED
+    nearest = nearest_neighbors(build(), 40, allow_missing=allow_missing)
+    n = nearest.n_atoms
+    expected = _point_cloud_numpy(nearest, 40, 30, 12, np.empty((n, 90)))
+    np.testing.assert_allclose(point_cloud(nearest, 40, 30, 12), expected, rtol=1e-14, atol=1e-14)
+    wide = np.full((n, 100), 7.0)            # written into a slice of a wider array: rows are strided
+    point_cloud(nearest, 40, 30, 12, out=wide[:, 5:95])
+    np.testing.assert_allclose(wide[:, 5:95], expected, rtol=1e-14, atol=1e-14)
+    assert (wide[:, :5] == 7.0).all() and (wide[:, 95:] == 7.0).all()
+
+
 def test_point_cloud_block_is_validated():
     with pytest.raises(ValueError, match="normalize <= neighbors"):
         FeatureSpec.from_dict({"blocks": [{"kind": "point_cloud", "neighbors": 8, "normalize": 12}]})
