@@ -159,6 +159,29 @@ def test_scripted_network_matches_eager():
         np.testing.assert_allclose(a.detach().numpy(), b.numpy(), rtol=1e-5)
 
 
+def test_gated_convolution_is_the_papers_equation():
+    """v_i <- g(v_i + BN(Σ_j σ(z_ij W_f + b_f) ⊙ g(z_ij W_s + b_s))), z_ij = v_i ⊕ v_j ⊕ u_ij, written out
+    with one matrix on the concatenation (the paper's form) against the factorised layer."""
+    from ovito_mlclass.properties.cgcnn import GatedConv
+
+    torch.manual_seed(2)
+    conv = GatedConv(8, 5).eval()
+    with torch.no_grad():
+        for norm in (conv.norm_edges, conv.norm_sum):
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+        atoms, edges = torch.randn(6, 8), torch.randn(15, 5)
+        center, neighbor = torch.randint(0, 6, (15,)), torch.randint(0, 6, (15,))
+        W = torch.cat([conv.from_center.weight, conv.from_neighbor.weight, conv.from_edge.weight], dim=1)
+        z = torch.cat([atoms[center], atoms[neighbor], edges], dim=1) @ W.T + conv.from_edge.bias
+        bn = lambda x, n: (x - n.running_mean) / torch.sqrt(n.running_var + n.eps) * n.weight + n.bias  # noqa: E731
+        z = bn(z, conv.norm_edges)
+        messages = torch.sigmoid(z[:, :8]) * torch.nn.functional.softplus(z[:, 8:])
+        summed = torch.stack([messages[center == i].sum(dim=0) for i in range(6)])
+        expected = torch.nn.functional.softplus(atoms + bn(summed, conv.norm_sum))
+        np.testing.assert_allclose(conv(atoms, edges, center, neighbor).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_element_encoding_is_one_hot_where_it_should_be():
     raw = {key: np.full(101, np.nan) for key in ("group", "period", "block", "electronegativity", "covalent_radius",
                                                  "valence_electrons", "first_ionisation_energy", "electron_affinity",
@@ -317,6 +340,14 @@ def test_modifier_outputs_and_warning(tiny_model):
     contributions = np.asarray(data.particles["Property Contribution"])
     np.testing.assert_allclose(contributions.mean(), expected.value, rtol=1e-5)
     assert data.attributes["PropertyPredictor.unseen_elements"] == ""
+    crystal = rock_salt()
+    crystal.numbers[0], crystal.name, crystal.targets = 26, "with_fe", {"y": 0.0}  # Fe: not in the tiny set
+    write_cgcnn_folder([crystal], folder / "fe", "y")
+    pipeline = import_file(str(folder / "fe" / "with_fe.cif"))
+    pipeline.modifiers.append(PropertyPredictorModifier(model=str(folder / "tiny.pt")))
+    with pytest.warns(UnseenElementWarning, match="Fe"):
+        data = pipeline.compute()
+    assert data.attributes["PropertyPredictor.unseen_elements"] == "Fe"
 
 
 def test_modifier_rejects_structures_without_elements(tiny_model):

@@ -40,18 +40,23 @@ class GaussianExpansion(nn.Module):
 
 
 class GatedConv(nn.Module):
-    """The paper's eq. 5 with the batch norms of the authors' code."""
+    """The paper's eq. 5 with the batch norms of the authors' code. The linear map of z_ij = v_i ⊕ v_j ⊕ u_ij
+    is computed as v_i W_1 + v_j W_2 + u_ij W_3 with the atom terms evaluated once per atom and then
+    gathered: the same function as one matrix on the concatenation, at about a quarter of the per-edge
+    arithmetic (the atom vectors are wider than the edge features)."""
 
     def __init__(self, width: int, edge_width: int):
         super().__init__()
         self.width = width
-        self.linear = nn.Linear(2 * width + edge_width, 2 * width)
+        self.from_center = nn.Linear(width, 2 * width, bias=False)
+        self.from_neighbor = nn.Linear(width, 2 * width, bias=False)
+        self.from_edge = nn.Linear(edge_width, 2 * width)
         self.norm_edges = nn.BatchNorm1d(2 * width)
         self.norm_sum = nn.BatchNorm1d(width)
 
     def forward(self, atoms: torch.Tensor, edges: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor):
-        z = torch.cat([atoms[center], atoms[neighbor], edges], dim=1)
-        gate, core = self.norm_edges(self.linear(z)).chunk(2, dim=1)
+        z = self.from_center(atoms)[center] + self.from_neighbor(atoms)[neighbor] + self.from_edge(edges)
+        gate, core = self.norm_edges(z).chunk(2, dim=1)
         messages = torch.sigmoid(gate) * nn.functional.softplus(core)
         summed = torch.zeros_like(atoms).index_add_(0, center, messages)
         return nn.functional.softplus(atoms + self.norm_sum(summed))
