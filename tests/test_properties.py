@@ -421,3 +421,17 @@ def test_packaged_element_table_agrees_with_mendeleev():
         a, b, d = known[0], known[1], known[-1]
         ratio = (table[b, column] - table[a, column]) / (table[d, column] - table[a, column])
         np.testing.assert_allclose(ratio, (raw[key][b] - raw[key][a]) / (raw[key][d] - raw[key][a]), atol=1e-4)
+
+
+def test_train_property_refuses_other_configs(tmp_path):
+    from ovito_mlclass.cli import main
+
+    with pytest.raises(SystemExit, match="not a property-model config"):
+        main(["train-property", "metals"])
+    with pytest.raises(SystemExit, match="No property config .*built-in: band-gap, bulk-modulus, formation-energy"):
+        main(["train-property", "no-such-config"])
+    config = tmp_path / "c.toml"
+    config.write_text('kind = "property"\nname = "x"\nquantity = "x"\nunit = "eV"\n[data]\nfile = "missing.extxyz"\n'
+                      'target = "x"\n')
+    with pytest.raises(SystemExit, match="training data not found"):
+        main(["train-property", str(config)])

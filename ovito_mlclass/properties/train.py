@@ -98,10 +98,11 @@ def graphs_cached(crystals, source: Path, cutoff: float, max_neighbors: int, pro
                             b"".join(p.read_bytes() for p in sorted(source.iterdir()))).hexdigest()[:20]
     cache = CACHE / f"graphs-{digest}-{len(crystals)}-{cutoff}-{max_neighbors}.npz"
     if cache.exists():
-        stored = np.load(cache)
-        atoms, edges = stored["atom_offsets"], stored["edge_offsets"]
-        return [Graph(stored["numbers"][atoms[k]:atoms[k + 1]], stored["center"][edges[k]:edges[k + 1]],
-                      stored["neighbor"][edges[k]:edges[k + 1]], stored["distance"][edges[k]:edges[k + 1]])
+        with np.load(cache) as stored:  # each item access reads the whole array: read each once
+            numbers, center, neighbor, distance, atoms, edges = (stored[key] for key in (
+                "numbers", "center", "neighbor", "distance", "atom_offsets", "edge_offsets"))
+        return [Graph(numbers[atoms[k]:atoms[k + 1]], center[edges[k]:edges[k + 1]],
+                      neighbor[edges[k]:edges[k + 1]], distance[edges[k]:edges[k + 1]])
                 for k in range(len(crystals))]
     from tqdm import tqdm
 
