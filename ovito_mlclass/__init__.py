@@ -10,8 +10,8 @@ networks, CGCNN). ``training`` makes the data and the models.
 __version__ = "0.1.0"
 
 from .descriptors import BACKEND, Steinhardt, SymmetryFunctions
-from .modifiers import (PropertyPredictorModifier, StructureClassifierModifier, SteinhardtModifier, SymmetryFunctionsModifier,
-                        UnsupervisedClassifierModifier)
+from .modifiers import (PropertyPredictorModifier, StructureClassifierModifier, SteinhardtModifier,
+                        SymmetryFunctionsModifier, UnsupervisedClassifierModifier)
 
-__all__ = ["BACKEND", "PropertyPredictorModifier", "Steinhardt", "SymmetryFunctions", "SteinhardtModifier", "SymmetryFunctionsModifier",
-           "StructureClassifierModifier", "UnsupervisedClassifierModifier"]
+__all__ = ["BACKEND", "PropertyPredictorModifier", "Steinhardt", "SymmetryFunctions", "SteinhardtModifier",
+           "SymmetryFunctionsModifier", "StructureClassifierModifier", "UnsupervisedClassifierModifier"]
