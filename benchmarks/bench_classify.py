@@ -56,15 +56,17 @@ def child(model_names, cells, reps):
         seconds = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
         # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
         marks = []
-        features = model.features.compute(data, progress=lambda fraction, text: marks.append((time.perf_counter(), text)))
+        features = model.features.compute(data, progress=lambda fraction, text: marks.append((time.perf_counter(), text)),
+                                          neighbors=model.neighbor_average)
+        features, neighbors = features if model.neighbor_average else (features, None)
         stages = {}
         for (t0, text), (t1, _) in zip(marks, marks[1:]):
             name = text.replace("features: ", "descriptors: ")
             stages[name] = stages.get(name, 0.0) + t1 - t0
         t = time.perf_counter()
-        model.predict(features)
+        model.predict(features, neighbors)
         stages["network"] = time.perf_counter() - t
-        del features
+        del features, neighbors
         result["models"][model_name] = {"seconds": seconds, "stages": stages}
     result["PTM"] = best_of(reps, lambda: data.clone().apply(PolyhedralTemplateMatchingModifier()))
     result["a-CNA"] = best_of(reps, lambda: data.clone().apply(CommonNeighborAnalysisModifier()))

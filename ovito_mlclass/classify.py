@@ -44,8 +44,9 @@ class Classification:
         return dict(zip(self.names, np.bincount(self.types, minlength=len(self.names)).tolist()))
 
 
-def as_model(model) -> StructureModel:
-    return model if isinstance(model, StructureModel) else load_model(model)
+def as_model(model, device: str | None = "auto") -> StructureModel:
+    """A loaded model as is; a name or file loaded (once) with its network on ``device``."""
+    return model if isinstance(model, StructureModel) else load_model(model, device)
 
 
 def posteriors_steps(data: DataCollection, model):
@@ -58,9 +59,10 @@ def posteriors_steps(data: DataCollection, model):
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     if described.any():
         yield 0.0, "neighbours and descriptors"
-        features = model.features.compute(data)
+        features, neighbors = (model.features.compute(data, neighbors=model.neighbor_average)
+                               if model.neighbor_average else (model.features.compute(data), None))
         yield 0.8, "network"
-        p, s = model.predict(features)
+        p, s = model.predict(features, neighbors)
         probs[described] = p
         if sites is not None:
             sites[described] = s
@@ -97,7 +99,9 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None) -> Cl
                           else None)
 
 
-def classify(data: DataCollection, model="metals", reject_threshold: float | None = None) -> Classification:
-    """Label every particle of ``data`` with ``model`` (built-in name, file path or a loaded model)."""
-    model = as_model(model)
+def classify(data: DataCollection, model="metals", reject_threshold: float | None = None,
+             device: str | None = "auto") -> Classification:
+    """Label every particle of ``data`` with ``model`` (built-in name, file path or a loaded model);
+    the network runs on ``device`` ("auto": CUDA when available, else CPU)."""
+    model = as_model(model, device)
     return assign(posteriors(data, model), model, reject_threshold)

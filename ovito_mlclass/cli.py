@@ -59,7 +59,7 @@ FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", "
 
 def open_inputs(args):
     """The input files as one pipeline, and the output path (None: none), after checking both."""
-    from ovito.io import import_file
+    from .trajectory import open_trajectory  # asks OVITO for the frames scan (see there)
 
     output = Path(args.output) if args.output else None
     if output is not None and output.suffix not in FORMATS:
@@ -68,7 +68,7 @@ def open_inputs(args):
     missing = [p for p in args.inputs if not glob.glob(p)]
     if missing:
         raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
-    return import_file(args.inputs if len(args.inputs) > 1 else args.inputs[0]), output
+    return open_trajectory(args.inputs), output
 
 
 def parse_frames(text: str | None, count: int) -> list[int]:
@@ -87,14 +87,70 @@ def parse_frames(text: str | None, count: int) -> list[int]:
     return [f % count for f in frames]
 
 
+def classify_trajectory_files(args) -> int:
+    """``classify`` over a trajectory with ``--workers``/``--scheduler`` (Dask), ``--table`` or
+    ``--plot``: per-frame counts, failed frames reported with their index, outputs per frame."""
+    from .model import DeviceError, ModelError
+    from .trajectory import classify_trajectory, open_trajectory, output_format_of
+
+    missing = [p for p in args.inputs if not glob.glob(p)]
+    if missing:
+        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
+    fmt = args.format
+    if args.output and not fmt:
+        try:
+            fmt = output_format_of(args.output)
+        except ValueError as exc:
+            raise SystemExit(f"ovito-mlclass: {exc}") from None
+    count = open_trajectory(args.inputs).num_frames
+    try:
+        result = classify_trajectory(args.inputs, args.model, frames=parse_frames(args.frames, count),
+                                     reject_threshold=args.threshold, device=args.device, output=args.output,
+                                     output_format=fmt, workers=args.workers or 0, scheduler=args.scheduler)
+    except (DeviceError, ModelError, FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    print("frame  " + "  ".join(f"{n:>12s}" for n in result.names))
+    for frame in result.frames:
+        if frame.error is None:
+            print(f"{frame.frame:5d}  " + "  ".join(f"{frame.counts[n]:12d}" for n in result.names))
+    for frame in result.failed:
+        print(f"frame {frame.frame} failed: {frame.error}", file=sys.stderr)
+    done = len(result.done)
+    print(f"{done} of {len(result.frames)} frames classified in {result.seconds:.1f} s "
+          f"({done / max(result.seconds, 1e-9):.2f} frames/s)")
+    if args.output and done:
+        print(f"wrote {args.output}")
+    if args.table:
+        print(f"wrote {result.write_table(args.table)}")
+    if args.plot:
+        print(f"wrote {result.plot(args.plot)}")
+    if args.render and done:
+        from .modifiers import StructureClassifierModifier
+        from .render import render_png
+
+        pipeline = open_trajectory(args.inputs)
+        pipeline.modifiers.append(StructureClassifierModifier(model=args.model, reject_threshold=args.threshold,
+                                                              device=args.device))
+        print(f"rendered {render_png(pipeline, args.render)}")
+    return 1 if result.failed else 0
+
+
 def classify_files(args) -> int:
     """Classify every chosen frame, print a counts table per frame, write the labelled frames."""
     from ovito.io import export_file
 
+    from .model import DeviceError, resolve_device
     from .modifiers import StructureClassifierModifier
 
+    if args.workers is not None or args.scheduler or args.table or args.plot or args.format or \
+            (args.output and "*" in Path(args.output).name):
+        return classify_trajectory_files(args)
+    try:
+        resolve_device(args.device)
+    except DeviceError as exc:
+        raise SystemExit(f"ovito-mlclass: {exc}") from None
     pipeline, output = open_inputs(args)
-    modifier = StructureClassifierModifier(model=args.model, reject_threshold=args.threshold)
+    modifier = StructureClassifierModifier(model=args.model, reject_threshold=args.threshold, device=args.device)
     pipeline.modifiers.append(modifier)
     frames = parse_frames(args.frames, pipeline.num_frames)
     iterator = frames
@@ -337,6 +393,53 @@ def train_property(args) -> int:
     return 0
 
 
+def perovskite_gap(args) -> int:
+    """Double-perovskite band gaps: nested cross-validation of Pearson filter + Gaussian KRR, then
+    predictions for the given formulas from the model fitted on the whole table."""
+    from .properties import perovskites as P
+    from .properties.element_data import read_lumo_table
+
+    try:
+        lumo = read_lumo_table(args.lumo)
+        table = P.read_gap_table(args.table)
+        features = P.perovskite_features(table.sites, lumo)
+        wanted = [P.parse_formula(f) for f in args.predict]
+        new = P.perovskite_features(wanted, lumo) if wanted else None
+    except (OSError, ValueError) as error:     # UnknownElementError is a ValueError
+        raise SystemExit(f"ovito-mlclass: {error}") from None
+    print(f"{len(table.gaps)} compounds, 28 elemental features; {args.folds}-fold nested cross-validation (seed {args.seed})",
+          flush=True)
+    started = time.perf_counter()
+    result = P.fit_band_gap_model(features, table.gaps, seed=args.seed, folds=args.folds, progress=True)
+    print(f"  CV RMSE {result.cv_rmse:.3f} eV   MAE {result.cv_mae:.3f} eV   "
+          f"(mean predictor: RMSE {result.mean_predictor_rmse:.3f} eV)   {time.perf_counter() - started:.1f} s")
+    print(f"  fitted on all: alpha = {result.best_params['alpha']:.3g}, gamma = {result.best_params['gamma']:.3g}; "
+          f"{len(result.selected_features)} features: {', '.join(result.selected_features)}")
+    for formula, gap in zip(args.predict, result.predict(new) if wanted else []):
+        print(f"  {formula}: predicted band gap {gap:.2f} eV")
+    return 0
+
+
+def adsorption_energy(args) -> int:
+    """Adsorption energies from electronic fingerprints: the network against the linear
+    d-band-centre model on the same cross-validation folds."""
+    from .properties import adsorption as A
+
+    try:
+        data = A.load_adsorption_set(args.folder)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"ovito-mlclass: {error}") from None
+    print(f"{len(data.energies)} entries, {len(set(data.site_elements))} site elements; fingerprints: "
+          f"{', '.join(A.FINGERPRINTS)}", flush=True)
+    started = time.perf_counter()
+    cv = A.cross_validate(data, folds=args.folds, seed=args.seed, progress=True)
+    print(f"{args.folds}-fold cross-validation (seed {args.seed}), {time.perf_counter() - started:.1f} s:")
+    print(f"  network              RMSE {cv.network_rmse:.3f} eV   MAE {cv.network_mae:.3f} eV")
+    print(f"  linear d-band centre RMSE {cv.linear_rmse:.3f} eV   MAE {cv.linear_mae:.3f} eV")
+    print(f"  mean predictor       RMSE {cv.mean_rmse:.3f} eV")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ovito-mlclass", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -350,6 +453,16 @@ def main(argv=None) -> int:
     run_classify.add_argument("--frames", help="all (default), N, N,M,... or start:stop:step")
     run_classify.add_argument("--threshold", type=float, default=None, help="reject threshold θ (default: the model's)")
     run_classify.add_argument("--render", metavar="PNG", help="render the first frame coloured by structure type")
+    run_classify.add_argument("--device", default="auto", help="where the network runs: auto (CUDA if available, "
+                                                               "default), cpu, cuda or cuda:N")
+    run_classify.add_argument("--workers", type=int, default=None, metavar="N",
+                              help="classify frames in parallel on a Dask LocalCluster of N processes (0: serial)")
+    run_classify.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler instead")
+    run_classify.add_argument("--table", metavar="CSV", help="per-frame counts and fractions (.csv, or .parquet "
+                                                             "with pyarrow)")
+    run_classify.add_argument("--plot", metavar="PNG", help="plot of the structure fractions versus time")
+    run_classify.add_argument("--format", help="OVITO output format of -o (e.g. lammps/dump, xyz, gsd/hoomd; "
+                                               "default from the suffix); '*' in -o writes one file per frame")
     run_classify.set_defaults(handler=classify_files)
     run_cluster = commands.add_parser("cluster", help="find structure types without labels (autoencoder + Gaussian "
                                                       "mixture, Boattini et al. 2019)")
@@ -390,6 +503,21 @@ def main(argv=None) -> int:
     run_train_property.add_argument("--epochs", type=int, default=None, help="override the config's epochs (tests)")
     run_train_property.add_argument("--limit", type=int, default=None, help="only the first N crystals (tests)")
     run_train_property.set_defaults(handler=train_property)
+    run_gap = commands.add_parser("perovskite-gap", help="double-perovskite band gaps by kernel ridge regression "
+                                                         "(Pilania et al. 2016): cross-validated error, predictions")
+    run_gap.add_argument("table", help="CSV with columns a_1, b_1, a_2, b_2, 'gap gllbsc' (matminer's double_perovskites_gap)")
+    run_gap.add_argument("--lumo", required=True, help="CSV of atomic Kohn-Sham LUMO energies, columns atom, lumo")
+    run_gap.add_argument("--predict", nargs="*", default=[], metavar="FORMULA",
+                         help="compounds to predict, as A1B1A2B2O6 (BaTiSrZrO6) or A1,B1,A2,B2")
+    run_gap.add_argument("--folds", type=int, default=5, help="outer and inner cross-validation folds (default 5)")
+    run_gap.add_argument("--seed", type=int, default=0, help="seed of the fold shuffling (default 0)")
+    run_gap.set_defaults(handler=perovskite_gap)
+    run_ads = commands.add_parser("adsorption-energy", help="adsorption energies from electronic fingerprints: network "
+                                                            "vs. linear d-band-centre model (cross-validated)")
+    run_ads.add_argument("folder", help="folder with ead.txt, d_cen.txt, half_width.txt, vad2.txt and the two .traj files")
+    run_ads.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    run_ads.add_argument("--seed", type=int, default=0, help="seed of folds and network initialisation (default 0)")
+    run_ads.set_defaults(handler=adsorption_energy)
     args = parser.parse_args(argv)
     return args.handler(args)
 

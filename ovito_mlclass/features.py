@@ -153,9 +153,12 @@ class FeatureSpec:
                                 f"has no 'Particle Type' property.")
         return np.isin(np.asarray(types), self.types)
 
-    def compute(self, data: DataCollection, progress=None) -> np.ndarray:
+    def compute(self, data: DataCollection, progress=None, neighbors: int = 0):
         """Features of the selected particles (:meth:`selection`), shape ``(n_selected, len(names))``.
-        ``progress(fraction, text)`` is called between stages if given."""
+        ``progress(fraction, text)`` is called between stages if given. With ``neighbors = k > 0``,
+        returns ``(features, indices)``: also the rows of every atom's k nearest selected neighbours,
+        ``(n_selected, k)`` int64, nearest first, -1 where an atom has fewer (what a model with
+        ``neighbor_average`` needs; the same search as the features')."""
         mask = self.selection(data)
         work = data if mask.all() else nb.subset(data, mask)
         nb.check_positions(work)
@@ -164,7 +167,7 @@ class FeatureSpec:
         # one nearest-neighbour search serves every block that needs one (the largest k)
         needs = [b["neighbors"] for b in self.blocks if b["kind"] in NEAREST_KINDS and b["neighbors"] != "voronoi"]
         needs += [self.scale_neighbors] if any(b["kind"] == "symmetry_functions" for b in self.blocks) else []
-        k_max = max(needs, default=0)
+        k_max = max(needs + [neighbors], default=0)
         report = progress or (lambda fraction, text: None)
         report(0.0, "neighbours")
         # only point clouds can do with fewer neighbours than asked for; the other blocks check theirs
@@ -201,6 +204,8 @@ class FeatureSpec:
                 out[:, column:column + values.shape[1]] = values
             column += values.shape[1]
         report(1.0, "features done")
+        if neighbors:
+            return out, np.ascontiguousarray(nearest.neighbors.reshape(n, k_max)[:, :neighbors], dtype=np.int64)
         return out
 
 

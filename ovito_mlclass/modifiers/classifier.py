@@ -22,6 +22,7 @@ class StructureClassifierModifier(ModifierInterface):
     property per class, for models with a site output a typed ``<site property>`` (e.g. ``Frank-Kasper
     Site``), global attributes ``StructureClassifier.counts.<NAME>`` and a bar-chart table of counts.
     Changing ``reject_threshold`` (None = the model's own θ) reuses the cached posteriors.
+    ``device``: where the network runs, "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]".
     """
 
     model = Str("metals", label="Model (built-in name or file)")
@@ -30,12 +31,13 @@ class StructureClassifierModifier(ModifierInterface):
     output_probabilities = Bool(False, label="Output class probabilities", ovito_invalidate_cache=False)
     only_selected = Bool(False, label="Use only selected particles")
     color_particles = Bool(True, label="Colour particles by type", ovito_invalidate_cache=False)
+    device = Str("auto", label="Device (auto, cpu, cuda)", ovito_invalidate_cache=False)
 
     def __init__(self, reject_threshold=None, **params):
         super().__init__(reject_threshold=-1.0 if reject_threshold is None else reject_threshold, **params)
 
     def _load(self) -> StructureModel:
-        return load_model(self.model_file or self.model)
+        return load_model(self.model_file or self.model, self.device)
 
     def modify(self, data: DataCollection, *, data_cache: DataCollection = None, frame: int = 0, **kwargs):
         work, mask = selected_subset(data, self.only_selected)

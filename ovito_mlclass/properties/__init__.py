@@ -1,4 +1,6 @@
-"""Property prediction from structure: crystal graph convolutional networks (CGCNN, Xie & Grossman 2018).
+"""Property prediction from structure: crystal graph convolutional networks (CGCNN, Xie & Grossman 2018);
+from composition: ``perovskites`` (band gaps by kernel ridge regression) and ``adsorption``
+(adsorption energies from electronic fingerprints), with ``element_data``.
 
 Data flow: ``graph`` (crystals from extended XYZ, CGCNN folders or OVITO data -> crystal graphs via
 OVITO's neighbour finder) -> ``elements`` (atom features from mendeleev) -> ``cgcnn`` (the network) ->

@@ -50,19 +50,27 @@ class PointNet(torch.nn.Module):
     is a function of the point, so the network stays a PointNet, but it need not learn |r| from
     rotated copies. The maximum over points makes the output exactly invariant to the order of the
     neighbours; rotation invariance is learnt (random rotations in training), helped, with
-    ``align_radius > 0``, by a fixed input alignment (:meth:`align`, in place of PointNet's learnt
+    ``align_radius > 0``, by a fixed input alignment (:meth:`frame`, in place of PointNet's learnt
     T-Net). Kept small for CPU inference: the per-point MLP is almost all of the cost (about
     40 x 6k multiply-adds per atom for N = 40 and widths 32, 64, 64). DeFever et al. used widths
-    64, 64, 64, 128, 1024 and a 512, 256 head with batch norm, trained for hours on a GPU."""
+    64, 64, 64, 128, 1024 and a 512, 256 head with batch norm, trained for hours on a GPU.
+
+    ``forward`` = ``classify(embed(x))``, one atom's cloud at a time. A model whose metadata set
+    ``neighbor_average = k`` instead averages :meth:`embed` over each atom and its k nearest
+    neighbours before :meth:`classify` (``StructureModel.predict``; Lechner & Dellago's averaging,
+    applied to the learnt feature instead of q_lm): near melting one atom's cloud is too noisy, the
+    average over 13 is not."""
 
     def __init__(self, n_points: int, n_classes: int, point_widths: List[int], head: List[int],
                  align_radius: float = 0.0):
         super().__init__()
         self.n_points = n_points
         self.align_radius = align_radius
-        layers: List[torch.nn.Module] = []
-        width = 4
-        for h in point_widths:
+        # the first layer on (x, y, z, |r|) on its own: embed folds the alignment into it
+        self.first = torch.nn.Linear(4, point_widths[0])
+        layers: List[torch.nn.Module] = [torch.nn.ReLU()]
+        width = point_widths[0]
+        for h in point_widths[1:]:
             layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
             width = h
         self.points = torch.nn.Sequential(*layers)
@@ -73,12 +81,13 @@ class PointNet(torch.nn.Module):
         self.head = torch.nn.Sequential(*layers)
         self.classes = torch.nn.Linear(width, n_classes)
 
-    def align(self, points: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        """The cloud in a frame of its own: e1 towards the nearest point, e2 towards the point within
-        ``align_radius`` most nearly perpendicular to e1 (the first shell: a crystal's frames then
-        come in a few symmetry-related kinds, not all of SO(3)), e3 = e1 x e2. Depends only on the
-        set of points, so rotating the input rotates the frame with it: the output is invariant
-        except where ties between equidistant points (ideal lattices) pick another, equivalent frame."""
+    def frame(self, points: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """Every cloud's own frame, ``(n, 3, 3)`` with columns e1, e2, e3: e1 towards the nearest
+        point, e2 towards the point within ``align_radius`` most nearly perpendicular to e1 (the
+        first shell: a crystal's frames then come in a few symmetry-related kinds, not all of SO(3)),
+        e3 = e1 x e2. Depends only on the set of points, so rotating the input rotates the frame with
+        it: the output is invariant except where ties between equidistant points (ideal lattices)
+        pick another, equivalent frame."""
         rows = torch.arange(points.shape[0])
         tiny = 1e-12
         e1 = points[rows, length.argmin(dim=1)]
@@ -88,20 +97,34 @@ class PointNet(torch.nn.Module):
         v = points[rows, score.argmin(dim=1)]
         e2 = v - (v * e1).sum(dim=1, keepdim=True) * e1
         e2 = e2 / torch.sqrt((e2 * e2).sum(dim=1, keepdim=True)).clamp_min(tiny)
-        e3 = torch.linalg.cross(e1, e2)
-        return torch.bmm(points, torch.stack([e1, e2, e3], dim=2))   # coordinates along e1, e2, e3
+        return torch.stack([e1, e2, torch.linalg.cross(e1, e2)], dim=2)
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    @torch.jit.export
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The max-pooled feature of every cloud, ``(n, point_widths[-1])``: what the head sees, and
+        what a model with ``neighbor_average`` averages over each atom and its nearest neighbours."""
         if x.dim() != 2 or x.shape[1] != 3 * self.n_points:
             raise ValueError("PointNet: expected point clouds of {} neighbours, i.e. input of shape (n, {}), got "
                              "{}".format(self.n_points, 3 * self.n_points, x.shape))
         points = x.reshape(x.shape[0], self.n_points, 3)
         length = torch.sqrt((points * points).sum(dim=2))
+        w = self.first.weight                                               # (width, 4): on x, y, z, |r|
         if self.align_radius > 0:
-            points = self.align(points, length)
-        h = self.points(torch.cat([points, length.unsqueeze(2)], dim=2))   # (n, N, width)
-        h = self.head(h.amax(dim=1))                                        # symmetric: max over the points
-        logits = self.classes(h)
+            # first layer on the aligned cloud, (points @ frame) @ w_xyz^T, computed as points @ (frame @ w_xyz^T):
+            # one small matrix per atom instead of rotating every point (18% of the time, measured)
+            h = torch.bmm(points, torch.matmul(self.frame(points, length), w[:, :3].t()))
+        else:
+            h = torch.matmul(points, w[:, :3].t())
+        h = self.points(h + length.unsqueeze(2) * w[:, 3] + self.first.bias)   # (n, N, width)
+        return h.amax(dim=1)                                                # symmetric: max over the points
+
+    @torch.jit.export
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        """Class logits from (possibly neighbour-averaged) pooled features."""
+        return self.classes(self.head(h))
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        logits = self.classify(self.embed(x))
         return logits, logits[:, :0]                                        # no site output
 
 

@@ -14,6 +14,13 @@ single ``point_cloud`` feature block instead: every training batch is randomly r
 mirrored), and the validation clouds are randomly rotated once (fixed seed), so early stopping,
 θ and the recorded scores measure accuracy in arbitrary orientations, not in the orientation of
 the MD boxes. Point clouds are not cached (the neighbour search is cheaper than the file).
+
+With ``neighbor_average = k`` in ``[network]``, a second stage follows: the point MLP is frozen,
+every atom's pooled feature is averaged over the atom and its k nearest neighbours (as
+``StructureModel.predict`` will do), and the head alone is trained on those averages
+(``[training] head_epochs``). Training end to end through the average would cost k + 1 clouds
+per atom and step; the frozen features already separate the classes, the noise is what the
+average removes.
 """
 from __future__ import annotations
 
@@ -69,6 +76,7 @@ class Split:
     group: np.ndarray          # index into `groups`: which kind of snapshot / temperature the atom came from
     groups: list
     files: list
+    neighbors: np.ndarray | None = None  # (n, k) rows of every atom's k nearest (-1: missing), if asked for
 
 
 def snapshot_files(config: dict, split: str) -> list[Path]:
@@ -92,7 +100,10 @@ def data_hash(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _features_cached(path: Path, data, spec: FeatureSpec) -> np.ndarray:
+def _features_cached(path: Path, data, spec: FeatureSpec, neighbors: int = 0):
+    if neighbors:  # PointNets only (make_network checks)
+        X, rows = spec.compute(data, neighbors=neighbors)
+        return X.astype(np.float32), rows
     if any(b["kind"] == "point_cloud" for b in spec.blocks):
         return spec.compute(data).astype(np.float32)
     key = hashlib.sha256(spec.to_json().encode() + path.read_bytes()).hexdigest()[:24]
@@ -115,7 +126,7 @@ def group_name(meta: dict) -> str:
     return " ".join(str(p) for p in (kind, phase, condition) if p) or "all"
 
 
-def load_split(config: dict, spec: FeatureSpec, split: str, progress=True) -> Split:
+def load_split(config: dict, spec: FeatureSpec, split: str, progress=True, neighbors: int = 0) -> Split:
     classes = list(config["classes"])
     index = {name: i for i, name in enumerate(classes)}
     data = config["data"]
@@ -123,7 +134,8 @@ def load_split(config: dict, spec: FeatureSpec, split: str, progress=True) -> Sp
     core = data.get("reject_defect_core")              # e.g. {extra = "defect_distance", below = 2.0, kinds = [...]}
     site_cfg = config.get("sites")
     files = snapshot_files(config, split)
-    Xs, ys, ss, gs, groups = [], [], [], [], []
+    Xs, ys, ss, gs, ns, groups = [], [], [], [], [], []
+    offset = 0
     iterator = files
     if progress:
         try:
@@ -135,7 +147,11 @@ def load_split(config: dict, spec: FeatureSpec, split: str, progress=True) -> Sp
         snap = Snapshot.load(path)
         data = snap.to_data_collection()
         mask = spec.selection(data)
-        X = _features_cached(path, data, spec)
+        X = _features_cached(path, data, spec, neighbors)
+        if neighbors:
+            X, rows = X
+            ns.append(np.where(rows >= 0, rows + offset, -1))   # rows of the whole split
+        offset += len(X)
         labels = snap.labels[mask]
         y = np.full(len(labels), -1, dtype=np.int64)
         for k, name in enumerate(snap.classes):
@@ -156,7 +172,7 @@ def load_split(config: dict, spec: FeatureSpec, split: str, progress=True) -> Sp
             groups.append(name)
         Xs.append(X), ys.append(y), ss.append(sites), gs.append(np.full(len(y), groups.index(name)))
     return Split(np.concatenate(Xs).astype(np.float32), np.concatenate(ys), np.concatenate(ss), np.concatenate(gs),
-                 groups, files)
+                 groups, files, np.concatenate(ns) if neighbors else None)
 
 
 def balanced_subsample(y: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
@@ -212,12 +228,15 @@ def choose_threshold(probs: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[
 
 def make_network(config: dict, spec: FeatureSpec, n_features: int, n_classes: int, n_sites: int):
     """The config's ``[network]``: ``kind = "feedforward"`` (default; ``hidden``) or ``"pointnet"``
-    (``point_widths``, ``head``, ``align_radius``; one ``point_cloud`` feature block, no site output)."""
+    (``point_widths``, ``head``, ``align_radius``, ``neighbor_average``; one ``point_cloud`` feature
+    block, no site output)."""
     from .network import PointNet, StructureNet
 
     network = config.get("network", {})
     kind = network.get("kind", "feedforward")
     if kind == "feedforward":
+        if network.get("neighbor_average"):
+            raise ValueError("neighbor_average needs a PointNet (kind = 'pointnet'): it averages the pooled feature.")
         return StructureNet(n_features, n_classes, list(network.get("hidden", [64, 64])), n_sites)
     if kind != "pointnet":
         raise ValueError(f"Unknown network kind {kind!r}; known: 'feedforward', 'pointnet'.")
@@ -225,6 +244,8 @@ def make_network(config: dict, spec: FeatureSpec, n_features: int, n_classes: in
         raise ValueError("A PointNet takes exactly one feature block, of kind 'point_cloud'.")
     if n_sites:
         raise ValueError("A PointNet has no site output; remove [sites] from the config.")
+    if int(network.get("neighbor_average", 0)) < 0:
+        raise ValueError("neighbor_average must be 0 (off) or a number of nearest neighbours.")
     return PointNet(spec.blocks[0]["neighbors"], n_classes, list(network.get("point_widths", [32, 64, 64])),
                     list(network.get("head", [64])), float(network.get("align_radius", 0.0)))
 
@@ -248,6 +269,45 @@ def _evaluate(net, X, batch: int | None):
         return net(X)
     parts = [net(X[start:start + batch]) for start in range(0, len(X), batch)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+
+def averaged_features(net, split: Split, batch: int):
+    """Every atom's pooled PointNet feature averaged over the atom and its nearest neighbours."""
+    import torch
+
+    from ..model import embed_all, neighbor_mean
+
+    with torch.no_grad():
+        return neighbor_mean(embed_all(net, split.X, batch), torch.from_numpy(split.neighbors))
+
+
+def train_head(net, h, y, h_val, y_val, loss, loss_val, settings: dict, generator, log) -> int:
+    """Stage 2: only ``net.head`` and ``net.classes`` learn, on fixed (averaged) features, with early
+    stopping on the validation loss. Returns the number of epochs run."""
+    import torch
+
+    params = list(net.head.parameters()) + list(net.classes.parameters())
+    optimiser = torch.optim.Adam(params, lr=float(settings["learning_rate"]), weight_decay=float(settings["weight_decay"]))
+    best_loss, best_state, waited = np.inf, None, 0
+    epochs = int(settings.get("head_epochs", 30))
+    for epoch in range(epochs):
+        for idx in torch.randperm(len(h), generator=generator).split(int(settings["batch_size"])):
+            optimiser.zero_grad()
+            loss(net.classify(h[idx]), y[idx]).backward()
+            optimiser.step()
+        with torch.no_grad():
+            val_loss = float(loss_val(net.classify(h_val), y_val))
+        if val_loss < best_loss - 1e-5:
+            best_loss, waited = val_loss, 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+        log(f"head epoch {epoch:3d}  validation loss on neighbour averages {val_loss:.5f}  (best {best_loss:.5f})")
+        if waited >= int(settings["patience"]):
+            break
+    net.load_state_dict(best_state)
+    net.eval()
+    return epoch + 1
 
 
 def train(config_name_or_path, output=None, threads: int | None = None, progress: bool = True) -> Path:
@@ -274,8 +334,11 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     rng = np.random.default_rng(seed)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
 
-    train_split = load_split(config, spec, "train", progress)
-    val_split = load_split(config, spec, "val", progress)
+    site_classes = list(config.get("sites", {}).get("classes", []))
+    net = make_network(config, spec, len(spec.names), len(classes), len(site_classes))  # checks [network] first
+    average = int(config.get("network", {}).get("neighbor_average", 0))
+    train_split = load_split(config, spec, "train", progress, neighbors=average)
+    val_split = load_split(config, spec, "val", progress, neighbors=average)
     log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
         f"val: {len(val_split.y)} atoms from {len(val_split.files)} snapshots")
     pick = balanced_subsample(train_split.y, int(settings["max_atoms_per_class"]), rng)
@@ -283,8 +346,6 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     counts = np.bincount(y, minlength=len(classes))
     if (counts == 0).any():
         raise ValueError(f"No training atoms for class(es) {[c for c, n in zip(classes, counts) if n == 0]}.")
-    site_classes = list(config.get("sites", {}).get("classes", []))
-    net = make_network(config, spec, X.shape[1], len(classes), len(site_classes))
     pointnet = config.get("network", {}).get("kind") == "pointnet"
     eval_batch = 256 if pointnet else None  # as StructureModel.batch_size: cache-sized
     if pointnet:  # validation clouds in random orientations, fixed once (see the module docstring)
@@ -346,10 +407,20 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
             break
     net.load_state_dict(best_state)
     net.eval()
+    head_epochs = None
+    if average:  # stage 2 (module docstring): the head on neighbour-averaged features
+        train_split.X = rotate_clouds(torch.from_numpy(train_split.X), generator).numpy()
+        val_features = averaged_features(net, val_split, eval_batch)
+        head_epochs = train_head(net, averaged_features(net, train_split, eval_batch)[pick], yt,
+                                 val_features[torch.from_numpy(val_keep)], yvt, loss_classes, loss_val, settings,
+                                 generator, log)
 
     # validation scores and the reject threshold, on all validation atoms (also those to reject)
     with torch.no_grad():
-        logits, site_logits = _evaluate(net, torch.from_numpy(val_split.X), eval_batch)
+        if average:
+            logits, site_logits = net.classify(val_features), None
+        else:
+            logits, site_logits = _evaluate(net, torch.from_numpy(val_split.X), eval_batch)
         probs = torch.softmax(logits, dim=1).numpy()
     theta, balanced = choose_threshold(probs, val_split.y, len(classes))
     predicted = np.where(probs.max(axis=1) < theta, -1, probs.argmax(axis=1))
@@ -372,7 +443,9 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         validation["site_accuracy"] = float((site_pred[ok] == val_split.sites[ok]).mean()) if ok.any() else None
 
     metadata = {
-        "format_version": 2 if pointnet else 1,  # version-1 readers cannot build point clouds
+        # version-1 readers cannot build point clouds, version-2 readers would not average
+        "format_version": 3 if average else 2 if pointnet else 1,
+        **({"neighbor_average": average} if average else {}),
         "name": config["name"],
         "description": config.get("description", ""),
         "classes": classes,
@@ -389,6 +462,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
             "threads": threads,
             "epochs_run": epoch + 1,
             "best_epoch": best_epoch,
+            **({"head_epochs_run": head_epochs} if average else {}),
             "training_atoms": {c: int(n) for c, n in zip(classes, counts)},
             "data_hash": data_hash(train_split.files + val_split.files),
             "train_files": [p.name for p in train_split.files],

