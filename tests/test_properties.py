@@ -426,7 +426,7 @@ def test_packaged_element_table_agrees_with_mendeleev():
 def test_train_property_refuses_other_configs(tmp_path):
     from ovito_mlclass.cli import main
 
-    with pytest.raises(SystemExit, match="not a property-model config"):
+    with pytest.raises(SystemExit, match="not a property config"):
         main(["train-property", "metals"])
     with pytest.raises(SystemExit, match="No property config .*built-in: band-gap, bulk-modulus, formation-energy"):
         main(["train-property", "no-such-config"])

@@ -22,37 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from ..neighbors import InputError
+from ..training.train import read_config
 from .graph import Graph, build_graph, read_cgcnn_folder, read_extxyz
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "training" / "configs"
 CACHE = Path.home() / ".cache" / "ovito-mlclass" / "cgcnn"
 TRANSFORMS = {"none": (lambda v: v), "log10": np.log10}
 
 
 def load_config(name_or_path) -> tuple[dict, Path]:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    path = Path(name_or_path)
-    if not path.exists():
-        path = CONFIG_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        known = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.toml")) if _is_property_config(p))
-        raise FileNotFoundError(f"No property config {str(name_or_path)!r}; built-in: {known}.")
-    with open(path, "rb") as f:
-        config = tomllib.load(f)
-    if config.get("kind") != "property":
-        raise ValueError(f"{path}: not a property-model config (it lacks kind = \"property\"); "
-                         f"structure classifiers are trained by `ovito-mlclass train`.")
-    for key in ("name", "quantity", "unit", "data"):
-        if key not in config:
-            raise ValueError(f"{path}: the config lacks '{key}'.")
-    return config, path
-
-
-def _is_property_config(path: Path) -> bool:
-    return 'kind = "property"' in path.read_text()
+    """A property-model config (``kind = "property"``) by built-in name or path."""
+    return read_config(name_or_path, ("name", "quantity", "unit", "data"), kind="property")
 
 
 def data_root() -> Path:
