@@ -52,6 +52,7 @@ case "${1:-}" in
     python benchmarks/bench_accuracy.py --models metals metals-pointnet ice ice-pointnet --section accuracy-pointnet \
       || echo "PointNet accuracy benchmark skipped: it needs the MD validation data" >&2
     OMP_NUM_THREADS=1 python benchmarks/bench_unsupervised.py || echo "unsupervised benchmark skipped: it needs the MD validation data (README: Training data)" >&2
+    OMP_NUM_THREADS=1 python benchmarks/bench_properties.py --epochs 15 || echo "property benchmark skipped: it needs ../shared/data (or OVITO_MLCLASS_DATA)" >&2
     OMP_NUM_THREADS=1 python benchmarks/bench_properties_krr.py || echo "composition-model benchmark skipped: it needs ../shared/data" >&2
     python benchmarks/bench_scale.py   # Dask vs serial on 100 x 100k atoms, in-situ LAMMPS overhead (~10 minutes)
     ;;

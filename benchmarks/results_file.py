@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties-krr",
-            "scale")
+SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties",
+            "properties-40", "properties-krr", "scale")
 
 
 def markers(name: str) -> tuple[str, str]:

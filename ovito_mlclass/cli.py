@@ -317,6 +317,82 @@ def train_model(args) -> int:
     return 0
 
 
+def predict_property(args) -> int:
+    """Predicts a crystal property for every structure of the input: a CGCNN folder (CIFs +
+    id_prop.csv), an extended-XYZ file (targets in the frame info are printed alongside), or any file
+    OVITO reads (every frame)."""
+    import warnings
+
+    from .model import ModelError
+    from .neighbors import InputError
+    from .properties import PropertyModel, UnseenElementWarning, crystal_from_data, read_cgcnn_folder, read_extxyz
+
+    try:
+        model = PropertyModel.load(args.model)
+    except (FileNotFoundError, ModelError) as exc:
+        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    path = Path(args.input)
+    if not path.exists():
+        raise SystemExit(f"ovito-mlclass: no such file or folder: {path}")
+    target = model.metadata.get("target")
+    transform = np.log10 if model.metadata.get("transform") == "log10" else (lambda v: v)
+    try:
+        if path.is_dir():
+            crystals = read_cgcnn_folder(path, target)
+        elif path.name.endswith((".extxyz", ".extxyz.gz")):
+            crystals = read_extxyz(path)
+        else:
+            from ovito.io import import_file
+
+            pipeline = import_file(str(path))
+            crystals = [crystal_from_data(pipeline.compute(f), name=f"{path.name}:{f}") for f in range(pipeline.num_frames)]
+    except (InputError, RuntimeError, ValueError) as exc:
+        raise SystemExit(f"ovito-mlclass: {path}: {exc}") from None
+    unit = model.unit
+    print(f"model {model.name}: {model.quantity} ({unit}); {len(crystals)} structure(s)")
+    print(f"{'structure':<24s} {'prediction':>11s} {'± 1σ':>8s} {'target':>9s}  unseen elements")
+    errors = []
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnseenElementWarning)
+        for crystal in crystals:
+            try:
+                p = model.predict(crystal)
+            except InputError as exc:
+                raise SystemExit(f"ovito-mlclass: {crystal.name}: {exc}") from None
+            truth = crystal.targets.get(target)
+            shown = None if truth is None or (model.metadata.get("transform") == "log10" and truth <= 0) else transform(truth)
+            if shown is not None:
+                errors.append(abs(p.value - shown))
+            rows.append((crystal.name, p.value, p.uncertainty, shown, ",".join(p.unseen)))
+            print(f"{crystal.name:<24s} {p.value:11.4f} {p.uncertainty:8.4f} "
+                  f"{'' if shown is None else f'{shown:9.4f}':>9s}  {','.join(p.unseen)}", flush=True)
+    if errors:
+        print(f"MAE against the targets in the input: {np.mean(errors):.4f} {unit} ({len(errors)} structures)")
+    if any(r[4] for r in rows):
+        print("warning: elements absent from the model's training data (last column): those predictions are "
+              "extrapolations", file=sys.stderr)
+    if args.output:
+        import csv
+
+        with open(args.output, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["structure", model.quantity, "uncertainty", "target", "unseen_elements"])
+            writer.writerows(rows)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def train_property(args) -> int:
+    from .properties.train import train
+
+    try:
+        train(args.config, output=args.output, threads=args.threads, epochs=args.epochs, limit=args.limit)
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    return 0
+
+
 def perovskite_gap(args) -> int:
     """Double-perovskite band gaps: nested cross-validation of Pearson filter + Gaussian KRR, then
     predictions for the given formulas from the model fitted on the whole table."""
@@ -412,6 +488,21 @@ def main(argv=None) -> int:
     run_train.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
     run_train.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     run_train.set_defaults(handler=train_model)
+    run_predict = commands.add_parser("predict-property", help="predict a crystal property (CGCNN) for every "
+                                      "structure of a file or CGCNN folder")
+    run_predict.add_argument("input", help="CGCNN folder (CIFs + id_prop.csv), extended XYZ, or any file OVITO reads")
+    run_predict.add_argument("-m", "--model", default="formation-energy",
+                             help="formation-energy (default), bulk-modulus, shear-modulus, band-gap, or a model file")
+    run_predict.add_argument("-o", "--output", help="CSV file for the predictions")
+    run_predict.set_defaults(handler=predict_property)
+    run_train_property = commands.add_parser("train-property", help="train a property model (CGCNN) from a config "
+                                             "(built-in: formation-energy, bulk-modulus, shear-modulus, band-gap)")
+    run_train_property.add_argument("config", help="config name or TOML file")
+    run_train_property.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
+    run_train_property.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
+    run_train_property.add_argument("--epochs", type=int, default=None, help="override the config's epochs (tests)")
+    run_train_property.add_argument("--limit", type=int, default=None, help="only the first N crystals (tests)")
+    run_train_property.set_defaults(handler=train_property)
     run_gap = commands.add_parser("perovskite-gap", help="double-perovskite band gaps by kernel ridge regression "
                                                          "(Pilania et al. 2016): cross-validated error, predictions")
     run_gap.add_argument("table", help="CSV with columns a_1, b_1, a_2, b_2, 'gap gllbsc' (matminer's double_perovskites_gap)")

@@ -9,8 +9,8 @@ from ovito.pipeline import Pipeline, StaticSource
 from traits.api import TraitError
 
 from conftest import crystal, make_data
-from ovito_mlclass import (StructureClassifierModifier, SteinhardtModifier, SymmetryFunctionsModifier,
-                           UnsupervisedClassifierModifier)
+from ovito_mlclass import (PropertyPredictorModifier, StructureClassifierModifier, SteinhardtModifier,
+                           SymmetryFunctionsModifier, UnsupervisedClassifierModifier)
 
 
 def run(data, modifier):
@@ -22,7 +22,7 @@ def run(data, modifier):
 def test_registered_as_ovito_modifiers():
     registered = {e.name: e.load() for e in entry_points(group="OVITO.Modifier") if e.value.startswith("ovito_mlclass")}
     assert set(registered.values()) == {SteinhardtModifier, SymmetryFunctionsModifier, StructureClassifierModifier,
-                                        UnsupervisedClassifierModifier}
+                                        UnsupervisedClassifierModifier, PropertyPredictorModifier}
     assert all("ML" in name for name in registered)
 
 

@@ -95,7 +95,7 @@ threads = 1
 
 def test_missing_data_and_configs_are_reported(tmp_path, monkeypatch):
     monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="built-in configs: .*metals"):
+    with pytest.raises(FileNotFoundError, match="built-in: .*metals"):
         tr.load_config("no-such-config")
     with pytest.raises(FileNotFoundError, match="generate them first"):
         tr.train("metals", output=tmp_path / "m.pt", progress=False)

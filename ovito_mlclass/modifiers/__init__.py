@@ -1,8 +1,9 @@
 """Stage 3 of the data flow: thin OVITO pipeline shells over the NumPy API."""
 from .classifier import StructureClassifierModifier
+from .property import PropertyPredictorModifier
 from .steinhardt import SteinhardtModifier
 from .symmetry_functions import SymmetryFunctionsModifier
 from .unsupervised import UnsupervisedClassifierModifier
 
-__all__ = ["StructureClassifierModifier", "SteinhardtModifier", "SymmetryFunctionsModifier",
+__all__ = ["PropertyPredictorModifier", "StructureClassifierModifier", "SteinhardtModifier", "SymmetryFunctionsModifier",
            "UnsupervisedClassifierModifier"]

@@ -110,18 +110,25 @@ def property_matrix(symbols, names) -> np.ndarray:
     return np.array([[element_properties(s)[name] for name in names] for s in symbols], dtype=float)
 
 
+def read_csv_table(path, what: str):
+    """A CSV file as a pandas DataFrame; a missing or unreadable file is a clear error naming ``what``."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable CSV ({error})") from None
+
+
 def read_lumo_table(path) -> dict[str, float]:
     """Kohn–Sham LUMO energies of free atoms (eV) from a CSV with columns ``atom`` and ``lumo``
     (matminer's ``double_perovskites_gap_lumo`` layout; an unnamed index column is ignored)."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"LUMO table not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable CSV ({error})") from None
+    table = read_csv_table(path, "LUMO table")
     if not {"atom", "lumo"} <= set(table.columns):
         raise ValueError(f"{path}: a LUMO table needs columns 'atom' and 'lumo' (found {list(table.columns)})")
     lumo = pd.to_numeric(table["lumo"], errors="coerce")

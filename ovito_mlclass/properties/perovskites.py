@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .element_data import PROPERTIES, UnknownElementError, property_matrix
+from .element_data import PROPERTIES, UnknownElementError, property_matrix, read_csv_table
 
 SITES = ("A1", "B1", "A2", "B2")
 SITE_COLUMNS = ("a_1", "b_1", "a_2", "b_2")          # matminer's double_perovskites_gap columns
@@ -62,12 +62,7 @@ def read_gap_table(path) -> GapTable:
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"band-gap table not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable CSV ({error})") from None
+    table = read_csv_table(path, "band-gap table")
     missing = [c for c in (*SITE_COLUMNS, GAP_COLUMN) if c not in table.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {', '.join((*SITE_COLUMNS, GAP_COLUMN))}")

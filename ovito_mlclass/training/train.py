@@ -41,24 +41,44 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 OTHER = "Other"
 
 
-def load_config(name_or_path) -> tuple[dict, Path]:
-    """A config by built-in name (``metals``, ``ice``, ``tcp``, ``metals-pointnet``, ``ice-pointnet``) or path."""
+def read_config(name_or_path, required: tuple, kind: str | None = None) -> tuple[dict, Path]:
+    """A TOML config by path or by built-in name (``configs/<name>.toml``) whose ``kind`` key is
+    ``kind`` (structure configs have none), with the ``required`` keys; clear errors otherwise."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib
+    what = f"{kind} config" if kind else "training config"
     path = Path(name_or_path)
     if not path.exists():
         path = CONFIG_DIR / f"{name_or_path}.toml"
     if not path.exists():
-        known = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.toml")))
-        raise FileNotFoundError(f"No training config {str(name_or_path)!r}; built-in configs: {known}.")
+        known = ", ".join(p.stem for p in sorted(CONFIG_DIR.glob("*.toml")) if _config_kind(p) == kind)
+        raise FileNotFoundError(f"No {what} {str(name_or_path)!r}; built-in: {known}.")
     with open(path, "rb") as f:
         config = tomllib.load(f)
-    for key in ("name", "classes", "data", "features"):
+    if config.get("kind") != kind:
+        raise ValueError(f"{path}: not a {what} (kind = {config.get('kind')!r}); structure classifiers are trained "
+                         f"by `ovito-mlclass train`, property models by `ovito-mlclass train-property`.")
+    for key in required:
         if key not in config:
             raise ValueError(f"{path}: the config lacks '{key}'.")
     return config, path
+
+
+def _config_kind(path: Path):
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as f:
+        return tomllib.load(f).get("kind")
+
+
+def load_config(name_or_path) -> tuple[dict, Path]:
+    """A structure-classifier config by built-in name (``metals``, ``ice``, ``tcp``, ``metals-pointnet``,
+    ``ice-pointnet``) or path."""
+    return read_config(name_or_path, ("name", "classes", "data", "features"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,257 @@
+"""Training a property model: ``ovito-mlclass train-property CONFIG``.
+
+A config (TOML; the built-in ones are ``training/configs/<model>.toml`` with ``kind = "property"``)
+names the data file (multi-frame extended XYZ with the target in each frame's info, or a CGCNN folder),
+the target and its transform, the seeded train/validation/test split, the graph, the network and the
+training budget. Steps: crystals -> graphs (cached under ``~/.cache/ovito-mlclass/cgcnn/``) -> fixed
+seeded split -> AdamW with a warm-up and cosine decay of the learning rate, loss = L1 of the
+standardised target + Gaussian negative log-likelihood of the σ head (on the detached mean, so the
+uncertainty head does not pull the prediction), best validation MAE kept -> σ calibrated on the
+validation split (one factor, so that validation z-scores have unit variance) -> test MAE and
+calibration (fraction within 1σ and 2σ) -> TorchScript file with metadata.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..neighbors import InputError
+from ..training.train import read_config
+from .graph import Graph, build_graph, read_cgcnn_folder, read_extxyz
+
+CACHE = Path.home() / ".cache" / "ovito-mlclass" / "cgcnn"
+TRANSFORMS = {"none": (lambda v: v), "log10": np.log10}
+
+
+def load_config(name_or_path) -> tuple[dict, Path]:
+    """A property-model config (``kind = "property"``) by built-in name or path."""
+    return read_config(name_or_path, ("name", "quantity", "unit", "data"), kind="property")
+
+
+def data_root() -> Path:
+    """Where the configs' relative data paths start: $OVITO_MLCLASS_DATA, else ``../shared/data`` next
+    to the current directory or to the source tree (training reads the shared data; the package at
+    run time never does)."""
+    if os.environ.get("OVITO_MLCLASS_DATA"):
+        return Path(os.environ["OVITO_MLCLASS_DATA"])
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (base.parent / "shared" / "data").is_dir():
+            return base.parent / "shared" / "data"
+    return Path.cwd() / "data"
+
+
+def load_dataset(config: dict) -> tuple[list, np.ndarray, Path]:
+    """The crystals with a usable target and the transformed targets."""
+    data = config["data"]
+    path = Path(data["file"])
+    path = path if path.is_absolute() else data_root() / path
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: training data not found (set OVITO_MLCLASS_DATA to the folder that "
+                                f"holds {data['file']})")
+    target = data["target"]
+    crystals = read_cgcnn_folder(path, target) if path.is_dir() else read_extxyz(path, [target])
+    transform = TRANSFORMS[data.get("transform", "none")]
+    values = np.array([c.targets[target] for c in crystals], dtype=float)
+    usable = np.isfinite(values) & ((values > 0) if data.get("transform") == "log10" else True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = transform(values)
+    return [c for c, ok in zip(crystals, usable) if ok], y[usable], path
+
+
+def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float):
+    """Fixed seeded split: a permutation of range(n) cut into train / validation / test."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = round(test_fraction * n), round(val_fraction * n)
+    return np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]), np.sort(order[:n_test])
+
+
+def graphs_cached(crystals, source: Path, cutoff: float, max_neighbors: int, progress=True) -> list[Graph]:
+    """Graphs of all crystals; cached per data file (its sha256) and graph settings."""
+    digest = hashlib.sha256(source.read_bytes() if source.is_file() else
+                            b"".join(p.read_bytes() for p in sorted(source.iterdir()))).hexdigest()[:20]
+    cache = CACHE / f"graphs-{digest}-{len(crystals)}-{cutoff}-{max_neighbors}.npz"
+    if cache.exists():
+        with np.load(cache) as stored:  # each item access reads the whole array: read each once
+            numbers, center, neighbor, distance, atoms, edges = (stored[key] for key in (
+                "numbers", "center", "neighbor", "distance", "atom_offsets", "edge_offsets"))
+        return [Graph(numbers[atoms[k]:atoms[k + 1]], center[edges[k]:edges[k + 1]],
+                      neighbor[edges[k]:edges[k + 1]], distance[edges[k]:edges[k + 1]])
+                for k in range(len(crystals))]
+    from tqdm import tqdm
+
+    graphs = [build_graph(c, cutoff, max_neighbors)
+              for c in tqdm(crystals, desc="graphs", unit="crystal", disable=not progress, file=sys.stderr)]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, numbers=np.concatenate([g.numbers for g in graphs]),
+             center=np.concatenate([g.center for g in graphs]), neighbor=np.concatenate([g.neighbor for g in graphs]),
+             distance=np.concatenate([g.distance for g in graphs]),
+             atom_offsets=np.cumsum([0] + [g.n_atoms for g in graphs]),
+             edge_offsets=np.cumsum([0] + [len(g.center) for g in graphs]))
+    return graphs
+
+
+def make_network(config: dict, element_table):
+    from .cgcnn import CGCNN
+
+    g, n = config.get("graph", {}), config.get("network", {})
+    return CGCNN(element_table, cutoff=float(g.get("cutoff", 8.0)), gaussian_step=float(g.get("gaussian_step", 0.2)),
+                 width=int(n.get("width", 64)), n_conv=int(n.get("n_conv", 3)), hidden=list(n.get("hidden", [128])),
+                 convolution=n.get("convolution", "gated"))
+
+
+def evaluate(net, graphs, batch: int = 256):
+    """(predictions, σ) of a network in eval mode."""
+    import torch
+
+    from .cgcnn import Batch
+
+    net.eval()
+    values, sigmas = [], []
+    with torch.no_grad():
+        for start in range(0, len(graphs), batch):
+            value, sigma, _ = Batch(graphs[start:start + batch]).run(net)
+            values.append(value.numpy())
+            sigmas.append(sigma.numpy())
+    return np.concatenate(values).astype(float), np.concatenate(sigmas).astype(float)
+
+
+def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int, log=print):
+    """Trains ``net`` in place (best validation MAE kept); returns a record of the run."""
+    import torch
+
+    from .cgcnn import Batch
+
+    net.target_mean.fill_(float(y_train.mean()))
+    net.target_std.fill_(float(y_train.std()))
+    epochs, batch = int(settings["epochs"]), int(settings["batch_size"])
+    optimiser = torch.optim.AdamW(net.parameters(), lr=float(settings["learning_rate"]),
+                                  weight_decay=float(settings.get("weight_decay", 1e-4)))
+    steps = epochs * math.ceil(len(train_graphs) / batch)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))))
+    generator = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    y_t = torch.as_tensor(y_train, dtype=torch.float32)
+    mean, std = net.target_mean, net.target_std
+    best = (np.inf, None, -1)
+    started = time.perf_counter()
+    history = []
+    for epoch in range(epochs):
+        net.train()
+        for idx in np.array_split(generator.permutation(len(train_graphs)),
+                                  max(1, round(len(train_graphs) / batch))):
+            prediction, sigma, _ = Batch([train_graphs[i] for i in idx]).run(net)
+            target = (y_t[idx] - mean) / std
+            z_pred = (prediction - mean) / std
+            s = sigma / std
+            # L1 on the mean (MAE is the figure of merit); Gaussian NLL for σ on the detached mean
+            nll = torch.log(s) + 0.5 * ((target - z_pred.detach()) / s) ** 2
+            loss = (z_pred - target).abs().mean() + 0.1 * nll.mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+        val_pred, _ = evaluate(net, val_graphs)
+        mae = float(np.abs(val_pred - y_val).mean())
+        history.append(mae)
+        if mae < best[0]:
+            best = (mae, {k: v.clone() for k, v in net.state_dict().items()}, epoch)
+        log(f"epoch {epoch + 1:3d}/{epochs}  validation MAE {mae:.4f}  (best {best[0]:.4f})  "
+            f"{time.perf_counter() - started:.0f} s")
+    net.load_state_dict(best[1])
+    net.eval()
+    return {"best_epoch": best[2] + 1, "validation_mae_history": [round(m, 5) for m in history],
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def calibrate(net, val_graphs, y_val) -> float:
+    """Sets ``sigma_scale`` so that the validation z-scores (y - μ) / σ have unit mean square."""
+    net.sigma_scale.fill_(1.0)
+    prediction, sigma = evaluate(net, val_graphs)
+    scale = float(np.sqrt(np.mean(((y_val - prediction) / sigma) ** 2)))
+    net.sigma_scale.fill_(scale)
+    return scale
+
+
+def scores(prediction, sigma, y) -> dict:
+    z = np.abs(y - prediction) / sigma
+    return {"mae": float(np.abs(prediction - y).mean()), "rmse": float(np.sqrt(np.mean((prediction - y) ** 2))),
+            "within_1sigma": float((z <= 1).mean()), "within_2sigma": float((z <= 2).mean()), "n": int(len(y))}
+
+
+def train(config_name_or_path, output=None, threads: int | None = None, epochs: int | None = None,
+          progress: bool = True, limit: int | None = None) -> Path:
+    """Trains the model a config describes and writes it (default ``<name>.pt``). ``epochs`` and
+    ``limit`` (first ``limit`` crystals only) shrink the run for tests; the metadata record them."""
+    import torch
+
+    from .. import __version__
+    from ..model import _quiet_torchscript
+    from .elements import element_table
+    from .model import KIND, PropertyModel
+
+    t0 = time.time()
+    config, config_path = load_config(config_name_or_path)
+    settings = {"epochs": 60, "batch_size": 64, "learning_rate": 3e-3, "weight_decay": 1e-4, "threads": 1,
+                **config.get("training", {})}
+    if epochs is not None:
+        settings["epochs"] = epochs
+    threads = threads or int(settings["threads"])
+    torch.set_num_threads(threads)
+    split = config.get("split", {})
+    seed = int(split.get("seed", 0))
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
+
+    crystals, y, source = load_dataset(config)
+    if limit:
+        crystals, y = crystals[:limit], y[:limit]
+    graph_settings = {"cutoff": float(config.get("graph", {}).get("cutoff", 8.0)),
+                      "max_neighbors": int(config.get("graph", {}).get("max_neighbors", 12)),
+                      "gaussian_step": float(config.get("graph", {}).get("gaussian_step", 0.2))}
+    graphs = graphs_cached(crystals, source, graph_settings["cutoff"], graph_settings["max_neighbors"], progress)
+    train_idx, val_idx, test_idx = split_indices(len(crystals), seed, float(split.get("validation", 0.1)),
+                                                 float(split.get("test", 0.1)))
+    pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
+    log(f"{config['name']}: {len(crystals)} crystals from {source.name}; split {len(train_idx)} / {len(val_idx)} / "
+        f"{len(test_idx)} (seed {seed})")
+    table = element_table()
+    torch.manual_seed(seed)
+    net = make_network(config, table)
+    record = fit(net, pick(train_idx), y[train_idx], pick(val_idx), y[val_idx], settings, seed, log)
+    scale = calibrate(net, pick(val_idx), y[val_idx])
+    val_scores = scores(*evaluate(net, pick(val_idx)), y[val_idx])
+    test_scores = scores(*evaluate(net, pick(test_idx)), y[test_idx])
+    test_scores["mean_predictor_mae"] = float(np.abs(y[test_idx] - y[train_idx].mean()).mean())
+    seen = sorted(set(np.concatenate([graphs[i].numbers for i in train_idx]).tolist()))
+    command = f"ovito-mlclass train-property {config_name_or_path}"
+    metadata = {
+        "kind": KIND, "format_version": 1, "name": config["name"], "description": config.get("description", ""),
+        "quantity": config["quantity"], "unit": config["unit"], "transform": config["data"].get("transform", "none"),
+        "target": config["data"]["target"], "graph": graph_settings, "elements": seen, "max_z": int(len(table) - 1),
+        "network": config.get("network", {}),
+        "uncertainty": {"method": "Gaussian NLL head, σ scaled on the validation split", "sigma_scale": scale},
+        "validation": val_scores, "test": test_scores,
+        "training": {"command": command + (f" --epochs {epochs}" if epochs is not None else "")
+                     + (f" --limit {limit}" if limit else ""),
+                     "config_file": config_path.name, "config": config, "data_file": str(config["data"]["file"]),
+                     "data_sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None,
+                     "split_seed": seed, "split_sizes": {"train": len(train_idx), "validation": len(val_idx),
+                                                         "test": len(test_idx)},
+                     "threads": threads, "settings": settings, **record, "total_seconds": round(time.time() - t0, 1),
+                     "versions": {"ovito_mlclass": __version__, "torch": torch.__version__.split("+")[0]}},
+    }
+    with _quiet_torchscript():
+        scripted = torch.jit.script(net)
+    path = Path(output) if output else Path(f"{config['name']}.pt")
+    PropertyModel(scripted, metadata).save(path)
+    log(f"saved {path}: validation MAE {val_scores['mae']:.4f}, test MAE {test_scores['mae']:.4f} {config['unit']} "
+        f"(mean predictor {test_scores['mean_predictor_mae']:.4f}); test within 1σ {test_scores['within_1sigma']:.2f}, "
+        f"2σ {test_scores['within_2sigma']:.2f}; {time.time() - t0:.0f} s")
+    return path

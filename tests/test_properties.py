@@ -1,0 +1,437 @@
+"""Property prediction (CGCNN): crystal graphs, invariances, CGCNN folders, shipped models, errors."""
+import itertools
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ovito_mlclass.model import ModelError, _quiet_torchscript
+from ovito_mlclass.neighbors import InputError
+from ovito_mlclass.properties import (Crystal, PropertyModel, UnseenElementWarning, build_graph, builtin_property_models,
+                                      read_cgcnn_folder, read_extxyz, write_cgcnn_folder)
+from ovito_mlclass.properties.cgcnn import CGCNN, Batch
+from ovito_mlclass.properties.elements import encode
+
+SHARED = Path(os.environ.get("OVITO_MLCLASS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+MATERIALS = SHARED / "materials"
+
+# a triclinic two-atom cell thinner than the 8 Å cutoff (widths about 2.6-3.4 Å)
+SMALL_CELL = np.array([[3.1, 0.0, 0.0], [0.9, 2.8, 0.0], [-0.6, 0.7, 3.3]])
+SMALL_POSITIONS = np.array([[0.1, 0.2, 0.05], [1.7, 1.1, 1.9]])
+
+
+def brute_force(crystal, cutoff):
+    """Every (i, j, image) with 0 < |r_j + n·cell - r_i| <= cutoff, by enumerating enough images."""
+    widths = abs(np.linalg.det(crystal.cell)) / np.linalg.norm(np.cross(np.roll(crystal.cell, -1, 0),
+                                                                        np.roll(crystal.cell, -2, 0)), axis=1)
+    reach = [int(np.ceil(cutoff / w)) + 1 if p else 0 for w, p in zip(widths, crystal.pbc)]
+    edges = {i: [] for i in range(len(crystal.numbers))}
+    for n in itertools.product(*[range(-r, r + 1) for r in reach]):
+        shift = np.asarray(n) @ crystal.cell
+        for i, j in itertools.product(range(len(crystal.numbers)), repeat=2):
+            d = np.linalg.norm(crystal.positions[j] + shift - crystal.positions[i])
+            if 0 < d <= cutoff:
+                edges[i].append((d, j))
+    return {i: sorted(e) for i, e in edges.items()}
+
+
+def edges_of(graph):
+    return {i: sorted(zip(graph.distance[graph.center == i], graph.neighbor[graph.center == i]))
+            for i in range(graph.n_atoms)}
+
+
+def crystal_cases():
+    rng = np.random.default_rng(4)
+    yield Crystal([26], [[0.3, 0.1, 0.2]], SMALL_CELL * 0.9)            # one atom: only its own images
+    yield Crystal([8, 22], SMALL_POSITIONS, SMALL_CELL)                  # cell thinner than the cutoff
+    cell = np.array([[5.3, 0.0, 0.0], [1.2, 6.1, 0.0], [0.4, -0.8, 7.2]])
+    yield Crystal(rng.integers(1, 50, 9), rng.random((9, 3)) @ cell, cell)  # larger triclinic cell
+    yield Crystal([14, 14, 8], rng.random((3, 3)) * 4.0, np.diag([4.2, 4.5, 30.0]), pbc=(True, True, False))  # slab
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_graph_equals_brute_force_enumeration(case):
+    crystal = list(crystal_cases())[case]
+    expected = brute_force(crystal, 8.0)
+    graph = build_graph(crystal, cutoff=8.0, max_neighbors=10_000)
+    found = edges_of(graph)
+    for i in expected:
+        assert len(found[i]) == len(expected[i])
+        assert [j for _, j in found[i]] == [j for _, j in expected[i]]
+        np.testing.assert_allclose([d for d, _ in found[i]], [d for d, _ in expected[i]], atol=1e-5)
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_graph_keeps_the_m_nearest_and_their_ties(case):
+    crystal = list(crystal_cases())[case]
+    expected = brute_force(crystal, 6.0)
+    graph = build_graph(crystal, cutoff=6.0, max_neighbors=12)
+    for i, edges in edges_of(graph).items():
+        distances = np.array([d for d, _ in expected[i]])
+        last = distances[min(11, len(distances) - 1)]
+        want = distances[distances <= last + 1e-4]
+        np.testing.assert_allclose([d for d, _ in edges], want, atol=1e-5)
+
+
+def test_graph_equals_ase_neighbour_list():
+    """A peer: ase's neighbour list (which lists an atom's own periodic images too)."""
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    crystal = list(crystal_cases())[2]
+    atoms = Atoms(numbers=crystal.numbers, positions=crystal.positions, cell=crystal.cell, pbc=True)
+    i, j, d = neighbor_list("ijd", atoms, 7.5)
+    graph = build_graph(crystal, cutoff=7.5, max_neighbors=10_000)
+    assert len(graph.center) == len(i)
+    for atom in range(len(crystal.numbers)):
+        np.testing.assert_allclose(np.sort(graph.distance[graph.center == atom]), np.sort(d[i == atom]), atol=1e-5)
+        assert sorted(graph.neighbor[graph.center == atom]) == sorted(j[i == atom])
+
+
+# ---- the network ------------------------------------------------------------------------------
+def random_network(convolution="gated", seed=0):
+    torch.manual_seed(seed)
+    table = np.random.default_rng(seed).normal(size=(101, 20)).astype(np.float32)
+    net = CGCNN(table, cutoff=6.0, gaussian_step=0.3, width=16, n_conv=2, hidden=[24], convolution=convolution)
+    net.train()
+    # a few batch-norm updates on random graphs, so the running statistics are not the identity
+    with torch.no_grad():
+        for crystal in list(crystal_cases())[1:]:
+            Batch([build_graph(crystal, 6.0, 12)]).run(net)
+    return net.eval()
+
+
+def rock_salt(a=4.2):
+    """NaCl conventional cell (8 atoms)."""
+    fcc = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    positions = np.vstack([fcc, fcc + [0.5, 0, 0]]) * a
+    return Crystal([11] * 4 + [17] * 4, positions + np.random.default_rng(1).normal(0, 0.05, (8, 3)), np.eye(3) * a)
+
+
+def predict(net, crystal):
+    with torch.no_grad():
+        value, sigma, contributions = Batch([build_graph(crystal, 6.0, 12)]).run(net)
+    return float(value[0]), float(sigma[0]), contributions.detach().numpy()
+
+
+def rotation(seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    return q * np.sign(np.diag(r))
+
+
+@pytest.mark.parametrize("convolution", ["gated", "simple"])
+def test_prediction_is_invariant(convolution):
+    net = random_network(convolution)
+    base = rock_salt()
+    value, sigma, contributions = predict(net, base)
+    assert np.isfinite(value) and sigma > 0
+    np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5)  # additive readout
+    R = rotation(3)
+    rotated = Crystal(base.numbers, base.positions @ R.T, base.cell @ R.T)
+    shifted = Crystal(base.numbers, base.positions + [1.3, -7.1, 2.2], base.cell)
+    order = np.random.default_rng(5).permutation(len(base.numbers))
+    permuted = Crystal(base.numbers[order], base.positions[order], base.cell)
+    shifts = np.array(list(itertools.product(range(2), range(2), range(3)))) @ base.cell
+    supercell = Crystal(np.tile(base.numbers, len(shifts)), (shifts[:, None] + base.positions[None]).reshape(-1, 3),
+                        base.cell * [[2], [2], [3]])
+    # another choice of unit cell: a sheared (unimodular) basis of the same lattice, atoms wrapped into it
+    sheared = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 1]]) @ base.cell
+    wrapped = (base.positions @ np.linalg.inv(sheared)) % 1.0 @ sheared
+    other_cell = Crystal(base.numbers, wrapped, sheared)
+    for variant in (rotated, shifted, permuted, supercell, other_cell):
+        v, s, c = predict(net, variant)
+        np.testing.assert_allclose([v, s], [value, sigma], rtol=2e-5)
+    np.testing.assert_allclose(predict(net, permuted)[2], contributions[order], rtol=2e-5)
+
+
+def test_scripted_network_matches_eager():
+    net = random_network()
+    with _quiet_torchscript():
+        scripted = torch.jit.script(net)
+    batch = Batch([build_graph(c, 6.0, 12) for c in crystal_cases()])
+    with torch.no_grad():
+        pairs = list(zip(batch.run(net), batch.run(scripted)))
+    for a, b in pairs:
+        np.testing.assert_allclose(a.detach().numpy(), b.numpy(), rtol=1e-5)
+
+
+def test_gated_convolution_is_the_papers_equation():
+    """v_i <- g(v_i + BN(Σ_j σ(z_ij W_f + b_f) ⊙ g(z_ij W_s + b_s))), z_ij = v_i ⊕ v_j ⊕ u_ij, written out
+    with one matrix on the concatenation (the paper's form) against the factorised layer."""
+    from ovito_mlclass.properties.cgcnn import GatedConv
+
+    torch.manual_seed(2)
+    conv = GatedConv(8, 5).eval()
+    with torch.no_grad():
+        for norm in (conv.norm_edges, conv.norm_sum):
+            norm.running_mean.uniform_(-0.5, 0.5)
+            norm.running_var.uniform_(0.5, 2.0)
+        atoms, edges = torch.randn(6, 8), torch.randn(15, 5)
+        center, neighbor = torch.randint(0, 6, (15,)), torch.randint(0, 6, (15,))
+        W = torch.cat([conv.from_center.weight, conv.from_neighbor.weight, conv.from_edge.weight], dim=1)
+        z = torch.cat([atoms[center], atoms[neighbor], edges], dim=1) @ W.T + conv.from_edge.bias
+        bn = lambda x, n: (x - n.running_mean) / torch.sqrt(n.running_var + n.eps) * n.weight + n.bias  # noqa: E731
+        z = bn(z, conv.norm_edges)
+        messages = torch.sigmoid(z[:, :8]) * torch.nn.functional.softplus(z[:, 8:])
+        summed = torch.stack([messages[center == i].sum(dim=0) for i in range(6)])
+        expected = torch.nn.functional.softplus(atoms + bn(summed, conv.norm_sum))
+        np.testing.assert_allclose(conv(atoms, edges, center, neighbor).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_element_encoding_is_one_hot_where_it_should_be():
+    raw = {key: np.full(101, np.nan) for key in ("group", "period", "block", "electronegativity", "covalent_radius",
+                                                 "valence_electrons", "first_ionisation_energy", "electron_affinity",
+                                                 "log_atomic_volume")}
+    z = np.arange(1, 101)
+    raw["group"][z], raw["period"][z], raw["block"][z] = (z - 1) % 18 + 1, (z - 1) // 18 + 1, z % 4
+    for key in ("electronegativity", "covalent_radius", "valence_electrons", "first_ionisation_energy",
+                "electron_affinity", "log_atomic_volume"):
+        raw[key][z] = np.sqrt(z)
+    raw["electron_affinity"][7] = np.nan
+    table = encode(raw)
+    assert table.shape == (101, 18 + 7 + 4 + 6 * 9) and not table[0].any()
+    assert table[26, (26 - 1) % 18] == 1 and table[26, :18].sum() == 1            # group 8
+    assert table[26, 18 + 1] == 1 and table[26, 18:25].sum() == 1                 # period 2 of this toy table
+    ea = 29 + 4 * 9
+    assert table[7, ea] == 0 and not table[7, ea + 1:ea + 9].any()                # missing: 0, no bin
+    values = np.sqrt(z)
+    np.testing.assert_allclose(table[1:, 29], (values - values.mean()) / values.std(), rtol=1e-5)
+    assert (table[1:, 30:38].sum(axis=1) == 1).all()
+
+
+# ---- files ----------------------------------------------------------------------------------
+def test_cgcnn_folder_round_trip(tmp_path):
+    crystals = list(crystal_cases())[1:3] + [rock_salt()]
+    for k, c in enumerate(crystals):
+        c.name, c.targets = f"x{k}", {"energy": -0.1 * k - 1 / 3}
+    write_cgcnn_folder(crystals, tmp_path / "set", "energy")
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["id_prop.csv", "x0.cif", "x1.cif", "x2.cif"]
+    back = read_cgcnn_folder(tmp_path / "set", "energy")
+    assert [c.name for c in back] == ["x0", "x1", "x2"]
+    for a, b in zip(crystals, back):
+        assert b.targets["energy"] == a.targets["energy"]
+        ga, gb = build_graph(a, 8.0, 12), build_graph(b, 8.0, 12)
+        np.testing.assert_array_equal(ga.numbers, gb.numbers)
+        np.testing.assert_array_equal(ga.center, gb.center)
+        np.testing.assert_array_equal(ga.neighbor, gb.neighbor)
+        np.testing.assert_allclose(ga.distance, gb.distance, atol=1e-4)
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="id_prop.csv"):
+        read_cgcnn_folder(tmp_path)
+    (tmp_path / "id_prop.csv").write_text("a,1.0\n")
+    with pytest.raises(FileNotFoundError, match="a.cif is missing"):
+        read_cgcnn_folder(tmp_path)
+    (tmp_path / "a.cif").write_text("this is not a CIF file\n")
+    with pytest.raises(InputError, match="not a readable CIF"):
+        read_cgcnn_folder(tmp_path)
+    (tmp_path / "id_prop.csv").write_text("a,not-a-number\n")
+    with pytest.raises(InputError, match="expected 'id,value'"):
+        read_cgcnn_folder(tmp_path)
+    bad = tmp_path / "bad.extxyz"
+    bad.write_text("2\nLattice=\"1 0 0 0 1 0 0 0 1\"\nFe 0 0\n")
+    with pytest.raises(InputError, match="not a readable extended-XYZ"):
+        read_extxyz(bad)
+    with pytest.raises(InputError, match="no atoms"):
+        build_graph(Crystal(np.zeros(0), np.zeros((0, 3)), np.eye(3) * 4), 8.0, 12)
+    with pytest.raises(InputError, match="zero volume"):
+        build_graph(Crystal([1], [[0, 0, 0]], np.zeros((3, 3))), 8.0, 12)
+    corrupt = tmp_path / "model.pt"
+    corrupt.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ModelError, match="not a readable TorchScript"):
+        PropertyModel.load(corrupt)
+    with pytest.raises(FileNotFoundError, match="Built-in property models"):
+        PropertyModel.load("no-such-model")
+
+
+# ---- training and shipped models ---------------------------------------------------------------
+def tiny_dataset(folder, n=24):
+    """Rock-salt-like AB crystals of varying lattice constant and elements; target = a smooth function."""
+    rng = np.random.default_rng(7)
+    crystals = []
+    for k in range(n):
+        a = rng.uniform(3.8, 5.2)
+        base = rock_salt(a)
+        numbers = np.where(base.numbers == 11, rng.choice([3, 11, 19]), rng.choice([9, 17, 35]))
+        crystals.append(Crystal(numbers, base.positions, base.cell, name=f"s{k:02d}",
+                                targets={"y": float(a - 4.5 + 0.1 * (numbers[0] == 11))}))
+    return write_cgcnn_folder(crystals, folder, "y")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A model trained for two epochs on the tiny set through the CLI (element table from the shipped
+    formation-energy model, so the test does not query mendeleev)."""
+    from ovito_mlclass.cli import main
+
+    folder = tmp_path_factory.mktemp("tiny")
+    tiny_dataset(folder / "data")
+    config = folder / "tiny.toml"
+    config.write_text(f'''kind = "property"
+name = "tiny"
+quantity = "y"
+unit = "eV"
+[data]
+file = "{folder / 'data'}"
+target = "y"
+[split]
+seed = 1
+validation = 0.25
+test = 0.25
+[graph]
+cutoff = 6.0
+[network]
+width = 16
+n_conv = 2
+hidden = [16]
+[training]
+epochs = 2
+batch_size = 8
+''')
+    assert main(["train-property", str(config), "-o", str(folder / "tiny.pt")]) == 0
+    return PropertyModel.load(folder / "tiny.pt"), folder
+
+
+def test_training_records_split_scores_and_calibration(tiny_model):
+    from ovito_mlclass.properties.train import evaluate, load_config, load_dataset, split_indices
+
+    model, folder = tiny_model
+    meta = model.metadata
+    assert meta["training"]["split_sizes"] == {"train": 12, "validation": 6, "test": 6}
+    config, _ = load_config(folder / "tiny.toml")
+    crystals, y, _ = load_dataset(config)
+    train_idx, val_idx, test_idx = split_indices(len(y), 1, 0.25, 0.25)
+    assert sorted(np.concatenate([train_idx, val_idx, test_idx]).tolist()) == list(range(24))
+    np.testing.assert_allclose(meta["test"]["mean_predictor_mae"], np.abs(y[test_idx] - y[train_idx].mean()).mean())
+    assert meta["elements"] == sorted(set(np.concatenate([crystals[i].numbers for i in train_idx]).tolist()))
+    graphs = [model.graph(c) for c in crystals]
+    prediction, sigma, _ = model.predict_graphs([graphs[i] for i in val_idx])
+    np.testing.assert_allclose(np.mean(((y[val_idx] - prediction) / sigma) ** 2), 1.0, rtol=1e-4)  # calibrated
+    prediction, _, _ = model.predict_graphs([graphs[i] for i in test_idx])
+    np.testing.assert_allclose(meta["test"]["mae"], np.abs(prediction - y[test_idx]).mean(), rtol=1e-5)
+
+
+def test_unseen_elements_warn(tiny_model):
+    model, _ = tiny_model
+    crystal = rock_salt()
+    crystal.numbers[0] = 26  # Fe: never in the tiny training set
+    with pytest.warns(UnseenElementWarning, match="Fe"):
+        p = model.predict(crystal)
+    assert p.unseen == ["Fe"] and np.isfinite(p.value)
+
+
+def test_modifier_outputs_and_warning(tiny_model):
+    from ovito.io import import_file
+
+    from ovito_mlclass import PropertyPredictorModifier
+
+    model, folder = tiny_model
+    pipeline = import_file(str(folder / "data" / "s00.cif"))
+    pipeline.modifiers.append(PropertyPredictorModifier(model=str(folder / "tiny.pt")))
+    data = pipeline.compute()
+    expected = model.predict(read_cgcnn_folder(folder / "data", "y")[0])
+    np.testing.assert_allclose(data.attributes["PropertyPredictor.y"], expected.value, rtol=1e-5)
+    np.testing.assert_allclose(data.attributes["PropertyPredictor.y.uncertainty"], expected.uncertainty, rtol=1e-5)
+    contributions = np.asarray(data.particles["Property Contribution"])
+    np.testing.assert_allclose(contributions.mean(), expected.value, rtol=1e-5)
+    assert data.attributes["PropertyPredictor.unseen_elements"] == ""
+    crystal = rock_salt()
+    crystal.numbers[0], crystal.name, crystal.targets = 26, "with_fe", {"y": 0.0}  # Fe: not in the tiny set
+    write_cgcnn_folder([crystal], folder / "fe", "y")
+    pipeline = import_file(str(folder / "fe" / "with_fe.cif"))
+    pipeline.modifiers.append(PropertyPredictorModifier(model=str(folder / "tiny.pt")))
+    with pytest.warns(UnseenElementWarning, match="Fe"):
+        data = pipeline.compute()
+    assert data.attributes["PropertyPredictor.unseen_elements"] == "Fe"
+
+
+def test_modifier_rejects_structures_without_elements(tiny_model):
+    from ovito_mlclass import PropertyPredictorModifier
+    from ovito_mlclass.properties.graph import ovito_data
+
+    model, folder = tiny_model
+    data = ovito_data(rock_salt())
+    with pytest.raises(RuntimeError, match="Particle Type"):
+        data.apply(PropertyPredictorModifier(model=str(folder / "tiny.pt")))
+
+
+def test_cli_predict_property(tiny_model, capsys):
+    from ovito_mlclass.cli import main
+
+    model, folder = tiny_model
+    assert main(["predict-property", str(folder / "data"), "-m", str(folder / "tiny.pt"), "-o",
+                 str(folder / "out.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "MAE against the targets in the input" in out
+    assert len((folder / "out.csv").read_text().splitlines()) == 25
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["predict-property", str(folder / "missing.cif"), "-m", str(folder / "tiny.pt")])
+
+
+SHIPPED = {"formation-energy": "mp_formation_energy_flla2015.extxyz.gz", "band-gap": "mp_dielectric_petousis2017.extxyz.gz",
+           "bulk-modulus": "mp_elastic_dejong2015.extxyz.gz", "shear-modulus": "mp_elastic_dejong2015.extxyz.gz"}
+
+
+@pytest.mark.parametrize("name", ["band-gap", "shear-modulus"])
+def test_shipped_model_reproduces_its_recorded_test_mae(name):
+    """Re-scores a shipped model on its fixed, seeded test split of the shared data."""
+    from ovito_mlclass.properties.train import load_config, split_indices
+
+    if name not in builtin_property_models():
+        pytest.fail(f"the built-in property model {name} is missing from the package")
+    if not (MATERIALS / SHIPPED[name]).exists():
+        pytest.skip(f"shared data {MATERIALS / SHIPPED[name]} not present (set OVITO_MLCLASS_DATA)")
+    model = PropertyModel.load(name)
+    meta = model.metadata
+    config, _ = load_config(name)
+    values_all = read_extxyz(MATERIALS / SHIPPED[name], [meta["target"]])
+    values = np.array([c.targets[meta["target"]] for c in values_all])
+    usable = np.isfinite(values) & (values > 0 if meta["transform"] == "log10" else True)
+    crystals = [c for c, ok in zip(values_all, usable) if ok]
+    y = np.log10(values[usable]) if meta["transform"] == "log10" else values[usable]
+    sizes = meta["training"]["split_sizes"]
+    _, _, test_idx = split_indices(len(y), meta["training"]["split_seed"], config["split"]["validation"],
+                                   config["split"]["test"])
+    assert len(test_idx) == sizes["test"]
+    prediction, sigma, _ = model.predict_graphs([model.graph(crystals[i]) for i in test_idx])
+    np.testing.assert_allclose(np.abs(prediction - y[test_idx]).mean(), meta["test"]["mae"], rtol=1e-4)
+    assert meta["test"]["mae"] < 0.8 * meta["test"]["mean_predictor_mae"]
+
+
+def test_packaged_element_table_agrees_with_mendeleev():
+    """The shipped table against mendeleev queried afresh for O, F, Fe, Ce: one-hot group / period /
+    block, and the standardised columns up to their (affine) standardisation."""
+    from ovito_mlclass.properties.elements import CONTINUOUS, N_BINS, element_table, raw_properties
+
+    table = element_table()
+    z = [8, 9, 26, 58]
+    raw = raw_properties(z)
+    for k in z:
+        assert table[k, int(raw["group"][k]) - 1] == 1 and table[k, :18].sum() == 1
+        assert table[k, 18 + int(raw["period"][k]) - 1] == 1
+        assert table[k, 25 + int(raw["block"][k])] == 1
+    for c, key in enumerate(CONTINUOUS):
+        column = 29 + c * (N_BINS + 1)
+        known = [k for k in z if np.isfinite(raw[key][k])]
+        a, b, d = known[0], known[1], known[-1]
+        ratio = (table[b, column] - table[a, column]) / (table[d, column] - table[a, column])
+        np.testing.assert_allclose(ratio, (raw[key][b] - raw[key][a]) / (raw[key][d] - raw[key][a]), atol=1e-4)
+
+
+def test_train_property_refuses_other_configs(tmp_path):
+    from ovito_mlclass.cli import main
+
+    with pytest.raises(SystemExit, match="not a property config"):
+        main(["train-property", "metals"])
+    with pytest.raises(SystemExit, match="No property config .*built-in: band-gap, bulk-modulus, formation-energy"):
+        main(["train-property", "no-such-config"])
+    config = tmp_path / "c.toml"
+    config.write_text('kind = "property"\nname = "x"\nquantity = "x"\nunit = "eV"\n[data]\nfile = "missing.extxyz"\n'
+                      'target = "x"\n')
+    with pytest.raises(SystemExit, match="training data not found"):
+        main(["train-property", str(config)])
