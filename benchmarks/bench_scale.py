@@ -161,9 +161,8 @@ def main() -> None:
              f"`python benchmarks/bench_scale.py {' '.join(sys.argv[1:])}`".replace(" `", "`") +
              f", {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} logical CPUs, ovito {ovito.version_string}, torch {torch.__version__}, dask "
-             f"{dask.__version__}. **Shared machine**: other jobs were running on its 2 cores (1-minute load "
-             "averages below), so wall times are upper bounds and their ratios are those of a crowded machine; CPU "
-             "time per frame is what each frame cost its process. The lead may rerun it on a quiet machine.", "",
+             f"{dask.__version__}. The 1-minute load averages before and after each part are given below: on a "
+             "loaded machine wall times are upper bounds; CPU time per frame is what each frame cost its process.", "",
              f"### Trajectory: {serial['frames']} frames x 100,000 atoms, model `metals`", "",
              f"{trajectory.name}: LAMMPS text dump ({trajectory.stat().st_size / 2**20:,.0f} MiB), fcc Cu with Gaussian "
              "disorder growing from 0.05 to 0.5 Å. `classify_trajectory(path, 'metals', workers=N)` in a process of "
