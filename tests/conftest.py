@@ -97,6 +97,22 @@ def transformed_copies(data, seed=0):
     ]
 
 
+def write_toy_dataset(root, name):
+    """A tiny training set in ``root/name/{train,val}``: fcc and bcc with thermal noise (0.03-0.05 a),
+    the first 10 bcc atoms of every snapshot unlabelled (NO_LABEL)."""
+    from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
+
+    for split, seeds in (("train", (1, 2, 3)), ("val", (7,))):
+        for seed in seeds:
+            for k, kind in enumerate(("fcc", "bcc")):
+                data = crystal(kind, 4, sigma=0.03 + 0.01 * (seed % 3), seed=seed)
+                labels = np.full(data.particles.count, k)
+                labels[:10 * k] = NO_LABEL
+                Snapshot(np.asarray(data.particles.positions), np.asarray(data.cell), (True,) * 3, labels,
+                         ("FCC", "BCC"), meta={"kind": "crystal", "lattice": kind.upper()}).save(
+                    root / name / split / f"{kind}-{seed}.npz")
+
+
 @pytest.fixture(params=["fcc", "bcc", "hcp"])
 def hot_crystal(request):
     return crystal(request.param, repeat=4, sigma=0.06, seed=7)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import crystal, make_data
+from conftest import crystal, make_data, random_rotation
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import StructureModel, builtin_models
 from ovito_mlclass.training import md_water, tcp
@@ -32,25 +32,28 @@ def test_builtin_models_are_installed_and_described():
 @pytest.mark.parametrize("phase, expected, reps", [("ih", "Hexagonal ice", (4, 3, 3)), ("ic", "Cubic ice", (3, 3, 3)),
                                                    ("sI", "Clathrate", (2, 2, 2)), ("sII", "Clathrate", (1, 1, 1))])
 @pytest.mark.parametrize("sigma", [0.0, 0.15])  # Å; 0.15 Å is the thermal amplitude of mW ice near T_m
-def test_ice_model_on_ideal_and_perturbed_ices(phase, expected, reps, sigma):
+@pytest.mark.parametrize("model", ["ice", "ice-pointnet"])
+def test_ice_model_on_ideal_and_perturbed_ices(phase, expected, reps, sigma, model):
     positions, cell = md_water.build_structure(phase, reps)
-    result = classify(perturbed(positions, cell, sigma, seed=17), "ice")
+    result = classify(perturbed(positions, cell, sigma, seed=17), model)
     share = result.counts[expected] / len(positions)
     assert share >= (1.0 if sigma == 0 else 0.99), result.counts
 
 
-def test_ice_model_on_supercooled_water():
+@pytest.mark.parametrize("model", ["ice", "ice-pointnet"])
+def test_ice_model_on_supercooled_water(model):
     # mW liquid at 230 K (0.84 T_m), an MD validation run: < 2% ice or clathrate is the target
     snap = Snapshot.load(DATA / "mw_supercooled_230K.npz")
-    result = classify(snap.to_data_collection(), "ice")
+    result = classify(snap.to_data_collection(), model)
     crystalline = sum(result.counts[c] for c in ("Hexagonal ice", "Cubic ice", "Clathrate"))
     assert crystalline / len(snap) < 0.02, result.counts
 
 
-def test_ice_model_on_the_ice_water_interface():
+@pytest.mark.parametrize("model", ["ice", "ice-pointnet"])
+def test_ice_model_on_the_ice_water_interface(model):
     # ice Ih slab in its melt at T_m; labels known away from the two interfaces
     snap = Snapshot.load(DATA / "mw_ice_water_interface.npz")
-    result = classify(snap.to_data_collection(), "ice")
+    result = classify(snap.to_data_collection(), model)
     known = snap.labels != NO_LABEL
     predicted = result.types[known] - 1
     assert (predicted == snap.labels[known]).mean() >= 0.97
@@ -58,11 +61,14 @@ def test_ice_model_on_the_ice_water_interface():
 
 @pytest.mark.parametrize("kind, expected", [("fcc", "FCC"), ("bcc", "BCC"), ("hcp", "HCP")])
 @pytest.mark.parametrize("sigma", [0.0, 0.03, 0.05])  # in lattice constants: 0.05 a is near melting
-def test_metals_model_on_ideal_and_perturbed_lattices(kind, expected, sigma):
+@pytest.mark.parametrize("model", ["metals", "metals-pointnet"])
+def test_metals_model_on_ideal_and_perturbed_lattices(kind, expected, sigma, model):
     data = crystal(kind, 6, sigma=sigma, seed=23)
-    for scale in (1.0, 3.61):  # scale-free: lattice constant 1 or Cu's
-        scaled = make_data(np.asarray(data.particles.positions) * scale, np.asarray(data.cell)[:, :3].T * scale)
-        result = classify(scaled, "metals")
+    positions, rows = np.asarray(data.particles.positions), np.asarray(data.cell)[:, :3].T
+    rotation = random_rotation(3)  # the PointNet's rotation invariance is learnt: an orientation unlike the MD boxes'
+    for scale, turn in ((1.0, np.eye(3)), (3.61, np.eye(3)), (2.2, rotation)):  # scale-free: a = 1, Cu's, any
+        scaled = make_data(positions @ turn.T * scale, rows @ turn.T * scale)
+        result = classify(scaled, model)
         assert result.counts[expected] / data.particles.count >= (1.0 if sigma == 0 else 0.99), result.counts
 
 
@@ -70,9 +76,10 @@ def test_metals_model_on_ideal_and_perturbed_lattices(kind, expected, sigma):
     ("w_bcc_0.95Tm", "BCC", 0.95),      # W at 0.95 T_m (MD, other seed and box than training)
     ("mg_hcp_0.95Tm", "HCP", 0.97),     # Mg at 0.95 T_m
 ])
-def test_metals_model_near_melting(name, expected, minimum):
+@pytest.mark.parametrize("model", ["metals", "metals-pointnet"])
+def test_metals_model_near_melting(name, expected, minimum, model):
     snap = Snapshot.load(DATA / f"{name}.npz")
-    result = classify(snap.to_data_collection(), "metals")
+    result = classify(snap.to_data_collection(), model)
     assert result.counts[expected] / len(snap) >= minimum, result.counts
 
 

@@ -1,13 +1,12 @@
 """PointNet models (DeFever et al., Chem. Sci. 10, 7503 (2019)): the point-cloud input, exact
 permutation and learnt rotation invariance, the built-in models on lattices and MD snapshots,
 clear errors for mismatched inputs, and training end to end."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import crystal, icosahedron, make_data, random_rotation
+from conftest import crystal, icosahedron, make_data, random_rotation, write_toy_dataset
 from ovito_mlclass.classify import classify
 from ovito_mlclass.features import FeatureSpec
 from ovito_mlclass.model import FORMAT_VERSION, ModelError, StructureModel, _quiet_torchscript
@@ -15,9 +14,7 @@ from ovito_mlclass.neighbors import InputError
 from ovito_mlclass.training import md_water
 from ovito_mlclass.training import train as tr
 from ovito_mlclass.training.network import PointNet, StructureNet
-from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
 
-DATA = Path(__file__).parent / "data"
 CLOUD = {"kind": "point_cloud", "neighbors": 40, "normalize": 12}
 
 
@@ -187,36 +184,8 @@ def test_pointnet_models_are_installed_and_described():
         assert "randomly rotated" in meta["validation"]["orientation"]
 
 
-@pytest.mark.parametrize("kind, expected", [("fcc", "FCC"), ("bcc", "BCC"), ("hcp", "HCP")])
-@pytest.mark.parametrize("sigma", [0.0, 0.03, 0.05])  # in lattice constants: 0.05 a is near melting
-def test_metals_pointnet_on_ideal_and_perturbed_lattices(kind, expected, sigma):
-    data = crystal(kind, 6, sigma=sigma, seed=23)
-    rotation = random_rotation(3)  # an orientation unlike the MD boxes' and a lattice constant unlike any metal's
-    scaled = make_data(np.asarray(data.particles.positions) @ rotation.T * 2.2,
-                       np.asarray(data.cell)[:, :3].T @ rotation.T * 2.2)
-    result = classify(scaled, "metals-pointnet")
-    # the thresholds of the descriptor model's test (test_builtin_models)
-    assert result.counts[expected] / data.particles.count >= (1.0 if sigma == 0 else 0.99), result.counts
-
-
-@pytest.mark.parametrize("phase, expected, reps", [("ih", "Hexagonal ice", (4, 3, 3)), ("ic", "Cubic ice", (3, 3, 3)),
-                                                   ("sI", "Clathrate", (2, 2, 2)), ("sII", "Clathrate", (1, 1, 1))])
-@pytest.mark.parametrize("sigma", [0.0, 0.15])  # Å; 0.15 Å is the thermal amplitude of mW ice near T_m
-def test_ice_pointnet_on_ideal_and_perturbed_ices(phase, expected, reps, sigma):
-    positions, cell = md_water.build_structure(phase, reps)
-    result = classify(perturbed(positions, cell, sigma, seed=17), "ice-pointnet")
-    assert result.counts[expected] / len(positions) >= (1.0 if sigma == 0 else 0.99), result.counts
-
-
-@pytest.mark.parametrize("name, model, expected, minimum", [
-    ("w_bcc_0.95Tm", "metals-pointnet", "BCC", 0.95),          # MD validation runs (not in training), with
-    ("mg_hcp_0.95Tm", "metals-pointnet", "HCP", 0.97),         # the descriptor model's thresholds
-    ("mw_supercooled_230K", "ice-pointnet", "Liquid water", 0.98),
-])
-def test_pointnet_models_on_md_snapshots(name, model, expected, minimum):
-    snap = Snapshot.load(DATA / f"{name}.npz")
-    result = classify(snap.to_data_collection(), model)
-    assert result.counts[expected] / len(snap) >= minimum, result.counts
+# Accuracy on lattices and MD snapshots: test_builtin_models runs the PointNets through the same
+# tests, with the same thresholds, as the descriptor models.
 
 
 def test_metals_pointnet_in_the_modifier_on_a_small_open_cluster():
@@ -353,23 +322,10 @@ def test_neighbor_average_errors():
 # ---- training ----------------------------------------------------------------------------------
 
 
-def write_dataset(root, name):
-    """fcc and bcc with thermal noise (0.03-0.05 a), the first 10 bcc atoms unlabelled, in both splits."""
-    for split, seeds in (("train", (1, 2, 3)), ("val", (7,))):
-        for seed in seeds:
-            for k, kind in enumerate(("fcc", "bcc")):
-                data = crystal(kind, 4, sigma=0.03 + 0.01 * (seed % 3), seed=seed)
-                labels = np.full(data.particles.count, k)
-                labels[:10 * k] = NO_LABEL
-                Snapshot(np.asarray(data.particles.positions), np.asarray(data.cell), (True,) * 3, labels,
-                         ("FCC", "BCC"), meta={"kind": "crystal", "lattice": kind.upper()}).save(
-                    root / name / split / f"{kind}-{seed}.npz")
-
-
 @pytest.mark.parametrize("average", [0, 8])
 def test_train_pointnet_end_to_end(tmp_path, monkeypatch, average):
     monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
-    write_dataset(tmp_path, "toy")
+    write_toy_dataset(tmp_path, "toy")
     config = tmp_path / "toy.toml"
     config.write_text('''name = "toy-pointnet"
 classes = ["FCC", "BCC"]

@@ -1,8 +1,6 @@
 """Property prediction (CGCNN): crystal graphs, invariances, CGCNN folders, shipped models, errors."""
 import itertools
-import json
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -298,7 +296,7 @@ batch_size = 8
 
 
 def test_training_records_split_scores_and_calibration(tiny_model):
-    from ovito_mlclass.properties.train import evaluate, load_config, load_dataset, split_indices
+    from ovito_mlclass.properties.train import load_config, load_dataset, split_indices
 
     model, folder = tiny_model
     meta = model.metadata

@@ -2,11 +2,10 @@
 import numpy as np
 import pytest
 
-from conftest import crystal
+from conftest import crystal, write_toy_dataset
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import StructureModel
 from ovito_mlclass.training import train as tr
-from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
 
 
 def test_confusion_counts_rejections_and_atoms_to_reject():
@@ -43,23 +42,9 @@ def test_balanced_subsample():
     np.testing.assert_array_equal(np.bincount(y[keep]), [100, 30])
 
 
-def write_dataset(root, name):
-    """fcc and bcc with thermal noise, plus an unlabelled (NO_LABEL) bcc layer, in both splits."""
-    for split, seeds in (("train", (1, 2, 3)), ("val", (7,))):
-        for seed in seeds:
-            for k, kind in enumerate(("fcc", "bcc")):
-                data = crystal(kind, 4, sigma=0.03 + 0.01 * seed % 3, seed=seed)
-                labels = np.full(data.particles.count, k)
-                if kind == "bcc":
-                    labels[:10] = NO_LABEL
-                Snapshot(np.asarray(data.particles.positions), np.asarray(data.cell), (True,) * 3, labels,
-                         ("FCC", "BCC"), meta={"kind": "crystal", "lattice": kind.upper()}).save(
-                    root / name / split / f"{kind}-{seed}.npz")
-
-
 def test_train_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
-    write_dataset(tmp_path, "toy")
+    write_toy_dataset(tmp_path, "toy")
     config = tmp_path / "toy.toml"
     config.write_text('''name = "toy"
 classes = ["FCC", "BCC"]

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..neighbors import InputError
 from ..training.train import read_config
 from .graph import Graph, build_graph, read_cgcnn_folder, read_extxyz
 
