@@ -162,6 +162,74 @@ PYBIND11_MODULE(_kernels, m) {
         "distance to its first `normalize` present neighbours; missing neighbours (index -1) copy the nearest.");
 
     m.def(
+        "pointnet_embed",
+        [](Input<double> clouds, int n_points, Input<float> first_weight, Input<float> first_bias,
+           std::vector<Input<float>> weights, std::vector<Input<float>> biases, double align_radius) {
+            require(n_points >= 1 && clouds.ndim() == 2 && clouds.shape(1) == 3 * int64_t(n_points),
+                    "clouds must have shape (n, 3 * n_points)");
+            require(first_weight.ndim() == 2 && first_weight.shape(1) == 4 && first_bias.ndim() == 1 &&
+                        first_bias.shape(0) == first_weight.shape(0),
+                    "the first layer needs a (width, 4) weight and a (width,) bias");
+            require(weights.size() == biases.size(), "one bias per weight matrix");
+            PointNetWeights net;
+            net.first_width = int(first_weight.shape(0));
+            net.first_weight = first_weight.data();
+            net.first_bias = first_bias.data();
+            // torch keeps (out, in); the kernel wants (in, out): transposed copies, kept alive here
+            std::vector<std::vector<float>> transposed;
+            int width = net.first_width;
+            for (size_t l = 0; l < weights.size(); ++l) {
+                const auto& w = weights[l];
+                require(w.ndim() == 2 && w.shape(1) == width && biases[l].ndim() == 1 && biases[l].shape(0) == w.shape(0),
+                        "layer " + std::to_string(l + 1) + ": weight (out, " + std::to_string(width) +
+                            ") and bias (out,) expected");
+                const int out = int(w.shape(0));
+                std::vector<float> t(size_t(width) * out);
+                for (int o = 0; o < out; ++o)
+                    for (int i = 0; i < width; ++i) t[size_t(i) * out + o] = w.data()[size_t(o) * width + i];
+                transposed.push_back(std::move(t));
+                net.widths.push_back(out);
+                net.biases.push_back(biases[l].data());
+                width = out;
+            }
+            for (const auto& t : transposed) net.weights_t.push_back(t.data());
+            const int64_t n = clouds.shape(0);
+            py::array_t<float> out({n, int64_t(width)});
+            float* dst = out.mutable_data();
+            const double* src = clouds.data();
+            {
+                py::gil_scoped_release release;
+                pointnet_embed(n, n_points, src, 3 * int64_t(n_points), net, float(align_radius), dst);
+            }
+            return out;
+        },
+        py::arg("clouds"), py::arg("n_points"), py::arg("first_weight"), py::arg("first_bias"), py::arg("weights"),
+        py::arg("biases"), py::arg("align_radius"),
+        "PointNet.embed (training/network.py) of every row of `clouds`, float32 (n, last width): the first layer on "
+        "(x, y, z, |r|) in each cloud's own frame (align_radius > 0), the ReLU layers, the max over the points.");
+
+    m.def(
+        "neighbor_mean",
+        [](Input<float> h, Input<int64_t> neighbors) {
+            require(h.ndim() == 2 && neighbors.ndim() == 2 && neighbors.shape(0) == h.shape(0),
+                    "h (n, features) and neighbors (n, k) expected");
+            const int64_t n = h.shape(0);
+            const int64_t* index = neighbors.data();
+            for (int64_t m = 0; m < neighbors.size(); ++m)
+                require(index[m] >= -1 && index[m] < n, "neighbour indices must lie in [-1, n - 1]");
+            py::array_t<float> out({n, h.shape(1)});
+            float* dst = out.mutable_data();
+            const float* src = h.data();
+            {
+                py::gil_scoped_release release;
+                neighbor_mean(n, int(h.shape(1)), src, int(neighbors.shape(1)), index, dst);
+            }
+            return out;
+        },
+        py::arg("h"), py::arg("neighbors"),
+        "Row i: the mean of row i of h and the rows neighbors[i] of h (-1: missing, left out).");
+
+    m.def(
         "relative_distances",
         [](Input<double> vectors, int k, int normalize) {
             require(vectors.ndim() == 2 && vectors.shape(1) == 3, "vectors must have shape (n * k, 3)");

@@ -70,6 +70,27 @@ void relative_distances(int64_t n, int k, int normalize, const double* vectors, 
 void point_cloud(int64_t n, int k_max, int k, int normalize, const double* vectors, const int64_t* indices,
                  double* out, int64_t out_stride);
 
+// PointNet inference (pointnet.cpp). The per-point MLP of training/network.py's PointNet: the first
+// layer (first_width x 4, on x, y, z, |r|; row-major as torch stores it), then layers of widths
+// widths[l], their weights transposed (in x out, row-major), each followed by ReLU.
+struct PointNetWeights {
+    int first_width = 0;
+    const float* first_weight = nullptr;
+    const float* first_bias = nullptr;
+    std::vector<int> widths;
+    std::vector<const float*> weights_t;
+    std::vector<const float*> biases;
+};
+
+// PointNet.embed of every cloud: row i of `clouds` (at clouds + cloud_stride * i) holds x1, y1, z1,
+// x2, ... of n_points points; align_radius > 0 turns on PointNet.frame. out: (n, last width).
+void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud_stride, const PointNetWeights& net,
+                    float align_radius, float* out);
+
+// Row i of out: the mean of row i of h (n x features) and the rows neighbors[i] (n x k; -1 =
+// missing, left out).
+void neighbor_mean(int64_t n, int features, const float* h, int k, const int64_t* neighbors, float* out);
+
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.
 // Vectors are x_j - x_i with the periodic image applied; an atom can be its own neighbour (or

@@ -11,6 +11,8 @@ module, so a C++ consumer needs nothing else.
 A model with ``neighbor_average = k`` in its metadata (format 3; PointNets) is applied in two
 steps: the module's ``embed`` maps every atom's features to a learnt vector, which is averaged over
 the atom and its k nearest neighbours (:func:`neighbor_mean`) before the module's ``classify``.
+On the CPU, a PointNet's ``embed`` runs in the compiled kernel (:func:`compiled_embedding`), which
+computes the same function about twice as fast as the TorchScript module.
 """
 from __future__ import annotations
 
@@ -126,6 +128,7 @@ class StructureModel:
     metadata: dict
     path: Path | None = None
     device: str = "cpu"
+    _embed = None  # the compiled PointNet.embed, where it applies (compiled_embedding)
 
     def __post_init__(self):
         import torch
@@ -164,6 +167,7 @@ class StructureModel:
                 with _quiet_torchscript():
                     self._callable = torch.jit.optimize_for_inference(
                         torch.jit.freeze(self._callable.eval(), preserved_attrs=["embed", "classify"]))
+                self._embed = compiled_embedding(self.module, self._where())
         self._check_shapes()
 
     # ---- metadata views ----------------------------------------------------------------------
@@ -273,12 +277,13 @@ class StructureModel:
         if n and (neighbors.min() < -1 or neighbors.max() >= n):
             raise ModelError(f"Neighbour indices must lie in [-1, {n - 1}] (-1: missing).")
         with torch.no_grad():
-            h = embed_all(self._callable, features, batch, self.device)
+            h = self._embed(features) if self._embed else embed_all(self._callable, features, batch, self.device)
             h = neighbor_mean(h, torch.from_numpy(neighbors.astype(np.int64, copy=False)))
             probs = np.empty((n, len(self.classes)), dtype=np.float32)
-            for start in range(0, n, batch):
-                logits = self._callable.classify(h[start:start + batch].to(self.device))
-                probs[start:start + batch] = torch.softmax(logits, 1).cpu().numpy()
+            head_batch = 65536  # the head sees one vector per atom: small, unlike the clouds
+            for start in range(0, n, head_batch):
+                logits = self._callable.classify(h[start:start + head_batch].to(self.device))
+                probs[start:start + head_batch] = torch.softmax(logits, 1).cpu().numpy()
         return probs
 
     # ---- files -------------------------------------------------------------------------------
@@ -354,12 +359,65 @@ def embed_all(module, features, batch: int, device: str = "cpu"):
     return h if h is not None else torch.zeros((0, 1))
 
 
+def compiled_embedding(module, where: str = "model"):
+    """``module.embed`` run by the compiled kernel (``cpp_kernels/pointnet.cpp``): a function from
+    features (NumPy, ``(n, 3 * n_points)``) to the pooled vectors (CPU tensor), or ``None`` where the
+    kernel does not apply: no compiled kernels, or a network that is not the PointNet of
+    ``training/network.py`` (its per-point layers alternate Linear and ReLU). Same arithmetic in
+    float32; per atom, 1.9x faster than the frozen TorchScript module at one thread (measured)
+    because an atom's activations stay in registers and L1 instead of passing through memory
+    between operators. Checked against ``module.embed`` on a few random clouds before use: a
+    network that differs in some other way keeps running in TorchScript, with a warning."""
+    import torch
+
+    from .descriptors._backend import COMPILED, kernels
+
+    if not COMPILED or getattr(module, "original_name", None) != "PointNet":
+        return None
+    try:
+        layers = [child for _, child in module.points.named_children()]
+        if [c.original_name for c in layers] != ["ReLU"] + ["Linear", "ReLU"] * ((len(layers) - 1) // 2):
+            return None
+        as_array = lambda t: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+        n_points = int(module.n_points)
+        args = (n_points, as_array(module.first.weight), as_array(module.first.bias),
+                [as_array(c.weight) for c in layers[1::2]], [as_array(c.bias) for c in layers[1::2]],
+                float(module.align_radius))
+    except (AttributeError, RuntimeError, TypeError, ValueError):
+        return None
+
+    def embed(features):
+        return torch.from_numpy(kernels.pointnet_embed(features, *args))
+
+    # random clouds with at least two points inside the alignment radius: a lone nearest point would
+    # leave the frame's second axis to rounding, in any implementation
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(16, n_points, 3))
+    lengths = np.sort(rng.uniform(0.7, 1.6, size=(16, n_points, 1)), axis=1)
+    lengths[:, :2] = rng.uniform(0.7, 0.95, size=(16, min(2, n_points), 1))
+    lengths *= args[-1] if args[-1] > 0 else 1.0
+    clouds = (directions / np.linalg.norm(directions, axis=2, keepdims=True) * lengths).reshape(16, -1)
+    with torch.no_grad():
+        expected = module.embed(torch.from_numpy(clouds.astype(np.float32)))
+    if not torch.allclose(embed(clouds), expected, rtol=1e-4, atol=1e-4):
+        warnings.warn(f"{where}: the compiled PointNet kernel does not reproduce this network's embed; running it "
+                      f"in TorchScript instead (slower).", RuntimeWarning, stacklevel=3)
+        return None
+    return embed
+
+
 def neighbor_mean(h, neighbors):
     """Row i of the result: the mean of ``h`` over row i and the rows ``neighbors[i]`` (-1 entries,
     missing neighbours, left out of the mean). ``h``: ``(n, F)`` tensor; ``neighbors``: ``(n, k)``
-    int64 tensor. One pass, no ``(n, k, F)`` temporary (``embedding_bag``)."""
+    int64 tensor. One pass, no ``(n, k, F)`` temporary: the compiled kernel for float32 CPU tensors
+    outside autograd (10x faster), else ``embedding_bag``."""
     import torch
 
+    from .descriptors._backend import COMPILED, kernels
+
+    if (COMPILED and h.device.type == "cpu" and h.dtype == torch.float32 and neighbors.device.type == "cpu"
+            and not (torch.is_grad_enabled() and h.requires_grad)):
+        return torch.from_numpy(kernels.neighbor_mean(h.numpy(), neighbors.numpy()))
     n = h.shape[0]
     rows = torch.cat([torch.arange(n, dtype=torch.int64).unsqueeze(1), neighbors], dim=1)
     rows = torch.where(rows < 0, torch.full_like(rows, n), rows)          # missing -> the padding row n

@@ -248,11 +248,101 @@ def test_newer_format_is_refused_by_name():
 
 def test_batches_do_not_change_the_posteriors():
     model = StructureModel.load("ice-pointnet")
+    model._embed = None  # batches are what the TorchScript path (GPUs, no compiled kernel) runs in
     positions, cell = md_water.build_structure("sI", (1, 1, 1))
     X, neighbors = model_input(model, perturbed(positions, cell, 0.1, 2))
     X = X.reshape(len(X), -1)
     np.testing.assert_allclose(model.predict(X, neighbors, batch=7)[0], model.predict(X, neighbors)[0],
                                rtol=1e-5, atol=1e-6)
+
+
+# ---- the compiled PointNet kernel (the CPU path): the TorchScript module is the reference --------
+
+
+def scripted_pointnet(n_points, widths, align_radius, seed=0):
+    torch.manual_seed(seed)
+    with _quiet_torchscript():
+        return torch.jit.script(PointNet(n_points, 3, widths, [8], align_radius=align_radius).eval())
+
+
+def torchscript_embed(module, X):
+    with torch.no_grad():
+        return module.embed(torch.tensor(X, dtype=torch.float32))
+
+
+@pytest.mark.parametrize("name, build", [
+    ("metals-pointnet", lambda: crystal("hcp", 4, sigma=0.08, seed=3)),
+    ("ice-pointnet", lambda: perturbed(*md_water.build_structure("ih", (3, 2, 2)), 0.15, 8))], ids=["metals", "ice"])
+def test_compiled_embedding_of_the_shipped_models_equals_torchscript(name, build):
+    model = StructureModel.load(name)
+    assert model._embed is not None  # the kernel is what classification on the CPU runs
+    X, _ = model.features.compute(build(), neighbors=model.neighbor_average)
+    torch.testing.assert_close(model._embed(X), torchscript_embed(model.module, X), rtol=1e-5, atol=1e-5)
+
+
+# widths the kernel has vector code for (8, 16, 32, 64, 128) and others; clouds whose size is not a
+# multiple of its blocks of 4 points; without the alignment; a first layer straight into the maximum
+@pytest.mark.parametrize("n_points, widths, align_radius", [(40, [16, 32, 64], 1.25), (13, [12, 20], 0.0),
+                                                            (16, [8], 1.25), (7, [24, 128, 40], 1.25)])
+def test_compiled_embedding_of_other_networks_equals_torchscript(n_points, widths, align_radius):
+    from ovito_mlclass.model import compiled_embedding
+
+    module = scripted_pointnet(n_points, widths, align_radius)
+    X = cloud_of(crystal("bcc", 3, sigma=0.06, seed=9), n_points, min(n_points, 8)).reshape(54, -1)
+    torch.testing.assert_close(compiled_embedding(module)(X), torchscript_embed(module, X), rtol=1e-5, atol=1e-5)
+
+
+class PointNetVariant(PointNet):
+    """The shipped network's name and layers, another function: mean instead of max pooling."""
+
+    @torch.jit.export
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        points = x.reshape(x.shape[0], self.n_points, 3)
+        length = torch.sqrt((points * points).sum(dim=2, keepdim=True))
+        return self.points(self.first(torch.cat([points, length], dim=2))).mean(dim=1)
+
+
+def test_a_network_the_kernel_does_not_reproduce_runs_in_torchscript():
+    from ovito_mlclass.model import compiled_embedding
+
+    PointNetVariant.__name__ = "PointNet"  # what the kernel checks first
+    with _quiet_torchscript():
+        module = torch.jit.script(PointNetVariant(16, 3, [8, 16], [8]).eval())
+    with pytest.warns(RuntimeWarning, match="does not reproduce this network's embed; running it in TorchScript"):
+        assert compiled_embedding(module) is None
+    with _quiet_torchscript():  # not a PointNet at all
+        assert compiled_embedding(torch.jit.script(StructureNet(4, 2, [8]))) is None
+
+
+def test_compiled_kernel_checks_its_input():
+    from ovito_mlclass.descriptors._backend import kernels
+
+    module = scripted_pointnet(16, [8, 16], 1.25)
+    layer = module.points[1]
+    first = (module.first.weight.detach().numpy(), module.first.bias.detach().numpy())
+    with pytest.raises(ValueError, match=r"clouds must have shape \(n, 3 \* n_points\)"):
+        kernels.pointnet_embed(np.zeros((5, 47)), 16, *first, [layer.weight.detach().numpy()],
+                               [layer.bias.detach().numpy()], 1.25)
+    with pytest.raises(ValueError, match=r"layer 1: weight \(out, 8\)"):
+        kernels.pointnet_embed(np.zeros((5, 48)), 16, *first, [layer.weight.detach().numpy().T],
+                               [layer.bias.detach().numpy()], 1.25)
+    with pytest.raises(ValueError, match=r"must lie in \[-1, n - 1\]"):
+        kernels.neighbor_mean(np.zeros((3, 4), dtype=np.float32), np.array([[0, 3], [1, 2], [0, -1]]))
+
+
+def test_compiled_neighbour_mean_equals_embedding_bag_and_the_mean_by_hand():
+    from ovito_mlclass.model import neighbor_mean
+
+    rng = np.random.default_rng(4)
+    h = torch.tensor(rng.normal(size=(60, 12)), dtype=torch.float32)
+    neighbors = torch.tensor(rng.integers(-1, 60, size=(60, 5)))
+    fast = neighbor_mean(h, neighbors)                                      # the compiled kernel
+    with torch.enable_grad():
+        slow = neighbor_mean(h.clone().requires_grad_(), neighbors).detach()  # embedding_bag (autograd)
+    torch.testing.assert_close(fast, slow, rtol=1e-6, atol=1e-6)
+    for i in (0, 17, 59):
+        rows = [i] + [j for j in neighbors[i].tolist() if j >= 0]
+        torch.testing.assert_close(fast[i], h[rows].mean(dim=0), rtol=1e-6, atol=1e-6)
 
 
 # ---- averaging over neighbours -------------------------------------------------------------------
