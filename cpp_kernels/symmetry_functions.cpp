@@ -43,14 +43,20 @@ struct AngularTerms {
         for (size_t s = 0; s < shapes.size(); ++s) {
             const double zeta = shapes[s].first, lambda = shapes[s].second;
             if (zeta == std::floor(zeta) && zeta >= 0.0 && zeta <= 64.0) {
-                double result[kChunk], factor[kChunk];
-                for (int c = 0; c < kChunk; ++c) { result[c] = 1.0; factor[c] = 1.0 + lambda * cos_theta[c]; }
+                // every step a whole-chunk vector loop (without the simd pragmas the compiler
+                // left them scalar: 29% of the kernel)
+                alignas(64) double factor[kChunk];
+                double* __restrict result = out[s];
+#pragma omp simd
+                for (int c = 0; c < kChunk; ++c) result[c] = 1.0, factor[c] = 1.0 + lambda * cos_theta[c];
                 for (int e = int(zeta); e > 0; e >>= 1) {
-                    if (e & 1)
+                    if (e & 1) {
+#pragma omp simd
                         for (int c = 0; c < kChunk; ++c) result[c] *= factor[c];
+                    }
+#pragma omp simd
                     for (int c = 0; c < kChunk; ++c) factor[c] *= factor[c];
                 }
-                for (int c = 0; c < kChunk; ++c) out[s][c] = result[c];
             } else {
                 for (int c = 0; c < kChunk; ++c) {
                     const double base = 1.0 + lambda * cos_theta[c];
