@@ -131,6 +131,7 @@ FaceResult face_of(size_t c, double half, double min_edge, Scratch& s, double& f
         double* __restrict c0 = s.c0.data();
         // and the signed squared distance of each line from the foot point (no square root)
         double* __restrict line = s.line.data();
+#pragma omp simd
         for (size_t k = 0; k < count; ++k) {
             const double a = ux * x[k] + uy * y[k] + uz * z[k];
             const double b = wx * x[k] + wy * y[k] + wz * z[k];
