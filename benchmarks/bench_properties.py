@@ -36,11 +36,12 @@ WORK = Path.home() / ".cache" / "ovito-mlclass" / "cgcnn" / "bench"
 
 NOTES = """What ours does differently from the reference (same graph: 8 Å, 12 neighbours, 41 Gaussians of 0.2 Å):
 atom features from mendeleev (standardised values and quantile bins instead of the one-hot bins of
-`atom_init.json`); the gated convolution's linear map evaluated per atom and gathered onto the edges (same
-function, a quarter of the per-edge arithmetic); an additive readout (each atom's value from its vector and
-the crystal's mean vector; the prediction is their mean) instead of pooling first; L1 loss instead of MSE;
-AdamW with a 5% warm-up and cosine decay instead of constant-rate Adam; a Gaussian-NLL σ head. Times are
-wall-clock on a 2-core machine shared with other jobs, so they carry the load of the moment."""
+`atom_init.json`), whose linear embedding is added to a learned, zero-initialised vector per element; the
+gated convolution's linear map evaluated per atom and gathered onto the edges (same function, a quarter of
+the per-edge arithmetic); an additive readout (each atom's value from its vector and the crystal's mean
+vector; the prediction is their mean) instead of pooling first; L1 loss instead of MSE; AdamW with a 5%
+warm-up and cosine decay instead of constant-rate Adam; a Gaussian-NLL σ head. Times are wall-clock on a
+2-core machine shared with other jobs, so they carry the load of the moment."""
 
 
 def log(*args):
