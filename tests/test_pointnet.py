@@ -302,10 +302,12 @@ class PointNetVariant(PointNet):
         return self.points(self.first(torch.cat([points, length], dim=2))).mean(dim=1)
 
 
+PointNetVariant.__name__ = "PointNet"  # the name the kernel checks first
+
+
 def test_a_network_the_kernel_does_not_reproduce_runs_in_torchscript():
     from ovito_mlclass.model import compiled_embedding
 
-    PointNetVariant.__name__ = "PointNet"  # what the kernel checks first
     with _quiet_torchscript():
         module = torch.jit.script(PointNetVariant(16, 3, [8, 16], [8]).eval())
     with pytest.warns(RuntimeWarning, match="does not reproduce this network's embed; running it in TorchScript"):
