@@ -26,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ovito_mlclass.training.snapshots import cache_dir
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from results_file import replace_section  # noqa: E402
 
-CACHE = Path.home() / ".cache" / "ovito-mlclass" / "scale"
+CACHE = cache_dir() / "scale"  # generated data stay outside the repository, where the training data go
 
 
 def make_trajectory(path: Path, frames: int, cells=(25, 25, 40)) -> Path:

@@ -87,13 +87,6 @@ def _one_hot(values: np.ndarray, low: int, high: int) -> np.ndarray:
     return out
 
 
-def feature_names() -> list[str]:
-    names = [f"group {g}" for g in range(1, 19)] + [f"period {p}" for p in range(1, 8)] + [f"block {b}" for b in BLOCKS]
-    for key in CONTINUOUS:
-        names += [key] + [f"{key} bin {k}" for k in range(N_BINS)]
-    return names
-
-
 def element_table() -> np.ndarray:
     """The packaged feature table (MAX_Z + 1, n_features)."""
     return np.load(TABLE_FILE)

@@ -87,7 +87,7 @@ def build_graph(crystal: Crystal, cutoff: float = 8.0, max_neighbors: int = 12) 
         raise InputError(f"{crystal.name or 'structure'}: the periodic cell has zero volume.")
     if not np.all(np.isfinite(crystal.positions)):
         raise InputError(f"{crystal.name or 'structure'}: positions are not finite.")
-    supercell, copies = _replicated(crystal, cutoff)
+    supercell = _replicated(crystal, cutoff)
     pairs, vectors = CutoffNeighborFinder(cutoff, ovito_data(supercell)).find_all(indices=np.arange(n))
     pairs = pairs % n  # copy k of atom j has index k * n + j
     distance = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
@@ -106,7 +106,7 @@ def build_graph(crystal: Crystal, cutoff: float = 8.0, max_neighbors: int = 12) 
                  distance[keep])
 
 
-def _replicated(crystal: Crystal, cutoff: float) -> tuple[Crystal, int]:
+def _replicated(crystal: Crystal, cutoff: float) -> Crystal:
     """The crystal repeated along its periodic axes until each cell width is at least twice the
     cutoff. OVITO's neighbour finder never lists an atom's own periodic images and refuses cells
     much thinner than the cutoff; in the supercell every image within the cutoff of an atom of the
@@ -116,12 +116,12 @@ def _replicated(crystal: Crystal, cutoff: float) -> tuple[Crystal, int]:
                        for k in range(3)])
     repeat = np.where(crystal.pbc, np.ceil(2.0 * cutoff / widths + 1e-9), 1).astype(int)
     if (repeat == 1).all():
-        return crystal, 1
+        return crystal
     grid = np.stack(np.meshgrid(*[np.arange(r) for r in repeat], indexing="ij"), -1).reshape(-1, 3)
     shifts = grid @ crystal.cell  # first row is the original cell (no shift)
     positions = (shifts[:, None, :] + crystal.positions[None]).reshape(-1, 3)
     numbers = np.tile(crystal.numbers, len(grid))
-    return Crystal(numbers, positions, crystal.cell * repeat[:, None], crystal.pbc, crystal.origin), len(grid)
+    return Crystal(numbers, positions, crystal.cell * repeat[:, None], crystal.pbc, crystal.origin)
 
 
 # ---- readers and writers ---------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import numpy as np
 from ..training.train import read_config
 from .graph import Graph, build_graph, read_cgcnn_folder, read_extxyz
 
-CACHE = Path.home() / ".cache" / "ovito-mlclass" / "cgcnn"
 TRANSFORMS = {"none": (lambda v: v), "log10": np.log10}
 
 
@@ -70,11 +69,16 @@ def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float):
     return np.sort(order[n_test + n_val:]), np.sort(order[n_test:n_test + n_val]), np.sort(order[:n_test])
 
 
-def graphs_cached(crystals, source: Path, cutoff: float, max_neighbors: int, progress=True) -> list[Graph]:
-    """Graphs of all crystals; cached per data file (its sha256) and graph settings."""
-    digest = hashlib.sha256(source.read_bytes() if source.is_file() else
-                            b"".join(p.read_bytes() for p in sorted(source.iterdir()))).hexdigest()[:20]
-    cache = CACHE / f"graphs-{digest}-{len(crystals)}-{cutoff}-{max_neighbors}.npz"
+def graphs_cached(crystals, cutoff: float, max_neighbors: int, progress=True) -> list[Graph]:
+    """Graphs of all crystals, cached (in ``cache_dir()/cgcnn``) under a digest of exactly what
+    determines them: every crystal's atoms, positions, cell and periodicity, and the graph settings."""
+    from ..training.snapshots import cache_dir
+
+    digest = hashlib.sha256()
+    for c in crystals:
+        for array in (c.numbers, c.positions, c.cell, np.asarray(c.pbc, dtype=bool)):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    cache = cache_dir() / "cgcnn" / f"graphs-{digest.hexdigest()[:20]}-{cutoff}-{max_neighbors}.npz"
     if cache.exists():
         with np.load(cache) as stored:  # each item access reads the whole array: read each once
             numbers, center, neighbor, distance, atoms, edges = (stored[key] for key in (
@@ -87,11 +91,13 @@ def graphs_cached(crystals, source: Path, cutoff: float, max_neighbors: int, pro
     graphs = [build_graph(c, cutoff, max_neighbors)
               for c in tqdm(crystals, desc="graphs", unit="crystal", disable=not progress, file=sys.stderr)]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, numbers=np.concatenate([g.numbers for g in graphs]),
+    partial = cache.with_suffix(".part.npz")  # written whole, then renamed: an interrupted run leaves no cache
+    np.savez(partial, numbers=np.concatenate([g.numbers for g in graphs]),
              center=np.concatenate([g.center for g in graphs]), neighbor=np.concatenate([g.neighbor for g in graphs]),
              distance=np.concatenate([g.distance for g in graphs]),
              atom_offsets=np.cumsum([0] + [g.n_atoms for g in graphs]),
              edge_offsets=np.cumsum([0] + [len(g.center) for g in graphs]))
+    partial.replace(cache)
     return graphs
 
 
@@ -214,7 +220,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, epochs: 
     graph_settings = {"cutoff": float(config.get("graph", {}).get("cutoff", 8.0)),
                       "max_neighbors": int(config.get("graph", {}).get("max_neighbors", 12)),
                       "gaussian_step": float(config.get("graph", {}).get("gaussian_step", 0.2))}
-    graphs = graphs_cached(crystals, source, graph_settings["cutoff"], graph_settings["max_neighbors"], progress)
+    graphs = graphs_cached(crystals, graph_settings["cutoff"], graph_settings["max_neighbors"], progress)
     train_idx, val_idx, test_idx = split_indices(len(crystals), seed, float(split.get("validation", 0.1)),
                                                  float(split.get("test", 0.1)))
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
