@@ -87,9 +87,10 @@ def parse_frames(text: str | None, count: int) -> list[int]:
     return [f % count for f in frames]
 
 
-def classify_trajectory_files(args) -> int:
-    """``classify`` over a trajectory with ``--workers``/``--scheduler`` (Dask), ``--table`` or
-    ``--plot``: per-frame counts, failed frames reported with their index, outputs per frame."""
+def classify_files(args) -> int:
+    """``classify``: the chosen frames, serially or on Dask (``--workers``/``--scheduler``), through
+    :func:`trajectory.classify_trajectory`; per-frame counts, failed frames reported with their
+    index (exit status 1), the labelled frames written, optionally a table, a plot and a PNG."""
     from .model import DeviceError, ModelError
     from .trajectory import classify_trajectory, open_trajectory, output_format_of
 
@@ -133,57 +134,6 @@ def classify_trajectory_files(args) -> int:
                                                               device=args.device))
         print(f"rendered {render_png(pipeline, args.render)}")
     return 1 if result.failed else 0
-
-
-def classify_files(args) -> int:
-    """Classify every chosen frame, print a counts table per frame, write the labelled frames."""
-    from ovito.io import export_file
-
-    from .model import DeviceError, resolve_device
-    from .modifiers import StructureClassifierModifier
-
-    if args.workers is not None or args.scheduler or args.table or args.plot or args.format or \
-            (args.output and "*" in Path(args.output).name):
-        return classify_trajectory_files(args)
-    try:
-        resolve_device(args.device)
-    except DeviceError as exc:
-        raise SystemExit(f"ovito-mlclass: {exc}") from None
-    pipeline, output = open_inputs(args)
-    modifier = StructureClassifierModifier(model=args.model, reject_threshold=args.threshold, device=args.device)
-    pipeline.modifiers.append(modifier)
-    frames = parse_frames(args.frames, pipeline.num_frames)
-    iterator = frames
-    try:
-        from tqdm import tqdm
-        iterator = tqdm(frames, desc="classifying", unit="frame", file=sys.stderr, disable=len(frames) < 2)
-    except ImportError:
-        pass
-    header = None
-    for frame in iterator:
-        data = pipeline.compute(frame)
-        names = [t.name for t in data.particles["Structure Type"].types]
-        counts = [data.attributes[f"StructureClassifier.counts.{n.replace(' ', '_')}"] for n in names]
-        if header is None:
-            header = "frame  " + "  ".join(f"{n:>12s}" for n in names)
-            print(header)
-        print(f"{frame:5d}  " + "  ".join(f"{c:12d}" for c in counts), flush=True)
-    if output is not None:
-        columns = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
-                   "Structure Type", "Structure Confidence"]
-        available = [c for c in columns if c.split(".")[0] in data.particles]
-        fmt = FORMATS[output.suffix]
-        kwargs = {"columns": available} if fmt in ("lammps/dump", "xyz") else {}
-        export_file(pipeline, str(output), fmt, frame=frames[0], **kwargs) if len(frames) == 1 else \
-            export_file(pipeline, str(output), fmt, multiple_frames=True, start_frame=frames[0], end_frame=frames[-1],
-                        every_nth_frame=max(1, frames[1] - frames[0]) if len(frames) > 1 else 1, **kwargs)
-        print(f"wrote {output}")
-    if args.render:
-        from .render import render_png
-
-        png = render_png(pipeline, args.render)
-        print(f"rendered {png}")
-    return 0
 
 
 def cluster_files(args) -> int:

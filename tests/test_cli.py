@@ -48,6 +48,21 @@ def write_dump(tmp_path, frames=2):
     return path, snap
 
 
+def test_classify_writes_exactly_the_chosen_frames(tmp_path):
+    # frames 0, 1 and 3 of four (timesteps 0, 10, 20, 30; unevenly spaced): the file holds 0, 10, 30
+    from ovito.io import import_file
+
+    path, _ = write_dump(tmp_path, frames=1)
+    frame = path.read_text()
+    step = frame.split("ITEM: TIMESTEP\n")[1].split("\n")[0]
+    path.write_text("".join(frame.replace(f"ITEM: TIMESTEP\n{step}\n", f"ITEM: TIMESTEP\n{10 * k}\n", 1)
+                            for k in range(4)))
+    out = tmp_path / "chosen.dump"
+    assert main(["classify", str(path), "-m", "ice", "-o", str(out), "--frames", "0,1,3"]) == 0
+    written = import_file(str(out), multiple_frames=True)
+    assert [written.compute(k).attributes["Timestep"] for k in range(written.num_frames)] == [0, 10, 30]
+
+
 def test_classify_round_trip(tmp_path, capsys):
     from ovito.io import import_file
 
@@ -57,7 +72,7 @@ def test_classify_round_trip(tmp_path, capsys):
     out = tmp_path / "labelled.dump"
     assert main(["classify", str(source), "-m", "ice", "-o", str(out), "--frames", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "Hexagonal ice" in printed and printed.count("\n") == 3  # header, one frame, "wrote"
+    assert "Hexagonal ice" in printed and printed.count("\n") == 4  # header, one frame, summary, "wrote"
     back = import_file(str(out), columns=["Particle Identifier", "Position.X", "Position.Y", "Position.Z",
                                           "Structure Type", "Structure Confidence"]).compute()
     expected = classify(import_file(str(source)).compute(1), "ice")
