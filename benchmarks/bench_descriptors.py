@@ -373,12 +373,21 @@ def thread_env(threads: int):
 
 SMALL_ATOMS = 50_000
 SMALL_REPS = 5
+# Steps of a few seconds (all but freud, dscribe and OVITO's Voronoi mode) get at least FAST_REPS:
+# single runs of the 1M-atom steps vary by up to 0.5 s on this VM (first touches of fresh memory,
+# e.g. the kernel's direct compaction for huge pages), as much as a 2x ratio can bear.
+FAST_REPS = 4
+SLOW_KINDS = ("freud_steinhardt", "dscribe_acsf")
 
 
 def reps_for(spec, reps):
     """Small systems (under a second per step) get at least SMALL_REPS repetitions: a fraction of
-    a second is where the shared machine's noise weighs most, and five more cost little."""
-    return max(reps, SMALL_REPS) if 4 * spec["cells"] ** 3 < SMALL_ATOMS else reps
+    a second is where the shared machine's noise weighs most, and five more cost little; steps of
+    a few seconds at least FAST_REPS."""
+    if 4 * spec["cells"] ** 3 < SMALL_ATOMS:
+        return max(reps, SMALL_REPS)
+    slow = spec["kind"] in SLOW_KINDS or (spec["kind"] == "ovito_steinhardt" and spec["params"].get("mode") == "voronoi")
+    return reps if slow else max(reps, FAST_REPS)
 
 
 def run_child(spec, threads, reps, timeout):
@@ -558,7 +567,8 @@ def write_results(path, args, results, specs, minfo, versions, ours_ok, ours_msg
              "(shifted to the origin-centred box, float32), to dscribe as `ase.Atoms`.")
     L.append("- Each table entry is a fresh subprocess. In it: warm-up of the same step on a 256-atom system "
              f"(imports, JIT, plugin loading), input generation (not timed), then {args.reps} timed repetitions of the "
-             f"step ({SMALL_REPS} for every tool on systems under {SMALL_ATOMS:,} atoms, except dscribe's probe); the "
+             f"step ({SMALL_REPS} for every tool on systems under {SMALL_ATOMS:,} atoms, except dscribe's probe; at "
+             f"least {FAST_REPS} for the steps of a few seconds, i.e. all but freud, dscribe and OVITO's Voronoi mode); the "
              "best wall time is reported (`reps` lists all).")
     L.append("- Timed step: OVITO modifiers — new `Pipeline(source=StaticSource(data))` + `pipeline.compute()` "
              "(includes OVITO's neighbour search); freud — new `Steinhardt` + `compute(system, neighbors=...)` "
