@@ -39,7 +39,9 @@ atom features from mendeleev (standardised values and quantile bins instead of t
 `atom_init.json`), whose linear embedding is added to a learned, zero-initialised vector per element; the
 gated convolution's linear map evaluated per atom and gathered onto the edges (same function, a quarter of
 the per-edge arithmetic); an additive readout (each atom's value from its vector and the crystal's mean
-vector; the prediction is their mean) instead of pooling first; L1 loss instead of MSE; AdamW with a 5%
+vector; the prediction is their mean) instead of pooling first; for formation energy only, a linear
+composition model fitted first (ridge regression on the atom fractions, stored as a per-element offset of
+the atom contributions, so the network learns what composition alone does not explain); L1 loss instead of MSE; AdamW with a 5%
 warm-up and cosine decay instead of constant-rate Adam; a Gaussian-NLL σ head. Times are wall-clock on a
 2-core machine shared with other jobs, so they carry the load of the moment."""
 

@@ -327,10 +327,14 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
     const double plane_bins = double(cache_bytes) / (n_planes * atoms_per_bin * stride * sizeof(double));
     const int side = std::max(1, int(std::sqrt(std::max(plane_bins, 1.0))) - reach[1] - reach[2]);
     const int tiles_y = (nb[1] + side - 1) / side, tiles_z = (nb[2] + side - 1) / side;
-    // Enough pieces to keep every thread busy (pencils split along x if there are few of them;
-    // each piece computes two more planes): about 8 per thread, none split on one thread.
+    // Then tiles of equal size, so that no thread is left with the one large tile.
+    const int side_y = (nb[1] + tiles_y - 1) / tiles_y, side_z = (nb[2] + tiles_z - 1) / tiles_z;
+    // Enough pieces to keep every thread busy (pencils split along x if there are few of them):
+    // about 8 per thread, none split on one thread, and none shorter than 8 planes, as each piece
+    // computes two more planes (32,000 atoms at 2 threads: 2 pieces of 9 planes instead of 4 of 4.5,
+    // together with the equal tiles, made the Voronoi-weighted kernel 7% faster).
     const int threads = max_threads(), tiles = tiles_y * tiles_z;
-    const int pieces = threads == 1 ? 1 : std::clamp((8 * threads + tiles - 1) / tiles, 1, nb[0]);
+    const int pieces = threads == 1 ? 1 : std::clamp((8 * threads + tiles - 1) / tiles, 1, std::max(1, nb[0] / 8));
     const int64_t n_units = int64_t(tiles_y) * tiles_z * pieces;
 
 #pragma omp parallel reduction(|| : zero_length)
@@ -350,7 +354,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
 #pragma omp for schedule(dynamic, 1)
         for (int64_t unit = 0; unit < n_units; ++unit) {
             const int ty = int(unit % tiles_y), tz = int(unit / tiles_y % tiles_z), piece = int(unit / (int64_t(tiles_y) * tiles_z));
-            const int y0 = ty * side, y1 = std::min(nb[1], y0 + side), z0 = tz * side, z1 = std::min(nb[2], z0 + side);
+            const int y0 = ty * side_y, y1 = std::min(nb[1], y0 + side_y), z0 = tz * side_z, z1 = std::min(nb[2], z0 + side_z);
             const int x0 = int(int64_t(nb[0]) * piece / pieces), x1 = int(int64_t(nb[0]) * (piece + 1) / pieces);
             const TileAxis ay(nb[1], bins.periodic[1], y0, y1, reach[1]), az(nb[2], bins.periodic[2], z0, z1, reach[2]);
             for (Plane& plane : planes) plane.x = -1;

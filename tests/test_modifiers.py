@@ -139,3 +139,11 @@ print("fallback ok")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "fallback ok" in result.stdout
+
+
+def test_alongside_returns_both_results_and_raises_the_workers_error():
+    from ovito_mlclass.modifiers._common import alongside
+
+    assert alongside(lambda: "work", lambda: "here") == ("work", "here")
+    with pytest.raises(ZeroDivisionError):
+        alongside(lambda: 1 / 0, lambda: "here")

@@ -95,6 +95,7 @@ def random_network(convolution="gated", seed=0):
     torch.manual_seed(seed)
     table = np.random.default_rng(seed).normal(size=(101, 20)).astype(np.float32)
     net = CGCNN(table, cutoff=6.0, gaussian_step=0.3, width=16, n_conv=2, hidden=[24], convolution=convolution)
+    net.element_baseline.copy_(torch.randn(101))  # so that the tests cover the composition baseline
     net.train()
     # a few batch-norm updates on random graphs, so the running statistics are not the identity
     with torch.no_grad():
@@ -144,6 +145,35 @@ def test_prediction_is_invariant(convolution):
         v, s, c = predict(net, variant)
         np.testing.assert_allclose([v, s], [value, sigma], rtol=2e-5)
     np.testing.assert_allclose(predict(net, permuted)[2], contributions[order], rtol=2e-5)
+
+
+def test_composition_baseline_is_the_least_squares_fit():
+    """Targets exactly linear in the atom fractions: the fitted per-element offsets are the ones
+    that made them (numpy's least squares as the reference), elements absent from the data get the
+    mean target, and a prediction moves by exactly the crystal's mean change of offset."""
+    from ovito_mlclass.properties.train import fit_composition_baseline
+
+    rng = np.random.default_rng(7)
+    elements = np.array([3, 8, 11, 17, 26, 29])
+    graphs, fractions = [], []
+    for _ in range(40):
+        numbers = rng.choice(elements, rng.integers(2, 9))
+        graphs.append(build_graph(Crystal(numbers, rng.random((len(numbers), 3)) * 5.0, np.eye(3) * 5.0), 6.0, 12))
+        fractions.append([np.mean(numbers == z) for z in elements])
+    fractions = np.asarray(fractions)
+    y = fractions @ rng.normal(size=len(elements))
+    expected = np.linalg.lstsq(fractions, y, rcond=None)[0]
+
+    net = random_network()
+    old = net.element_baseline.numpy().copy()
+    before = predict(net, rock_salt())[0]
+    baseline = fit_composition_baseline(net, graphs, y, alpha=1e-9)
+    offsets = net.element_baseline.numpy()
+    np.testing.assert_allclose(offsets[elements], expected, atol=1e-5)
+    np.testing.assert_allclose(baseline, y, atol=1e-5)
+    np.testing.assert_allclose(np.delete(offsets, elements), y.mean(), rtol=1e-6)
+    after = predict(net, rock_salt())[0]  # Na4Cl4
+    np.testing.assert_allclose(after - before, np.mean((offsets - old)[[11, 17]]), atol=1e-4)
 
 
 def test_scripted_network_matches_eager():

@@ -51,6 +51,39 @@ def output_array(data: DataCollection, name: str, components: list[str], mask: n
     return np.empty((int(mask.sum()), len(components)))
 
 
+def alongside(work, here):
+    """``(work(), here())``, with ``work`` in a worker thread while ``here`` runs in this one, if more
+    than one thread is allowed. For a compiled search (which releases the GIL) next to OVITO's
+    creation of the output property, which fills it with zeros in one thread (0.2 s per million
+    atoms and 44 components): the cutoff-mode Steinhardt modifier on 1M atoms at two threads took
+    1.20 instead of 1.34 s (best of 4), the 12-nearest one 1.29 instead of 1.32 s."""
+    from ..descriptors._backend import kernels
+
+    if kernels.max_threads() < 2:
+        return work(), here()
+    import threading
+
+    result, started = {}, threading.Event()
+
+    def run():
+        started.set()
+        try:
+            result["value"] = work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    started.wait()  # so that the worker reaches the GIL-free search before `here` may hold the GIL
+    try:
+        mine = here()
+    finally:
+        thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"], mine
+
+
 def store(data: DataCollection, name: str, values: np.ndarray, mask: np.ndarray | None) -> None:
     if mask is not None:
         np.asarray(data.particles_[name + "_"])[mask] = values

@@ -7,7 +7,7 @@ from traits.api import BaseStr, Bool, Enum, Float, Int
 
 from .. import neighbors as nb
 from ..descriptors import Steinhardt
-from ._common import output_array, selected_subset, species_of, store
+from ._common import alongside, output_array, selected_subset, species_of, store
 
 
 class DegreeList(BaseStr):
@@ -79,21 +79,25 @@ class SteinhardtModifier(ModifierInterface):
         return Steinhardt(degrees=parse_degrees(self.degrees), averaged=self.averaged, wl=self.wl,
                           same_species_only=self.same_species_only)
 
+    def _neighbor_list(self, work: DataCollection) -> nb.NeighborList:
+        if self.neighbor_mode == "nearest":
+            return nb.nearest_neighbors(work, self.neighbors)
+        if self.neighbor_mode == "cutoff":
+            return nb.cutoff_neighbors(work, self.cutoff)
+        return nb.voronoi_neighbors(work)
+
     def modify(self, data: DataCollection, **kwargs):
         descriptor = self.descriptor
         work, mask = selected_subset(data, self.only_selected)
+        name = "Steinhardt Descriptors" + (" (same species)" if self.same_species_only else "")
         yield "Steinhardt: finding neighbours"
-        if self.neighbor_mode == "nearest":
-            neighbor_list = nb.nearest_neighbors(work, self.neighbors)
-        elif self.neighbor_mode == "cutoff":
-            neighbor_list = nb.cutoff_neighbors(work, self.cutoff)
-        else:
-            neighbor_list = nb.voronoi_neighbors(work)
+        # the search reads a shallow copy of its own: this thread adds the output property to `data` meanwhile
+        snapshot = work.clone()
+        neighbor_list, values = alongside(lambda: self._neighbor_list(snapshot),
+                                          lambda: output_array(data, name, descriptor.feature_names, mask))
         yield 0.4
         species = species_of(data, mask)[0] if self.same_species_only else None
-        name = "Steinhardt Descriptors" + (" (same species)" if self.same_species_only else "")
         yield "Steinhardt: computing descriptors"
-        values = output_array(data, name, descriptor.feature_names, mask)
         descriptor.compute(neighbor_list, species, out=values)
         store(data, name, values, mask)
         yield 1.0

@@ -102,6 +102,8 @@ class CGCNN(nn.Module):
         self.convs = nn.ModuleList([conv(width, edge_width) for _ in range(n_conv)])
         self.contribution = mlp([2 * width] + list(hidden) + [1])
         self.log_sigma = mlp([width] + list(hidden)[:1] + [1])
+        # per-element offset of the atom contributions (see fit_composition_baseline); zero = none
+        self.register_buffer("element_baseline", torch.zeros(self.elements.shape[0]))
         self.register_buffer("target_mean", torch.zeros(()))
         self.register_buffer("target_std", torch.ones(()))
         self.register_buffer("sigma_scale", torch.ones(()))
@@ -118,7 +120,7 @@ class CGCNN(nn.Module):
         pooled = torch.zeros((n_crystals, atoms.shape[1]), dtype=atoms.dtype, device=atoms.device).index_add_(
             0, crystal, atoms) / counts[:, None]
         per_atom = self.contribution(torch.cat([atoms, pooled[crystal]], dim=1)).squeeze(1)
-        contributions = per_atom * self.target_std + self.target_mean
+        contributions = per_atom * self.target_std + self.target_mean + self.element_baseline[numbers]
         prediction = torch.zeros(n_crystals, dtype=atoms.dtype, device=atoms.device).index_add_(
             0, crystal, contributions) / counts
         sigma = torch.exp(self.log_sigma(pooled).squeeze(1)) * self.target_std * self.sigma_scale
