@@ -148,7 +148,7 @@ def main():
         lines.append(f"| {r['case']} | {r['atoms']} ({r['labelled']}) | {r['phases']} | {r['dims']} | "
                      f"{r['clusters']} ({r['bic_K']}) | {cell('ours')} | {cell('metals')} | {cell('ptm')} | "
                      f"{r['fit_s']:.1f} |")
-    lines += ["", f"Mixture entropy S_K (K = 1..8) per case: " +
+    lines += ["", "Mixture entropy S_K (K = 1..8) per case: " +
               "; ".join(f"{r['case'].split(' (')[0]}: {r['entropy']}" for r in rows), "",
               f"Speed on {speed['atoms']:,} atoms (the stacked box repeated 3 × 3), {args.threads} thread(s): "
               f"fit {speed['fit_s']:.1f} s (c = {speed['dims']}, K = {speed['clusters']}; features of all atoms, "
