@@ -179,9 +179,15 @@ class InSituClassifier:
         prop = particles.create_property("Particle Type", data=types)
         for t in range(1, lmp.extract_setting("ntypes") + 1):
             prop.types.append(ParticleType(id=t, name=f"Type{t}"))
-        nearest = nb.nearest_neighbors(data, self.k_max)
-        reach = neighbor_reach(self.model, nearest, self.k_max)[:nlocal]
-        if reach.max() > self.ghost_cutoff:
+        # the reach among the particle types the model describes (its features see only those)
+        described = self.model.features.selection(data)
+        local = int(described[:nlocal].sum())  # the described local atoms come first in `work`
+        work = data if described.all() else nb.subset(data, described)
+        reach = np.zeros(0)
+        if local > 0:
+            nearest = nb.nearest_neighbors(work, self.k_max)
+            reach = neighbor_reach(self.model, nearest, self.k_max)[:local]
+        if len(reach) and reach.max() > self.ghost_cutoff:
             raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
                               f"reach ({reach.max():.3g}: k-th neighbours and their neighbours); pass "
                               f"ghost_cutoff >= {1.1 * reach.max():.3g}")

@@ -297,3 +297,50 @@ def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, mod
     offline = classify(data, model).types
     np.testing.assert_array_equal(ours, offline)
     assert len(np.unique(offline)) > 1  # hot enough that not every atom is FCC
+
+
+@needs_lammps
+def test_insitu_reach_is_measured_among_the_model_particle_types(tmp_path):
+    """A model of type-2 atoms only sees type-2 neighbours: on the simple-cubic sublattice of fcc
+    (a = 3.615) its 12th neighbour lies at a sqrt(2) = 5.11 A, so averaged Steinhardt reaches
+    10.2 A, twice the reach among all atoms; a ghost shell of 8 A must be refused."""
+    import torch
+
+    from ovito_mlclass.lammps import InSituClassifier, InSituError
+    from ovito_mlclass.model import StructureModel, _quiet_torchscript
+    from ovito_mlclass.training.md import new_lammps, potential_path
+    from ovito_mlclass.training.network import StructureNet
+
+    torch.manual_seed(0)
+    net = StructureNet(4, 2, [8], 0)
+    net.set_standardisation(np.full(4, 0.3), np.full(4, 0.1))
+    with _quiet_torchscript():
+        scripted = torch.jit.script(net.eval())
+    features = {"blocks": [{"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6], "averaged": True,
+                            "wl": False}], "types": [2]}
+    path = StructureModel(scripted, {"format_version": 1, "name": "typed", "classes": ["A", "B"],
+                                     "colors": [[1, 0, 0], [0, 0, 1]], "features": features,
+                                     "reject_threshold": 0.0, "site_classes": []}).save(tmp_path / "typed.pt")
+    lmp = new_lammps()
+    lmp.commands_string(f"""
+        units metal
+        lattice fcc 3.615
+        region box block 0 4 0 4 0 4
+        create_box 2 box
+        create_atoms 1 box basis 1 2
+        mass * 63.546
+        pair_style eam/alloy
+        pair_coeff * * {potential_path('Cu_mishin1.eam.alloy')} Cu Cu
+    """)
+    try:
+        insitu = InSituClassifier(lmp, path, every=10, ghost_cutoff=8.0)
+        with pytest.raises(InSituError, match=r"reach \(10.2"):
+            insitu.run(0)
+        insitu.remove()
+        wide = InSituClassifier(lmp, path, every=10, ghost_cutoff=11.0, name="wide")
+        wide.run(0)
+        types = np.array(lmp.numpy.extract_atom("type", nelem=256)[:256])
+        classes = np.array(lmp.numpy.extract_atom("i_wide", nelem=256)[:256])
+        assert (classes[types == 1] == 0).all() and (classes[types == 2] > 0).all()
+    finally:
+        lmp.close()
