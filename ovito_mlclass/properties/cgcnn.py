@@ -19,7 +19,8 @@ atom's contribution. Inputs: atomic numbers (n,), the directed edge list ``cente
    MLP (the hidden layers) gives each atom a value y_i; the prediction is the mean of the y_i over the
    crystal. So the pooling is exactly additive: y_i is **atom i's contribution**, in the target's unit,
    and the prediction is the average of the contributions (the original code pools first and applies
-   the MLP to the pooled vector, which has no per-atom decomposition);
+   the MLP to the pooled vector, which has no per-atom decomposition). Each contribution includes its
+   element's ``element_baseline`` (a linear composition model fitted before training, or zero);
 5. uncertainty: a second MLP on c gives log σ (a Gaussian negative-log-likelihood head), multiplied by
    ``sigma_scale``, the calibration factor fitted on validation data after training.
 

@@ -4,7 +4,8 @@ A config (TOML; the built-in ones are ``training/configs/<model>.toml`` with ``k
 names the data file (multi-frame extended XYZ with the target in each frame's info, or a CGCNN folder),
 the target and its transform, the seeded train/validation/test split, the graph, the network and the
 training budget. Steps: crystals -> graphs (cached under ``~/.cache/ovito-mlclass/cgcnn/``) -> fixed
-seeded split -> AdamW with a warm-up and cosine decay of the learning rate, loss = L1 of the
+seeded split -> (optionally, ``composition_baseline``: a linear model of the target in the atom
+fractions, which the network then corrects) -> AdamW with a warm-up and cosine decay of the learning rate, loss = L1 of the
 standardised target + Gaussian negative log-likelihood of the σ head (on the detached mean, so the
 uncertainty head does not pull the prediction), best validation MAE kept -> σ calibrated on the
 validation split (one factor, so that validation z-scores have unit variance) -> test MAE and
