@@ -29,7 +29,8 @@ modifier (:func:`ovito_mlclass.classify.classify`); the rows of the local atoms 
 Correctness needs the ghost shell to hold every atom the local atoms' features see: the k-th
 nearest neighbour at distance d_k(i), and for neighbour-averaged Steinhardt parameters the
 neighbours of those neighbours, so reach(i) = d_k(i) + max_j d_k(j). The driver sets ``comm_modify
-cutoff`` from the density (:func:`default_ghost_cutoff`) unless given one, and checks reach(i) <=
+cutoff`` from the density of the particle types the model describes (:func:`default_ghost_cutoff`)
+unless given one, and checks reach(i) <=
 cutoff on every atom at every classification; a shell too small is an error that names the
 cutoff to use (never silently wrong classes). Models with frame-global quantities (symmetry
 functions scaled by the frame's median bond length) or Voronoi neighbours cannot be split
@@ -131,7 +132,7 @@ class InSituClassifier:
                          + [getattr(self.model, "neighbor_average", 0)])
         boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
         volume = float(np.prod(np.subtract(boxhi, boxlo)))
-        self.ghost_cutoff = float(ghost_cutoff or default_ghost_cutoff(self.model, lmp.get_natoms(), volume))
+        self.ghost_cutoff = float(ghost_cutoff or default_ghost_cutoff(self.model, self._described_atoms(), volume))
         self.rank = lmp.extract_setting("world_rank")
         self.errors: list[str] = []
         self.classifications = 0
@@ -140,6 +141,19 @@ class InSituClassifier:
         lmp.command(f"fix {name}_store all property/atom i_{name} d_{name}_conf ghost no")
         lmp.command(f"fix {name} all external pf/callback {self.every} 1")
         lmp.set_fix_external_callback(name, self._callback, lmp)
+
+    def _described_atoms(self) -> int:
+        """How many atoms of the simulation the model describes (its particle types; all without):
+        a one-species model's neighbours are as far apart as that species' density says."""
+        types = self.model.features.types
+        if types is None:
+            return self.lmp.get_natoms()
+        nlocal = self.lmp.extract_setting("nlocal")
+        count = int(np.isin(np.asarray(self.lmp.numpy.extract_atom("type", nelem=nlocal)[:nlocal]), types).sum())
+        comm = _world()
+        if comm is not None and comm.Get_size() > 1:
+            count = comm.allreduce(count)
+        return max(count, 1)
 
     # ---- the callback ------------------------------------------------------------------------
     def _callback(self, lmp, step, nlocal, ids, x, fext):

@@ -337,6 +337,11 @@ def test_insitu_reach_is_measured_among_the_model_particle_types(tmp_path):
         with pytest.raises(InSituError, match=r"reach \(10.2"):
             insitu.run(0)
         insitu.remove()
+        # the default shell comes from the density of type-2 atoms (a quarter of all): wide enough
+        default = InSituClassifier(lmp, path, every=10, name="default")
+        assert default.ghost_cutoff > 10.3
+        default.run(0)
+        default.remove()
         wide = InSituClassifier(lmp, path, every=10, ghost_cutoff=11.0, name="wide")
         wide.run(0)
         types = np.array(lmp.numpy.extract_atom("type", nelem=256)[:256])
