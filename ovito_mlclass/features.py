@@ -142,6 +142,11 @@ class FeatureSpec:
                                  g5=[(eta / scale**2, zeta, lam) for eta, zeta, lam in block["g5"]])
 
     # ---- computation -----------------------------------------------------------------------
+    def describes(self, type_ids) -> np.ndarray:
+        """Boolean mask of the particle type ids (an array) this spec describes (its ``types``)."""
+        type_ids = np.asarray(type_ids)
+        return np.ones(type_ids.shape, dtype=bool) if self.types is None else np.isin(type_ids, self.types)
+
     def selection(self, data: DataCollection) -> np.ndarray:
         """Boolean mask of the particles this spec describes (its ``types``)."""
         count = data.particles.count if data.particles is not None else 0
@@ -151,7 +156,12 @@ class FeatureSpec:
         if types is None:
             raise nb.InputError(f"This model describes particle types {list(self.types)} only, but the input "
                                 f"has no 'Particle Type' property.")
-        return np.isin(np.asarray(types), self.types)
+        return self.describes(types)
+
+    def described_particles(self, data: DataCollection) -> tuple[np.ndarray, DataCollection]:
+        """(:meth:`selection`, the data reduced to those particles, in their order)."""
+        mask = self.selection(data)
+        return mask, (data if mask.all() else nb.subset(data, mask))
 
     def compute(self, data: DataCollection, progress=None, neighbors: int = 0):
         """Features of the selected particles (:meth:`selection`), shape ``(n_selected, len(names))``.
@@ -159,8 +169,7 @@ class FeatureSpec:
         returns ``(features, indices)``: also the rows of every atom's k nearest selected neighbours,
         ``(n_selected, k)`` int64, nearest first, -1 where an atom has fewer (what a model with
         ``neighbor_average`` needs; the same search as the features')."""
-        mask = self.selection(data)
-        work = data if mask.all() else nb.subset(data, mask)
+        _, work = self.described_particles(data)
         nb.check_positions(work)
         n = work.particles.count
         out = np.empty((n, len(self._names)))

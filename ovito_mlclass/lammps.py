@@ -145,11 +145,10 @@ class InSituClassifier:
     def _described_atoms(self) -> int:
         """How many atoms of the simulation the model describes (its particle types; all without):
         a one-species model's neighbours are as far apart as that species' density says."""
-        types = self.model.features.types
-        if types is None:
+        if self.model.features.types is None:
             return self.lmp.get_natoms()
         nlocal = self.lmp.extract_setting("nlocal")
-        count = int(np.isin(np.asarray(self.lmp.numpy.extract_atom("type", nelem=nlocal)[:nlocal]), types).sum())
+        count = int(self.model.features.describes(self.lmp.numpy.extract_atom("type", nelem=nlocal)[:nlocal]).sum())
         comm = _world()
         if comm is not None and comm.Get_size() > 1:
             count = comm.allreduce(count)
@@ -194,9 +193,8 @@ class InSituClassifier:
         for t in range(1, lmp.extract_setting("ntypes") + 1):
             prop.types.append(ParticleType(id=t, name=f"Type{t}"))
         # the reach among the particle types the model describes (its features see only those)
-        described = self.model.features.selection(data)
+        described, work = self.model.features.described_particles(data)
         local = int(described[:nlocal].sum())  # the described local atoms come first in `work`
-        work = data if described.all() else nb.subset(data, described)
         reach = np.zeros(0)
         if local > 0:
             nearest = nb.nearest_neighbors(work, self.k_max)

