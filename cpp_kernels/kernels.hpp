@@ -148,12 +148,26 @@ public:
 
 private:
     struct Where {
-        int thread;     // whose buffer holds the atom's faces
+        int thread;     // whose buffer holds the faces the atom built
         int64_t first;  // where in it
     };
+    struct Incoming {
+        int64_t source;     // the atom that built the face
+        const Face* face;   // in faces_ (valid until faces_ grows; assemble() runs after that)
+    };
+    void assemble();
+    template <typename Body>
+    void for_each_face(int64_t atom, Body&& body) const;  // body(face, reversed, source)
+
     std::vector<std::vector<Face>> faces_;  // per thread
-    std::vector<Where> where_;              // per atom
-    std::vector<int64_t> counts_;           // faces per atom
+    std::vector<Where> where_;              // per atom: the faces it built ...
+    std::vector<int64_t> own_;              // ... and how many
+    std::vector<double> radius_;            // how far its candidates reached
+    std::vector<int64_t> incoming_offsets_; // faces built by neighbours: incoming_[offsets[i] .. offsets[i + 1])
+    std::vector<Incoming> incoming_;
+    std::vector<int64_t> counts_;           // faces per atom (without slivers)
+    std::vector<double> reach2_;            // squared distance of the farthest vertex
+    std::vector<double> tiny_;              // faces of this area or less are slivers
 };
 
 }  // namespace mlclass

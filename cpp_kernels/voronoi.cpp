@@ -7,11 +7,17 @@
 // (u, w) of the plane, origin at its foot point v_j / 2: the lines nearest the foot point first,
 // until the next line lies beyond the polygon's farthest vertex.
 //
-// The candidates are the atoms within a radius R of atom i. No atom farther than 2 r_max, twice
-// the distance of the cell's farthest vertex, can cut the cell, so the cell is final if
-// 2 r_max <= R ("security radius", as in voro++); otherwise the atom is redone with a larger R.
+// Each face is built once, by the atom of lower index, and handed to the other atom reversed;
+// faces towards an atom's own periodic images are built by the atom itself.
+//
+// The candidates are the atoms within a radius R of atom i. No atom farther than 2 r, twice the
+// distance r of a face's farthest vertex from i, can cut the face, so a face is final if
+// 2 r <= R ("security radius", as in voro++); otherwise the atom is redone with a larger R. That
+// does not show faces towards atoms beyond R (of higher index, so that nobody builds them), but
+// they show in the whole cell once assembled: the faces next to a missing one reach beyond R / 2.
+// So an atom whose assembled cell reaches beyond R / 2 is redone, too.
 // We also tried voro++'s way, cutting a polyhedron plane by plane: on thermally disordered fcc it
-// was 10% slower than this face-by-face construction.
+// was 10% slower than the face-by-face construction (when each cell built all its faces).
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -28,24 +34,22 @@ struct VoronoiCells::Face {
     int64_t j;
     double v[3];
     double area;
+    double far2;  // squared distance of its farthest vertex from either atom
 };
 
 namespace {
 
 using Face = VoronoiCells::Face;
 
-// A vertex of a face polygon and the plane of the edge that starts at it (towards the next
-// vertex): a candidate index, or kSquare for an edge of the starting square.
+// A vertex of a face polygon.
 struct Point {
     double a, b;
-    int plane;
 };
-constexpr int kSquare = -1;
 
 // Keeps the part of the convex polygon in[0..m) where c1 a + c2 b <= c0 (vertices on the line
-// stay), written to out, the new edge labelled `plane`; returns the new vertex count. Returns -1
-// (and leaves `out` alone) if the half-plane holds the whole polygon.
-int clip(const Point* in, int m, double c1, double c2, double c0, int plane, double* d, Point* out) {
+// stay), written to out; returns the new vertex count. Returns -1 (and leaves `out` alone) if the
+// half-plane holds the whole polygon.
+int clip(const Point* in, int m, double c1, double c2, double c0, double* d, Point* out) {
     bool cuts = false;
     for (int k = 0; k < m; ++k) {
         d[k] = c1 * in[k].a + c2 * in[k].b - c0;
@@ -56,11 +60,10 @@ int clip(const Point* in, int m, double c1, double c2, double c0, int plane, dou
     for (int k = 0; k < m; ++k) {
         const int next = k + 1 == m ? 0 : k + 1;
         const double dp = d[k], dq = d[next];
-        if (dp <= 0.0) out[kept++] = {in[k].a, in[k].b, dq > 0.0 ? plane : in[k].plane};
+        if (dp <= 0.0) out[kept++] = in[k];
         if ((dp < 0.0 && dq > 0.0) || (dp > 0.0 && dq < 0.0)) {
             const double t = dp / (dp - dq);
-            out[kept++] = {in[k].a + t * (in[next].a - in[k].a), in[k].b + t * (in[next].b - in[k].b),
-                           dp < 0.0 ? plane : in[k].plane};
+            out[kept++] = {in[k].a + t * (in[next].a - in[k].a), in[k].b + t * (in[next].b - in[k].b)};
         }
     }
     return kept;
@@ -91,20 +94,14 @@ struct Scratch {
     std::vector<double> line;             // distance of their lines from the face's foot point
     std::vector<Point> polygon, clipped;  // each clip adds at most one vertex
     std::vector<double> distance;         // of the polygon's vertices from a line
-    std::vector<Face> faces;              // of the cell being built
-    std::vector<int> face_of_candidate;   // index in `faces`, or -1
-    std::vector<int> edge_planes;         // planes of the faces' edges, for the closure test
+    std::vector<Face> faces;              // built by the atom being done
     std::vector<Visit> visits;
     Block block;
 };
 
-enum class FaceResult { kNone, kFace, kOpen };
-
-// The face of candidate c, clipped from a square of half-width `half` by the other candidates.
-// kOpen: the face reaches the square's edge (the candidates do not close the cell within it).
-// On kFace, `face_area` and the squared distance of its farthest vertex `far2` are set and the
-// planes of its edges (of length above `min_edge`) appended to s.edge_planes.
-FaceResult face_of(size_t c, double half, double min_edge, Scratch& s, double& face_area, double& far2) {
+// The face of candidate c, clipped from a square of half-width `half` by the other candidates;
+// false if there is none. A face that reaches the square's edge has its far vertex there.
+bool face_of(size_t c, double half, Scratch& s, double& face_area, double& far2) {
     const Candidates& cand = s.cand;
     const size_t count = cand.size();
     const double n[3] = {cand.x[c], cand.y[c], cand.z[c]};
@@ -144,10 +141,8 @@ FaceResult face_of(size_t c, double half, double min_edge, Scratch& s, double& f
     }
     Point* polygon = s.polygon.data();
     Point* clipped = s.clipped.data();
-    polygon[0] = {-half, -half, kSquare}, polygon[1] = {half, -half, kSquare};
-    polygon[2] = {half, half, kSquare}, polygon[3] = {-half, half, kSquare};
+    polygon[0] = {-half, -half}, polygon[1] = {half, -half}, polygon[2] = {half, half}, polygon[3] = {-half, half};
     int m = 4;
-    const double foot2 = 0.25 * cand.d2[c];
     double reach2 = 2.0 * half * half;  // largest a^2 + b^2 over the polygon
     // Lines nearest the foot point first: they cut the most, so the polygon is soon final. A line
     // farther from the foot point than the polygon's farthest vertex misses it, and so do all
@@ -164,69 +159,37 @@ FaceResult face_of(size_t c, double half, double min_edge, Scratch& s, double& f
         }
         if (nearest == kInf || nearest > reach2) break;
         line[k] = kInf;
-        const int kept = clip(polygon, m, s.c1[k], s.c2[k], s.c0[k], int(k), s.distance.data(), clipped);
+        const int kept = clip(polygon, m, s.c1[k], s.c2[k], s.c0[k], s.distance.data(), clipped);
         if (kept < 0) continue;
-        if (kept == 0) return FaceResult::kNone;
+        if (kept == 0) return false;
         std::swap(polygon, clipped);
         m = kept;
         reach2 = 0.0;
         for (int p = 0; p < m; ++p) reach2 = std::max(reach2, polygon[p].a * polygon[p].a + polygon[p].b * polygon[p].b);
     }
-    for (int p = 0; p < m; ++p) {
-        const Point& q = polygon[p + 1 == m ? 0 : p + 1];
-        const double da = q.a - polygon[p].a, db = q.b - polygon[p].b;
-        if (da * da + db * db <= min_edge * min_edge) continue;  // degenerate edge
-        if (polygon[p].plane == kSquare) return FaceResult::kOpen;
-        s.edge_planes.push_back(polygon[p].plane);
-    }
     face_area = area(polygon, m);
-    far2 = foot2 + reach2;
-    return FaceResult::kFace;
+    far2 = 0.25 * cand.d2[c] + reach2;
+    return true;
 }
 
-// The cell of an atom from its candidates within `radius` (s.cand, nearest first): its faces in
-// s.faces. Returns 0, or the radius the candidates must reach instead if that was not enough.
-//
-// Candidates beyond twice the farthest vertex found so far are skipped. That is safe if the faces
-// found close up (every edge of a found face lies on another found face: they are the whole surface
-// of the cell); otherwise the cell is redone without skipping.
-double build_cell(double radius, Scratch& s, bool skip = true) {
+// The faces that atom `atom` builds (towards candidates of higher index and its own images), from
+// its candidates within `radius` (s.cand), in s.faces. Returns 0, or the radius the candidates must
+// reach instead if that was not enough.
+double build_faces(int64_t atom, double radius, Scratch& s) {
     s.faces.clear();
-    s.edge_planes.clear();
     const size_t count = s.cand.size();
-    s.face_of_candidate.assign(count, -1);
     if (s.c1.size() < count) s.c1.resize(count), s.c2.resize(count), s.c0.resize(count), s.line.resize(count);
     if (s.polygon.size() < count + 4)
         s.polygon.resize(count + 4), s.clipped.resize(count + 4), s.distance.resize(count + 4);
-    // Points of a secure cell lie within radius / 2 of the atom: a face reaching beyond that
-    // square proves the radius too small.
+    // A face reaching beyond this square is not final (its far vertex lies beyond radius / 2).
     const double half = 0.5 * radius * (1.0 + 1e-6);
-    const double min_edge = 1e-9 * radius;
-    double far2 = 0.0, largest = 0.0;
-    bool skipped = false;
     for (size_t c = 0; c < count; ++c) {
-        if (skip && s.cand.d2[c] > 4.0 * far2 * (1.0 + 1e-9) && !s.faces.empty()) {
-            skipped = true;
-            break;
-        }
-        double face_area, face_far2;
-        const FaceResult result = face_of(c, half, min_edge, s, face_area, face_far2);
-        if (result == FaceResult::kOpen) return 2.0 * radius;
-        if (result == FaceResult::kNone) continue;
-        s.face_of_candidate[c] = int(s.faces.size());
-        s.faces.push_back(Face{s.cand.j[c], {s.cand.x[c], s.cand.y[c], s.cand.z[c]}, face_area});
-        far2 = std::max(far2, face_far2);
-        largest = std::max(largest, face_area);
+        if (s.cand.j[c] < atom) continue;
+        double face_area, far2;
+        if (!face_of(c, half, s, face_area, far2)) continue;
+        if (4.0 * far2 > radius * radius) return 2.0 * std::sqrt(far2) * (1.0 + 1e-9);
+        s.faces.push_back(Face{s.cand.j[c], {s.cand.x[c], s.cand.y[c], s.cand.z[c]}, face_area, far2});
     }
-    if (skipped)
-        for (int plane : s.edge_planes)
-            if (s.face_of_candidate[plane] < 0) return build_cell(radius, s, false);
-    if (4.0 * far2 > radius * radius) return 2.0 * std::sqrt(far2) * (1.0 + 1e-9);
-    // Planes that touch the cell only at a vertex or along an edge (the second shell of ideal
-    // fcc) leave a degenerate sliver of round-off size: not a face.
-    const double tiny = 1e-12 * largest;
-    s.faces.erase(std::remove_if(s.faces.begin(), s.faces.end(), [&](const Face& f) { return f.area <= tiny; }),
-                  s.faces.end());
     return 0.0;
 }
 
@@ -260,6 +223,12 @@ int64_t gather(const CellGrid& g, int64_t i, Block& block, double radius, Scratc
     return coincident;
 }
 
+// Radii come in steps of sqrt(2) from the first one, so that their stencils and candidate blocks
+// serve several atoms.
+int level_for(double radius, double radius0) {
+    return std::max(1, int(std::ceil(2.0 * std::log2(radius / radius0) - 1e-9)));
+}
+
 }  // namespace
 
 VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cell, const bool* pbc) {
@@ -267,8 +236,12 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
         if (!pbc[d]) throw std::invalid_argument("Voronoi cells need a cell periodic in all three directions");
     faces_.resize(max_threads());
     where_.resize(n);
-    counts_.resize(n);
-    if (n == 0) return;
+    own_.resize(n);
+    radius_.resize(n);
+    if (n == 0) {
+        incoming_offsets_.assign(1, 0);
+        return;
+    }
     CellGrid g(n, positions, cell, pbc);
     // First radius: 2 r_max of an fcc cell with room for thermal disorder (fcc: 2 r_max = a,
     // 1.59 mean spacings; bcc: 1.41). Atoms that need more are redone, each with what it needs.
@@ -276,63 +249,147 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
     const double radius0 = 1.8 * spacing;
     const double widths[3] = {radius0, radius0, radius0};
     g.bin(widths);
-    const std::vector<Row> rows = stencil(g, radius0);
-
-    // Wider radii come in steps of sqrt(2), so that their stencils and candidate blocks serve
-    // several atoms. No cell of a periodic system reaches beyond the atom's own nearest images.
+    // No cell of a periodic system reaches beyond the atom's own nearest images.
     const double largest = 2.0 * (std::sqrt(g.G[0][0]) + std::sqrt(g.G[1][1]) + std::sqrt(g.G[2][2])) + radius0;
     const int levels = 1 + int(std::ceil(2.0 * std::log2(largest / radius0)));
+    std::vector<std::vector<Row>> rows(levels);  // stencils of the radii, made when first needed
+    rows[0] = stencil(g, radius0);
+
+    // One try at the faces of sorted atom i (into s.faces) at radius level `level`, s.block holding
+    // the candidates of its bin at level `block_level` (updated). Returns 0, or the radius needed.
+    auto attempt = [&](int64_t i, int64_t bin, int level, Scratch& s, int& block_level, int64_t& coincident) {
+        if (level != block_level) {
+            int b[3];
+            g.decode(bin, b);
+#pragma omp critical(voronoi_stencil)
+            if (rows[level].empty()) rows[level] = stencil(g, radius0 * std::exp2(0.5 * level));
+            s.visits.clear();
+            for (const Row& row : rows[level]) g.add_row(b, row, s.visits);
+            s.block.build(g, bin, s.visits);
+            block_level = level;
+        }
+        const double radius = radius0 * std::exp2(0.5 * level);
+        const int64_t found = gather(g, i, s.block, radius, s);
+        if (level == 0) coincident += found;
+        return build_faces(g.atom[i], radius, s);
+    };
+    // Wider tries after one at `level` that needed `needed`; returns the level that was enough, or
+    // `levels` if none was.
+    auto escalate = [&](int64_t i, int64_t bin, int level, double needed, Scratch& s, int& block_level) {
+        int64_t ignored = 0;
+        while (needed > 0.0) {
+            level = std::max(level + 1, level_for(needed, radius0));
+            if (level >= levels) return levels;
+            needed = attempt(i, bin, level, s, block_level, ignored);
+        }
+        return level;
+    };
+    // Keeps the faces atom `atom` built at `level` (in the calling thread's buffer).
+    auto keep = [&](int64_t atom, int level, const Scratch& s) {
+        std::vector<Face>& out = faces_[this_thread()];
+        where_[atom] = {this_thread(), int64_t(out.size())};
+        own_[atom] = int64_t(s.faces.size());
+        radius_[atom] = radius0 * std::exp2(0.5 * level);
+        out.insert(out.end(), s.faces.begin(), s.faces.end());
+    };
 
     int64_t coincident = 0, unbounded = 0;
 #pragma omp parallel reduction(+ : coincident, unbounded)
     {
-        const int thread = this_thread();
-        std::vector<Face>& out = faces_[thread];
-        Scratch s;
-        Scratch wide;  // for the few atoms that need a larger radius
-        std::vector<std::vector<Row>> wide_rows(levels);  // stencils, made when first needed
+        Scratch s;     // candidates of the bin's atoms at the first radius
+        Scratch wide;  // for the few atoms that need a larger one
 #pragma omp for schedule(dynamic, 16)
         for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
             if (g.start[bin] == g.start[bin + 1]) continue;
-            int b[3];
-            g.decode(bin, b);
-            s.visits.clear();
-            for (const Row& row : rows) g.add_row(b, row, s.visits);
-            s.block.build(g, bin, s.visits);
-            int wide_level = 0;  // of wide.block (built for this bin), 0 = none
+            int block_level = -1, wide_level = -1;
             for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
-                coincident += gather(g, i, s.block, radius0, s);
-                Scratch* used = &s;
-                for (double needed = build_cell(radius0, s); needed > 0.0;) {
-                    const int level = std::max(1, int(std::ceil(2.0 * std::log2(needed / radius0) - 1e-9)));
-                    if (level >= levels) {
-                        ++unbounded;
-                        used->faces.clear();
-                        break;
-                    }
-                    if (level != wide_level) {
-                        if (wide_rows[level].empty()) wide_rows[level] = stencil(g, radius0 * std::exp2(0.5 * level));
-                        wide.visits.clear();
-                        for (const Row& row : wide_rows[level]) g.add_row(b, row, wide.visits);
-                        wide.block.build(g, bin, wide.visits);
-                        wide_level = level;
-                    }
-                    const double radius = radius0 * std::exp2(0.5 * level);
-                    gather(g, i, wide.block, radius, wide);
-                    used = &wide;
-                    needed = build_cell(radius, wide);
-                    if (needed > 0.0) needed = std::max(needed, radius * 1.2);  // the next level at least
-                }
-                const int64_t atom = g.atom[i];
-                where_[atom] = {thread, int64_t(out.size())};
-                counts_[atom] = int64_t(used->faces.size());
-                out.insert(out.end(), used->faces.begin(), used->faces.end());
+                const double needed = attempt(i, bin, 0, s, block_level, coincident);
+                const int level = needed > 0.0 ? escalate(i, bin, 0, needed, wide, wide_level) : 0;
+                if (level >= levels) ++unbounded;
+                else keep(g.atom[i], level, level > 0 ? wide : s);
             }
         }
     }
     if (coincident > 0) throw_zero_length_bonds(coincident);
-    if (unbounded > 0)
-        throw std::invalid_argument(std::to_string(unbounded) + " Voronoi cell(s) could not be closed");
+    if (unbounded > 0) throw std::invalid_argument(std::to_string(unbounded) + " Voronoi cell(s) could not be closed");
+
+    // Assemble every cell from its own faces and those built by its neighbours; redo the atoms
+    // whose cell reaches beyond half their radius.
+    std::vector<int64_t> sorted_index(n);
+    for (int64_t i = 0; i < n; ++i) sorted_index[g.atom[i]] = i;
+    for (;;) {
+        assemble();
+        std::vector<std::pair<int64_t, int>> redo;  // atom, level
+        for (int64_t atom = 0; atom < n; ++atom) {
+            if (!(reach2_[atom] > 0.25 * radius_[atom] * radius_[atom]) && counts_[atom] > 0) continue;
+            const double needed = counts_[atom] > 0 ? 2.0 * std::sqrt(reach2_[atom]) * (1.0 + 1e-9) : 2.0 * radius_[atom];
+            redo.emplace_back(atom, level_for(needed, radius0));
+        }
+        if (redo.empty()) break;
+#pragma omp parallel reduction(+ : unbounded)
+        {
+            Scratch s;
+#pragma omp for schedule(dynamic, 1)
+            for (size_t r = 0; r < redo.size(); ++r) {
+                const auto [atom, first_level] = redo[r];
+                const int64_t i = sorted_index[atom];
+                const int64_t bin = std::upper_bound(g.start.begin(), g.start.end(), i) - g.start.begin() - 1;
+                int block_level = -1, level = first_level;
+                if (level < levels) {
+                    int64_t ignored = 0;
+                    const double needed = attempt(i, bin, level, s, block_level, ignored);
+                    if (needed > 0.0) level = escalate(i, bin, level, needed, s, block_level);
+                }
+                if (level >= levels) ++unbounded;
+                else keep(atom, level, s);
+            }
+        }
+        if (unbounded > 0)
+            throw std::invalid_argument(std::to_string(unbounded) + " Voronoi cell(s) could not be closed");
+    }
+}
+
+template <typename Body>
+void VoronoiCells::for_each_face(int64_t atom, Body&& body) const {
+    const Face* f = faces_[where_[atom].thread].data() + where_[atom].first;
+    for (int64_t m = 0; m < own_[atom]; ++m) body(f[m], false, atom);
+    for (int64_t k = incoming_offsets_[atom]; k < incoming_offsets_[atom + 1]; ++k) body(*incoming_[k].face, true, incoming_[k].source);
+}
+
+// For every atom: the faces built by neighbours of lower index (incoming_), its number of faces
+// (counts_, without degenerate slivers), the largest distance of a vertex (reach2_) and the
+// sliver threshold (tiny_).
+void VoronoiCells::assemble() {
+    const int64_t n = int64_t(own_.size());
+    incoming_offsets_.assign(n + 1, 0);
+    for (int64_t atom = 0; atom < n; ++atom) {
+        const Face* f = faces_[where_[atom].thread].data() + where_[atom].first;
+        for (int64_t m = 0; m < own_[atom]; ++m)
+            if (f[m].j != atom) ++incoming_offsets_[f[m].j + 1];
+    }
+    for (int64_t atom = 0; atom < n; ++atom) incoming_offsets_[atom + 1] += incoming_offsets_[atom];
+    incoming_.resize(incoming_offsets_[n]);
+    std::vector<int64_t> cursor(incoming_offsets_.begin(), incoming_offsets_.end() - 1);
+    for (int64_t atom = 0; atom < n; ++atom) {
+        const Face* f = faces_[where_[atom].thread].data() + where_[atom].first;
+        for (int64_t m = 0; m < own_[atom]; ++m)
+            if (f[m].j != atom) incoming_[cursor[f[m].j]++] = {atom, f + m};
+    }
+    counts_.resize(n), reach2_.resize(n), tiny_.resize(n);
+#pragma omp parallel for schedule(static)
+    for (int64_t atom = 0; atom < n; ++atom) {
+        double largest = 0.0, reach2 = 0.0;
+        for_each_face(atom, [&](const Face& f, bool, int64_t) {
+            largest = std::max(largest, f.area);
+            reach2 = std::max(reach2, f.far2);
+        });
+        // Planes that touch the cell only at a vertex or along an edge (the second shell of ideal
+        // fcc) leave a degenerate sliver of round-off size: not a face.
+        const double tiny = 1e-12 * largest;
+        int64_t count = 0;
+        for_each_face(atom, [&](const Face& f, bool, int64_t) { count += f.area > tiny; });
+        counts_[atom] = count, reach2_[atom] = reach2, tiny_[atom] = tiny;
+    }
 }
 
 void VoronoiCells::count(int64_t* offsets) const {
@@ -344,14 +401,17 @@ void VoronoiCells::count(int64_t* offsets) const {
 void VoronoiCells::fill(const int64_t* offsets, int64_t* neighbors, double* vectors, double* areas) const {
     const int64_t n = int64_t(counts_.size());
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
-        const Face* f = faces_[where_[i].thread].data() + where_[i].first;
-        for (int64_t m = 0; m < counts_[i]; ++m) {
-            const int64_t b = offsets[i] + m;
-            neighbors[b] = f[m].j;
-            vectors[3 * b] = f[m].v[0], vectors[3 * b + 1] = f[m].v[1], vectors[3 * b + 2] = f[m].v[2];
-            areas[b] = f[m].area;
-        }
+    for (int64_t atom = 0; atom < n; ++atom) {
+        int64_t b = offsets[atom];
+        for_each_face(atom, [&](const Face& f, bool reversed, int64_t source) {
+            if (!(f.area > tiny_[atom])) return;
+            // a face built by the neighbour: towards that neighbour, from this atom's side
+            neighbors[b] = reversed ? source : f.j;
+            const double sign = reversed ? -1.0 : 1.0;
+            vectors[3 * b] = sign * f.v[0], vectors[3 * b + 1] = sign * f.v[1], vectors[3 * b + 2] = sign * f.v[2];
+            areas[b] = f.area;
+            ++b;
+        });
     }
 }
 

@@ -17,7 +17,8 @@ STRUCTURES = {
     "ideal bcc": lambda: crystal("bcc", 3),
     "ideal fcc": lambda: crystal("fcc", 3),  # second-shell planes touch the cell at its vertices only
     "triclinic": triclinic,
-    # very irregular cells (far vertices, many atoms redone with a wider search), sheared box
+    # very irregular cells, sheared box: many atoms redone with a wider search, 48 of them because
+    # their assembled cell reached beyond the first radius (faces towards atoms nobody searched for)
     "random points": lambda: random_points(400),
 }
 
