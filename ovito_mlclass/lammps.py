@@ -23,8 +23,9 @@ step N holds the classes of step N), ghost atoms are fresh, no run is split into
 would write a dump before the classes of its step exist), and the PyPI wheel has no ``fix
 python/invoke`` (no PYTHON package). The callback takes the rank's local *and ghost* atoms
 (``extract_atom``: local rows first; ghosts are already shifted across periodic boundaries),
-puts them in a non-periodic OVITO DataCollection and runs the same classification as the OVITO
-modifier (:func:`ovito_mlclass.classify.classify`); the rows of the local atoms are kept.
+puts them in a non-periodic OVITO DataCollection and computes the same features as the OVITO
+modifier; the network then sees the local atoms only (and, for a model that pools over
+neighbours, the rows it pools).
 
 Correctness needs the ghost shell to hold every atom the local atoms' features see: the k-th
 nearest neighbour at distance d_k(i), and for neighbour-averaged Steinhardt parameters the
@@ -46,7 +47,7 @@ import time
 
 import numpy as np
 
-from .classify import as_model, classify
+from .classify import Posteriors, as_model, assign
 from .model import StructureModel
 
 
@@ -69,27 +70,27 @@ def supported(model: StructureModel) -> None:
                               f"dumps offline.")
 
 
-def neighbor_reach(model: StructureModel, nearest, k_max: int) -> np.ndarray:
+def neighbor_reach(model: StructureModel, positions: np.ndarray, nearest: np.ndarray) -> np.ndarray:
     """Per atom, how far from it the classification looks: the distance to its k-th nearest
     neighbour (largest k of any block), plus, for neighbour-averaged Steinhardt blocks, the largest
     such distance among those neighbours (their own neighbours enter the average); for a model
     that averages its learnt features over k_a neighbours (``neighbor_average``), the same again
-    over those k_a neighbours' reaches."""
-    n = nearest.n_atoms
-    vectors = nearest.vectors.reshape(n, k_max, 3)
-    neighbors = nearest.neighbors.reshape(n, k_max)
-
-    def distance_to(k):  # to the k-th nearest neighbour
-        return np.sqrt(np.einsum("ij,ij->i", vectors[:, k - 1], vectors[:, k - 1]))
-
-    reach = np.zeros(n)
+    over those k_a neighbours' reaches. ``positions``: of a non-periodic system (no images);
+    ``nearest``: ``(n, k_max)`` rows of every atom's nearest neighbours, -1 = missing (infinitely far)."""
+    found = nearest >= 0
+    gaps = np.where(found[..., None], positions[np.where(found, nearest, 0)] - positions[:, None], np.inf)
+    distance = np.sqrt(np.einsum("ijk,ijk->ij", gaps, gaps))  # to the 1st .. k_max-th nearest
+    reach = np.zeros(len(positions))
     for block in model.features.blocks:
         k = block["neighbors"]
-        d_k = distance_to(k)
-        reach = np.maximum(reach, d_k + (d_k[neighbors[:, :k]].max(axis=1) if _averaged_reach(block) else 0.0))
+        d_k = distance[:, k - 1]
+        if _averaged_reach(block):
+            d_k = d_k + np.where(found[:, :k], d_k[np.where(found[:, :k], nearest[:, :k], 0)], np.inf).max(axis=1)
+        reach = np.maximum(reach, d_k)
     k_a = getattr(model, "neighbor_average", 0)
     if k_a:
-        reach = np.maximum(reach, distance_to(k_a) + reach[neighbors[:, :k_a]].max(axis=1))
+        pooled = np.where(found[:, :k_a], reach[np.where(found[:, :k_a], nearest[:, :k_a], 0)], np.inf)
+        reach = np.maximum(reach, distance[:, k_a - 1] + pooled.max(axis=1))
     return reach
 
 
@@ -170,13 +171,11 @@ class InSituClassifier:
 
     def classify_now(self, nlocal: int | None = None):
         """Classify the local atoms from the current local + ghost positions; returns the
-        :class:`~ovito_mlclass.classify.Classification` of local + ghost rows (locals first), or
-        None on a rank without atoms."""
+        :class:`~ovito_mlclass.classify.Classification` of the local atoms, or None on a rank
+        without any."""
         from ovito.data import DataCollection, ParticleType
 
-        from . import neighbors as nb
-
-        lmp = self.lmp
+        lmp, model = self.lmp, self.model
         nlocal = lmp.extract_setting("nlocal") if nlocal is None else nlocal
         if nlocal == 0:  # a rank whose domain is empty (a vacuum region) has nothing to classify
             return None
@@ -192,22 +191,43 @@ class InSituClassifier:
         prop = particles.create_property("Particle Type", data=types)
         for t in range(1, lmp.extract_setting("ntypes") + 1):
             prop.types.append(ParticleType(id=t, name=f"Type{t}"))
-        # the reach among the particle types the model describes (its features see only those)
-        described, work = self.model.features.described_particles(data)
-        local = int(described[:nlocal].sum())  # the described local atoms come first in `work`
-        reach = np.zeros(0)
+        # the features see only the particle types the model describes; the described local atoms
+        # come first among them
+        described = model.features.selection(data)
+        local = int(described[:nlocal].sum())
+        probs = np.zeros((nlocal, len(model.classes)), dtype=np.float32)
+        sites = np.zeros((nlocal, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
         if local > 0:
-            nearest = nb.nearest_neighbors(work, self.k_max)
-            reach = neighbor_reach(self.model, nearest, self.k_max)[:local]
-        if len(reach) and reach.max() > self.ghost_cutoff:
-            raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
-                              f"reach ({reach.max():.3g}: k-th neighbours and their neighbours); pass "
-                              f"ghost_cutoff >= {1.1 * reach.max():.3g}")
-        result = classify(data, self.model, self.reject_threshold)
-        lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = result.types[:nlocal]
-        lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = result.confidence[:nlocal]
+            # one search serves the features and the check of their reach
+            features, nearest = model.features.compute(data, neighbors=self.k_max)
+            reach = neighbor_reach(model, positions[described], nearest)[:local].max()
+            if reach > self.ghost_cutoff:
+                raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
+                                  f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
+                                  f"ghost_cutoff >= {1.1 * reach:.3g}")
+            local_probs, local_sites = self._predict_local(features, nearest, local)
+            probs[described[:nlocal]] = local_probs
+            if sites is not None:
+                sites[described[:nlocal]] = local_sites
+        result = assign(Posteriors(probs, sites, described[:nlocal]), model, self.reject_threshold)
+        lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = result.types
+        lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = result.confidence
         self.classifications += 1
         return result
+
+    def _predict_local(self, features, nearest, local):
+        """Posteriors of the first ``local`` rows: the network sees those rows only (ghosts can
+        outnumber the local atoms several times in small domains), and, for a model that pools
+        over its k_a nearest neighbours, the rows it pools."""
+        k_a = self.model.neighbor_average
+        if not k_a:
+            return self.model.predict(features[:local])
+        pool = nearest[:local, :k_a]
+        rows = np.union1d(np.arange(local), pool[pool >= 0])  # sorted: the local rows first
+        neighbors = np.full((len(rows), k_a), -1, dtype=np.int64)  # the others' pools are not needed
+        neighbors[:local] = np.where(pool >= 0, np.searchsorted(rows, pool), -1)
+        probs, sites = self.model.predict(features[rows], neighbors)
+        return probs[:local], None if sites is None else sites[:local]
 
     # ---- running -----------------------------------------------------------------------------
     def check(self) -> None:

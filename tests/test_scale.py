@@ -284,7 +284,7 @@ def test_insitu_refuses_a_ghost_shell_too_thin_and_rank_split_features(small_lam
 
 @needs_lammps
 @pytest.mark.parametrize("model", ["metals", "metals-pointnet"])
-def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, model):
+def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, model, monkeypatch):
     """Single process: the ghosts are the periodic images only; the neighbour-averaged PointNet
     reaches three neighbour shells deep, wider than this small box."""
     from ovito_mlclass.classify import classify
@@ -293,7 +293,12 @@ def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, mod
 
     small_lammps.commands_string("velocity all create 6000 87 mom yes\ntimestep 0.002\nfix md all nve\nrun 500")
     insitu = InSituClassifier(small_lammps, model, every=100)  # run 0 at step 500 classifies
+    seen = []  # rows the network sees: the 256 local atoms (and for the PointNet the ghosts it pools)
+    predict = insitu.model.predict
+    monkeypatch.setattr(insitu.model, "predict", lambda features, *args: seen.append(len(features)) or predict(features, *args))
     insitu.run(0)
+    nall = 256 + small_lammps.extract_setting("nghost")
+    assert seen[0] == 256 if model == "metals" else 256 < seen[0] < nall, (seen, nall)
     ids = np.array(small_lammps.numpy.extract_atom("id", nelem=256)[:256])
     ours = np.array(small_lammps.numpy.extract_atom("i_mlclass", nelem=256)[:256])[np.argsort(ids)]
     from conftest import make_data
