@@ -289,19 +289,7 @@ class StructureModel:
     # ---- files -------------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write a TorchScript file (``.pt``) or, for a ``.pt2`` suffix, a torch.export archive."""
-        import torch
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        extra = {METADATA_FILE: json.dumps(self.metadata, indent=1, sort_keys=True)}
-        if path.suffix == ".pt2":
-            if not isinstance(self.module, torch.export.ExportedProgram):
-                raise ModelError("Only a torch.export program can be saved as .pt2; export the network first.")
-            torch.export.save(self.module, str(path), extra_files=extra)
-        else:
-            with _quiet_torchscript():
-                torch.jit.save(self.module, str(path), _extra_files=extra)
-        return path
+        return save_model_file(self.module, self.metadata, path)
 
     @classmethod
     def load(cls, name_or_path, device: str | None = "auto") -> "StructureModel":
@@ -318,28 +306,55 @@ class StructureModel:
             if not path.exists():
                 known = ", ".join(builtins) or "none installed"
                 raise FileNotFoundError(f"No model named or at {str(name_or_path)!r}. Built-in models: {known}.")
-        extra = {METADATA_FILE: ""}
-        try:
-            if path.suffix == ".pt2":
-                module = torch.export.load(str(path), extra_files=extra)
-            else:
-                with _quiet_torchscript():
-                    module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{path}: not a readable TorchScript (.pt) or torch.export (.pt2) model file "
-                             f"(truncated or corrupt?): {first}") from exc
-        text = extra[METADATA_FILE]
-        if not text:
-            raise ModelError(f"{path}: the file holds a network but no ovito-mlclass metadata "
-                             f"('{METADATA_FILE}'); it was not written by ovito-mlclass.")
-        try:
-            metadata = json.loads(text.decode() if isinstance(text, bytes) else text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path}: the ovito-mlclass metadata are not valid JSON ({exc}).") from exc
+        module, metadata = load_model_file(path)
         if not isinstance(module, torch.jit.ScriptModule) and path.suffix != ".pt2":
             raise ModelError(f"{path}: not a TorchScript module.")
         return cls(module=module, metadata=metadata, path=path, device=device)
+
+
+def save_model_file(module, metadata: dict, path) -> Path:
+    """Writes a network and its metadata record (JSON, as :data:`METADATA_FILE` inside the file):
+    TorchScript (``.pt``) or, for a ``.pt2`` suffix, a torch.export archive."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {METADATA_FILE: json.dumps(metadata, indent=1, sort_keys=True)}
+    if path.suffix == ".pt2":
+        if not isinstance(module, torch.export.ExportedProgram):
+            raise ModelError("Only a torch.export program can be saved as .pt2; export the network first.")
+        torch.export.save(module, str(path), extra_files=extra)
+    else:
+        with _quiet_torchscript():
+            torch.jit.save(module, str(path), _extra_files=extra)
+    return path
+
+
+def load_model_file(path: Path) -> tuple[object, dict]:
+    """The network (on the CPU) and metadata record of a file written by :func:`save_model_file`;
+    :class:`ModelError` for a corrupt file, one without our metadata or with metadata that are not JSON."""
+    import torch
+
+    extra = {METADATA_FILE: ""}
+    try:
+        if path.suffix == ".pt2":
+            module = torch.export.load(str(path), extra_files=extra)
+        else:
+            with _quiet_torchscript():
+                module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a readable TorchScript (.pt) or torch.export (.pt2) model file "
+                         f"(truncated or corrupt?): {first}") from exc
+    text = extra[METADATA_FILE]
+    if not text:
+        raise ModelError(f"{path}: the file holds a network but no ovito-mlclass metadata "
+                         f"('{METADATA_FILE}'); it was not written by ovito-mlclass.")
+    try:
+        metadata = json.loads(text.decode() if isinstance(text, bytes) else text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: the ovito-mlclass metadata are not valid JSON ({exc}).") from exc
+    return module, metadata
 
 
 def embed_all(module, features, batch: int, device: str = "cpu"):

@@ -8,15 +8,13 @@ config, seeds, split sizes, time) and how it scored (validation and test MAE, un
 from __future__ import annotations
 
 import functools
-import json
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..model import METADATA_FILE, ModelError, _quiet_torchscript
+from ..model import ModelError, load_model_file, save_model_file
 from ..neighbors import InputError
 from .graph import Crystal, Graph, build_graph
 
@@ -117,14 +115,7 @@ class PropertyModel:
 
     # ---- files -------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        import torch
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _quiet_torchscript():
-            torch.jit.save(self.module, str(path),
-                           _extra_files={METADATA_FILE: json.dumps(self.metadata, indent=1, sort_keys=True)})
-        return path
+        return save_model_file(self.module, self.metadata, path)
 
     @classmethod
     def load(cls, name_or_path) -> "PropertyModel":
@@ -136,20 +127,9 @@ class PropertyModel:
         if not path.exists():
             raise FileNotFoundError(f"No property model named or at {str(name_or_path)!r}. Built-in property "
                                     f"models: {', '.join(builtins) or 'none installed'}.")
-        extra = {METADATA_FILE: ""}
-        try:
-            with _quiet_torchscript():
-                module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-        except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{path}: not a readable TorchScript model file (truncated or corrupt?): {first}") from exc
-        text = extra[METADATA_FILE]
-        if not text:
-            raise ModelError(f"{path}: the file holds a network but no ovito-mlclass metadata.")
-        try:
-            metadata = json.loads(text.decode() if isinstance(text, bytes) else text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{path}: the ovito-mlclass metadata are not valid JSON ({exc}).") from exc
+        module, metadata = load_model_file(path)
+        if not isinstance(module, torch.jit.ScriptModule):
+            raise ModelError(f"{path}: property models are TorchScript (.pt) files.")
         return cls(module, metadata, path)
 
 
