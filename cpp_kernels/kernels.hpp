@@ -147,20 +147,18 @@ public:
     struct Face;
 
 private:
-    struct Where {
-        int thread;     // whose buffer holds the faces the atom built
-        int64_t first;  // where in it
-    };
     struct Incoming {
         int64_t source;     // the atom that built the face
-        const Face* face;   // in faces_ (valid until faces_ grows; assemble() runs after that)
+        const Face* face;
     };
     void assemble();
     template <typename Body>
     void for_each_face(int64_t atom, Body&& body) const;  // body(face, reversed, source)
 
-    std::vector<std::vector<Face>> faces_;  // per thread
-    std::vector<Where> where_;              // per atom: the faces it built ...
+    // Faces in chunks that never move (incoming_ points into them), one chunk list per thread.
+    std::vector<std::vector<std::unique_ptr<Face[]>>> chunks_;
+    std::vector<size_t> chunk_used_;        // faces used in each thread's last chunk
+    std::vector<const Face*> built_;        // per atom: the faces it built ...
     std::vector<int64_t> own_;              // ... and how many
     std::vector<double> radius_;            // how far its candidates reached
     std::vector<int64_t> incoming_offsets_; // faces built by neighbours: incoming_[offsets[i] .. offsets[i + 1])

@@ -40,6 +40,7 @@ struct VoronoiCells::Face {
 namespace {
 
 using Face = VoronoiCells::Face;
+constexpr size_t kChunk = 4096;  // faces per chunk of storage (200 kB)
 
 // A vertex of a face polygon.
 struct Point {
@@ -234,8 +235,9 @@ int level_for(double radius, double radius0) {
 VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cell, const bool* pbc) {
     for (int d = 0; d < 3; ++d)
         if (!pbc[d]) throw std::invalid_argument("Voronoi cells need a cell periodic in all three directions");
-    faces_.resize(max_threads());
-    where_.resize(n);
+    chunks_.resize(max_threads());
+    chunk_used_.assign(max_threads(), kChunk);
+    built_.resize(n);
     own_.resize(n);
     radius_.resize(n);
     if (n == 0) {
@@ -286,11 +288,18 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
     };
     // Keeps the faces atom `atom` built at `level` (in the calling thread's buffer).
     auto keep = [&](int64_t atom, int level, const Scratch& s) {
-        std::vector<Face>& out = faces_[this_thread()];
-        where_[atom] = {this_thread(), int64_t(out.size())};
-        own_[atom] = int64_t(s.faces.size());
+        const int thread = this_thread();
+        const size_t count = s.faces.size();
+        if (chunk_used_[thread] + count > kChunk) {  // a new chunk (larger for an atom with more faces)
+            chunks_[thread].emplace_back(new Face[std::max(kChunk, count)]);
+            chunk_used_[thread] = 0;
+        }
+        Face* out = chunks_[thread].back().get() + chunk_used_[thread];
+        std::copy(s.faces.begin(), s.faces.end(), out);
+        chunk_used_[thread] += count;
+        built_[atom] = out;
+        own_[atom] = int64_t(count);
         radius_[atom] = radius0 * std::exp2(0.5 * level);
-        out.insert(out.end(), s.faces.begin(), s.faces.end());
     };
 
     int64_t coincident = 0, unbounded = 0;
@@ -351,7 +360,7 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
 
 template <typename Body>
 void VoronoiCells::for_each_face(int64_t atom, Body&& body) const {
-    const Face* f = faces_[where_[atom].thread].data() + where_[atom].first;
+    const Face* f = built_[atom];
     for (int64_t m = 0; m < own_[atom]; ++m) body(f[m], false, atom);
     for (int64_t k = incoming_offsets_[atom]; k < incoming_offsets_[atom + 1]; ++k) body(*incoming_[k].face, true, incoming_[k].source);
 }
@@ -363,7 +372,7 @@ void VoronoiCells::assemble() {
     const int64_t n = int64_t(own_.size());
     incoming_offsets_.assign(n + 1, 0);
     for (int64_t atom = 0; atom < n; ++atom) {
-        const Face* f = faces_[where_[atom].thread].data() + where_[atom].first;
+        const Face* f = built_[atom];
         for (int64_t m = 0; m < own_[atom]; ++m)
             if (f[m].j != atom) ++incoming_offsets_[f[m].j + 1];
     }
@@ -371,7 +380,7 @@ void VoronoiCells::assemble() {
     incoming_.resize(incoming_offsets_[n]);
     std::vector<int64_t> cursor(incoming_offsets_.begin(), incoming_offsets_.end() - 1);
     for (int64_t atom = 0; atom < n; ++atom) {
-        const Face* f = faces_[where_[atom].thread].data() + where_[atom].first;
+        const Face* f = built_[atom];
         for (int64_t m = 0; m < own_[atom]; ++m)
             if (f[m].j != atom) incoming_[cursor[f[m].j]++] = {atom, f + m};
     }

@@ -91,10 +91,15 @@ class SteinhardtModifier(ModifierInterface):
         work, mask = selected_subset(data, self.only_selected)
         name = "Steinhardt Descriptors" + (" (same species)" if self.same_species_only else "")
         yield "Steinhardt: finding neighbours"
-        # the search reads a shallow copy of its own: this thread adds the output property to `data` meanwhile
-        snapshot = work.clone()
-        neighbor_list, values = alongside(lambda: self._neighbor_list(snapshot),
-                                          lambda: output_array(data, name, descriptor.feature_names, mask))
+        output = lambda: output_array(data, name, descriptor.feature_names, mask)  # noqa: E731
+        if self.neighbor_mode == "voronoi":
+            # not beside the output: building the cells needs about as much memory again as the faces,
+            # and keeps every thread busy (2 threads: 32k atoms 0.122 -> 0.113 s, 500k 2.20 -> 1.86 s)
+            neighbor_list, values = self._neighbor_list(work), output()
+        else:
+            # the search reads a shallow copy of its own: this thread adds the output property to `data` meanwhile
+            snapshot = work.clone()
+            neighbor_list, values = alongside(lambda: self._neighbor_list(snapshot), output)
         yield 0.4
         species = species_of(data, mask)[0] if self.same_species_only else None
         yield "Steinhardt: computing descriptors"
