@@ -350,3 +350,21 @@ def test_insitu_reach_is_measured_among_the_model_particle_types(tmp_path):
         assert (classes[types == 1] == 0).all() and (classes[types == 2] > 0).all()
     finally:
         lmp.close()
+
+
+def test_insitu_reach_by_hand_with_a_missing_neighbour():
+    """Four atoms on a line at x = 0, 1, 3, 6, two neighbours each, averaged Steinhardt: the reach
+    is the distance to the 2nd neighbour plus the largest such distance among the two neighbours
+    (by hand: 3 + 3, 2 + 3, 3 + 5, 5 + 3). A missing neighbour (-1) makes its atom, and the atoms
+    that average over it, reach infinitely far (the ghost shell can never be enough)."""
+    from types import SimpleNamespace
+
+    from ovito_mlclass.lammps import neighbor_reach
+
+    model = SimpleNamespace(features=SimpleNamespace(blocks=[{"kind": "steinhardt", "neighbors": 2, "averaged": True}]),
+                            neighbor_average=0)
+    positions = np.array([[0.0, 0, 0], [1, 0, 0], [3, 0, 0], [6, 0, 0]])
+    nearest = np.array([[1, 2], [0, 2], [1, 3], [2, 1]])
+    np.testing.assert_allclose(neighbor_reach(model, positions, nearest), [6, 5, 8, 8])
+    nearest[3, 1] = -1
+    np.testing.assert_allclose(neighbor_reach(model, positions, nearest), [6, 5, np.inf, np.inf])
