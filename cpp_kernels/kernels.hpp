@@ -155,9 +155,8 @@ private:
     template <typename Body>
     void for_each_face(int64_t atom, Body&& body) const;  // body(face, reversed, source)
 
-    // Faces in chunks that never move (incoming_ points into them), one chunk list per thread.
-    std::vector<std::vector<std::unique_ptr<Face[]>>> chunks_;
-    std::vector<size_t> chunk_used_;        // faces used in each thread's last chunk
+    struct FaceStore;                       // chunks that never move (incoming_ points into them)
+    std::vector<FaceStore> stores_;         // one per thread
     std::vector<const Face*> built_;        // per atom: the faces it built ...
     std::vector<int64_t> own_;              // ... and how many
     std::vector<double> radius_;            // how far its candidates reached

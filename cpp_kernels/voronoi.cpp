@@ -20,6 +20,7 @@
 // was 10% slower than the face-by-face construction (when each cell built all its faces).
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,10 +38,28 @@ struct VoronoiCells::Face {
     double far2;  // squared distance of its farthest vertex from either atom
 };
 
+// One thread's faces, in chunks that never move (no growth copies; the faces of one atom are
+// contiguous). Aligned so that two threads' stores never share a cache line.
+struct alignas(64) VoronoiCells::FaceStore {
+    static constexpr size_t kChunk = 4096;  // faces (200 kB)
+    std::vector<std::unique_ptr<Face[]>> chunks;
+    size_t used = kChunk;                    // of the last chunk
+
+    const Face* add(const std::vector<Face>& faces) {
+        if (used + faces.size() > kChunk) {  // a new chunk (larger for an atom with more faces)
+            chunks.emplace_back(new Face[std::max(kChunk, faces.size())]);
+            used = 0;
+        }
+        Face* out = chunks.back().get() + used;
+        std::copy(faces.begin(), faces.end(), out);
+        used += faces.size();
+        return out;
+    }
+};
+
 namespace {
 
 using Face = VoronoiCells::Face;
-constexpr size_t kChunk = 4096;  // faces per chunk of storage (200 kB)
 
 // A vertex of a face polygon.
 struct Point {
@@ -235,8 +254,7 @@ int level_for(double radius, double radius0) {
 VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cell, const bool* pbc) {
     for (int d = 0; d < 3; ++d)
         if (!pbc[d]) throw std::invalid_argument("Voronoi cells need a cell periodic in all three directions");
-    chunks_.resize(max_threads());
-    chunk_used_.assign(max_threads(), kChunk);
+    stores_.resize(max_threads());
     built_.resize(n);
     own_.resize(n);
     radius_.resize(n);
@@ -288,17 +306,8 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
     };
     // Keeps the faces atom `atom` built at `level` (in the calling thread's buffer).
     auto keep = [&](int64_t atom, int level, const Scratch& s) {
-        const int thread = this_thread();
-        const size_t count = s.faces.size();
-        if (chunk_used_[thread] + count > kChunk) {  // a new chunk (larger for an atom with more faces)
-            chunks_[thread].emplace_back(new Face[std::max(kChunk, count)]);
-            chunk_used_[thread] = 0;
-        }
-        Face* out = chunks_[thread].back().get() + chunk_used_[thread];
-        std::copy(s.faces.begin(), s.faces.end(), out);
-        chunk_used_[thread] += count;
-        built_[atom] = out;
-        own_[atom] = int64_t(count);
+        built_[atom] = stores_[this_thread()].add(s.faces);
+        own_[atom] = int64_t(s.faces.size());
         radius_[atom] = radius0 * std::exp2(0.5 * level);
     };
 
