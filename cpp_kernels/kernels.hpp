@@ -153,7 +153,7 @@ private:
     };
     void assemble();
     template <typename Body>
-    void for_each_face(int64_t atom, Body&& body) const;  // body(face, reversed, source)
+    void for_each_face(int64_t atom, Body&& body) const;  // body(face, the atom that built it)
 
     struct FaceStore;                       // chunks that never move (incoming_ points into them)
     std::vector<FaceStore> stores_;         // one per thread

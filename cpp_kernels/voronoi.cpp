@@ -337,11 +337,10 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
     for (int64_t i = 0; i < n; ++i) sorted_index[g.atom[i]] = i;
     for (;;) {
         assemble();
-        std::vector<std::pair<int64_t, int>> redo;  // atom, level
+        std::vector<std::pair<int64_t, double>> redo;  // atom, the radius it needs
         for (int64_t atom = 0; atom < n; ++atom) {
             if (!(reach2_[atom] > 0.25 * radius_[atom] * radius_[atom]) && counts_[atom] > 0) continue;
-            const double needed = counts_[atom] > 0 ? 2.0 * std::sqrt(reach2_[atom]) * (1.0 + 1e-9) : 2.0 * radius_[atom];
-            redo.emplace_back(atom, level_for(needed, radius0));
+            redo.emplace_back(atom, counts_[atom] > 0 ? 2.0 * std::sqrt(reach2_[atom]) * (1.0 + 1e-9) : 2.0 * radius_[atom]);
         }
         if (redo.empty()) break;
 #pragma omp parallel reduction(+ : unbounded)
@@ -349,15 +348,11 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
             Scratch s;
 #pragma omp for schedule(dynamic, 1)
             for (size_t r = 0; r < redo.size(); ++r) {
-                const auto [atom, first_level] = redo[r];
+                const auto [atom, needed] = redo[r];
                 const int64_t i = sorted_index[atom];
                 const int64_t bin = std::upper_bound(g.start.begin(), g.start.end(), i) - g.start.begin() - 1;
-                int block_level = -1, level = first_level;
-                if (level < levels) {
-                    int64_t ignored = 0;
-                    const double needed = attempt(i, bin, level, s, block_level, ignored);
-                    if (needed > 0.0) level = escalate(i, bin, level, needed, s, block_level);
-                }
+                int block_level = -1;
+                const int level = escalate(i, bin, 0, needed, s, block_level);  // beyond its radius: needed > radius_
                 if (level >= levels) ++unbounded;
                 else keep(atom, level, s);
             }
@@ -370,8 +365,8 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
 template <typename Body>
 void VoronoiCells::for_each_face(int64_t atom, Body&& body) const {
     const Face* f = built_[atom];
-    for (int64_t m = 0; m < own_[atom]; ++m) body(f[m], false, atom);
-    for (int64_t k = incoming_offsets_[atom]; k < incoming_offsets_[atom + 1]; ++k) body(*incoming_[k].face, true, incoming_[k].source);
+    for (int64_t m = 0; m < own_[atom]; ++m) body(f[m], atom);
+    for (int64_t k = incoming_offsets_[atom]; k < incoming_offsets_[atom + 1]; ++k) body(*incoming_[k].face, incoming_[k].source);
 }
 
 // For every atom: the faces built by neighbours of lower index (incoming_), its number of faces
@@ -397,7 +392,7 @@ void VoronoiCells::assemble() {
 #pragma omp parallel for schedule(static)
     for (int64_t atom = 0; atom < n; ++atom) {
         double largest = 0.0, reach2 = 0.0;
-        for_each_face(atom, [&](const Face& f, bool, int64_t) {
+        for_each_face(atom, [&](const Face& f, int64_t) {
             largest = std::max(largest, f.area);
             reach2 = std::max(reach2, f.far2);
         });
@@ -405,7 +400,7 @@ void VoronoiCells::assemble() {
         // fcc) leave a degenerate sliver of round-off size: not a face.
         const double tiny = 1e-12 * largest;
         int64_t count = 0;
-        for_each_face(atom, [&](const Face& f, bool, int64_t) { count += f.area > tiny; });
+        for_each_face(atom, [&](const Face& f, int64_t) { count += f.area > tiny; });
         counts_[atom] = count, reach2_[atom] = reach2, tiny_[atom] = tiny;
     }
 }
@@ -421,9 +416,10 @@ void VoronoiCells::fill(const int64_t* offsets, int64_t* neighbors, double* vect
 #pragma omp parallel for schedule(static)
     for (int64_t atom = 0; atom < n; ++atom) {
         int64_t b = offsets[atom];
-        for_each_face(atom, [&](const Face& f, bool reversed, int64_t source) {
+        for_each_face(atom, [&](const Face& f, int64_t source) {
             if (!(f.area > tiny_[atom])) return;
             // a face built by the neighbour: towards that neighbour, from this atom's side
+            const bool reversed = source != atom;
             neighbors[b] = reversed ? source : f.j;
             const double sign = reversed ? -1.0 : 1.0;
             vectors[3 * b] = sign * f.v[0], vectors[3 * b + 1] = sign * f.v[1], vectors[3 * b + 2] = sign * f.v[2];

@@ -78,19 +78,22 @@ def neighbor_reach(model: StructureModel, positions: np.ndarray, nearest: np.nda
     over those k_a neighbours' reaches. ``positions``: of a non-periodic system (no images);
     ``nearest``: ``(n, k_max)`` rows of every atom's nearest neighbours, -1 = missing (infinitely far)."""
     found = nearest >= 0
-    gaps = np.where(found[..., None], positions[np.where(found, nearest, 0)] - positions[:, None], np.inf)
-    distance = np.sqrt(np.einsum("ijk,ijk->ij", gaps, gaps))  # to the 1st .. k_max-th nearest
+
+    def at_neighbors(values, k):  # values (per atom, any shape) of each atom's k nearest neighbours, inf where missing
+        mask = found[:, :k].reshape(found[:, :k].shape + (1,) * (values.ndim - 1))
+        return np.where(mask, values[np.where(found[:, :k], nearest[:, :k], 0)], np.inf)
+
+    distance = np.linalg.norm(at_neighbors(positions, nearest.shape[1]) - positions[:, None], axis=2)
     reach = np.zeros(len(positions))
     for block in model.features.blocks:
         k = block["neighbors"]
         d_k = distance[:, k - 1]
         if _averaged_reach(block):
-            d_k = d_k + np.where(found[:, :k], d_k[np.where(found[:, :k], nearest[:, :k], 0)], np.inf).max(axis=1)
+            d_k = d_k + at_neighbors(d_k, k).max(axis=1)
         reach = np.maximum(reach, d_k)
     k_a = getattr(model, "neighbor_average", 0)
     if k_a:
-        pooled = np.where(found[:, :k_a], reach[np.where(found[:, :k_a], nearest[:, :k_a], 0)], np.inf)
-        reach = np.maximum(reach, distance[:, k_a - 1] + pooled.max(axis=1))
+        reach = np.maximum(reach, distance[:, k_a - 1] + at_neighbors(reach, k_a).max(axis=1))
     return reach
 
 
