@@ -1,8 +1,8 @@
-"""The ``ovito-mlclass`` command line."""
+"""The ovito-mlclass command line (exit statuses: see EXIT_STATUS)."""
 from __future__ import annotations
 
 import argparse
-import glob
+import functools
 import sys
 import time
 from importlib import resources
@@ -11,6 +11,13 @@ from pathlib import Path
 import numpy as np
 
 EXAMPLE = "cu_solid_liquid.dump.gz"
+DESCRIPTION = "Machine-learned per-atom structure identification for OVITO."
+EXIT_STATUS = """exit status:
+  0  everything asked for was done
+  1  some frames of a trajectory could not be read or classified (each is reported with
+     its index and the reason; the other frames were done)
+  2  nothing could be done: a bad argument, an unreadable input or an unusable model
+     (one line on standard error says which; --traceback shows where it failed)"""
 
 
 def example_file() -> Path:
@@ -57,59 +64,44 @@ def demo(args) -> int:
 FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", ".extxyz": "xyz"}
 
 
-def open_inputs(args):
-    """The input files as one pipeline, and the output path (None: none), after checking both."""
-    from .trajectory import open_trajectory  # asks OVITO for the frames scan (see there)
-
-    output = Path(args.output) if args.output else None
-    if output is not None and output.suffix not in FORMATS:
-        raise SystemExit(f"ovito-mlclass: cannot tell the output format from {output.name!r}; use one of "
-                         f"{', '.join(FORMATS)}")
-    missing = [p for p in args.inputs if not glob.glob(p)]
-    if missing:
-        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
-    return open_trajectory(args.inputs), output
+class UsageError(ValueError):
+    """A command-line argument that cannot work; reported as one line (exit status 2)."""
 
 
-def parse_frames(text: str | None, count: int) -> list[int]:
-    """Frames as "all", "5", "0,3,7" or a Python slice "start:stop:step" (negative indices allowed)."""
-    if text is None or text == "all":
-        return list(range(count))
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
     try:
-        if ":" in text:
-            return list(range(count))[slice(*[int(p) if p else None for p in text.split(":")])]
-        frames = [int(p) for p in text.split(",")]
+        value = float(text)
     except ValueError:
-        raise SystemExit(f"ovito-mlclass: --frames {text!r}: use all, N, N,M,... or start:stop:step") from None
-    bad = [f for f in frames if not -count <= f < count]
-    if bad:
-        raise SystemExit(f"ovito-mlclass: frame(s) {bad} out of range: the input has {count} frame(s)")
-    return [f % count for f in frames]
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
+    return value
+
+
+def count(minimum: int):
+    """argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+    return parse
 
 
 def classify_files(args) -> int:
     """``classify``: the chosen frames, serially or on Dask (``--workers``/``--scheduler``), through
     :func:`trajectory.classify_trajectory`; per-frame counts, failed frames reported with their
     index (exit status 1), the labelled frames written, optionally a table, a plot and a PNG."""
-    from .model import DeviceError, ModelError
-    from .trajectory import classify_trajectory, open_trajectory, output_format_of
+    from .trajectory import classify_trajectory, output_format_of
 
-    missing = [p for p in args.inputs if not glob.glob(p)]
-    if missing:
-        raise SystemExit(f"ovito-mlclass: no such input file(s): {', '.join(missing)}")
-    fmt = args.format
-    if args.output and not fmt:
-        try:
-            fmt = output_format_of(args.output)
-        except ValueError as exc:
-            raise SystemExit(f"ovito-mlclass: {exc}") from None
-    count = open_trajectory(args.inputs).num_frames
-    try:
-        result = classify_trajectory(args.inputs, args.model, frames=parse_frames(args.frames, count),
-                                     reject_threshold=args.threshold, device=args.device, output=args.output,
-                                     output_format=fmt, workers=args.workers or 0, scheduler=args.scheduler)
-    except (DeviceError, ModelError, FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    fmt = args.format or (output_format_of(args.output) if args.output else None)
+    result = classify_trajectory(args.inputs, args.model, frames=args.frames, reject_threshold=args.threshold,
+                                 device=args.device, output=args.output, output_format=fmt,
+                                 workers=args.workers or 0, scheduler=args.scheduler)
     print("frame  " + "  ".join(f"{n:>12s}" for n in result.names))
     for frame in result.frames:
         if frame.error is None:
@@ -128,6 +120,7 @@ def classify_files(args) -> int:
     if args.render and done:
         from .modifiers import StructureClassifierModifier
         from .render import render_png
+        from .trajectory import open_trajectory
 
         pipeline = open_trajectory(args.inputs)
         pipeline.modifiers.append(StructureClassifierModifier(model=args.model, reject_threshold=args.threshold,
@@ -142,32 +135,53 @@ def cluster_files(args) -> int:
     from ovito.io import export_file
 
     from .modifiers import UnsupervisedClassifierModifier
-    from .neighbors import InputError
+    from .trajectory import check_output_folder, parse_frames, scan_trajectory
 
-    pipeline, output = open_inputs(args)
+    if args.neighbors == "voronoi":
+        neighbors = 0
+    else:
+        try:
+            neighbors = int(args.neighbors)
+        except ValueError:
+            raise UsageError(f"--neighbors {args.neighbors!r}: a number of nearest neighbours (e.g. 12) or "
+                             f"'voronoi'") from None
+        if neighbors < 1:
+            raise UsageError(f"--neighbors {neighbors}: at least 1 (or 'voronoi')")
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    if names is not None and (not all(names) or len(set(names)) != len(names)):
+        raise UsageError(f"--names {args.names!r}: give distinct, non-empty names separated by commas")
+    if names is not None and not args.save_model:
+        raise UsageError("--names names the classes of --save-model; give --save-model too")
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        if output.suffix not in FORMATS:
+            raise UsageError(f"cannot tell the output format from {output.name!r}; use one of {', '.join(FORMATS)}")
+        check_output_folder(output)
+    pipeline, unreadable = scan_trajectory(args.inputs)
     frames = parse_frames(args.frames, pipeline.num_frames)
     reference = parse_frames(str(args.fit_frame), pipeline.num_frames)[0]
-    neighbors = 0 if args.neighbors == "voronoi" else int(args.neighbors)
     modifier = UnsupervisedClassifierModifier(degrees=args.degrees, neighbors=neighbors, wbar=args.wbar,
                                               dims=args.dims or 0, clusters=args.clusters or 0,
                                               max_clusters=args.max_clusters, seed=args.seed,
                                               reference_frame=reference)
     pipeline.modifiers.append(modifier)
     header = None
-    try:
-        for frame in frames:
-            data = pipeline.compute(frame)
-            result = modifier.last_fit
-            names = result.class_names
-            if header is None:
-                print(f"fitted on frame {reference}: {data.particles.count} atoms, latent dimensions "
-                      f"{result.dims} (FVE elbow), clusters {result.n_clusters} (entropy elbow), seed {args.seed}")
-                print("frame  " + "  ".join(f"{n:>10s}" for n in names))
-                header = True
-            counts = [data.attributes[f"UnsupervisedClassifier.counts.{n.replace(' ', '_')}"] for n in names]
-            print(f"{frame:5d}  " + "  ".join(f"{c:10d}" for c in counts), flush=True)
-    except InputError as exc:
-        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    for frame in frames:
+        data = pipeline.compute(frame)
+        result = modifier.last_fit
+        class_names = result.class_names
+        if header is None:
+            dims = "given" if args.dims else "FVE elbow"
+            clusters = "given" if args.clusters else "entropy elbow"
+            print(f"fitted on frame {reference}: {data.particles.count} atoms, latent dimensions "
+                  f"{result.dims} ({dims}), clusters {result.n_clusters} ({clusters}), seed {args.seed}")
+            if names is not None and len(names) != result.n_clusters:
+                raise UsageError(f"--names gives {len(names)} names, but the fit found {result.n_clusters} clusters; "
+                                 f"rerun with {result.n_clusters} names (or --clusters {len(names)})")
+            print("frame  " + "  ".join(f"{n:>10s}" for n in class_names))
+            header = True
+        counts = [data.attributes[f"UnsupervisedClassifier.counts.{n.replace(' ', '_')}"] for n in class_names]
+        print(f"{frame:5d}  " + "  ".join(f"{c:10d}" for c in counts), flush=True)
     if output is not None:
         columns = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
                    "Cluster Type", "Cluster Probability"]
@@ -183,12 +197,11 @@ def cluster_files(args) -> int:
         for png in plot_fit(modifier.last_fit, pipeline.compute(reference), Path(args.plots)):
             print(f"wrote {png}")
     if args.save_model:
-        names = [n.strip() for n in args.names.split(",")] if args.names else None
-        try:
-            path = modifier.save_model(args.save_model, names)
-        except ValueError as exc:
-            raise SystemExit(f"ovito-mlclass: {exc}") from None
+        path = modifier.save_model(args.save_model, names)
         print(f"wrote model {path} (apply it with: ovito-mlclass classify FILE -m {path})")
+    if unreadable:
+        print(f"frame {pipeline.num_frames} failed: {unreadable}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -273,31 +286,26 @@ def predict_property(args) -> int:
     OVITO reads (every frame)."""
     import warnings
 
-    from .model import ModelError
     from .neighbors import InputError
     from .properties import PropertyModel, UnseenElementWarning, crystal_from_data, read_cgcnn_folder, read_extxyz
 
-    try:
-        model = PropertyModel.load(args.model)
-    except (FileNotFoundError, ModelError) as exc:
-        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    model = PropertyModel.load(args.model)
     path = Path(args.input)
     if not path.exists():
-        raise SystemExit(f"ovito-mlclass: no such file or folder: {path}")
+        raise FileNotFoundError(f"{path}: no such file or folder")
     target = model.metadata.get("target")
     transform = np.log10 if model.metadata.get("transform") == "log10" else (lambda v: v)
-    try:
-        if path.is_dir():
-            crystals = read_cgcnn_folder(path, target)
-        elif path.name.endswith((".extxyz", ".extxyz.gz")):
-            crystals = read_extxyz(path)
-        else:
-            from ovito.io import import_file
+    if path.is_dir():
+        crystals = read_cgcnn_folder(path, target)
+    elif path.name.endswith((".extxyz", ".extxyz.gz")):
+        crystals = read_extxyz(path)
+    else:
+        from .trajectory import scan_trajectory
 
-            pipeline = import_file(str(path))
-            crystals = [crystal_from_data(pipeline.compute(f), name=f"{path.name}:{f}") for f in range(pipeline.num_frames)]
-    except (InputError, RuntimeError, ValueError) as exc:
-        raise SystemExit(f"ovito-mlclass: {path}: {exc}") from None
+        pipeline, unreadable = scan_trajectory(path)
+        if unreadable:
+            raise InputError(f"frame {pipeline.num_frames}: {unreadable}")
+        crystals = [crystal_from_data(pipeline.compute(f), name=f"{path.name}:{f}") for f in range(pipeline.num_frames)]
     unit = model.unit
     print(f"model {model.name}: {model.quantity} ({unit}); {len(crystals)} structure(s)")
     print(f"{'structure':<24s} {'prediction':>11s} {'± 1σ':>8s} {'target':>9s}  unseen elements")
@@ -309,7 +317,7 @@ def predict_property(args) -> int:
             try:
                 p = model.predict(crystal)
             except InputError as exc:
-                raise SystemExit(f"ovito-mlclass: {crystal.name}: {exc}") from None
+                raise InputError(f"{crystal.name}: {exc}") from None
             truth = crystal.targets.get(target)
             shown = None if truth is None or (model.metadata.get("transform") == "log10" and truth <= 0) else transform(truth)
             if shown is not None:
@@ -336,10 +344,7 @@ def predict_property(args) -> int:
 def train_property(args) -> int:
     from .properties.train import train
 
-    try:
-        train(args.config, output=args.output, threads=args.threads, epochs=args.epochs, limit=args.limit)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SystemExit(f"ovito-mlclass: {exc}") from None
+    train(args.config, output=args.output, threads=args.threads, epochs=args.epochs, limit=args.limit)
     return 0
 
 
@@ -349,14 +354,11 @@ def perovskite_gap(args) -> int:
     from .properties import perovskites as P
     from .properties.element_data import read_lumo_table
 
-    try:
-        lumo = read_lumo_table(args.lumo)
-        table = P.read_gap_table(args.table)
-        features = P.perovskite_features(table.sites, lumo)
-        wanted = [P.parse_formula(f) for f in args.predict]
-        new = P.perovskite_features(wanted, lumo) if wanted else None
-    except (OSError, ValueError) as error:     # UnknownElementError is a ValueError
-        raise SystemExit(f"ovito-mlclass: {error}") from None
+    lumo = read_lumo_table(args.lumo)
+    table = P.read_gap_table(args.table)
+    features = P.perovskite_features(table.sites, lumo)
+    wanted = [P.parse_formula(f) for f in args.predict]
+    new = P.perovskite_features(wanted, lumo) if wanted else None
     print(f"{len(table.gaps)} compounds, 28 elemental features; {args.folds}-fold nested cross-validation (seed {args.seed})",
           flush=True)
     started = time.perf_counter()
@@ -375,10 +377,7 @@ def adsorption_energy(args) -> int:
     d-band-centre model on the same cross-validation folds."""
     from .properties import adsorption as A
 
-    try:
-        data = A.load_adsorption_set(args.folder)
-    except (OSError, ValueError) as error:
-        raise SystemExit(f"ovito-mlclass: {error}") from None
+    data = A.load_adsorption_set(args.folder)
     print(f"{len(data.energies)} entries, {len(set(data.site_elements))} site elements; fingerprints: "
           f"{', '.join(A.FINGERPRINTS)}", flush=True)
     started = time.perf_counter()
@@ -390,22 +389,40 @@ def adsorption_energy(args) -> int:
     return 0
 
 
+# Failures a user can cause and mend: reported as one line, exit status 2 (OVITO's readers raise
+# RuntimeError for a file they cannot parse).
+USER_ERRORS = (ValueError, OSError, RuntimeError, ImportError, MemoryError)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="ovito-mlclass", description=__doc__)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="ovito-mlclass", description=DESCRIPTION,
+                                     epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ovito-mlclass {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="on an error, show the full Python traceback")
+    common = argparse.ArgumentParser(add_help=False)  # --traceback after the command name, too
+    common.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, show the full Python traceback")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser = functools.partial(commands.add_parser, parents=[common])
     run_demo = commands.add_parser("demo", help="classify the bundled example snapshot: counts and a PNG")
     run_demo.add_argument("-o", "--output", default="demo_output", help="folder for the PNG (default: demo_output)")
     run_demo.set_defaults(handler=demo)
     run_classify = commands.add_parser("classify", help="label every particle of one or more files")
     run_classify.add_argument("inputs", nargs="+", help="input file(s) in any format OVITO reads (wildcards allowed)")
-    run_classify.add_argument("-m", "--model", default="metals", help="built-in model name or model file")
+    from .model import builtin_models
+
+    models = ", ".join(builtin_models())
+    run_classify.add_argument("-m", "--model", default="metals",
+                              help=f"built-in model ({models}; default: metals) or a model file (.pt)")
     run_classify.add_argument("-o", "--output", help="output file (.dump, .lammpstrj, .xyz) with the structure types")
     run_classify.add_argument("--frames", help="all (default), N, N,M,... or start:stop:step")
-    run_classify.add_argument("--threshold", type=float, default=None, help="reject threshold θ (default: the model's)")
+    run_classify.add_argument("--threshold", type=fraction, default=None, help="reject threshold θ (default: the model's)")
     run_classify.add_argument("--render", metavar="PNG", help="render the first frame coloured by structure type")
     run_classify.add_argument("--device", default="auto", help="where the network runs: auto (CUDA if available, "
                                                                "default), cpu, cuda or cuda:N")
-    run_classify.add_argument("--workers", type=int, default=None, metavar="N",
+    run_classify.add_argument("--workers", type=count(0), default=None, metavar="N",
                               help="classify frames in parallel on a Dask LocalCluster of N processes (0: serial)")
     run_classify.add_argument("--scheduler", metavar="ADDRESS", help="use a running Dask scheduler instead")
     run_classify.add_argument("--table", metavar="CSV", help="per-frame counts and fractions (.csv, or .parquet "
@@ -420,13 +437,13 @@ def main(argv=None) -> int:
     run_cluster.add_argument("-o", "--output", help="output file (.dump, .lammpstrj, .xyz) with the cluster types")
     run_cluster.add_argument("--plots", metavar="DIR", help="write elbow_fve.png, elbow_entropy.png and latent.png here")
     run_cluster.add_argument("--frames", help="frames to label: all (default), N, N,M,... or start:stop:step")
-    run_cluster.add_argument("--fit-frame", type=int, default=0, help="frame the fit is made on (default 0)")
+    run_cluster.add_argument("--fit-frame", type=count(0), default=0, help="frame the fit is made on (default 0)")
     run_cluster.add_argument("--degrees", default="1-8", help="degrees l of the averaged q̄_l (default 1-8)")
     run_cluster.add_argument("--neighbors", default="12", help="nearest neighbours (default 12) or 'voronoi'")
     run_cluster.add_argument("--wbar", action="store_true", help="also the averaged w̄_l")
-    run_cluster.add_argument("--dims", type=int, default=None, help="latent dimensions (default: elbow of the FVE)")
-    run_cluster.add_argument("--clusters", type=int, default=None, help="clusters (default: elbow of the entropy)")
-    run_cluster.add_argument("--max-clusters", type=int, default=8, help="most clusters tried (default 8)")
+    run_cluster.add_argument("--dims", type=count(1), default=None, help="latent dimensions (default: elbow of the FVE)")
+    run_cluster.add_argument("--clusters", type=count(1), default=None, help="clusters (default: elbow of the entropy)")
+    run_cluster.add_argument("--max-clusters", type=count(2), default=8, help="most clusters tried (default 8)")
     run_cluster.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run_cluster.add_argument("--save-model", metavar="PT", help="write the fit as a classifier file (.pt)")
     run_cluster.add_argument("--names", help="class names for --save-model, comma-separated (default Cluster 1..K)")
@@ -436,7 +453,7 @@ def main(argv=None) -> int:
     run_train = commands.add_parser("train", help="train a model from a config (built-in: metals, ice, tcp, metals-pointnet, ice-pointnet)")
     run_train.add_argument("config", help="config name or TOML file")
     run_train.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
-    run_train.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
+    run_train.add_argument("--threads", type=count(1), default=None, help="torch threads (default: the config's)")
     run_train.set_defaults(handler=train_model)
     run_predict = commands.add_parser("predict-property", help="predict a crystal property (CGCNN) for every "
                                       "structure of a file or CGCNN folder")
@@ -449,9 +466,9 @@ def main(argv=None) -> int:
                                              "(built-in: formation-energy, bulk-modulus, shear-modulus, band-gap)")
     run_train_property.add_argument("config", help="config name or TOML file")
     run_train_property.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
-    run_train_property.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
-    run_train_property.add_argument("--epochs", type=int, default=None, help="override the config's epochs (tests)")
-    run_train_property.add_argument("--limit", type=int, default=None, help="only the first N crystals (tests)")
+    run_train_property.add_argument("--threads", type=count(1), default=None, help="torch threads (default: the config's)")
+    run_train_property.add_argument("--epochs", type=count(1), default=None, help="override the config's epochs (tests)")
+    run_train_property.add_argument("--limit", type=count(1), default=None, help="only the first N crystals (tests)")
     run_train_property.set_defaults(handler=train_property)
     run_gap = commands.add_parser("perovskite-gap", help="double-perovskite band gaps by kernel ridge regression "
                                                          "(Pilania et al. 2016): cross-validated error, predictions")
@@ -459,17 +476,40 @@ def main(argv=None) -> int:
     run_gap.add_argument("--lumo", required=True, help="CSV of atomic Kohn-Sham LUMO energies, columns atom, lumo")
     run_gap.add_argument("--predict", nargs="*", default=[], metavar="FORMULA",
                          help="compounds to predict, as A1B1A2B2O6 (BaTiSrZrO6) or A1,B1,A2,B2")
-    run_gap.add_argument("--folds", type=int, default=5, help="outer and inner cross-validation folds (default 5)")
+    run_gap.add_argument("--folds", type=count(2), default=5, help="outer and inner cross-validation folds (default 5)")
     run_gap.add_argument("--seed", type=int, default=0, help="seed of the fold shuffling (default 0)")
     run_gap.set_defaults(handler=perovskite_gap)
     run_ads = commands.add_parser("adsorption-energy", help="adsorption energies from electronic fingerprints: network "
                                                             "vs. linear d-band-centre model (cross-validated)")
     run_ads.add_argument("folder", help="folder with ead.txt, d_cen.txt, half_width.txt, vad2.txt and the two .traj files")
-    run_ads.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    run_ads.add_argument("--folds", type=count(2), default=5, help="cross-validation folds (default 5)")
     run_ads.add_argument("--seed", type=int, default=0, help="seed of folds and network initialisation (default 0)")
     run_ads.set_defaults(handler=adsorption_energy)
     args = parser.parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("ovito-mlclass: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if args.traceback:
+            raise
+        print(f"ovito-mlclass: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug of ours: still one line, and how to see more
+        if args.traceback:
+            raise
+        print(f"ovito-mlclass: unexpected {type(exc).__name__}: {one_line(exc)} (rerun with --traceback to see "
+              f"where; please report it)", file=sys.stderr)
+        return 2
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a missing file's message names the file)."""
+    if isinstance(exc, FileNotFoundError) and exc.filename and not exc.args[1:] == ():
+        return f"{exc.filename}: {exc.strerror}"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
 """Stage 4 of the data flow: feature vectors -> class posteriors.
 
-A trained classifier is one file: a TorchScript module (the shipped format, which libtorch and
-LAMMPS-style C++ consumers load) or a ``torch.export`` archive (``.pt2``), either carrying a JSON
-metadata record (:data:`METADATA_FILE`): class names and colours, the exact feature
-specification, the reject threshold, how the model was trained and how it scored on validation
-data. The module maps raw features (float32, ``(n, n_features)``) to class logits and, for models
+A trained classifier is one file: a TorchScript module (which libtorch and LAMMPS-style C++
+consumers load too) carrying a JSON metadata record (:data:`METADATA_FILE`): class names and
+colours, the exact feature specification, the reject threshold, how the model was trained and how
+it scored on validation data.
+
+Model files are untrusted input: a file is checked to be a TorchScript archive before torch reads
+it (TorchScript's own reader restores tensors and TorchScript code, never arbitrary Python
+objects), and the network is first run on the user's data, not at load. ``torch.export``
+archives (``.pt2``) are refused: their reader unpickles parts of the file with Python's pickle,
+which can run code. The module maps raw features (float32, ``(n, n_features)``) to class logits and, for models
 with a second output (Frank–Kasper sites), site logits; the feature normalisation is inside the
 module, so a C++ consumer needs nothing else.
 
@@ -101,11 +106,8 @@ def load_model(name_or_path, device: str | None = "auto") -> "StructureModel":
     """:meth:`StructureModel.load`, remembered per file (and its modification time) and device: a
     pipeline evaluates the modifier on every frame, and a model is only ever read at inference."""
     device = resolve_device(device)
-    builtins = builtin_models()
-    path = builtins.get(name_or_path) if isinstance(name_or_path, str) else None
-    path = Path(path or name_or_path)
-    mtime = path.stat().st_mtime_ns if path.exists() else None
-    return _load_cached(str(path), mtime, device) if mtime is not None else StructureModel.load(name_or_path, device)
+    path = resolve_model_path(name_or_path, builtin_models())
+    return _load_cached(str(path), path.stat().st_mtime_ns, device)
 
 
 @functools.lru_cache(maxsize=8)
@@ -120,7 +122,7 @@ def builtin_models() -> dict[str, Path]:
 
 @dataclass
 class StructureModel:
-    """A loaded classifier: ``module`` (TorchScript or exported program) plus its metadata.
+    """A loaded classifier: ``module`` (a TorchScript module) plus its metadata.
     ``device``: where the network runs (see :func:`resolve_device`; features and posteriors stay
     NumPy arrays on the CPU either way)."""
 
@@ -128,47 +130,32 @@ class StructureModel:
     metadata: dict
     path: Path | None = None
     device: str = "cpu"
-    _embed = None  # the compiled PointNet.embed, where it applies (compiled_embedding)
+    _embed = False  # the compiled PointNet.embed where it applies (compiled_embedding), None where not; False: not yet asked
 
     def __post_init__(self):
         import torch
 
         self.device = resolve_device(self.device)
-        # an ExportedProgram is run through its module(); a TorchScript module directly
-        exported = isinstance(self.module, torch.export.ExportedProgram)
-        self._callable = self.module.module() if exported else self.module
-        if self.device != "cpu":
-            self._callable = self._callable.to(self.device)
-        meta = self.metadata
-        for key in ("format_version", "classes", "colors", "features", "reject_threshold"):
-            if key not in meta:
-                raise ModelError(f"{self._where()}: the model metadata lack '{key}'.")
-        if int(meta["format_version"]) > FORMAT_VERSION:
-            raise ModelError(f"{self._where()}: metadata format {meta['format_version']} is newer than this "
-                             f"ovito-mlclass understands ({FORMAT_VERSION}); upgrade ovito-mlclass.")
-        if len(meta["colors"]) != len(meta["classes"]):
-            raise ModelError(f"{self._where()}: {len(meta['classes'])} classes but {len(meta['colors'])} colours.")
-        if "Other" in meta["classes"]:
-            raise ModelError(f"{self._where()}: 'Other' is reserved for rejected atoms and cannot be a class.")
+        self._callable = self.module if self.device == "cpu" else self.module.to(self.device)
+        self._checked = False  # output shapes, checked on the first batch the network sees
+        check_metadata(self.metadata, self._where())
         try:
-            self.features = FeatureSpec.from_dict(meta["features"])
-        except (ValueError, TypeError) as exc:
+            self.features = FeatureSpec.from_dict(self.metadata["features"])
+        except (ValueError, TypeError, KeyError) as exc:
             raise ModelError(f"{self._where()}: invalid feature specification in the metadata: {exc}") from exc
         if self.neighbor_average:
-            if int(meta["format_version"]) < 3:
+            if int(self.metadata["format_version"]) < 3:
                 raise ModelError(f"{self._where()}: 'neighbor_average' needs metadata format 3 (older readers would "
-                                 f"ignore it), but the file says {meta['format_version']}.")
+                                 f"ignore it), but the file says {self.metadata['format_version']}.")
             if not (hasattr(self._callable, "embed") and hasattr(self._callable, "classify")):
                 raise ModelError(f"{self._where()}: the metadata ask for averaging over neighbours, but the network "
-                                 f"has no 'embed' and 'classify' methods (a torch.export file keeps only forward).")
+                                 f"has no 'embed' and 'classify' methods.")
             if self.device == "cpu":
-                # frozen weights let oneDNN fuse the per-point layers: 12% less embedding time (measured),
-                # identical output; the file keeps the unfrozen module (self.module)
+                # frozen weights let oneDNN fuse the per-point layers (same output, less embedding time);
+                # the file keeps the unfrozen module (self.module)
                 with _quiet_torchscript():
                     self._callable = torch.jit.optimize_for_inference(
                         torch.jit.freeze(self._callable.eval(), preserved_attrs=["embed", "classify"]))
-                self._embed = compiled_embedding(self.module, self._where())
-        self._check_shapes()
 
     # ---- metadata views ----------------------------------------------------------------------
     @property
@@ -202,28 +189,27 @@ class StructureModel:
 
     # ---- inference ---------------------------------------------------------------------------
     def _forward(self, x):
-        out = self._callable(x)
-        if isinstance(out, (tuple, list)):
-            return out[0], (out[1] if len(out) > 1 else None)
-        return out, None
-
-    def _check_shapes(self):
-        import torch
-
-        n = len(self.features.names)
+        """(class logits, site logits or None) of one batch; the first batch also checks that the
+        network's outputs match the metadata (a file is never run at load: see the module docstring)."""
         try:
-            with torch.no_grad():
-                logits, sites = self._forward(torch.zeros((2, n), dtype=torch.float32, device=self.device))
-        except Exception as exc:  # the network rejects the input width
-            raise ModelError(f"{self._where()}: the network does not accept the {n} features its metadata "
+            out = self._callable(x)
+        except Exception as exc:  # e.g. the network rejects the input width
+            raise ModelError(f"{self._where()}: the network does not accept the {x.shape[1]} features its metadata "
                              f"specify ({_reason(exc)}).") from exc
-        if tuple(logits.shape) != (2, len(self.classes)):
-            raise ModelError(f"{self._where()}: the network has {logits.shape[-1]} outputs, but the metadata "
-                             f"name {len(self.classes)} classes {self.classes}.")
-        n_sites = 0 if sites is None else sites.shape[-1]
+        logits, sites = (out[0], out[1] if len(out) > 1 else None) if isinstance(out, (tuple, list)) else (out, None)
+        if not self._checked:
+            self._check_outputs(logits, sites, len(x))
+        return logits, sites
+
+    def _check_outputs(self, logits, sites, n: int) -> None:
+        if tuple(logits.shape) != (n, len(self.classes)):
+            raise ModelError(f"{self._where()}: the network has {tuple(logits.shape)[1:]} outputs per atom, but the "
+                             f"metadata name {len(self.classes)} classes {self.classes}.")
+        n_sites = 0 if sites is None or sites.numel() == 0 else sites.shape[-1]
         if n_sites != len(self.site_classes):
             raise ModelError(f"{self._where()}: the network has {n_sites} site outputs, but the metadata name "
                              f"{len(self.site_classes)} site classes.")
+        self._checked = True
 
     @property
     def batch_size(self) -> int:
@@ -276,6 +262,8 @@ class StructureModel:
                              f"({neighbors.dtype}).")
         if n and (neighbors.min() < -1 or neighbors.max() >= n):
             raise ModelError(f"Neighbour indices must lie in [-1, {n - 1}] (-1: missing).")
+        if self._embed is False:  # the compiled kernel is checked against this network on first use
+            self._embed = compiled_embedding(self.module, self._where()) if self.device == "cpu" else None
         with torch.no_grad():
             h = self._embed(features) if self._embed else embed_all(self._callable, features, batch, self.device)
             h = neighbor_mean(h, torch.from_numpy(neighbors.astype(np.int64, copy=False)))
@@ -283,69 +271,141 @@ class StructureModel:
             head_batch = 65536  # the head sees one vector per atom: small, unlike the clouds
             for start in range(0, n, head_batch):
                 logits = self._callable.classify(h[start:start + head_batch].to(self.device))
+                if not self._checked:
+                    self._check_outputs(logits, None, len(logits))
                 probs[start:start + head_batch] = torch.softmax(logits, 1).cpu().numpy()
         return probs
 
     # ---- files -------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write a TorchScript file (``.pt``) or, for a ``.pt2`` suffix, a torch.export archive."""
+        """Write the model as a TorchScript file (``.pt``)."""
         return save_model_file(self.module, self.metadata, path)
 
     @classmethod
     def load(cls, name_or_path, device: str | None = "auto") -> "StructureModel":
-        """A built-in model by name (see :func:`builtin_models`) or a model file (``.pt`` TorchScript,
-        ``.pt2`` torch.export), its network on ``device`` (see :func:`resolve_device`)."""
-        import torch
-
+        """A built-in model by name (see :func:`builtin_models`) or a TorchScript model file, its
+        network on ``device`` (see :func:`resolve_device`)."""
         device = resolve_device(device)
-        builtins = builtin_models()
-        if isinstance(name_or_path, str) and name_or_path in builtins:
-            path = builtins[name_or_path]
-        else:
-            path = Path(name_or_path)
-            if not path.exists():
-                known = ", ".join(builtins) or "none installed"
-                raise FileNotFoundError(f"No model named or at {str(name_or_path)!r}. Built-in models: {known}.")
-        module, metadata = load_model_file(path)
-        if not isinstance(module, torch.jit.ScriptModule) and path.suffix != ".pt2":
-            raise ModelError(f"{path}: not a TorchScript module.")
+        module, metadata, path = load_model_file(resolve_model_path(name_or_path, builtin_models()))
         return cls(module=module, metadata=metadata, path=path, device=device)
 
 
-def save_model_file(module, metadata: dict, path) -> Path:
-    """Writes a network and its metadata record (JSON, as :data:`METADATA_FILE` inside the file):
-    TorchScript (``.pt``) or, for a ``.pt2`` suffix, a torch.export archive."""
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    extra = {METADATA_FILE: json.dumps(metadata, indent=1, sort_keys=True)}
-    if path.suffix == ".pt2":
-        if not isinstance(module, torch.export.ExportedProgram):
-            raise ModelError("Only a torch.export program can be saved as .pt2; export the network first.")
-        torch.export.save(module, str(path), extra_files=extra)
-    else:
-        with _quiet_torchscript():
-            torch.jit.save(module, str(path), _extra_files=extra)
+def resolve_model_path(name_or_path, builtins: dict[str, Path]) -> Path:
+    """The file of a built-in model name or a model path; :class:`ModelError` / FileNotFoundError
+    naming the built-in models otherwise."""
+    if isinstance(name_or_path, str) and name_or_path in builtins:
+        return builtins[name_or_path]
+    known = ", ".join(builtins) or "none installed"
+    if not str(name_or_path).strip():
+        raise ModelError(f"No model given: name a built-in model ({known}) or a model file.")
+    path = Path(name_or_path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model named or at {str(name_or_path)!r}. Built-in models: {known}.")
+    if not path.is_file():
+        raise ModelError(f"{path} is a folder, not a model file. Built-in models: {known}.")
     return path
 
 
-def load_model_file(path: Path) -> tuple[object, dict]:
-    """The network (on the CPU) and metadata record of a file written by :func:`save_model_file`;
-    :class:`ModelError` for a corrupt file, one without our metadata or with metadata that are not JSON."""
+def check_metadata(meta, where: str) -> None:
+    """:class:`ModelError` unless the metadata record has the keys and value types a classifier needs."""
+    def fail(text):
+        raise ModelError(f"{where}: {text}")
+
+    if not isinstance(meta, dict):
+        fail("the ovito-mlclass metadata are not a JSON object.")
+    for key in ("format_version", "classes", "colors", "features", "reject_threshold"):
+        if key not in meta:
+            fail(f"the model metadata lack '{key}'.")
+    version = meta["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        fail(f"'format_version' must be a positive integer, got {version!r}.")
+    if version > FORMAT_VERSION:
+        fail(f"metadata format {version} is newer than this ovito-mlclass understands ({FORMAT_VERSION}); "
+             f"upgrade ovito-mlclass.")
+    for key in ("classes", "site_classes"):
+        names = meta.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
+            fail(f"'{key}' must be a list of non-empty names, got {names!r}.")
+        if len(set(names)) != len(names):
+            fail(f"'{key}' names a class twice: {names}.")
+    if not meta["classes"]:
+        fail("the metadata name no classes.")
+    if "Other" in meta["classes"]:
+        fail("'Other' is reserved for rejected atoms and cannot be a class.")
+    colors = meta["colors"]
+    if not isinstance(colors, list) or len(colors) != len(meta["classes"]):
+        fail(f"{len(meta['classes'])} classes but {len(colors) if isinstance(colors, list) else colors!r} colours.")
+    for rgb in colors:
+        if not (isinstance(rgb, list) and len(rgb) == 3 and all(_is_number(c) and 0 <= c <= 1 for c in rgb)):
+            fail(f"every colour must be three numbers in [0, 1], got {rgb!r}.")
+    theta = meta["reject_threshold"]
+    if not (_is_number(theta) and 0 <= theta <= 1):
+        fail(f"'reject_threshold' must be a number in [0, 1], got {theta!r}.")
+    k = meta.get("neighbor_average", 0)
+    if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+        fail(f"'neighbor_average' must be a non-negative integer, got {k!r}.")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def save_model_file(module, metadata: dict, path) -> Path:
+    """Writes a TorchScript network and its metadata record (JSON, as :data:`METADATA_FILE` inside
+    the file)."""
     import torch
 
+    path = Path(path)
+    if path.suffix == ".pt2":
+        raise ModelError("Model files are TorchScript (.pt): torch.export archives (.pt2) are not read back, "
+                         "because their reader can run code from the file.")
+    if not isinstance(module, torch.jit.ScriptModule):
+        raise ModelError("Only a TorchScript module can be saved; script the network first (torch.jit.script).")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {METADATA_FILE: json.dumps(metadata, indent=1, sort_keys=True)}
+    with _quiet_torchscript():
+        torch.jit.save(module, str(path), _extra_files=extra)
+    return path
+
+
+def check_model_archive(path: Path) -> None:
+    """:class:`ModelError` unless ``path`` is a TorchScript archive: a zip file with the folder of
+    TorchScript code and constants that ``torch.jit.save`` writes. Checked before torch reads the
+    file, so a pickle (``torch.save``) or a ``torch.export`` archive never reaches an unpickler."""
+    if path.suffix == ".pt2":
+        raise ModelError(f"{path}: torch.export archives (.pt2) are not loaded, because their reader unpickles "
+                         f"parts of the file with Python's pickle, which can run code. Save the model as "
+                         f"TorchScript (.pt).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable TorchScript model file (truncated, corrupt, or a plain "
+                         f"pickle?): {exc}") from exc
+    roots = {name.split("/", 1)[0] for name in names}
+    script = any(f"{root}/constants.pkl" in names and any(n.startswith(f"{root}/code/") for n in names)
+                 for root in roots)
+    if not script:
+        raise ModelError(f"{path}: not a TorchScript model file (a zip archive without TorchScript code: a "
+                         f"torch.save pickle or a torch.export archive?). Model files are written by "
+                         f"ovito-mlclass training or torch.jit.save.")
+
+
+def load_model_file(path) -> tuple[object, dict, Path]:
+    """The TorchScript network (on the CPU), the metadata record and the path of a file written by
+    :func:`save_model_file`; :class:`ModelError` for anything else (checked before torch reads it:
+    :func:`check_model_archive`), a corrupt file, or one without our metadata."""
+    import torch
+
+    path = Path(path)
+    check_model_archive(path)
     extra = {METADATA_FILE: ""}
     try:
-        if path.suffix == ".pt2":
-            module = torch.export.load(str(path), extra_files=extra)
-        else:
-            with _quiet_torchscript():
-                module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with _quiet_torchscript():
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a readable TorchScript (.pt) or torch.export (.pt2) model file "
-                         f"(truncated or corrupt?): {first}") from exc
+        raise ModelError(f"{path}: not a readable TorchScript model file (truncated or corrupt?): {first}") from exc
     text = extra[METADATA_FILE]
     if not text:
         raise ModelError(f"{path}: the file holds a network but no ovito-mlclass metadata "
@@ -354,7 +414,7 @@ def load_model_file(path: Path) -> tuple[object, dict]:
         metadata = json.loads(text.decode() if isinstance(text, bytes) else text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path}: the ovito-mlclass metadata are not valid JSON ({exc}).") from exc
-    return module, metadata
+    return module, metadata, path
 
 
 def embed_all(module, features, batch: int, device: str = "cpu"):

@@ -15,7 +15,9 @@ therefore runs its frames in one persistent child process (:class:`OvitoProcess`
 worker are in flight, so memory stays at a few frames per worker whatever the trajectory length;
 what comes back is the per-frame counts, while the labelled frames are written by the workers
 with OVITO's ``export_file``. A frame that cannot be read or classified comes back as an error
-with its index; the other frames are processed.
+with its index; the other frames are processed. A file whose frames OVITO cannot all find (a
+truncated or garbled frame stops OVITO's scan of the file) is reported the same way: the first
+frame that could not be read, and why.
 """
 from __future__ import annotations
 
@@ -23,9 +25,12 @@ import functools
 import glob
 import itertools
 import os
+import re
 import shutil
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,21 +148,120 @@ class TrajectoryResult:
         return Path(path)
 
 
-# ---- one frame: the task every path runs --------------------------------------------------
-def open_trajectory(inputs):
-    """OVITO's pipeline over all frames of ``inputs`` (one file, a pattern or a list). Asks for the
-    frames scan explicitly: with OVITO 3.17, a file imported after the process has rendered an
-    image (its scene used) otherwise reports one frame until a later frame is computed."""
+# ---- reading: which frames a trajectory holds -------------------------------------------------
+class TrajectoryError(ValueError):
+    """A trajectory that cannot be read at all: no such file, a folder, an empty file, a format
+    OVITO does not recognise."""
+
+
+SCAN_ABORTED = re.compile(r'Scanning of the trajectory file "(?P<file>[^"]*)" aborted prematurely after '
+                          r'(?P<frames>\d+) frames? due to an error: "(?P<why>.*)"')
+
+
+def input_files(inputs) -> list[Path]:
+    """The files named by ``inputs`` (a path, a wildcard pattern or a list of them), after checking
+    that each exists and is a non-empty file."""
+    inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
+    found = {pattern: sorted(glob.glob(pattern)) or ([pattern] if os.path.exists(pattern) else []) for pattern in inputs}
+    missing = [pattern for pattern, files in found.items() if not files]
+    if missing:
+        raise FileNotFoundError(f"No such input file(s): {', '.join(missing)}")
+    files = [Path(f) for matches in found.values() for f in matches]
+    for path in files:
+        if path.is_dir():
+            raise TrajectoryError(f"{path}: is a folder; name the trajectory file(s) in it, e.g. '{path}/*.dump'")
+        if path.stat().st_size == 0:
+            raise TrajectoryError(f"{path}: the file is empty")
+    return files
+
+
+@contextmanager
+def _stderr_copied():
+    """Yields a list that receives everything written to this process's standard error (file
+    descriptor 2) meanwhile, which still reaches the real standard error afterwards. OVITO's C++
+    readers report problems there, not through Python."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured = []
+    with tempfile.TemporaryFile() as copy:
+        os.dup2(copy.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            copy.seek(0)
+            text = copy.read()
+            os.write(2, text)
+            captured.append(text.decode(errors="replace"))
+
+
+def scan_trajectory(inputs):
+    """OVITO's pipeline over all frames of ``inputs`` (a file, a pattern or a list of files), and
+    why OVITO's scan of the frames stopped early (``None`` if it read them all). OVITO stops at a
+    frame it cannot parse (truncated, garbled, a wrong atom count) and offers the frames before it
+    only; it says so on standard error, which is read here so that the lost frames are reported.
+    Asks for the frames scan explicitly: with OVITO 3.17, a file imported after the process has
+    rendered an image otherwise reports one frame until a later frame is computed."""
     from ovito.io import import_file
 
-    inputs = [str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)]
-    location = inputs if len(inputs) > 1 else inputs[0]
-    try:
-        return import_file(location, multiple_frames=True)
-    except Exception:  # a reader without that option; the plain import raises any real error
-        return import_file(location)
+    files = [str(f) for f in input_files(inputs)]
+    location = files if len(files) > 1 else files[0]
+    with _stderr_copied() as stderr:
+        try:
+            try:
+                pipeline = import_file(location, multiple_frames=True)
+            except TypeError:  # a reader without that option; the plain import raises any real error
+                pipeline = import_file(location)
+            count = pipeline.num_frames
+        except RuntimeError as exc:
+            reason = " ".join(str(exc).split())
+            raise TrajectoryError(f"{files[0] if len(files) == 1 else ', '.join(files)}: OVITO cannot read it "
+                                  f"({reason})") from None
+    aborted = SCAN_ABORTED.search("".join(stderr))
+    problem = None
+    if aborted:
+        problem = (f"{Path(aborted['file']).name}: OVITO's scan of the file stopped here ({aborted['why']}); this "
+                   f"frame and any after it could not be read")
+    if count == 0:
+        raise TrajectoryError(f"{location}: OVITO finds no frame in it" + (f" ({aborted['why']})" if aborted else ""))
+    return pipeline, problem
 
 
+def open_trajectory(inputs):
+    """OVITO's pipeline over all frames of ``inputs`` (see :func:`scan_trajectory`)."""
+    return scan_trajectory(inputs)[0]
+
+
+def parse_frames(spec, count: int) -> list[int]:
+    """Frame indices from a list of ints or a text: "all", "5", "0,3,7" or a Python slice
+    "start:stop:step" (negative indices allowed). ``ValueError`` naming the accepted forms."""
+    if spec is None or (isinstance(spec, str) and spec.strip() == "all"):
+        return list(range(count))
+    if isinstance(spec, str):
+        text = spec.strip()
+        try:
+            if ":" in text:
+                parts = text.split(":")
+                if len(parts) > 3:
+                    raise ValueError
+                step = int(parts[2]) if len(parts) == 3 and parts[2] else None
+                if step == 0:
+                    raise ValueError
+                return list(range(count))[slice(*[int(p) if p else None for p in parts])]
+            frames = [int(p) for p in text.split(",")]
+        except ValueError:
+            raise ValueError(f"frames {spec!r}: use all, N, N,M,... or start:stop:step (step not 0)") from None
+    else:
+        frames = [int(f) for f in spec]
+    bad = [f for f in frames if not -count <= f < count]
+    if bad:
+        raise ValueError(f"frame(s) {bad} out of range: the input has {count} frame(s)")
+    return [f % count for f in frames]
+
+
+# ---- one frame: the task every path runs --------------------------------------------------
 @functools.lru_cache(maxsize=2)
 def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str):
     """The pipeline of a trajectory, built once per process (OVITO scans the file once)."""
@@ -303,14 +407,17 @@ class OvitoProcess(WorkerPlugin):
 def _client(workers: int, scheduler: str | None):
     """A Dask client: to ``scheduler`` if given, else to a new LocalCluster of ``workers``
     single-threaded processes (the classifier is not limited by the GIL, but OVITO and torch each
-    keep their own thread pools: one thread per process avoids oversubscription)."""
+    keep their own thread pools: one thread per process avoids oversubscription). The local
+    cluster listens on the loopback interface only, on free ports (its scheduler always serves
+    HTTP: on port 8787 unless told otherwise, which another program may hold)."""
     import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler), None
     with dask.config.set({"distributed.worker.daemon": False}):  # workers start their OVITO process
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0")
     return Client(cluster), cluster
 
 
@@ -331,7 +438,8 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
                         device: str = "auto", output=None, output_format: str | None = None, workers: int = 0,
                         scheduler: str | None = None, frames_per_worker: int = 2,
                         progress: bool = True) -> TrajectoryResult:
-    """Classify the ``frames`` (default all) of the trajectory ``inputs`` (a file, a wildcard
+    """Classify the ``frames`` (default all; a list or a text as :func:`parse_frames` reads it) of
+    the trajectory ``inputs`` (a file, a wildcard
     pattern or a list of files, as OVITO's ``import_file`` takes them) with ``model`` (a built-in
     name or a model file; loaded models do not travel to workers).
 
@@ -345,27 +453,29 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
 
     started = time.perf_counter()
     inputs = tuple(str(p) for p in ([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs))
-    missing = [p for p in inputs if not glob.glob(p)]
-    if missing:
-        raise FileNotFoundError(f"No such input file(s): {', '.join(missing)}")
+    input_files(inputs)
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError("classify_trajectory takes a model name or file (workers load it themselves).")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError(f"workers must be a number of processes >= 0 (0: serial), got {workers!r}")
+    if frames_per_worker < 1:
+        raise ValueError(f"frames_per_worker must be at least 1, got {frames_per_worker!r}")
+    if reject_threshold is not None and not 0.0 <= float(reject_threshold) <= 1.0:
+        raise ValueError(f"The reject threshold must lie in [0, 1], got {reject_threshold}.")
     model = str(model)
     from .model import load_model, resolve_device
 
     resolve_device(device)  # a bad device is an error here, not one per frame
     load_model(model, "cpu")  # likewise a missing or broken model file
-    count = open_trajectory(inputs).num_frames
-    frames = list(range(count)) if frames is None else [int(f) for f in frames]
-    bad = [f for f in frames if not 0 <= f < count]
-    if bad:
-        raise ValueError(f"Frame(s) {bad} out of range: the input has {count} frame(s).")
-
+    pipeline, unreadable = scan_trajectory(inputs)
+    count = pipeline.num_frames
+    frames = parse_frames(frames, count)
     output = None if output is None else Path(output)
     per_frame = output is not None and ("*" in output.name or len(frames) == 1)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output_format = output_format or output_format_of(output)
+        check_output_folder(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
         parts_dir = None if per_frame else output.parent / f".{output.name}.parts"
         if parts_dir is not None:
             parts_dir.mkdir(exist_ok=True)
@@ -396,6 +506,8 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
         shutil.rmtree(parts_dir, ignore_errors=True)
         for r in results:
             r.output = str(output) if r.error is None else None
+    if unreadable:  # the frames OVITO's scan could not reach: one failed entry, after the frames it found
+        results.append(FrameResult(count, error=unreadable))
     names = next((list(r.counts) for r in results if r.counts), [])
     return TrajectoryResult(results, names, time.perf_counter() - started)
 
@@ -403,6 +515,15 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
 SUFFIX_FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", ".extxyz": "xyz",
                   ".data": "lammps/data", ".gsd": "gsd/hoomd", ".cfg": "cfg", ".pos": "vasp", ".poscar": "vasp",
                   ".vasp": "vasp", ".imd": "imd", ".in": "fhi-aims"}
+
+
+def check_output_folder(output: Path) -> None:
+    """``ValueError`` if ``output`` cannot be written because a file stands where a folder must be."""
+    for parent in output.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{output}: cannot write there, {parent} is a file, not a folder")
+            break
 
 
 def output_format_of(path) -> str:

@@ -113,6 +113,16 @@ def write_toy_dataset(root, name):
                     root / name / split / f"{kind}-{seed}.npz")
 
 
+def cli_error(argv, capsys) -> str:
+    """The one line the command line prints for a failure it anticipates (exit status 2)."""
+    from ovito_mlclass.cli import main
+
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ovito-mlclass: "), lines
+    return lines[0]
+
+
 @pytest.fixture(params=["fcc", "bcc", "hcp"])
 def hot_crystal(request):
     return crystal(request.param, repeat=4, sigma=0.06, seed=7)

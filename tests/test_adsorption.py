@@ -14,6 +14,8 @@ import pytest
 from ovito_mlclass.cli import main
 from ovito_mlclass.properties import adsorption as A
 
+from conftest import cli_error
+
 SHARED = Path(os.environ.get("OVITO_MLCLASS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 FOLDER = SHARED / "adsorption"
 pytestmark = pytest.mark.skipif(not (FOLDER / "ead.txt").is_file(),
@@ -122,8 +124,7 @@ def test_clear_errors(tmp_path, capsys):
         A.load_adsorption_set(tmp_path)
     shutil.copy(FOLDER / "vad2.txt", tmp_path / "vad2.txt")
     (tmp_path / A.CLEAN_IMAGES).unlink()
-    with pytest.raises(SystemExit, match=A.CLEAN_IMAGES):
-        main(["adsorption-energy", str(tmp_path)])
+    assert A.CLEAN_IMAGES in cli_error(["adsorption-energy", str(tmp_path)], capsys)
 
 
 def test_cli_reports_both_models(data, capsys):

@@ -83,15 +83,57 @@ def test_classify_round_trip(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["classify", "no-such-file.dump"], "no such input"),
+    (["classify", "no-such-file.dump"], "No such input file"),
     (["classify", "{src}", "-o", "out.unknown"], "output format"),
     (["classify", "{src}", "--frames", "7"], "out of range"),
-    (["classify", "{src}", "--frames", "x"], "--frames"),
+    (["classify", "{src}", "--frames", "x"], "frames 'x': use all"),
+    (["classify", "{src}", "--frames", "1:2:3:4"], "start:stop:step"),
+    (["classify", "{src}", "--frames", "::0"], "step not 0"),
+    (["classify", "{dir}"], "is a folder"),
+    (["classify", "{empty}"], "is empty"),
+    (["classify", "{binary}"], "OVITO cannot read it"),
+    (["classify", "{src}", "-o", "{src}/labelled.dump"], "is a file, not a folder"),
+    (["classify", "{src}", "-m", ""], "No model given"),
+    (["classify", "{src}", "-m", "{dir}"], "is a folder, not a model file"),
+    (["classify", "{src}", "--device", "tpu"], "Unknown device"),
+    (["cluster", "{src}", "--neighbors", "abc"], "--neighbors 'abc'"),
+    (["cluster", "{src}", "--names", "a,a", "--save-model", "m.pt"], "distinct, non-empty names"),
+    (["predict-property", "{dir}"], "no id_prop.csv"),
+    (["predict-property", "{src}", "-m", "no-such-model"], "No model named"),
 ])
-def test_classify_bad_arguments(tmp_path, args, message):
+def test_anticipated_failures_are_one_line_naming_what_to_mend(tmp_path, capsys, args, message):
     source, _ = write_dump(tmp_path, frames=1)
-    with pytest.raises(SystemExit, match=message):
-        main([a.replace("{src}", str(source)) for a in args])
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "empty.dump").write_bytes(b"")
+    (tmp_path / "binary.dump").write_bytes(bytes(range(256)) * 64)
+    names = {"{src}": str(source), "{dir}": str(tmp_path / "folder"), "{empty}": str(tmp_path / "empty.dump"),
+             "{binary}": str(tmp_path / "binary.dump")}
+    argv = []
+    for arg in args:
+        for key, value in names.items():
+            arg = arg.replace(key, value)
+        argv.append(arg)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ovito-mlclass: ") and message in err[0], err
+    with pytest.raises(Exception):  # --traceback: the exception itself
+        main(argv + ["--traceback"])
+
+
+@pytest.mark.parametrize("args", [["classify", "f.dump", "--threshold", "2"], ["classify", "f.dump", "--workers", "-1"],
+                                  ["classify", "f.dump", "--threshold", "high"], ["cluster", "f.dump", "--dims", "0"]])
+def test_bad_numbers_are_refused_before_any_work(args, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2 and args[-2] in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from ovito_mlclass import __version__
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"ovito-mlclass {__version__}"
 
 
 def test_models_lists_the_builtin_models(capsys):

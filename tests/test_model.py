@@ -51,13 +51,103 @@ def test_round_trip_keeps_metadata_and_outputs(model_file):
     np.testing.assert_allclose(model.predict(X)[0], torch.softmax(logits, 1).numpy(), rtol=1e-6)
 
 
-def test_torch_export_archive_gives_the_same_posteriors(tmp_path, model_file):
+def payload_pickle(marker):
+    """A pickle that creates ``marker`` when unpickled: what a hostile model file would hide."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    return pickle.dumps(Payload(), protocol=2)
+
+
+def hostile_files(tmp_path, model_file):
+    """Files that run code if anything unpickles them, each named as a model."""
+    import zipfile
+
+    marker = tmp_path / "payload-ran"
+    payload = payload_pickle(marker)
+    files = {}
     net = tiny_net()
     program = torch.export.export(net, (torch.zeros(4, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},))
-    path = StructureModel(program, metadata()).save(tmp_path / "tiny.pt2")
-    exported, scripted = StructureModel.load(path), StructureModel.load(model_file)
-    X = np.random.default_rng(2).random((33, 4))
-    np.testing.assert_allclose(exported.predict(X)[0], scripted.predict(X)[0], rtol=1e-6)
+    torch.export.save(program, str(tmp_path / "exported.pt2"), extra_files={METADATA_FILE: json.dumps(metadata())})
+    with zipfile.ZipFile(tmp_path / "exported.pt2") as z:   # the payload in the archive's sample inputs
+        items = {n: (payload if "sample_inputs" in n else z.read(n)) for n in z.namelist()}
+    assert any("sample_inputs" in n for n in items)
+    with zipfile.ZipFile(tmp_path / "hostile.pt2", "w") as z:
+        for name, data in items.items():
+            z.writestr(name, data)
+    files["torch.export archive"] = tmp_path / "hostile.pt2"
+    (tmp_path / "raw-pickle.pt").write_bytes(payload)
+    files["raw pickle named .pt"] = tmp_path / "raw-pickle.pt"
+    torch.save({"weights": torch.zeros(3)}, str(tmp_path / "saved.pt"))
+    with zipfile.ZipFile(tmp_path / "saved.pt") as z:    # torch.save's zip format, payload as its data.pkl
+        items = {n: (payload if n.endswith("data.pkl") else z.read(n)) for n in z.namelist()}
+    with zipfile.ZipFile(tmp_path / "torch-save.pt", "w") as z:
+        for name, data in items.items():
+            z.writestr(name, data)
+    files["torch.save zip named .pt"] = tmp_path / "torch-save.pt"
+    with zipfile.ZipFile(model_file) as z:               # a TorchScript archive whose data.pkl is the payload
+        items = {n: (payload if n.endswith("/data.pkl") else z.read(n)) for n in z.namelist()}
+    with zipfile.ZipFile(tmp_path / "script.pt", "w") as z:
+        for name, data in items.items():
+            z.writestr(name, data)
+    files["TorchScript archive with a pickle payload"] = tmp_path / "script.pt"
+    return files, marker
+
+
+def test_no_model_loader_runs_code_from_a_file(tmp_path, model_file, capsys):
+    """Every way a user hands us a model file: each is refused with a ModelError, and the payload
+    (which would create a file) never runs."""
+    from ovito_mlclass.cli import main
+    from ovito_mlclass.model import load_model
+    from ovito_mlclass.modifiers import PropertyPredictorModifier
+    from ovito_mlclass.properties import PropertyModel
+    from ovito_mlclass.properties.model import load_property_model
+
+    files, marker = hostile_files(tmp_path, model_file)
+    loaders = {
+        "StructureModel.load": StructureModel.load,
+        "load_model": load_model,
+        "PropertyModel.load": PropertyModel.load,
+        "load_property_model": load_property_model,
+        "StructureClassifierModifier": lambda f: crystal("fcc", 3).apply(StructureClassifierModifier(model=str(f))),
+        "PropertyPredictorModifier": lambda f: crystal("fcc", 3).apply(PropertyPredictorModifier(model=str(f))),
+    }
+    for kind, path in files.items():
+        for name, load in loaders.items():
+            with pytest.raises(Exception, match="not a TorchScript|not a readable TorchScript|torch.export") as info:
+                load(path)
+            assert "ModelError" in repr(info.value) or "not a" in str(info.value), (kind, name, info.value)
+            assert not marker.exists(), (kind, name)
+        dump = tmp_path / "tiny.xyz"
+        dump.write_text("2\nLattice=\"4 0 0 0 4 0 0 0 4\" Properties=species:S:1:pos:R:3\nCu 0 0 0\nCu 2 2 0\n")
+        for command in (["classify", str(dump), "-m", str(path)], ["predict-property", str(dump), "-m", str(path)]):
+            assert main(command) == 2, (kind, command)
+            assert "TorchScript" in capsys.readouterr().err, (kind, command)
+            assert not marker.exists(), (kind, command)
+
+
+def test_a_network_that_never_returns_does_not_hang_loading(tmp_path):
+    """Nothing from the file runs at load: a network that loops forever is loaded at once (it would
+    hang only when asked to classify)."""
+    import subprocess
+    import sys
+
+    class Forever(torch.nn.Module):
+        def forward(self, x):
+            while True:
+                x = x + 1.0
+            return x
+
+    path = tmp_path / "forever.pt"
+    with _quiet_torchscript():
+        torch.jit.save(torch.jit.script(Forever()), str(path), _extra_files={METADATA_FILE: json.dumps(metadata())})
+    code = f"from ovito_mlclass.model import StructureModel; m = StructureModel.load({str(path)!r}); print(m.classes)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "FCC" in done.stdout
 
 
 def test_reject_threshold(model_file):
@@ -119,7 +209,7 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, model_file):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00not a model" * 100)
     for path in (truncated, junk):
-        with pytest.raises(ModelError, match="not a readable"):
+        with pytest.raises(ModelError, match="not a readable TorchScript"):
             StructureModel.load(path)
     with _quiet_torchscript():
         plain = tmp_path / "plain.pt"
@@ -129,20 +219,50 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, model_file):
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(classes=["FCC", "BCC"], colors=[[1, 1, 1], [1, 1, 1]]), "3 outputs, but the metadata name 2 classes"),
-    (dict(features={"blocks": [{"kind": "distances", "neighbors": 6, "normalize": 6}]}), "does not accept the 6 features"),
-    (dict(site_classes=["Z12"]), "0 site outputs"),
     (dict(format_version=99), "newer than this"),
+    (dict(format_version="1"), "format_version"),
     (dict(colors=[[1, 1, 1]]), "3 classes but 1 colours"),
+    (dict(colors=[[1, 1, 1], [1, 1, 1], [1, 2, 1]]), r"three numbers in \[0, 1\]"),
     (dict(classes=["FCC", "Other", "Liquid"]), "reserved"),
+    (dict(classes=["FCC", "FCC", "Liquid"]), "names a class twice"),
+    (dict(classes=[]), "no classes|colours"),
+    (dict(reject_threshold="high"), r"'reject_threshold' must be a number in \[0, 1\]"),
+    (dict(reject_threshold=-5), r"'reject_threshold' must be a number in \[0, 1\]"),
+    (dict(reject_threshold=None), r"'reject_threshold' must be a number"),
+    (dict(neighbor_average=-1), "neighbor_average"),
+    (dict(features={"blocks": [{"kind": "nonsense"}]}), "invalid feature specification"),
 ])
-def test_mismatched_metadata_are_refused(tmp_path, changes, message):
+def test_inconsistent_metadata_are_refused_at_load(tmp_path, changes, message):
     with _quiet_torchscript():
         path = tmp_path / "bad.pt"
         torch.jit.save(torch.jit.script(tiny_net()), str(path),
                        _extra_files={METADATA_FILE: json.dumps(metadata(**changes))})
     with pytest.raises(ModelError, match=message):
         StructureModel.load(path)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(classes=["FCC", "BCC"], colors=[[1, 1, 1], [1, 1, 1]]), r"\(3,\) outputs per atom, but the metadata name 2"),
+    (dict(features={"blocks": [{"kind": "distances", "neighbors": 6, "normalize": 6}]}), "does not accept the 6 features"),
+    (dict(site_classes=["Z12"]), "0 site outputs"),
+])
+def test_a_network_that_does_not_match_its_metadata_is_refused_when_used(tmp_path, changes, message):
+    with _quiet_torchscript():
+        path = tmp_path / "bad.pt"
+        torch.jit.save(torch.jit.script(tiny_net()), str(path),
+                       _extra_files={METADATA_FILE: json.dumps(metadata(**changes))})
+    model = StructureModel.load(path)
+    with pytest.raises(ModelError, match=message):
+        model.predict(np.zeros((2, len(model.features.names))))
+    with pytest.raises(ModelError, match=message):
+        cl.classify(crystal("fcc", 3, sigma=0.02), model)
+
+
+def test_empty_names_and_folders_are_not_models(tmp_path):
+    with pytest.raises(ModelError, match="No model given"):
+        StructureModel.load("")
+    with pytest.raises(ModelError, match="is a folder"):
+        StructureModel.load(tmp_path)
 
 
 def test_model_for_other_particle_types_says_so(tmp_path):

@@ -216,22 +216,27 @@ def pointnet_model(features, n_points=40, tmp_path=None):
     return StructureModel(module, meta)
 
 
+def used(model):
+    """The model asked to classify two atoms (a network is first run on data, never at load)."""
+    return model.predict(np.zeros((2, len(model.features.names))))
+
+
 def test_wrong_number_of_points_in_the_metadata():
-    pointnet_model([CLOUD])  # consistent: fine
+    used(pointnet_model([CLOUD]))  # consistent: fine
     with pytest.raises(ModelError, match=r"does not accept the 90 features.*40 neighbours.*\(n, 120\)"):
-        pointnet_model([{"kind": "point_cloud", "neighbors": 30, "normalize": 12}])
+        used(pointnet_model([{"kind": "point_cloud", "neighbors": 30, "normalize": 12}]))
 
 
 def test_wrong_feature_kind_in_the_metadata():
     steinhardt = {"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6], "averaged": True, "wl": False}
     with pytest.raises(ModelError, match=r"does not accept the 4 features.*point clouds of 40 neighbours"):
-        pointnet_model([steinhardt])
+        used(pointnet_model([steinhardt]))
     # and a descriptor network whose metadata ask for point clouds
     with _quiet_torchscript():
         module = torch.jit.script(StructureNet(4, 2, [8]).eval())
     meta = pointnet_model([CLOUD]).metadata
     with pytest.raises(ModelError, match="does not accept the 120 features"):
-        StructureModel(module, meta)
+        used(StructureModel(module, meta))
 
 
 def test_wrong_input_width_at_prediction():
@@ -275,8 +280,9 @@ def torchscript_embed(module, X):
     ("ice-pointnet", lambda: perturbed(*md_water.build_structure("ih", (3, 2, 2)), 0.15, 8))], ids=["metals", "ice"])
 def test_compiled_embedding_of_the_shipped_models_equals_torchscript(name, build):
     model = StructureModel.load(name)
-    assert model._embed is not None  # the kernel is what classification on the CPU runs
-    X, _ = model.features.compute(build(), neighbors=model.neighbor_average)
+    X, neighbors = model.features.compute(build(), neighbors=model.neighbor_average)
+    model.predict(X, neighbors)
+    assert model._embed  # the kernel is what classification on the CPU runs
     torch.testing.assert_close(model._embed(X), torchscript_embed(model.module, X), rtol=1e-5, atol=1e-5)
 
 

@@ -1,6 +1,7 @@
 """Property prediction (CGCNN): crystal graphs, invariances, CGCNN folders, shipped models, errors."""
 import itertools
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from ovito_mlclass.properties import (Crystal, PropertyModel, UnseenElementWarni
                                       read_cgcnn_folder, read_extxyz, write_cgcnn_folder)
 from ovito_mlclass.properties.cgcnn import CGCNN, Batch
 from ovito_mlclass.properties.elements import encode
+
+from conftest import cli_error
 
 SHARED = Path(os.environ.get("OVITO_MLCLASS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MATERIALS = SHARED / "materials"
@@ -273,8 +276,13 @@ def test_bad_files_give_clear_errors(tmp_path):
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ModelError, match="not a readable TorchScript"):
         PropertyModel.load(corrupt)
-    with pytest.raises(FileNotFoundError, match="Built-in property models"):
+    with pytest.raises(FileNotFoundError, match="Built-in models: band-gap"):
         PropertyModel.load("no-such-model")
+    with pytest.raises(InputError, match="too thin for a crystal graph.*at most 10000"):
+        build_graph(Crystal([29], [[0, 0, 0]], np.eye(3) * 0.1), 8.0, 12)  # would need 4e6 copies
+    isolated = Crystal([29, 29], [[0, 0, 0], [50, 50, 50]], np.eye(3) * 100, pbc=(False,) * 3)
+    with pytest.raises(InputError, match=r"2 atom\(s\) have no neighbour within 8.0"):
+        build_graph(isolated, 8.0, 12)
 
 
 # ---- training and shipped models ---------------------------------------------------------------
@@ -407,8 +415,8 @@ def test_cli_predict_property(tiny_model, capsys):
     targets = np.array([c.targets["y"] for c in crystals])
     np.testing.assert_allclose([float(r["target"]) for r in rows], targets, rtol=1e-6)
     assert f"MAE against the targets in the input: {np.abs(predicted - targets).mean():.4f}" in out
-    with pytest.raises(SystemExit, match="no such file"):
-        main(["predict-property", str(folder / "missing.cif"), "-m", str(folder / "tiny.pt")])
+    assert "no such file" in cli_error(["predict-property", str(folder / "missing.cif"), "-m", str(folder / "tiny.pt")],
+                                       capsys)
 
 
 SHIPPED = {"formation-energy": "mp_formation_energy_flla2015.extxyz.gz", "band-gap": "mp_dielectric_petousis2017.extxyz.gz",
@@ -467,15 +475,13 @@ def test_packaged_element_table_agrees_with_mendeleev():
         np.testing.assert_allclose(ratio, (raw[key][b] - raw[key][a]) / (raw[key][d] - raw[key][a]), atol=1e-4)
 
 
-def test_train_property_refuses_other_configs(tmp_path):
+def test_train_property_refuses_other_configs(tmp_path, capsys):
     from ovito_mlclass.cli import main
 
-    with pytest.raises(SystemExit, match="not a property config"):
-        main(["train-property", "metals"])
-    with pytest.raises(SystemExit, match="No property config .*built-in: band-gap, bulk-modulus, formation-energy"):
-        main(["train-property", "no-such-config"])
+    assert "not a property config" in cli_error(["train-property", "metals"], capsys)
+    assert re.search("No property config .*built-in: band-gap, bulk-modulus, formation-energy",
+                     cli_error(["train-property", "no-such-config"], capsys))
     config = tmp_path / "c.toml"
     config.write_text('kind = "property"\nname = "x"\nquantity = "x"\nunit = "eV"\n[data]\nfile = "missing.extxyz"\n'
                       'target = "x"\n')
-    with pytest.raises(SystemExit, match="training data not found"):
-        main(["train-property", str(config)])
+    assert "training data not found" in cli_error(["train-property", str(config)], capsys)

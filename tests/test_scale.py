@@ -124,7 +124,8 @@ def test_an_existing_dask_cluster_by_its_address(trajectory):
 
     clean, _, reference = trajectory
     with dask.config.set({"distributed.worker.daemon": False}):  # as the README tells users of dask worker
-        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                               dashboard_address="127.0.0.1:0")
     try:
         result = classify_trajectory(clean, "metals", frames=[4, 0], scheduler=cluster.scheduler_address,
                                      progress=False)
@@ -145,8 +146,11 @@ def test_trajectory_input_errors(trajectory, tmp_path):
         classify_trajectory(clean, frames=[FRAMES])
     with pytest.raises(FileNotFoundError, match="No model"):
         classify_trajectory(clean, tmp_path / "no-model.pt")
-    with pytest.raises(SystemExit, match="output format"):
-        main(["classify", str(clean), "--workers", "0", "-o", str(tmp_path / "out.unknown")])
+    with pytest.raises(ValueError, match="workers must be"):
+        classify_trajectory(clean, workers=-1)  # a cluster without workers would wait forever
+    with pytest.raises(ValueError, match=r"reject threshold must lie in \[0, 1\]"):
+        classify_trajectory(clean, reject_threshold=2)
+    assert main(["classify", str(clean), "--workers", "0", "-o", str(tmp_path / "out.unknown")]) == 2
 
 
 # ---- device ------------------------------------------------------------------------------------
@@ -159,7 +163,7 @@ def test_auto_device_follows_torch():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_asking_for_cuda_without_it_is_a_clear_error(trajectory):
+def test_asking_for_cuda_without_it_is_a_clear_error(trajectory, capsys):
     from ovito.io import import_file
 
     from ovito_mlclass.model import DeviceError, load_model
@@ -173,8 +177,8 @@ def test_asking_for_cuda_without_it_is_a_clear_error(trajectory):
     pipeline.modifiers.append(StructureClassifierModifier(model="metals", device="cuda"))
     with pytest.raises(Exception, match="CUDA is not available"):
         pipeline.compute(0)
-    with pytest.raises(SystemExit, match="CUDA is not available"):
-        main(["classify", str(trajectory[0]), "--frames", "0", "--device", "cuda"])
+    assert main(["classify", str(trajectory[0]), "--frames", "0", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none)")
@@ -368,3 +372,77 @@ def test_insitu_reach_by_hand_with_a_missing_neighbour():
     np.testing.assert_allclose(neighbor_reach(model, positions, nearest), [6, 5, 8, 8])
     nearest[3, 1] = -1
     np.testing.assert_allclose(neighbor_reach(model, positions, nearest), [6, 5, np.inf, np.inf])
+
+
+def damaged_copies(clean: Path, folder: Path) -> dict:
+    """Copies of the clean 5-frame dump damaged as files are in practice, each with the index of
+    the first frame whose text is damaged (by construction): name -> (path, first damaged frame)."""
+    text = clean.read_text()
+    blocks = ["ITEM: TIMESTEP" + b for b in text.split("ITEM: TIMESTEP")[1:]]
+    assert len(blocks) == FRAMES
+    n_atoms = blocks[0].split("ITEM: NUMBER OF ATOMS\n")[1].split("\n")[0]
+    damaged = {
+        "truncated mid-file": blocks[:2] + [blocks[2][:len(blocks[2]) // 2]] + blocks[3:],
+        "garbage between frames": blocks[:2] + ["hello from a crashed writer\n"] + blocks[2:],
+        "wrong atom count": blocks[:3] + [blocks[3].replace(f"NUMBER OF ATOMS\n{n_atoms}\n",
+                                                           f"NUMBER OF ATOMS\n{int(n_atoms) + 7}\n")] + blocks[4:],
+        "truncated last frame": blocks[:4] + [blocks[4][:len(blocks[4]) // 3]],
+    }
+    first = {"truncated mid-file": 2, "garbage between frames": 1, "wrong atom count": 3, "truncated last frame": 4}
+    out = {}
+    for k, (name, parts) in enumerate(damaged.items()):
+        path = folder / f"damaged{k}.dump"
+        path.write_text("".join(parts))
+        out[name] = (path, first[name])
+    return out
+
+
+def test_no_frame_of_a_damaged_file_is_lost_silently(trajectory, tmp_path, capsys):
+    """OVITO stops its scan of a file at a frame it cannot parse and offers only the frames before
+    it: each damaged file is reported as a failed frame at the first damaged frame (exit status 1),
+    the frames before it are classified as in the clean file."""
+    from ovito_mlclass.trajectory import classify_trajectory
+
+    clean, _, reference = trajectory
+    for name, (path, first) in damaged_copies(clean, tmp_path).items():
+        result = classify_trajectory(path, "metals", progress=False)
+        assert [f.frame for f in result.failed] == [first], name
+        assert "could not be read" in result.failed[0].error, name
+        assert [f.frame for f in result.done] == list(range(first)), name
+        for f in result.done:
+            assert list(f.counts.values()) == np.bincount(reference[f.frame][0], minlength=5).tolist()
+        assert main(["classify", str(path)]) == 1, name
+        assert f"frame {first} failed" in capsys.readouterr().err, name
+
+
+def test_a_damaged_file_on_dask_is_reported_as_serially(trajectory, tmp_path):
+    from ovito_mlclass.trajectory import classify_trajectory
+
+    clean, _, _ = trajectory
+    path, first = damaged_copies(clean, tmp_path)["truncated mid-file"]
+    result = classify_trajectory(path, "metals", workers=2, progress=False)
+    assert [f.frame for f in result.failed] == [first]
+    assert [f.frame for f in result.done] == list(range(first))
+
+
+def test_the_suite_runs_beside_a_program_holding_dasks_dashboard_port(trajectory):
+    """Another program on port 8787 (Dask's default dashboard port): the local cluster picks free
+    ports and says nothing (the suite turns warnings into errors)."""
+    import socket
+
+    from ovito_mlclass.trajectory import classify_trajectory
+
+    clean, _, _ = trajectory
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:
+        holder.close()
+        holder = None  # someone else holds it already: the situation under test
+    try:
+        result = classify_trajectory(clean, "metals", frames=[0], workers=1, progress=False)
+    finally:
+        if holder is not None:
+            holder.close()
+    assert not result.failed

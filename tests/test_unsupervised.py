@@ -14,6 +14,8 @@ from ovito_mlclass.model import StructureModel
 from ovito_mlclass.neighbors import InputError
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
 
+from conftest import cli_error
+
 DATA = Path(__file__).parent / "data"
 TWO_PHASE = DATA / "cu_fcc_liquid_interface.npz"     # Cu fcc slab in its melt at T_m (MD coexistence)
 THREE_PHASE = DATA / "fcc_liquid_bcc_liquid.npz"     # fcc Cu | liquid | bcc Fe | liquid (training/phases.py)
@@ -223,5 +225,4 @@ def test_cli_cluster_writes_labels_plots_and_a_model(trajectory, tmp_path, capsy
         image = np.asarray(Image.open(plots / name).convert("L"))
         assert image.std() > 5                                  # not blank
     assert StructureModel.load(model).classes == ["FCC", "Liquid"]
-    with pytest.raises(SystemExit, match="no such input"):
-        main(["cluster", str(tmp_path / "missing.dump")])
+    assert "No such input" in cli_error(["cluster", str(tmp_path / "missing.dump")], capsys)

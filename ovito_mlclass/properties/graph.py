@@ -22,6 +22,10 @@ import numpy as np
 from ..neighbors import InputError
 
 TIE_TOLERANCE = 1e-4  # Å: neighbours this close to the M-th nearest count as tied with it
+# A crystal graph is made from a supercell that holds every neighbour within the cutoff: a cell so
+# thin that this needs more copies (or atoms) than these is not a crystal the models know.
+MAX_IMAGES = 10_000
+MAX_SUPERCELL_ATOMS = 2_000_000
 
 
 @dataclass
@@ -90,6 +94,10 @@ def build_graph(crystal: Crystal, cutoff: float = 8.0, max_neighbors: int = 12) 
     supercell = _replicated(crystal, cutoff)
     pairs, vectors = CutoffNeighborFinder(cutoff, ovito_data(supercell)).find_all(indices=np.arange(n))
     pairs = pairs % n  # copy k of atom j has index k * n + j
+    isolated = np.setdiff1d(np.arange(n), pairs[:, 0])
+    if len(isolated):
+        raise InputError(f"{crystal.name or 'structure'}: {len(isolated)} atom(s) have no neighbour within "
+                         f"{cutoff} Å (atom {isolated[0]} first); a crystal graph needs every atom bonded.")
     distance = np.linalg.norm(np.asarray(vectors, dtype=np.float64), axis=1)
     center, neighbor = pairs[:, 0], pairs[:, 1]
     order = np.lexsort((neighbor, distance, center))
@@ -114,7 +122,13 @@ def _replicated(crystal: Crystal, cutoff: float) -> Crystal:
     volume = abs(np.linalg.det(crystal.cell))
     widths = np.array([volume / np.linalg.norm(np.cross(crystal.cell[(k + 1) % 3], crystal.cell[(k + 2) % 3]))
                        for k in range(3)])
-    repeat = np.where(crystal.pbc, np.ceil(2.0 * cutoff / widths + 1e-9), 1).astype(int)
+    repeat = np.where(crystal.pbc, np.ceil(2.0 * cutoff / widths + 1e-9), 1)
+    images = float(np.prod(repeat))
+    if images > MAX_IMAGES or images * len(crystal.numbers) > MAX_SUPERCELL_ATOMS:
+        raise InputError(f"{crystal.name or 'structure'}: the periodic cell is too thin for a crystal graph "
+                         f"(cell widths {np.round(widths, 4).tolist()} Å against a {cutoff} Å cutoff would need "
+                         f"{images:.3g} periodic copies; at most {MAX_IMAGES} and {MAX_SUPERCELL_ATOMS} atoms).")
+    repeat = repeat.astype(int)
     if (repeat == 1).all():
         return crystal
     grid = np.stack(np.meshgrid(*[np.arange(r) for r in repeat], indexing="ij"), -1).reshape(-1, 3)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model import ModelError, load_model_file, save_model_file
+from ..model import ModelError, load_model_file, resolve_model_path, save_model_file
 from ..neighbors import InputError
 from .graph import Crystal, Graph, build_graph
 
@@ -51,6 +51,8 @@ class PropertyModel:
     path: Path | None = None
 
     def __post_init__(self):
+        if not isinstance(self.metadata, dict):
+            raise ModelError(f"{self.path or 'model'}: the ovito-mlclass metadata are not a JSON object.")
         for key in ("kind", "quantity", "unit", "graph", "elements"):
             if key not in self.metadata:
                 raise ModelError(f"{self.path or 'model'}: the property-model metadata lack '{key}'.")
@@ -119,27 +121,16 @@ class PropertyModel:
 
     @classmethod
     def load(cls, name_or_path) -> "PropertyModel":
-        import torch
-
-        builtins = builtin_property_models()
-        path = builtins.get(name_or_path) if isinstance(name_or_path, str) else None
-        path = Path(path or name_or_path)
-        if not path.exists():
-            raise FileNotFoundError(f"No property model named or at {str(name_or_path)!r}. Built-in property "
-                                    f"models: {', '.join(builtins) or 'none installed'}.")
-        module, metadata = load_model_file(path)
-        if not isinstance(module, torch.jit.ScriptModule):
-            raise ModelError(f"{path}: property models are TorchScript (.pt) files.")
+        """A built-in property model by name or a TorchScript model file (checked before it is read:
+        :func:`ovito_mlclass.model.check_model_archive`)."""
+        module, metadata, path = load_model_file(resolve_model_path(name_or_path, builtin_property_models()))
         return cls(module, metadata, path)
 
 
 def load_property_model(name_or_path) -> PropertyModel:
     """:meth:`PropertyModel.load`, remembered per file and modification time (a pipeline calls the
     modifier on every frame)."""
-    builtins = builtin_property_models()
-    path = Path(builtins.get(name_or_path, name_or_path)) if isinstance(name_or_path, str) else Path(name_or_path)
-    if not path.exists():
-        return PropertyModel.load(name_or_path)  # raises the explanatory error
+    path = resolve_model_path(name_or_path, builtin_property_models())
     return _cached(str(path), path.stat().st_mtime_ns)
 
 
