@@ -101,10 +101,10 @@ def ours(data, known, model_names, seed):
     out = {}
     for name in model_names:
         result = classify(data, name)
-        out[name] = np.array(result.names)[result.types[known]]
+        out[name] = result.type_names[known]
         if any(b["kind"] == "point_cloud" for b in load_model(name).features.blocks):
             result = classify(rotated(data, seed), name)
-            out[f"{name} (rotated)"] = np.array(result.names)[result.types[known]]
+            out[f"{name} (rotated)"] = result.type_names[known]
     return out
 
 
@@ -183,7 +183,7 @@ def tcp(model_names=("tcp",)):
         truth = np.array(snap.classes)[snap.labels]
         amplitude = snap.meta.get("amplitude_d_nn") or snap.meta.get("lindemann_ratio")
         group = (snap.meta.get("kind", "?"), round(float(amplitude), 2) if amplitude else None)
-        rows.append((group, truth, {model_name: np.array(result.names)[result.types]}))
+        rows.append((group, truth, {model_name: result.type_names}))
         if result.site_types is not None and "fk_coordination" in snap.extra:
             names = np.array(result.site_names)[result.site_types]
             site_ok += int((names == np.char.add("Z", snap.extra["fk_coordination"].astype(str))).sum())

@@ -1,10 +1,11 @@
 """Stage 5 of the data flow: posteriors -> structure types, the plain-NumPy classification API.
 
-    result = classify(data, "metals")          # data: an ovito DataCollection
+    result = classify(data, "metals")    # data: an OVITO DataCollection, an ase.Atoms or arrays (frames.py)
     result.types, result.confidence, result.counts
 
-Structure type ids follow OVITO's convention: 0 = Other (rejected, or not a particle the model
-describes), then 1..C for the model's classes in order.
+Structure type ids are OVITO's (:mod:`ovito_mlclass.structure_types`): 0 = Other (rejected, or not
+a particle the model describes), FCC = 1, HCP = 2, BCC = 3 ... as OVITO's polyhedral template
+matching numbers them (hexagonal ice = 1 ... as Chill+ does), other classes after them.
 """
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from ovito.data import DataCollection
 
+from .frames import as_data_collection
 from .model import StructureModel, load_model
-
-OTHER = "Other"
-OTHER_COLOR = (0.95, 0.95, 0.95)
+from .structure_types import OTHER, OTHER_COLOR, StructureTypes  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -31,17 +31,42 @@ class Posteriors:
 
 @dataclass
 class Classification:
-    types: np.ndarray              # (n,) int32: 0 = Other, k + 1 = class k
+    types: np.ndarray              # (n,) int32 structure type ids (OVITO's; 0 = Other)
     confidence: np.ndarray         # (n,) float32: largest posterior (0 for undescribed particles)
     posteriors: Posteriors
-    names: list                    # type names by id: ["Other", class 0, class 1, ...]
-    colors: list                   # RGB by id
+    structure_types: StructureTypes  # id, name, colour of each class of the model
     site_types: np.ndarray | None = None  # (n,) int32: 0 = none, k + 1 = site class k
     site_names: list | None = None
 
     @property
+    def ids(self) -> list:
+        """The structure type ids, Other first, then by increasing id."""
+        return sorted(self.structure_types.all_ids)
+
+    @property
+    def names(self) -> list:
+        """The type names, in the order of :attr:`ids`."""
+        by_id = self.structure_types.name_of()
+        return [by_id[i] for i in self.ids]
+
+    @property
+    def colors(self) -> list:
+        """The type colours, in the order of :attr:`ids`."""
+        by_id = dict(zip(self.structure_types.all_ids, self.structure_types.all_colors))
+        return [by_id[i] for i in self.ids]
+
+    @property
+    def type_names(self) -> np.ndarray:
+        """(n,) the name of every particle's type."""
+        lookup = np.empty(max(self.ids) + 1, dtype=object)
+        lookup[self.ids] = self.names
+        return lookup[self.types]
+
+    @property
     def counts(self) -> dict:
-        return dict(zip(self.names, np.bincount(self.types, minlength=len(self.names)).tolist()))
+        """name -> particles, in the order of :attr:`ids`."""
+        counts = np.bincount(self.types, minlength=max(self.ids) + 1)
+        return {name: int(counts[i]) for i, name in zip(self.ids, self.names)}
 
 
 def as_model(model, device: str | None = "auto") -> StructureModel:
@@ -53,7 +78,9 @@ def posteriors_steps(data: DataCollection, model):
     """:func:`posteriors` as a generator that yields progress ``(fraction, text)`` between stages
     and returns the :class:`Posteriors` (``post = yield from posteriors_steps(...)``)."""
     model = as_model(model)
+    data = as_data_collection(data)
     described = model.features.selection(data)
+    warn_if_mixed_species(data, model, described)
     n = len(described)
     probs = np.zeros((n, len(model.classes)), dtype=np.float32)
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
@@ -69,6 +96,27 @@ def posteriors_steps(data: DataCollection, model):
     return Posteriors(probs, sites, described)
 
 
+class MixedSpeciesWarning(UserWarning):
+    """A model of one species is applied to a frame that holds several."""
+
+
+def warn_if_mixed_species(data: DataCollection, model: StructureModel, described: np.ndarray) -> None:
+    """Warns when a model that describes one species (its ``single_species`` metadata, e.g. the
+    oxygens of water) sees particles of several types: they would all be taken for that species."""
+    import warnings
+
+    what = model.metadata.get("single_species")
+    types = data.particles.particle_types if data.particles is not None else None
+    if not what or types is None or model.features.types is not None:
+        return
+    present = np.unique(np.asarray(types)[described])
+    if len(present) > 1:
+        names = ", ".join(t.name or str(t.id) for t in types.types if t.id in present)
+        warnings.warn(f"Model '{model.name}' describes {what}, but the particles it is given are of "
+                      f"{len(present)} types ({names}): select those it describes (only_selected, or "
+                      f"--select on the command line).", MixedSpeciesWarning, stacklevel=3)
+
+
 def posteriors(data: DataCollection, model) -> Posteriors:
     """Features and posteriors of every particle (see :class:`Posteriors`)."""
     steps = posteriors_steps(data, model)
@@ -79,29 +127,33 @@ def posteriors(data: DataCollection, model) -> Posteriors:
             return done.value
 
 
-def assign(post: Posteriors, model, reject_threshold: float | None = None) -> Classification:
+def assign(post: Posteriors, model, reject_threshold: float | None = None, disabled=()) -> Classification:
     """Structure types from posteriors: the most probable class, or Other where its posterior is
-    below the reject threshold (the model's own θ unless given)."""
+    below the reject threshold (the model's own θ unless given) or where it is one of the
+    ``disabled`` classes (names or OVITO type ids)."""
     model = as_model(model)
     theta = model.reject_threshold if reject_threshold is None else float(reject_threshold)
     if not 0.0 <= theta <= 1.0:
         raise ValueError(f"The reject threshold must lie in [0, 1], got {theta}.")
+    kinds = model.structure_types
     confidence = post.probabilities.max(axis=1) if post.probabilities.shape[1] else np.zeros(len(post.described))
-    types = (post.probabilities.argmax(axis=1) + 1).astype(np.int32)
-    types[(confidence < theta) | ~post.described] = 0
+    best = post.probabilities.argmax(axis=1) if post.probabilities.shape[1] else np.zeros(len(post.described), int)
+    types = np.asarray(kinds.ids, dtype=np.int32)[best] if kinds.ids else np.zeros(len(best), np.int32)
+    off = [i for i, name in zip(kinds.ids, kinds.names) if name in disabled or i in disabled]
+    types[(confidence < theta) | ~post.described | np.isin(types, off)] = 0
     site_types = None
     if post.sites is not None:
         site_types = (post.sites.argmax(axis=1) + 1).astype(np.int32)
         site_types[~post.described] = 0
     return Classification(types=types, confidence=confidence.astype(np.float32), posteriors=post,
-                          names=[OTHER] + model.classes, colors=[OTHER_COLOR] + model.colors,
-                          site_types=site_types, site_names=["None"] + model.site_classes if post.sites is not None
-                          else None)
+                          structure_types=kinds, site_types=site_types,
+                          site_names=["None"] + model.site_classes if post.sites is not None else None)
 
 
-def classify(data: DataCollection, model="metals", reject_threshold: float | None = None,
+def classify(data, model="metals", reject_threshold: float | None = None,
              device: str | None = "auto") -> Classification:
-    """Label every particle of ``data`` with ``model`` (built-in name, file path or a loaded model);
-    the network runs on ``device`` ("auto": CUDA when available, else CPU)."""
+    """Label every particle of ``data`` (an OVITO DataCollection, an ase.Atoms or arrays: see
+    :func:`ovito_mlclass.frames.as_data_collection`) with ``model`` (built-in name, file path or a
+    loaded model); the network runs on ``device`` ("auto": CUDA when available, else CPU)."""
     model = as_model(model, device)
     return assign(posteriors(data, model), model, reject_threshold)

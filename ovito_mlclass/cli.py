@@ -34,6 +34,7 @@ def demo(args) -> int:
     from . import BACKEND
     from .modifiers import StructureClassifierModifier
     from .render import render_png
+    from .trajectory import type_counts
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -43,19 +44,15 @@ def demo(args) -> int:
     started = time.perf_counter()
     data = pipeline.compute()
     elapsed = time.perf_counter() - started
-    names = [t.name for t in data.particles["Structure Type"].types]
-    ours = np.bincount(np.asarray(data.particles["Structure Type"]), minlength=len(names))
+    ours = type_counts(data.particles["Structure Type"])
     reference = data.clone()
     reference.apply(PolyhedralTemplateMatchingModifier())
-    ptm_names = {t.id: t.name for t in reference.particles["Structure Type"].types}
-    ptm = np.bincount(np.asarray(reference.particles["Structure Type"]), minlength=max(ptm_names) + 1)
+    ptm = type_counts(reference.particles["Structure Type"])
     print(f"[2/3] {data.particles.count} atoms classified in {elapsed:.2f} s ({BACKEND} kernel, model 'metals')")
     print(f"  {'structure':<10s} {'atoms':>8s} {'share':>7s}   OVITO PTM (default)")
-    for type_id, name in enumerate(names):
-        peer = next((int(ptm[i]) for i, n in ptm_names.items() if n == name), None)
-        share = ours[type_id] / data.particles.count
-        bar = "#" * int(30 * share)
-        print(f"  {name:<10s} {ours[type_id]:8d} {share:7.1%}   {'' if peer is None else peer:>8}  {bar}")
+    for name, count in ours.items():
+        share = count / data.particles.count
+        print(f"  {name:<10s} {count:8d} {share:7.1%}   {ptm.get(name, ''):>8}  {'#' * int(30 * share)}")
     png = render_png(pipeline, output / "demo_structures.png")
     print(f"[3/3] rendered {png} (FCC green, Liquid grey, Other white; OVITO's colours)")
     return 0
@@ -101,7 +98,7 @@ def classify_files(args) -> int:
     fmt = args.format or (output_format_of(args.output) if args.output else None)
     result = classify_trajectory(args.inputs, args.model, frames=args.frames, reject_threshold=args.threshold,
                                  device=args.device, output=args.output, output_format=fmt,
-                                 workers=args.workers or 0, scheduler=args.scheduler)
+                                 workers=args.workers or 0, scheduler=args.scheduler, select=args.select)
     print("frame  " + "  ".join(f"{n:>12s}" for n in result.names))
     for frame in result.frames:
         if frame.error is None:
@@ -120,11 +117,14 @@ def classify_files(args) -> int:
     if args.render and done:
         from .modifiers import StructureClassifierModifier
         from .render import render_png
-        from .trajectory import open_trajectory
+        from .trajectory import open_trajectory, selection_modifier
 
         pipeline = open_trajectory(args.inputs)
+        if args.select:
+            pipeline.modifiers.append(selection_modifier(args.select))
         pipeline.modifiers.append(StructureClassifierModifier(model=args.model, reject_threshold=args.threshold,
-                                                              device=args.device))
+                                                              device=args.device, only_selected=bool(args.select)))
+        print(f"rendering {args.render} ...", file=sys.stderr, flush=True)
         print(f"rendered {render_png(pipeline, args.render)}")
     return 1 if result.failed else 0
 
@@ -135,7 +135,7 @@ def cluster_files(args) -> int:
     from ovito.io import export_file
 
     from .modifiers import UnsupervisedClassifierModifier
-    from .trajectory import check_output_folder, parse_frames, scan_trajectory
+    from .trajectory import check_output_folder, parse_frames, scan_trajectory, selection_modifier
 
     if args.neighbors == "voronoi":
         neighbors = 0
@@ -163,9 +163,12 @@ def cluster_files(args) -> int:
     modifier = UnsupervisedClassifierModifier(degrees=args.degrees, neighbors=neighbors, wbar=args.wbar,
                                               dims=args.dims or 0, clusters=args.clusters or 0,
                                               max_clusters=args.max_clusters, seed=args.seed,
-                                              reference_frame=reference)
+                                              reference_frame=reference, only_selected=bool(args.select))
+    if args.select:
+        pipeline.modifiers.append(selection_modifier(args.select))
     pipeline.modifiers.append(modifier)
     header = None
+    print(f"fitting on frame {reference} (descriptors, autoencoder, mixtures) ...", file=sys.stderr, flush=True)
     for frame in frames:
         data = pipeline.compute(frame)
         result = modifier.last_fit
@@ -249,7 +252,8 @@ def plot_fit(result, data, folder: Path) -> list[Path]:
 
 
 def list_models(args) -> int:
-    """The built-in models: classes, reject threshold, validation scores, provenance."""
+    """The built-in models: classes, reject threshold, validation scores, provenance (and, with
+    --plot, each model's validation confusion matrix as a PNG)."""
     from .model import StructureModel, builtin_models
 
     models = builtin_models()
@@ -270,6 +274,32 @@ def list_models(args) -> int:
         if t:
             print(f"  trained by: {t.get('command')} (seed {t.get('seed')}, {t.get('threads')} threads, "
                   f"{t.get('seconds')} s); data sha256 {str(t.get('data_hash', ''))[:16]}…")
+        if args.plot and v:
+            from .plots import plot_confusion
+
+            print(f"  wrote {plot_confusion(m, Path(args.plot) / f'{name}_confusion.png')}")
+    return 0
+
+
+def structure_map(args) -> int:
+    """The q̄4-q̄6 (or any two bond-order parameters) map of one frame as a PNG: points coloured by
+    the class a model gives them, or a 2-D histogram; optionally the values as a CSV table."""
+    from .maps import plot_structure_map, structure_map as compute_map
+    from .trajectory import parse_frames, scan_trajectory
+
+    pipeline, _ = scan_trajectory(args.inputs)
+    frame = parse_frames(str(args.frame), pipeline.num_frames)[0]
+    data = pipeline.compute(frame)
+    model = None if args.histogram else args.model
+    print(f"frame {frame}: {data.particles.count:,} atoms; bond-order parameters"
+          + ("" if model is None else f" and classes ({model})") + " ...", file=sys.stderr, flush=True)
+    png = plot_structure_map(data, args.output, model=model, x=args.x, y=args.y, neighbors=args.neighbors,
+                             histogram=args.histogram)
+    print(f"wrote {png} ({data.particles.count:,} atoms, frame {frame})")
+    if args.table:
+        values = compute_map(data, args.x, args.y, args.neighbors)
+        np.savetxt(args.table, values, delimiter=",", header=f"{args.x},{args.y}", comments="", fmt="%.6f")
+        print(f"wrote {args.table}")
     return 0
 
 
@@ -338,6 +368,16 @@ def predict_property(args) -> int:
             writer.writerow(["structure", model.quantity, "uncertainty", "target", "unseen_elements"])
             writer.writerows(rows)
         print(f"wrote {args.output}")
+    if args.plot:
+        known = [r for r in rows if r[3] is not None]
+        if not known:
+            print("no targets in the input: no parity plot", file=sys.stderr)
+        else:
+            from .plots import plot_parity
+
+            png = plot_parity([r[1] for r in known], [r[3] for r in known], [r[2] for r in known], model.quantity,
+                              unit, args.plot)
+            print(f"wrote {png}")
     return 0
 
 
@@ -418,6 +458,9 @@ def main(argv=None) -> int:
                               help=f"built-in model ({models}; default: metals) or a model file (.pt)")
     run_classify.add_argument("-o", "--output", help="output file (.dump, .lammpstrj, .xyz) with the structure types")
     run_classify.add_argument("--frames", help="all (default), N, N,M,... or start:stop:step")
+    run_classify.add_argument("--select", metavar="TYPES|EXPR", help="classify only these particles: type names or "
+                              "ids (O or 1,2) or an OVITO expression ('ParticleType==1 && Position.Z>10'); the "
+                              "others are Other")
     run_classify.add_argument("--threshold", type=fraction, default=None, help="reject threshold θ (default: the model's)")
     run_classify.add_argument("--render", metavar="PNG", help="render the first frame coloured by structure type")
     run_classify.add_argument("--device", default="auto", help="where the network runs: auto (CUDA if available, "
@@ -428,7 +471,7 @@ def main(argv=None) -> int:
     run_classify.add_argument("--table", metavar="CSV", help="per-frame counts and fractions (.csv, or .parquet "
                                                              "with pyarrow)")
     run_classify.add_argument("--plot", metavar="PNG", help="plot of the structure fractions versus time")
-    run_classify.add_argument("--format", help="OVITO output format of -o (e.g. lammps/dump, xyz, gsd/hoomd; "
+    run_classify.add_argument("--format", help="OVITO output format of -o (lammps/dump, xyz, imd, netcdf/amber; "
                                                "default from the suffix); '*' in -o writes one file per frame")
     run_classify.set_defaults(handler=classify_files)
     run_cluster = commands.add_parser("cluster", help="find structure types without labels (autoencoder + Gaussian "
@@ -437,6 +480,8 @@ def main(argv=None) -> int:
     run_cluster.add_argument("-o", "--output", help="output file (.dump, .lammpstrj, .xyz) with the cluster types")
     run_cluster.add_argument("--plots", metavar="DIR", help="write elbow_fve.png, elbow_entropy.png and latent.png here")
     run_cluster.add_argument("--frames", help="frames to label: all (default), N, N,M,... or start:stop:step")
+    run_cluster.add_argument("--select", metavar="TYPES|EXPR", help="cluster only these particles: type names or ids "
+                             "(O or 1,2) or an OVITO expression")
     run_cluster.add_argument("--fit-frame", type=count(0), default=0, help="frame the fit is made on (default 0)")
     run_cluster.add_argument("--degrees", default="1-8", help="degrees l of the averaged q̄_l (default 1-8)")
     run_cluster.add_argument("--neighbors", default="12", help="nearest neighbours (default 12) or 'voronoi'")
@@ -449,7 +494,22 @@ def main(argv=None) -> int:
     run_cluster.add_argument("--names", help="class names for --save-model, comma-separated (default Cluster 1..K)")
     run_cluster.set_defaults(handler=cluster_files)
     run_models = commands.add_parser("models", help="list the built-in models")
+    run_models.add_argument("--plot", metavar="DIR", help="also write each model's validation confusion matrix "
+                                                          "(DIR/<model>_confusion.png)")
     run_models.set_defaults(handler=list_models)
+    run_map = commands.add_parser("map", help="structure map of one frame: q̄4-q̄6 (or other bond-order parameters), "
+                                              "coloured by class or as a 2-D histogram")
+    run_map.add_argument("inputs", nargs="+", help="input file(s) in any format OVITO reads")
+    run_map.add_argument("-o", "--output", default="structure_map.png", help="PNG to write (default structure_map.png)")
+    run_map.add_argument("--frame", type=int, default=0, help="frame (default 0; negative counts from the end)")
+    run_map.add_argument("-m", "--model", default="metals", help="model whose classes colour the points "
+                                                                  "(default metals)")
+    run_map.add_argument("--histogram", action="store_true", help="a 2-D histogram instead of coloured points")
+    run_map.add_argument("--x", default="qbar4", help="x axis: q<l>, qbar<l>, w<l> or wbar<l> (default qbar4)")
+    run_map.add_argument("--y", default="qbar6", help="y axis (default qbar6)")
+    run_map.add_argument("--neighbors", type=count(1), default=12, help="nearest neighbours (default 12)")
+    run_map.add_argument("--table", metavar="CSV", help="also write the values, one row per atom")
+    run_map.set_defaults(handler=structure_map)
     run_train = commands.add_parser("train", help="train a model from a config (built-in: metals, ice, tcp, metals-pointnet, ice-pointnet)")
     run_train.add_argument("config", help="config name or TOML file")
     run_train.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
@@ -461,6 +521,8 @@ def main(argv=None) -> int:
     run_predict.add_argument("-m", "--model", default="formation-energy",
                              help="formation-energy (default), bulk-modulus, shear-modulus, band-gap, or a model file")
     run_predict.add_argument("-o", "--output", help="CSV file for the predictions")
+    run_predict.add_argument("--plot", metavar="PNG", help="parity plot and residual histogram (when the input holds "
+                                                           "targets)")
     run_predict.set_defaults(handler=predict_property)
     run_train_property = commands.add_parser("train-property", help="train a property model (CGCNN) from a config "
                                              "(built-in: formation-energy, bulk-modulus, shear-modulus, band-gap)")

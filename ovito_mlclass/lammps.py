@@ -13,7 +13,7 @@
 Every ``every`` steps, each MPI rank classifies its own atoms and stores the structure type id
 (0 = Other, k = the model's class k, as OVITO's ``Structure Type``) in the per-atom integer
 ``i_<name>`` and the confidence in ``d_<name>_conf`` of a ``fix property/atom``: they appear in
-dumps (``i_mlclass``) and drive later commands, e.g. ``variable liq atom i_mlclass==4`` +
+dumps (``i_mlclass``) and drive later commands, e.g. ``variable liq atom i_mlclass==9`` (Liquid in the ``metals`` model) +
 ``group liquid variable liq``.
 
 How: a ``fix external`` in ``pf/callback`` mode calls :meth:`InSituClassifier._callback` in the

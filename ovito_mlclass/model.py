@@ -39,12 +39,6 @@ METADATA_FILE = "ovito_mlclass.json"
 FORMAT_VERSION = 3
 BUILTIN_DIR = Path(__file__).parent / "models"
 
-# OVITO's standard structure colours where a class has one (see OVITO's PTM, CNA, Chill+ ...).
-OVITO_COLORS = {
-    "Other": (0.95, 0.95, 0.95), "FCC": (0.4, 1.0, 0.4), "HCP": (1.0, 0.4, 0.4), "BCC": (0.4, 0.4, 1.0),
-    "ICO": (0.95, 0.8, 0.2), "Cubic diamond": (0.075, 0.627, 0.996), "Hexagonal diamond": (0.996, 0.537, 0.0),
-    "Hexagonal ice": (0.0, 0.9, 0.9), "Cubic ice": (1.0, 0.757, 0.02), "Hydrate": (1.0, 0.3, 0.1),
-}
 
 
 class ModelError(ValueError):
@@ -169,6 +163,13 @@ class StructureModel:
     @property
     def colors(self) -> list[tuple[float, float, float]]:
         return [tuple(float(c) for c in rgb) for rgb in self.metadata["colors"]]
+
+    @property
+    def structure_types(self):
+        """OVITO's structure type id, name and colour of every class (:mod:`.structure_types`)."""
+        from .structure_types import structure_types
+
+        return structure_types(self.classes, self.colors)
 
     @property
     def site_classes(self) -> list[str]:
@@ -338,6 +339,12 @@ def check_metadata(meta, where: str) -> None:
     for rgb in colors:
         if not (isinstance(rgb, list) and len(rgb) == 3 and all(_is_number(c) and 0 <= c <= 1 for c in rgb)):
             fail(f"every colour must be three numbers in [0, 1], got {rgb!r}.")
+    from .structure_types import structure_types
+
+    try:
+        structure_types(meta["classes"], colors)
+    except ValueError as exc:
+        fail(str(exc))
     theta = meta["reject_threshold"]
     if not (_is_number(theta) and 0 <= theta <= 1):
         fail(f"'reject_threshold' must be a number in [0, 1], got {theta!r}.")

@@ -47,7 +47,8 @@ except ImportError:  # the serial path needs no Dask
 CONCATENABLE = ("lammps/dump", "xyz")
 OUTPUT_COLUMNS = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
                   "Structure Type", "Structure Confidence"]
-COLUMN_FORMATS = ("lammps/dump", "xyz", "imd", "fhi-aims")  # formats that take a column list
+# OVITO's output formats that hold the structure types (each takes a column list)
+TYPE_FORMATS = ("lammps/dump", "xyz", "imd", "netcdf/amber")
 EXECUTOR = "ovito"  # the Dask worker executor that runs the frames (see OvitoProcess)
 
 
@@ -62,6 +63,7 @@ class FrameJob:
     device: str = "auto"
     output: str | None = None       # this frame's output file (None: none)
     output_format: str | None = None
+    select: str | None = None       # which particles to classify (selection_modifier); None: all
 
 
 @dataclass
@@ -81,6 +83,7 @@ class TrajectoryResult:
     frames: list                    # FrameResult per requested frame, in frame order
     names: list = field(default_factory=list)  # structure type names ("Other" first)
     seconds: float = 0.0            # wall time of the whole run
+    colors: dict = field(default_factory=dict)  # structure type name -> colour
 
     @property
     def failed(self) -> list:
@@ -128,16 +131,16 @@ class TrajectoryResult:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .model import OVITO_COLORS
-
         columns = self.table()
         use_steps = all(t is not None for t in columns["timestep"]) and columns["timestep"]
         x = columns["timestep"] if use_steps else columns["frame"]
         fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
-        for name in self.names:
-            color = OVITO_COLORS.get(name)
-            color = (0.6, 0.6, 0.6) if name == "Other" else color  # OVITO's Other is near-white
-            ax.plot(x, columns[f"fraction {name}"], "-", label=name, color=color)
+        markers = "os^vD<>ph*"
+        for k, name in enumerate(self.names):
+            color = self.colors.get(name)
+            color = (0.55, 0.55, 0.55) if name == "Other" or color is None else color  # OVITO's Other is near-white
+            ax.plot(x, columns[f"fraction {name}"], "-", marker=markers[k % len(markers)], markersize=4,
+                    label=name, color=color)
         ax.set_xlabel("timestep" if use_steps else "frame")
         ax.set_ylabel("fraction of atoms")
         ax.set_ylim(-0.02, 1.02)
@@ -263,13 +266,29 @@ def parse_frames(spec, count: int) -> list[int]:
 
 # ---- one frame: the task every path runs --------------------------------------------------
 @functools.lru_cache(maxsize=2)
-def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str):
+def selection_modifier(select: str):
+    """The OVITO modifier that selects the particles ``select`` names: particle type names or ids
+    separated by commas ("O", "1,2"), or an OVITO expression ("ParticleType==1 && Position.Z > 10")."""
+    from ovito.modifiers import ExpressionSelectionModifier, SelectTypeModifier
+
+    if not select.strip():
+        raise ValueError("--select: name particle types (e.g. O or 1,2) or give an OVITO expression")
+    names = [t.strip() for t in select.split(",")]
+    if all(re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*|\d+", n) for n in names):  # no operator: type names or ids
+        types = {int(n) if n.isdigit() else n for n in names}
+        return SelectTypeModifier(operate_on="particles", property="Particle Type", types=types)
+    return ExpressionSelectionModifier(expression=select)
+
+
+def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str, select: str | None = None):
     """The pipeline of a trajectory, built once per process (OVITO scans the file once)."""
     from .modifiers import StructureClassifierModifier
 
     pipeline = open_trajectory(inputs)
+    if select:
+        pipeline.modifiers.append(selection_modifier(select))
     pipeline.modifiers.append(StructureClassifierModifier(model=model, reject_threshold=reject_threshold,
-                                                          device=device))
+                                                          device=device, only_selected=bool(select)))
     return pipeline
 
 
@@ -292,20 +311,24 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:500]}".rstrip(": ")
 
 
+def type_counts(prop) -> dict:
+    """name -> particles of a typed property, in the order of its types."""
+    counts = np.bincount(np.asarray(prop), minlength=max(t.id for t in prop.types) + 1)
+    return {t.name: int(counts[t.id]) for t in prop.types}
+
+
 def classify_frame(job: FrameJob) -> FrameResult:
     """Classify one frame and write it if asked; never raises for a bad frame (the error is returned)."""
     started, cpu = time.perf_counter(), time.process_time()
     try:
         from ovito.io import export_file
 
-        pipeline = _pipeline(job.inputs, _stamps(job.inputs), job.model, job.reject_threshold, job.device)
+        pipeline = _pipeline(job.inputs, _stamps(job.inputs), job.model, job.reject_threshold, job.device, job.select)
         data = pipeline.compute(job.frame)
-        types = np.asarray(data.particles["Structure Type"])
-        names = [t.name for t in data.particles["Structure Type"].types]
-        counts = dict(zip(names, np.bincount(types, minlength=len(names)).tolist()))
+        counts = type_counts(data.particles["Structure Type"])
         if job.output:
             kwargs = {}
-            if job.output_format in COLUMN_FORMATS:
+            if job.output_format in TYPE_FORMATS:
                 kwargs["columns"] = [c for c in OUTPUT_COLUMNS if c.split(".")[0] in data.particles]
             export_file(data, job.output, job.output_format, **kwargs)
         step = data.attributes.get("Timestep")
@@ -325,7 +348,7 @@ def frame_output(pattern: str, frame: int) -> str:
 def _progress(total: int, show: bool):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="classifying", unit="frame", file=sys.stderr, disable=not show or total < 2)
+    return tqdm(total=total, desc="classifying", unit="frame", file=sys.stderr, disable=not show or total < 1)
 
 
 def _run_serial(jobs, show):
@@ -436,7 +459,7 @@ def _join(parts: list, output: Path, fmt: str) -> None:
 
 def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_threshold: float | None = None,
                         device: str = "auto", output=None, output_format: str | None = None, workers: int = 0,
-                        scheduler: str | None = None, frames_per_worker: int = 2,
+                        scheduler: str | None = None, frames_per_worker: int = 2, select: str | None = None,
                         progress: bool = True) -> TrajectoryResult:
     """Classify the ``frames`` (default all; a list or a text as :func:`parse_frames` reads it) of
     the trajectory ``inputs`` (a file, a wildcard
@@ -447,7 +470,9 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
     LocalCluster of N processes; ``scheduler``: the address of a running Dask scheduler (whose
     workers must reach the input and output paths). ``output``: a name with '*' writes one file per
     frame ('*' = frame number); any other name one multi-frame file (for several frames), both in
-    ``output_format`` (any OVITO export format; default from the suffix). Failed frames are in
+    ``output_format`` (one that holds the structure types; default from the suffix). ``select``:
+    classify only these particles (type names or ids, or an OVITO expression:
+    :func:`selection_modifier`); the others are Other. Failed frames are in
     :attr:`TrajectoryResult.failed`, with their index and the reason.
     """
 
@@ -474,6 +499,7 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
     per_frame = output is not None and ("*" in output.name or len(frames) == 1)
     if output is not None:
         output_format = output_format or output_format_of(output)
+        check_output_format(output_format)
         check_output_folder(output)
         output.parent.mkdir(parents=True, exist_ok=True)
         parts_dir = None if per_frame else output.parent / f".{output.name}.parts"
@@ -487,7 +513,13 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
             return str(output) if len(frames) == 1 and "*" not in output.name else frame_output(str(output), frame)
         return str(parts_dir / f"frame{frame:08d}{output.suffix}")
 
-    jobs = [FrameJob(inputs, f, model, reject_threshold, device, target(f), output_format) for f in frames]
+    if select:  # checked on the first frame, before the work
+        probe = open_trajectory(inputs)
+        probe.modifiers.append(selection_modifier(select))
+        chosen = probe.compute(frames[0] if frames else 0).particles["Selection"]
+        if not np.asarray(chosen).any():
+            raise ValueError(f"--select {select!r} selects no particle in frame {frames[0] if frames else 0}.")
+    jobs = [FrameJob(inputs, f, model, reject_threshold, device, target(f), output_format, select) for f in frames]
     if workers or scheduler:
         client, cluster = _client(workers, scheduler)
         try:
@@ -509,12 +541,20 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
     if unreadable:  # the frames OVITO's scan could not reach: one failed entry, after the frames it found
         results.append(FrameResult(count, error=unreadable))
     names = next((list(r.counts) for r in results if r.counts), [])
-    return TrajectoryResult(results, names, time.perf_counter() - started)
+    kinds = load_model(model, "cpu").structure_types
+    colors = dict(zip(kinds.all_names, kinds.all_colors))
+    return TrajectoryResult(results, names, time.perf_counter() - started, colors)
 
 
 SUFFIX_FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", ".extxyz": "xyz",
-                  ".data": "lammps/data", ".gsd": "gsd/hoomd", ".cfg": "cfg", ".pos": "vasp", ".poscar": "vasp",
-                  ".vasp": "vasp", ".imd": "imd", ".in": "fhi-aims"}
+                  ".imd": "imd", ".nc": "netcdf/amber"}
+
+
+def check_output_format(fmt: str) -> None:
+    """``ValueError`` unless OVITO's output format ``fmt`` can hold the structure types."""
+    if fmt not in TYPE_FORMATS:
+        raise ValueError(f"The {fmt} format cannot hold the structure types; write one of "
+                         f"{', '.join(TYPE_FORMATS)} ({', '.join(SUFFIX_FORMATS)}).")
 
 
 def check_output_folder(output: Path) -> None:
@@ -531,5 +571,6 @@ def output_format_of(path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in SUFFIX_FORMATS:
         raise ValueError(f"Cannot tell the output format from {Path(path).name!r}: use a suffix among "
-                         f"{', '.join(SUFFIX_FORMATS)}, or name the OVITO format (e.g. 'lammps/dump').")
+                         f"{', '.join(SUFFIX_FORMATS)} (the formats that hold the structure types), or name the "
+                         f"OVITO format (e.g. 'lammps/dump').")
     return SUFFIX_FORMATS[suffix]

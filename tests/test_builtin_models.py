@@ -9,6 +9,7 @@ import pytest
 from conftest import crystal, make_data, random_rotation
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import StructureModel, builtin_models
+from ovito_mlclass.structure_types import ALIASES
 from ovito_mlclass.training import md_water, tcp
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
 
@@ -30,7 +31,7 @@ def test_builtin_models_are_installed_and_described():
 
 
 @pytest.mark.parametrize("phase, expected, reps", [("ih", "Hexagonal ice", (4, 3, 3)), ("ic", "Cubic ice", (3, 3, 3)),
-                                                   ("sI", "Clathrate", (2, 2, 2)), ("sII", "Clathrate", (1, 1, 1))])
+                                                   ("sI", "Hydrate", (2, 2, 2)), ("sII", "Hydrate", (1, 1, 1))])
 @pytest.mark.parametrize("sigma", [0.0, 0.15])  # Å; 0.15 Å is the thermal amplitude of mW ice near T_m
 @pytest.mark.parametrize("model", ["ice", "ice-pointnet"])
 def test_ice_model_on_ideal_and_perturbed_ices(phase, expected, reps, sigma, model):
@@ -40,12 +41,19 @@ def test_ice_model_on_ideal_and_perturbed_ices(phase, expected, reps, sigma, mod
     assert share >= (1.0 if sigma == 0 else 0.99), result.counts
 
 
+def label_names(snap) -> np.ndarray:
+    """The class name of every labelled atom, as OVITO names the structure type ("Clathrate" is
+    OVITO's "Hydrate"); "" for unlabelled atoms."""
+    names = np.array([ALIASES.get(c, c) for c in snap.classes] + [""])
+    return names[snap.labels]  # NO_LABEL (-1) picks the last entry
+
+
 @pytest.mark.parametrize("model", ["ice", "ice-pointnet"])
 def test_ice_model_on_supercooled_water(model):
     # mW liquid at 230 K (0.84 T_m), an MD validation run: < 2% ice or clathrate is the target
     snap = Snapshot.load(DATA / "mw_supercooled_230K.npz")
     result = classify(snap.to_data_collection(), model)
-    crystalline = sum(result.counts[c] for c in ("Hexagonal ice", "Cubic ice", "Clathrate"))
+    crystalline = sum(result.counts[c] for c in ("Hexagonal ice", "Cubic ice", "Hydrate"))  # OVITO's name
     assert crystalline / len(snap) < 0.02, result.counts
 
 
@@ -55,8 +63,7 @@ def test_ice_model_on_the_ice_water_interface(model):
     snap = Snapshot.load(DATA / "mw_ice_water_interface.npz")
     result = classify(snap.to_data_collection(), model)
     known = snap.labels != NO_LABEL
-    predicted = result.types[known] - 1
-    assert (predicted == snap.labels[known]).mean() >= 0.97
+    assert (result.type_names[known] == label_names(snap)[known]).mean() >= 0.97
 
 
 @pytest.mark.parametrize("kind, expected", [("fcc", "FCC"), ("bcc", "BCC"), ("hcp", "HCP")])
@@ -95,7 +102,7 @@ def test_metals_model_finds_the_stacking_fault():
     snap = Snapshot.load(DATA / "ag_stacking_fault_0.25Tm.npz")
     result = classify(snap.to_data_collection(), "metals")
     known = snap.labels != NO_LABEL
-    assert (result.types[known] - 1 == snap.labels[known]).mean() >= 0.99
+    assert (result.type_names[known] == label_names(snap)[known]).mean() >= 0.99
 
 
 @pytest.mark.parametrize("phase", tcp.CLASSES)

@@ -3,10 +3,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ovito.io import import_file
 from PIL import Image
 
 from ovito_mlclass import BACKEND
-from ovito_mlclass.cli import main
+from ovito_mlclass.cli import example_file, main
 
 
 def test_the_compiled_kernel_is_what_the_suite_tests():
@@ -79,7 +80,7 @@ def test_classify_round_trip(tmp_path, capsys):
     np.testing.assert_array_equal(np.asarray(back.particles["Structure Type"]), expected.types)
     np.testing.assert_allclose(np.asarray(back.particles["Structure Confidence"]), expected.confidence, rtol=1e-6)
     counts = [int(c) for c in printed.splitlines()[1].split()[1:]]
-    assert counts == np.bincount(expected.types, minlength=5).tolist()
+    assert counts == list(expected.counts.values())
 
 
 @pytest.mark.parametrize("args, message", [
@@ -140,3 +141,55 @@ def test_models_lists_the_builtin_models(capsys):
     assert main(["models"]) == 0
     printed = capsys.readouterr().out
     assert "ice:" in printed and "trained by: ovito-mlclass train ice" in printed
+
+
+# ---- pictures ----------------------------------------------------------------------------------
+def test_structure_map_against_ovitos_averaged_steinhardt_and_published_lattice_values(tmp_path):
+    """The map's q̄4, q̄6 equal OVITO's own neighbour-averaged Steinhardt parameters (12 nearest
+    neighbours) atom by atom; the ideal-lattice markers are the published values."""
+    from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
+
+    from ovito_mlclass.maps import StructureMapModifier, ideal_lattices
+    from ovito_mlclass.modifiers import StructureClassifierModifier
+
+    data = import_file(str(example_file())).compute()
+    reference = data.clone()
+    reference.apply(OvitoSteinhardt(neighbor_mode=OvitoSteinhardt.NeighborMode.NearestNeighbors, num_neighbors=12, max_l=6,
+                                    compute_averaged=True))
+    smooth = np.asarray(reference.particles["Smooth Steinhardt"])  # components q2 .. q6
+    data.apply(StructureClassifierModifier(model="metals"))
+    data.apply(StructureMapModifier())
+    table = data.tables["structure-map"]
+    np.testing.assert_allclose(np.asarray(table["qbar4"]), smooth[:, 2], atol=1e-7)
+    np.testing.assert_allclose(np.asarray(table["qbar6"]), smooth[:, 4], atol=1e-7)
+    np.testing.assert_array_equal(np.asarray(table["Structure Type"]), np.asarray(data.particles["Structure Type"]))
+    ideal = ideal_lattices()
+    # Lechner & Dellago (2008) / freud's test constants: fcc q4 0.19094, q6 0.57452; hcp q4 0.09722, q6 0.48476
+    np.testing.assert_allclose(ideal["FCC"], (0.19094065, 0.57452416), atol=1e-7)
+    np.testing.assert_allclose(ideal["HCP"], (0.09722222, 0.48476169), atol=1e-7)
+    assert "BCC" not in ideal  # 12 nearest neighbours of bcc are no complete shell
+
+
+def test_picture_commands_write_images(tmp_path, capsys):
+    assert main(["map", str(example_file()), "-o", str(tmp_path / "map.png"), "--table", str(tmp_path / "map.csv")]) == 0
+    assert main(["map", str(example_file()), "--histogram", "-o", str(tmp_path / "hist.png")]) == 0
+    assert main(["models", "--plot", str(tmp_path)]) == 0
+    capsys.readouterr()
+    for name in ("map.png", "hist.png", "metals_confusion.png", "tcp_confusion.png", "ice_confusion.png"):
+        image = np.asarray(Image.open(tmp_path / name).convert("L"))
+        assert image.shape[0] > 200 and image.std() > 10, name  # drawn, not blank
+    values = np.loadtxt(tmp_path / "map.csv", delimiter=",", skiprows=1)
+    assert values.shape == (16128, 2)
+
+
+def test_the_legend_counts_what_ptm_counts():
+    from ovito.modifiers import PolyhedralTemplateMatchingModifier
+
+    from ovito_mlclass.render import legend_lines
+
+    data = import_file(str(example_file())).compute()
+    data.apply(PolyhedralTemplateMatchingModifier())
+    lines = {name: count for name, _, count, _ in legend_lines(data.particles["Structure Type"])}
+    for key, name in (("OTHER", "Other"), ("FCC", "FCC"), ("HCP", "HCP"), ("BCC", "BCC")):
+        expected = data.attributes[f"PolyhedralTemplateMatching.counts.{key}"]
+        assert lines.get(name, 0) == expected, name

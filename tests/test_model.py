@@ -158,7 +158,8 @@ def test_reject_threshold(model_file):
     for theta in (0.0, 0.4, 0.6, 1.0):
         result = cl.assign(post, model, theta)
         np.testing.assert_array_equal(result.types == 0, best < theta)
-        np.testing.assert_array_equal(result.types[best >= theta], post.probabilities.argmax(1)[best >= theta] + 1)
+        ids = np.array(model.structure_types.ids)  # the classes' OVITO type ids (test_conventions)
+        np.testing.assert_array_equal(result.types[best >= theta], ids[post.probabilities.argmax(1)][best >= theta])
     assert (cl.assign(post, model).types == 0).sum() == (best < 0.5).sum()  # the model's own θ
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         cl.assign(post, model, 1.5)
@@ -171,11 +172,12 @@ def test_modifier_outputs_and_threshold_reuses_the_cache(model_file, monkeypatch
     pipeline.modifiers.append(modifier)
     out = pipeline.compute()
     types = np.asarray(out.particles["Structure Type"])
-    names = [t.name for t in out.particles["Structure Type"].types]
-    assert names == ["Other"] + CLASSES
-    assert out.particles["Structure Type"].types[1].color == pytest.approx((0.4, 1.0, 0.4))
-    counts = np.bincount(types, minlength=4)
-    assert [out.attributes[f"StructureClassifier.counts.{n}"] for n in names] == counts.tolist()
+    by_id = {t.id: t.name for t in out.particles["Structure Type"].types}
+    assert by_id == {0: "Other", 1: "FCC", 3: "BCC", 9: "Liquid"}  # OVITO's ids (test_conventions)
+    assert out.particles["Structure Type"].type_by_id(1).color == pytest.approx((0.4, 1.0, 0.4))
+    counts = np.bincount(types, minlength=10)[[0, 1, 3, 9]]
+    assert [out.attributes[f"StructureClassifier.counts.{key}"] for key in ("OTHER", "FCC", "BCC", "LIQUID")] \
+        == counts.tolist()
     assert np.asarray(out.tables["structures"]["Count"]).tolist() == counts.tolist()
     probs = np.column_stack([out.particles[f"Probability {c}"] for c in CLASSES])
     np.testing.assert_allclose(out.particles["Structure Confidence"], probs.max(axis=1), rtol=1e-6)

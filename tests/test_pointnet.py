@@ -199,9 +199,8 @@ def test_metals_pointnet_in_the_modifier_on_a_small_open_cluster():
     data = pipeline.compute()
     probabilities = np.column_stack([data.particles[f"Probability {c}"] for c in ("FCC", "BCC", "HCP", "Liquid")])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert data.attributes["StructureClassifier.counts.FCC"] + data.attributes["StructureClassifier.counts.Other"] \
-        + data.attributes["StructureClassifier.counts.Liquid"] + data.attributes["StructureClassifier.counts.BCC"] \
-        + data.attributes["StructureClassifier.counts.HCP"] == 13
+    assert sum(data.attributes[f"StructureClassifier.counts.{key}"]
+               for key in ("FCC", "OTHER", "LIQUID", "BCC", "HCP")) == 13
 
 
 # ---- mismatched inputs -------------------------------------------------------------------------

@@ -401,7 +401,7 @@ def test_cli_predict_property(tiny_model, capsys):
 
     model, folder = tiny_model
     assert main(["predict-property", str(folder / "data"), "-m", str(folder / "tiny.pt"), "-o",
-                 str(folder / "out.csv")]) == 0
+                 str(folder / "out.csv"), "--plot", str(folder / "parity.png")]) == 0
     out = capsys.readouterr().out
     # every structure of the folder, its prediction as the model gives it, its target as written above
     import csv
@@ -415,6 +415,9 @@ def test_cli_predict_property(tiny_model, capsys):
     targets = np.array([c.targets["y"] for c in crystals])
     np.testing.assert_allclose([float(r["target"]) for r in rows], targets, rtol=1e-6)
     assert f"MAE against the targets in the input: {np.abs(predicted - targets).mean():.4f}" in out
+    from PIL import Image
+
+    assert np.asarray(Image.open(folder / "parity.png").convert("L")).std() > 10  # a drawn parity plot
     assert "no such file" in cli_error(["predict-property", str(folder / "missing.cif"), "-m", str(folder / "tiny.pt")],
                                        capsys)
 

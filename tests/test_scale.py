@@ -24,7 +24,7 @@ COLUMNS = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "
 def trajectory(tmp_path_factory):
     """A 5-frame LAMMPS dump of the bundled Cu solid-liquid snapshot with thermal-size noise
     (clean), the same with an unreadable coordinate in frame 2 (corrupt), and the serial path's
-    structure types and confidences of every frame of the clean file."""
+    structure types, confidences, type names and counts per type name of every frame of the clean file."""
     from ovito.io import export_file, import_file
 
     from ovito_mlclass.modifiers import StructureClassifierModifier
@@ -52,7 +52,11 @@ def trajectory(tmp_path_factory):
     reference = []
     for frame in range(FRAMES):
         data = pipeline.compute(frame)
-        reference.append((np.array(data.particles["Structure Type"]), np.array(data.particles["Structure Confidence"])))
+        prop = data.particles["Structure Type"]
+        by_id = {t.id: t.name for t in prop.types}
+        counts = {t.name: int(np.sum(np.asarray(prop) == t.id)) for t in prop.types}
+        reference.append((np.array(prop), np.array(data.particles["Structure Confidence"]),
+                          np.array([by_id[i] for i in np.asarray(prop)]), counts))
     return clean, corrupt, reference
 
 
@@ -87,9 +91,10 @@ def test_dask_equals_serial_and_a_corrupt_frame_costs_only_itself(trajectory, tm
     assert [int(r["timestep"]) for r in rows] == [1000 * f for f in good]
     names = ["Other", "FCC", "BCC", "HCP", "Liquid"]
     for row, frame in zip(rows, good):
-        assert [int(row[n]) for n in names] == np.bincount(reference[frame][0], minlength=5).tolist()
-        counts = np.bincount(reference[frame][0], minlength=5)
-        assert [float(row[f"fraction {n}"]) for n in names] == pytest.approx((counts / len(reference[frame][0])).tolist())
+        counts = reference[frame][3]
+        assert [int(row[n]) for n in names] == [counts[n] for n in names]
+        assert [float(row[f"fraction {n}"]) for n in names] == pytest.approx([counts[n] / len(reference[frame][0])
+                                                                               for n in names])
     image = np.asarray(Image.open(plot).convert("L"))
     assert image.shape[0] > 100 and image.std() > 10  # a drawn plot, not an empty canvas
 
@@ -101,19 +106,18 @@ def test_serial_api_writes_one_file_per_frame_and_reports_the_corrupt_frame(traj
     result = classify_trajectory(corrupt, "metals", output=tmp_path / "frame_*.xyz", progress=False)
     assert [f.frame for f in result.failed] == [CORRUPT]
     assert [f.frame for f in result.done] == [f for f in range(FRAMES) if f != CORRUPT]
-    names = np.array(result.names)
     for f in result.done:
         from ovito.io import import_file
 
         data = import_file(f.output).compute()  # extended XYZ: the types travel as names
         prop = data.particles["Structure Type"]
         by_id = {t.id: t.name for t in prop.types}
-        np.testing.assert_array_equal([by_id[i] for i in np.asarray(prop)], names[reference[f.frame][0]])
+        np.testing.assert_array_equal([by_id[i] for i in np.asarray(prop)], reference[f.frame][2])
     assert not (tmp_path / f"frame_{CORRUPT}.xyz").exists()
     pq = pytest.importorskip("pyarrow.parquet")
     table = pq.read_table(result.write_table(tmp_path / "counts.parquet")).to_pydict()
     assert table["frame"] == [f.frame for f in result.done]
-    assert table["FCC"] == [int(np.sum(reference[f.frame][0] == 1)) for f in result.done]
+    assert table["FCC"] == [reference[f.frame][3]["FCC"] for f in result.done]
 
 
 def test_an_existing_dask_cluster_by_its_address(trajectory):
@@ -133,7 +137,7 @@ def test_an_existing_dask_cluster_by_its_address(trajectory):
         cluster.close()
     assert [f.frame for f in result.done] == [0, 4]
     for f in result.done:
-        assert list(f.counts.values()) == np.bincount(reference[f.frame][0], minlength=5).tolist()
+        assert f.counts == reference[f.frame][3]
 
 
 def test_trajectory_input_errors(trajectory, tmp_path):
@@ -410,7 +414,7 @@ def test_no_frame_of_a_damaged_file_is_lost_silently(trajectory, tmp_path, capsy
         assert "could not be read" in result.failed[0].error, name
         assert [f.frame for f in result.done] == list(range(first)), name
         for f in result.done:
-            assert list(f.counts.values()) == np.bincount(reference[f.frame][0], minlength=5).tolist()
+            assert f.counts == reference[f.frame][3]
         assert main(["classify", str(path)]) == 1, name
         assert f"frame {first} failed" in capsys.readouterr().err, name
 

@@ -1,63 +1,150 @@
 """OVITO modifier shell around :mod:`ovito_mlclass.classify`."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from ovito.data import DataCollection, DataTable, ElementType
 from ovito.pipeline import ModifierInterface
-from ovito.traits import FilePath
-from traits.api import Bool, Float, Str
+from ovito.traits import Color, FilePath
+from traits.api import BaseStr, Bool, Enum, HasTraits, Instance, Int, List, Range, Str, observe
 
 from ..classify import Posteriors, assign, posteriors_steps
-from ..model import StructureModel, load_model
+from ..frames import with_cell
+from ..model import StructureModel, builtin_models, load_model, resolve_device
 from ._common import relay_progress, selected_subset
+
+BUILTIN_MODELS = tuple(builtin_models())
+DEFAULT_MODEL = "metals"
+
+
+class StructureType(HasTraits):
+    """One entry of :attr:`StructureClassifierModifier.structures`: a structure type the model can
+    assign, as OVITO's identification modifiers list them (``id``, ``name``; ``color`` and
+    ``enabled`` may be changed)."""
+
+    id = Int()
+    name = Str()
+    color = Color(default=(0.95, 0.95, 0.95))
+    enabled = Bool(True)
+
+    def __repr__(self):
+        return f"StructureType(id={self.id}, name={self.name!r}, color={self.color}, enabled={self.enabled})"
+
+
+class DeviceName(BaseStr):
+    """Where the network runs: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (checked when set; whether
+    the device exists is checked when the network runs)."""
+
+    def validate(self, obj, name, value):
+        value = super().validate(obj, name, value).strip().lower()
+        if value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit()):
+            return value
+        self.error(obj, name, value)
+
+    def info(self):
+        return "'auto', 'cpu', 'cuda' or 'cuda:N'"
 
 
 class StructureClassifierModifier(ModifierInterface):
     """Machine-learned structure identification.
 
-    ``model`` is a built-in model name (``ovito-mlclass models`` lists them) or the path of a
-    model file; ``model_file`` (the GUI's file picker) overrides it when set. Outputs: typed particle
-    property ``Structure Type`` (Other = 0, then the model's classes, with OVITO's colours), ``Structure
-    Confidence`` (largest posterior), with ``output_probabilities`` one ``Probability <class>``
-    property per class, for models with a site output a typed ``<site property>`` (e.g. ``Frank-Kasper
-    Site``), global attributes ``StructureClassifier.counts.<NAME>`` and a bar-chart table of counts.
-    Changing ``reject_threshold`` (None = the model's own θ) reuses the cached posteriors.
-    ``device``: where the network runs, "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]".
+    ``model``: a built-in model (``ovito-mlclass models`` lists them); ``model_file``: a model file
+    of your own, which then takes precedence (``model="path/to/model.pt"`` sets it too).
+
+    Outputs, as OVITO's structure identification modifiers give them: the typed particle property
+    ``Structure Type`` with OVITO's ids, names and colours (FCC = 1, HCP = 2, BCC = 3 ...; see
+    :mod:`ovito_mlclass.structure_types`), ``Structure Confidence`` (largest class posterior), the
+    attributes ``StructureClassifier.counts.<TYPE>`` (OVITO's names: ``FCC``, ``CUBIC_DIAMOND``,
+    ``OTHER``, ...), a bar-chart table ``structures`` and, with ``color_by_type``, the ``Color``
+    property. With ``output_probabilities``, one ``Probability <class>`` property per class;
+    models with a site output (``tcp``) add a typed ``Frank-Kasper Site`` property.
+
+    ``structures`` lists the types the model assigns: switch one off (``enabled = False``) and its
+    atoms become Other; change its ``color``. Atoms whose largest posterior is below the reject
+    threshold θ are Other: the model's own θ (``reject_threshold=None``, the default) or the given
+    one. Changing θ, colours or enabled types reuses the posteriors of the last evaluation.
+    ``device``: where the network runs (``auto``: CUDA when available, else the CPU).
     """
 
-    model = Str("metals", label="Model (built-in name or file)")
-    model_file = FilePath(label="Custom model file")
-    reject_threshold = Float(-1.0, label="Reject threshold θ (-1: model's own)", ovito_invalidate_cache=False)
-    output_probabilities = Bool(False, label="Output class probabilities", ovito_invalidate_cache=False)
-    only_selected = Bool(False, label="Use only selected particles")
-    color_particles = Bool(True, label="Colour particles by type", ovito_invalidate_cache=False)
-    device = Str("auto", label="Device (auto, cpu, cuda)", ovito_invalidate_cache=False)
+    model = Enum(DEFAULT_MODEL, *[m for m in BUILTIN_MODELS if m != DEFAULT_MODEL], label="Model",
+                 ovito_group="Model")
+    model_file = FilePath(label="Model file (instead)", ovito_group="Model")
+    device = DeviceName("auto", label="Device (auto, cpu, cuda)", ovito_group="Model", ovito_invalidate_cache=False)
+    use_model_threshold = Bool(True, label="Use the model's reject threshold", ovito_group="Classification",
+                               ovito_invalidate_cache=False)
+    reject_threshold = Range(0.0, 1.0, 0.9, label="Reject threshold θ", ovito_group="Classification",
+                             ovito_invalidate_cache=False)
+    only_selected = Bool(False, label="Use only selected particles", ovito_group="Classification")
+    color_by_type = Bool(True, label="Color particles by type", ovito_group="Output", ovito_invalidate_cache=False)
+    output_probabilities = Bool(False, label="Output class probabilities", ovito_group="Output",
+                                ovito_invalidate_cache=False)
+    structures = List(Instance(StructureType), ovito_invalidate_cache=False)
+    # bumped when an entry of `structures` changes (OVITO re-evaluates a modifier when its traits change)
+    structures_revision = Int(0, ovito_invalidate_cache=False, visible=False)
 
-    def __init__(self, reject_threshold=None, **params):
-        super().__init__(reject_threshold=-1.0 if reject_threshold is None else reject_threshold, **params)
+    def __init__(self, model=None, reject_threshold=None, **params):
+        if model is not None and str(model) not in BUILTIN_MODELS:
+            params.setdefault("model_file", str(model))  # a path given as the model
+        elif model is not None:
+            params["model"] = model
+        if reject_threshold is not None:
+            params.update(reject_threshold=reject_threshold, use_model_threshold=False)
+        super().__init__(**params)
+        self._sync_structures()
 
-    def _load(self) -> StructureModel:
-        return load_model(self.model_file or self.model, self.device)
+    # ---- parameters -------------------------------------------------------------------------
+    @observe("reject_threshold", post_init=True)
+    def _threshold_set(self, event):
+        self.use_model_threshold = False
 
+    @observe("model, model_file", post_init=True)
+    def _model_changed(self, event):
+        self._sync_structures()
+
+    @observe("structures:items:[enabled,color]")
+    def _structure_changed(self, event):
+        self.structures_revision += 1
+
+    def _load(self, device="cpu") -> StructureModel:
+        return load_model(self.model_file or self.model, device)
+
+    def _sync_structures(self, model: StructureModel | None = None) -> None:
+        """Makes ``structures`` the model's types, keeping the settings of the types it had."""
+        try:
+            model = model or self._load()
+        except (OSError, ValueError):  # a missing or broken file: modify() reports it
+            return
+        kinds = model.structure_types
+        if [(s.id, s.name) for s in self.structures] == list(zip(kinds.ids, kinds.names)):
+            return
+        old = {s.name: s for s in self.structures}
+        self.structures = [StructureType(id=i, name=n, color=old[n].color if n in old else c,
+                                         enabled=old[n].enabled if n in old else True)
+                           for i, n, c in zip(kinds.ids, kinds.names, kinds.colors)]
+
+    # ---- pipeline ---------------------------------------------------------------------------
     def modify(self, data: DataCollection, *, data_cache: DataCollection = None, frame: int = 0, **kwargs):
-        work, mask = selected_subset(data, self.only_selected)
-        model = self._load()
-        key = f"{model.path}|{model.path.stat().st_mtime_ns if model.path else ''}|{self.only_selected}|{frame}"
-        cached = getattr(data_cache, "attributes", {}) if data_cache is not None else {}
-        if cached.get("StructureClassifier.key") == key:
+        work, mask = selected_subset(with_cell(data), self.only_selected)
+        model = self._load(resolve_device(self.device))
+        self._sync_structures(model)
+        key = _input_key(model, work, mask)
+        if data_cache is not None and data_cache.attributes.get("StructureClassifier.key") == key:
             post = _restore(data_cache)
         else:
             post = yield from relay_progress(posteriors_steps(work, model), f"Structure classification ({model.name})")
             if data_cache is not None:
                 _cache(data_cache, key, post)
-        theta = None if self.reject_threshold < 0 else self.reject_threshold
-        result = assign(post, model, theta)
+        theta = None if self.use_model_threshold else self.reject_threshold
+        disabled = [s.id for s in self.structures if not s.enabled]
+        result = assign(post, model, theta, disabled)
         self._write(data, result, mask, model)
         yield 1.0
 
     def _write(self, data, result, mask, model):
         n = data.particles.count
         analysed = slice(None) if mask is None else mask
+        colors = {0: result.structure_types.all_colors[0], **{s.id: tuple(s.color) for s in self.structures}}
 
         def full(values, dtype):  # a per-particle array: the analysed particles' values, 0 elsewhere
             out = np.zeros(n, dtype=dtype)
@@ -65,37 +152,57 @@ class StructureClassifierModifier(ModifierInterface):
             return out
 
         types = full(result.types, np.int32)
-        confidence = full(result.confidence, np.float32)
+        ids, names = result.ids, result.names
         prop = data.particles_.create_property("Structure Type", data=types)
-        for type_id, (name, color) in enumerate(zip(result.names, result.colors)):
-            t = prop.add_type_id(type_id, data.particles_, name=name)
-            t.color = color
-        data.particles_.create_property("Structure Confidence", data=confidence)
+        for type_id, name in zip(ids, names):
+            prop.add_type_id(type_id, data.particles_, name=name).color = colors.get(type_id, (0.95, 0.95, 0.95))
+        data.particles_.create_property("Structure Confidence", data=full(result.confidence, np.float32))
         if self.output_probabilities:
-            for k, name in enumerate(model.classes):
+            for k, name in enumerate(result.structure_types.names):
                 data.particles_.create_property(f"Probability {name}",
                                                 data=full(result.posteriors.probabilities[:, k], np.float32))
         if result.site_types is not None:
-            sites = full(result.site_types, np.int32)
             site_name = model.metadata.get("site_property") or "Site Type"
-            sprop = data.particles_.create_property(site_name, data=sites)
+            sprop = data.particles_.create_property(site_name, data=full(result.site_types, np.int32))
             for type_id, name in enumerate(result.site_names):
                 sprop.add_type_id(type_id, data.particles_, name=name)
-        if self.color_particles:
-            palette = np.asarray(result.colors, dtype=np.float32)
+        if self.color_by_type:
+            palette = np.zeros((max(ids) + 1, 3), dtype=np.float32)
+            for type_id in ids:
+                palette[type_id] = colors.get(type_id, (0.95, 0.95, 0.95))
             data.particles_.create_property("Color", data=palette[types])
-        counts = np.bincount(types, minlength=len(result.names))
-        for name, count in zip(result.names, counts):
-            data.attributes[f"StructureClassifier.counts.{name.replace(' ', '_')}"] = int(count)
-        table = data.tables.create(identifier="structures", title="Structure counts", plot_mode=DataTable.PlotMode.BarChart)
-        x = table.create_property("Structure type", data=np.arange(len(result.names), dtype=np.int32))
-        for type_id, (name, color) in enumerate(zip(result.names, result.colors)):
-            x.types.append(ElementType(id=type_id, name=name, color=color))
+        counts = np.bincount(types, minlength=max(ids) + 1)[ids]
+        keys = dict(zip(result.structure_types.all_ids, result.structure_types.all_keys))
+        for type_id, count in zip(ids, counts):
+            data.attributes[f"StructureClassifier.counts.{keys[type_id]}"] = int(count)
+        table = data.tables.create(identifier="structures", title="Structure counts",
+                                   plot_mode=DataTable.PlotMode.BarChart)
+        x = table.create_property("Structure type", data=np.asarray(ids, dtype=np.int32))
+        for type_id, name in zip(ids, names):
+            x.types.append(ElementType(id=type_id, name=name, color=colors.get(type_id, (0.95, 0.95, 0.95))))
         table.x = x
         table.y = table.create_property("Count", data=counts.astype(np.int64))
 
 
+def _input_key(model: StructureModel, work: DataCollection, mask) -> str:
+    """A digest of everything the posteriors depend on: the model file, the positions, cell and
+    particle types the model sees, and which particles were analysed. Frames of one trajectory
+    differ in it, also when their particle count or order changes."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{model.path}|{model.path.stat().st_mtime_ns if model.path else ''}".encode())
+    digest.update(np.ascontiguousarray(work.particles.positions).tobytes())
+    digest.update(np.asarray(work.cell).tobytes() + np.asarray(work.cell.pbc).tobytes())
+    if model.features.types is not None and work.particles.particle_types is not None:
+        digest.update(np.ascontiguousarray(work.particles.particle_types).tobytes())
+    if mask is not None:
+        digest.update(np.packbits(mask).tobytes())
+    return digest.hexdigest()
+
+
 def _cache(cache: DataCollection, key: str, post) -> None:
+    """Keeps the posteriors of the last evaluation (one frame) in OVITO's modifier cache."""
+    if "mlclass-posteriors" in cache.tables:
+        del cache.tables["mlclass-posteriors"]
     cache.attributes["StructureClassifier.key"] = key
     store = cache.tables.create(identifier="mlclass-posteriors")
     store.create_property("p", data=post.probabilities.astype(np.float32))

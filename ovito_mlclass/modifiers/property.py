@@ -7,11 +7,11 @@ import numpy as np
 from ovito.data import DataCollection
 from ovito.pipeline import ModifierInterface
 from ovito.traits import FilePath
-from traits.api import Str
+from traits.api import Enum
 
 from ..neighbors import InputError
 from ..properties.graph import crystal_from_data
-from ..properties.model import UnseenElementWarning, load_property_model
+from ..properties.model import UnseenElementWarning, builtin_property_models, load_property_model
 
 CONTRIBUTION = "Property Contribution"
 
@@ -31,8 +31,16 @@ class PropertyPredictorModifier(ModifierInterface):
     which atoms raise or lower the prediction.
     """
 
-    model = Str("formation-energy", label="Model (built-in name or file)")
-    model_file = FilePath(label="Custom model file")
+    model = Enum("formation-energy", *[m for m in builtin_property_models() if m != "formation-energy"], label="Model",
+                 ovito_group="Model")
+    model_file = FilePath(label="Model file (instead)", ovito_group="Model")
+
+    def __init__(self, model=None, **params):
+        if model is not None and str(model) not in builtin_property_models():
+            params.setdefault("model_file", str(model))  # a path given as the model
+        elif model is not None:
+            params["model"] = model
+        super().__init__(**params)
 
     def modify(self, data: DataCollection, *, frame: int = 0, **kwargs):
         model = load_property_model(self.model_file or self.model)

@@ -7,10 +7,12 @@ import numpy as np
 from ovito.data import DataCollection, DataTable, ElementType
 from ovito.pipeline import ModifierInterface
 from ovito.traits import FilePath, action_handler
-from traits.api import Bool, Button, Int, Str
+from traits.api import Bool, Button, Int, Range, Str
 
+from ..frames import with_cell
 from ..neighbors import InputError
-from ._common import relay_progress
+from ..structure_types import OTHER, OTHER_COLOR
+from ._common import relay_progress, selected_subset
 from .steinhardt import DegreeList, parse_degrees
 
 
@@ -29,25 +31,27 @@ class UnsupervisedClassifierModifier(ModifierInterface):
     Outputs: typed property ``Cluster Type`` (``Cluster 1..K``, distinct colours; OVITO's own
     ``Cluster`` property is its cluster analysis's untyped int64), ``Cluster
     Probability`` (posterior of the assigned cluster), ``Latent Coordinates`` (a vector property
-    for OVITO's scatter plot), ``Color`` (with ``color_particles``), tables of both elbow curves
+    for OVITO's scatter plot), ``Color`` (with ``color_by_type``), tables of both elbow curves
     (``cluster-fve``, ``cluster-entropy``, with the BIC) and of the counts (``clusters``), and the
     attributes ``UnsupervisedClassifier.dims``, ``.clusters`` and ``.counts.Cluster_<k>``.
     ``save_model(path, names)`` (or the GUI's button) writes the fit as a classifier file that
     ``StructureClassifierModifier(model=path)`` applies to other simulations.
     """
 
-    degrees = DegreeList("1-8", label="Degrees l of q̄_l")
-    neighbors = Int(12, label="Nearest neighbours (0: Voronoi)")
-    wbar = Bool(False, label="Also w̄_l")
-    dims = Int(0, label="Latent dimensions (0: elbow of FVE)")
-    clusters = Int(0, label="Clusters (0: elbow of mixture entropy)")
-    max_clusters = Int(8, label="Most clusters tried")
-    seed = Int(0, label="Random seed")
-    reference_frame = Int(0, label="Fit on frame (-1: every frame)")
-    color_particles = Bool(True, label="Colour particles by cluster", ovito_invalidate_cache=False)
-    model_file = FilePath(label="Save fitted model as (.pt)")
-    cluster_names = Str("", label="Class names for the saved model (comma-separated)", ovito_invalidate_cache=False)
-    save_button = Button(ovito_label="Save fitted model")
+    degrees = DegreeList("1-8", label="Degrees l of q̄_l", ovito_group="Descriptors")
+    neighbors = Range(0, 64, 12, label="Nearest neighbours (0: Voronoi)", ovito_group="Descriptors")
+    wbar = Bool(False, label="Also w̄_l", ovito_group="Descriptors")
+    only_selected = Bool(False, label="Use only selected particles", ovito_group="Descriptors")
+    dims = Range(0, 64, 0, label="Latent dimensions (0: elbow of FVE)", ovito_group="Fit")
+    clusters = Range(0, 32, 0, label="Clusters (0: elbow of mixture entropy)", ovito_group="Fit")
+    max_clusters = Range(2, 32, 8, label="Most clusters tried", ovito_group="Fit")
+    seed = Int(0, label="Random seed", ovito_group="Fit")
+    reference_frame = Int(0, label="Fit on frame (-1: every frame)", ovito_group="Fit")
+    color_by_type = Bool(True, label="Color particles by cluster", ovito_group="Output", ovito_invalidate_cache=False)
+    model_file = FilePath(label="Save fitted model as (.pt)", ovito_group="Save as a classifier")
+    cluster_names = Str("", label="Class names for the saved model (comma-separated)",
+                        ovito_group="Save as a classifier", ovito_invalidate_cache=False)
+    save_button = Button(ovito_label="Save fitted model", ovito_group="Save as a classifier")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -92,34 +96,45 @@ class UnsupervisedClassifierModifier(ModifierInterface):
                 raise InputError(f"Reference frame {reference_frame} is out of range: the input has "
                                  f"{upstream.num_frames} frame(s).")
             reference = upstream.compute(reference_frame)
+        reference = selected_subset(with_cell(reference), self.only_selected)[0]
+        work, mask = selected_subset(with_cell(data), self.only_selected)
         result = yield from relay_progress(self._fit_steps(reference),
                                            f"Unsupervised classification (fit on frame {reference_frame})")
         self.last_fit = result
         yield "Unsupervised classification: applying the fit"
         from ..unsupervised import predict_structure
 
-        self._write(data, result, predict_structure(result, data))
+        self._write(data, result, predict_structure(result, work), mask)
         yield 1.0
 
     def input_caching_hints(self, frame: int, **kwargs):
         return [frame] if self.reference_frame < 0 else sorted({frame, self.reference_frame})
 
     # ---- output -----------------------------------------------------------------------------
-    def _write(self, data: DataCollection, result, prediction):
+    def _write(self, data: DataCollection, result, prediction, mask=None):
         from ..unsupervised import CLUSTER_COLORS
 
         names = result.class_names
         colors = [CLUSTER_COLORS[k % len(CLUSTER_COLORS)] for k in range(len(names))]
-        types = (prediction.labels + 1).astype(np.int32)
+        analysed = slice(None) if mask is None else mask
+
+        def full(values, dtype):  # a per-particle array: the analysed particles' values, 0 elsewhere
+            out = np.zeros((data.particles.count,) + values.shape[1:], dtype=dtype)
+            out[analysed] = values
+            return out
+
+        types = full(prediction.labels + 1, np.int32)
         # "Cluster" is OVITO's standard (int64) property of its cluster analysis, which cannot carry types
         prop = data.particles_.create_property("Cluster Type", dtype=np.int32, data=types)
         for k, (name, color) in enumerate(zip(names, colors)):
             prop.add_type_id(k + 1, data.particles_, name=name).color = color
-        data.particles_.create_property("Cluster Probability", data=prediction.confidence.astype(np.float32))
-        data.particles_.create_property("Latent Coordinates", data=prediction.latent.astype(np.float32),
+        if mask is not None:  # the particles left out
+            prop.add_type_id(0, data.particles_, name=OTHER).color = OTHER_COLOR
+        data.particles_.create_property("Cluster Probability", data=full(prediction.confidence, np.float32))
+        data.particles_.create_property("Latent Coordinates", data=full(prediction.latent, np.float32),
                                         components=[f"z{k + 1}" for k in range(prediction.latent.shape[1])])
-        if self.color_particles:
-            palette = np.asarray([(0.0, 0.0, 0.0)] + colors, dtype=np.float32)
+        if self.color_by_type:
+            palette = np.asarray([OTHER_COLOR] + colors, dtype=np.float32)
             data.particles_.create_property("Color", data=palette[types])
         counts = np.bincount(types, minlength=len(names) + 1)[1:]
         data.attributes["UnsupervisedClassifier.dims"] = result.dims

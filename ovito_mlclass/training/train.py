@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from ..features import FeatureSpec
-from ..model import OVITO_COLORS, StructureModel, _quiet_torchscript
+from ..model import StructureModel, _quiet_torchscript
+from ..structure_types import standard_color
 from .snapshots import NO_LABEL, Snapshot, cache_dir
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -340,7 +341,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     if OTHER in classes:
         raise ValueError(f"'{OTHER}' is the reject label and cannot be a class.")
     colors = config.get("colors", {})
-    missing = [c for c in classes if c not in colors and c not in OVITO_COLORS]
+    missing = [c for c in classes if c not in colors and standard_color(c) is None]
     if missing:
         raise ValueError(f"No colour for class(es) {missing}: give them in the config's [colors] table.")
     spec = FeatureSpec.from_dict(config["features"])
@@ -468,9 +469,10 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         "name": config["name"],
         "description": config.get("description", ""),
         "classes": classes,
-        "colors": [list(colors.get(c, OVITO_COLORS.get(c))) for c in classes],
+        "colors": [list(colors.get(c) or standard_color(c)) for c in classes],
         "site_classes": site_classes,
         "site_property": config.get("sites", {}).get("property", ""),
+        **({"single_species": config["single_species"]} if "single_species" in config else {}),
         "features": spec.to_dict(),
         "reject_threshold": theta,
         "training": {
