@@ -12,6 +12,7 @@ from traits.api import BaseStr, Bool, Enum, HasTraits, Instance, Int, List, Rang
 from ..classify import Posteriors, assign, posteriors_steps
 from ..frames import with_cell
 from ..model import StructureModel, builtin_models, load_model, resolve_device
+from ..ordering import ORDERING_TYPES, ordering_of
 from ._common import relay_progress, selected_subset
 
 BUILTIN_MODELS = tuple(builtin_models())
@@ -58,7 +59,11 @@ class StructureClassifierModifier(ModifierInterface):
     attributes ``StructureClassifier.counts.<TYPE>`` (OVITO's names: ``FCC``, ``CUBIC_DIAMOND``,
     ``OTHER``, ...), a bar-chart table ``structures`` and, with ``color_by_type``, the ``Color``
     property. With ``output_probabilities``, one ``Probability <class>`` property per class;
-    models with a site output (``tcp``) add a typed ``Frank-Kasper Site`` property.
+    models with a site output (``tcp``) add a typed ``Frank-Kasper Site`` property. With
+    ``output_ordering``, the chemical ordering of two-species crystals as PTM reports it: the typed
+    ``Ordering Type`` property (PTM's ids: Pure 1, L10 2, L12 A/B 3/4, B2 5, zincblende/wurtzite 6,
+    boron nitride 7), attributes ``StructureClassifier.ordering_counts.<TYPE>`` and a table
+    (:mod:`ovito_mlclass.ordering`).
 
     ``structures`` lists the types the model assigns: switch one off (``enabled = False``) and its
     atoms become Other; change its ``color``. Atoms whose largest posterior is below the reject
@@ -79,6 +84,7 @@ class StructureClassifierModifier(ModifierInterface):
     color_by_type = Bool(True, label="Color particles by type", ovito_group="Output", ovito_invalidate_cache=False)
     output_probabilities = Bool(False, label="Output class probabilities", ovito_group="Output",
                                 ovito_invalidate_cache=False)
+    output_ordering = Bool(False, label="Output chemical ordering", ovito_group="Output", ovito_invalidate_cache=False)
     structures = List(Instance(StructureType), ovito_invalidate_cache=False)
     # bumped when an entry of `structures` changes (OVITO re-evaluates a modifier when its traits change)
     structures_revision = Int(0, ovito_invalidate_cache=False, visible=False)
@@ -139,7 +145,33 @@ class StructureClassifierModifier(ModifierInterface):
         disabled = [s.id for s in self.structures if not s.enabled]
         result = assign(post, model, theta, disabled)
         self._write(data, result, mask, model)
+        if self.output_ordering:
+            yield "Structure classification: chemical ordering"
+            self._write_ordering(data, work, result, mask)
         yield 1.0
+
+    def _write_ordering(self, data, work, result, mask):
+        """``Ordering Type`` as OVITO's PTM writes it (:mod:`ovito_mlclass.ordering`)."""
+        if "Particle Type" in data.particles and mask is not None:  # the analysed particles' species
+            work = work.clone()
+            work.particles_.create_property("Particle Type", data=np.asarray(data.particles.particle_types)[mask])
+        elif "Particle Type" in data.particles:
+            work = data
+        ordering = np.zeros(data.particles.count, dtype=np.int32)
+        ordering[slice(None) if mask is None else mask] = ordering_of(work, result.types)
+        prop = data.particles_.create_property("Ordering Type", data=ordering)
+        for type_id, (name, color, _) in ORDERING_TYPES.items():
+            prop.add_type_id(type_id, data.particles_, name=name).color = color
+        counts = np.bincount(ordering, minlength=len(ORDERING_TYPES))
+        for type_id, (_, _, key) in ORDERING_TYPES.items():
+            data.attributes[f"StructureClassifier.ordering_counts.{key}"] = int(counts[type_id])
+        table = data.tables.create(identifier="chemical-ordering", title="Chemical ordering counts",
+                                   plot_mode=DataTable.PlotMode.BarChart)
+        x = table.create_property("Ordering Type", data=np.arange(len(ORDERING_TYPES), dtype=np.int32))
+        for type_id, (name, color, _) in ORDERING_TYPES.items():
+            x.types.append(ElementType(id=type_id, name=name, color=color))
+        table.x = x
+        table.y = table.create_property("Count", data=counts.astype(np.int64))
 
     def _write(self, data, result, mask, model):
         n = data.particles.count

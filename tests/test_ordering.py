@@ -1,0 +1,91 @@
+"""Chemical ordering of two-species crystals against OVITO's PTM (output_ordering=True) on the
+same atoms: ordered L1_2, L1_0, B2, zincblende, wurtzite and hexagonal boron nitride, thermally
+disordered, and a random solid solution."""
+import numpy as np
+import pytest
+from ovito.modifiers import PolyhedralTemplateMatchingModifier
+
+from ovito_mlclass import StructureClassifierModifier
+from ovito_mlclass.frames import from_arrays
+from ovito_mlclass.ordering import ORDERING_TYPES, ordering_of
+
+S3 = np.sqrt(3)
+FCC = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+LATTICES = {  # basis (fractional), species, cell rows (Å), repeats
+    "L12": (FCC, [2, 1, 1, 1], np.eye(3) * 3.7, (6, 6, 6)),
+    "L10": (FCC, [1, 1, 2, 2], np.eye(3) * 3.7, (6, 6, 6)),
+    "B2": ([[0, 0, 0], [0.5, 0.5, 0.5]], [1, 2], np.eye(3) * 2.9, (7, 7, 7)),
+    "zincblende": (FCC + [[0.25, 0.25, 0.25], [0.75, 0.75, 0.25], [0.75, 0.25, 0.75], [0.25, 0.75, 0.75]],
+                   [1, 1, 1, 1, 2, 2, 2, 2], np.eye(3) * 5.4, (5, 5, 5)),
+    "wurtzite": ([[1 / 3, 2 / 3, 0], [2 / 3, 1 / 3, 0.5], [1 / 3, 2 / 3, 0.375], [2 / 3, 1 / 3, 0.875]], [1, 1, 2, 2],
+                 np.array([[3.2, 0, 0], [-1.6, 1.6 * S3, 0], [0, 0, 3.2 * np.sqrt(8 / 3)]]), (6, 6, 4)),
+    "h-BN": ([[0, 0, 0.5], [1 / 3, 2 / 3, 0.5]], [1, 2], np.array([[2.5, 0, 0], [-1.25, 1.25 * S3, 0], [0, 0, 12.0]]),
+             (10, 10, 1)),
+}
+
+
+def lattice(name, sigma=0.0, seed=0, shuffle=False):
+    basis, species, cell, reps = LATTICES[name]
+    grid = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 1, 3)
+    frac = (grid + np.asarray(basis, dtype=float)).reshape(-1, 3)
+    types = np.tile(species, len(grid))
+    rng = np.random.default_rng(seed)
+    if shuffle:  # a random solid solution on the same sites
+        types = rng.permutation(types)
+    positions = frac @ cell
+    noise = rng.normal(0.0, sigma, positions.shape)
+    if name == "h-BN":
+        noise[:, 2] *= 0.3  # a sheet: mostly in-plane motion
+    return from_arrays(positions + noise, cell * np.asarray(reps)[:, None], types=types)
+
+
+def ptm(data):
+    modifier = PolyhedralTemplateMatchingModifier(output_ordering=True)
+    for s in modifier.structures:
+        s.enabled = True
+    result = data.clone()
+    result.apply(modifier)
+    return np.asarray(result.particles["Structure Type"]), np.asarray(result.particles["Ordering Type"])
+
+
+@pytest.mark.parametrize("name", LATTICES)
+@pytest.mark.parametrize("sigma", [0.0, 0.08])  # Å; 0.08 Å is about 3% of the nearest-neighbour distance
+def test_orderings_equal_ptms_on_the_atoms_ptm_identifies(name, sigma):
+    """Given PTM's structure types, our ordering equals PTM's atom by atom: the rule, separate
+    from the classification."""
+    data = lattice(name, sigma, seed=1)
+    types, expected = ptm(data)
+    identified = types > 0
+    assert identified.mean() > 0.95
+    ours = ordering_of(data, types)
+    np.testing.assert_array_equal(ours[identified], expected[identified])
+    assert len(np.unique(expected[identified])) <= 2  # one ordering per site kind (L12: A and B)
+
+
+def test_a_random_solid_solution_agrees_with_ptm():
+    data = lattice("L12", 0.03, seed=2, shuffle=True)
+    types, expected = ptm(data)
+    identified = types > 0
+    assert (ordering_of(data, types)[identified] == expected[identified]).mean() > 0.99
+
+
+@pytest.mark.parametrize("name, ordered", [("L12", {3, 4}), ("L10", {2}), ("B2", {5})])
+def test_the_modifier_reports_the_ordering_as_ptm_does(name, ordered):
+    data = lattice(name, 0.05, seed=3)
+    _, expected = ptm(data)
+    data.apply(StructureClassifierModifier(model="metals", output_ordering=True))
+    ours = np.asarray(data.particles["Ordering Type"])
+    assert set(np.unique(ours)) == ordered and (ours == expected).all()
+    prop = data.particles["Ordering Type"]
+    assert {t.id: t.name for t in prop.types} == {i: v[0] for i, v in ORDERING_TYPES.items()}
+    for type_id, (_, _, key) in ORDERING_TYPES.items():
+        assert data.attributes[f"StructureClassifier.ordering_counts.{key}"] == int((ours == type_id).sum())
+
+
+def test_ordering_ids_and_names_are_ptms():
+    data = lattice("L12")
+    data.apply(PolyhedralTemplateMatchingModifier(output_ordering=True))
+    theirs = {t.id: (t.name, tuple(round(c, 3) for c in t.color)) for t in data.particles["Ordering Type"].types}
+    assert theirs == {i: (name, color) for i, (name, color, _) in ORDERING_TYPES.items()}
+    keys = {k.rsplit(".", 1)[1] for k in data.attributes if k.startswith("PolyhedralTemplateMatching.ordering_counts.")}
+    assert keys == {key for _, _, key in ORDERING_TYPES.values()}
