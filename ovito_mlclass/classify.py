@@ -27,6 +27,7 @@ class Posteriors:
     probabilities: np.ndarray      # (n, C) float32; rows of undescribed particles are 0
     sites: np.ndarray | None       # (n, S) float32 site posteriors, or None
     described: np.ndarray          # (n,) bool: particles the model describes (its particle types)
+    novelty: np.ndarray | None = None  # (n,) float32: above 1, unlike every training class; None: no score
 
 
 @dataclass
@@ -84,16 +85,19 @@ def posteriors_steps(data: DataCollection, model):
     n = len(described)
     probs = np.zeros((n, len(model.classes)), dtype=np.float32)
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
+    novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
     if described.any():
         yield 0.0, "neighbours and descriptors"
         features, neighbors = (model.features.compute(data, neighbors=model.neighbor_average)
                                if model.neighbor_average else (model.features.compute(data), None))
         yield 0.8, "network"
-        p, s = model.predict(features, neighbors)
-        probs[described] = p
+        prediction = model.predict(features, neighbors)
+        probs[described] = prediction.probabilities
         if sites is not None:
-            sites[described] = s
-    return Posteriors(probs, sites, described)
+            sites[described] = prediction.sites
+        if novelty is not None:
+            novelty[described] = prediction.novelty
+    return Posteriors(probs, sites, described, novelty)
 
 
 class MixedSpeciesWarning(UserWarning):
@@ -127,33 +131,41 @@ def posteriors(data: DataCollection, model) -> Posteriors:
             return done.value
 
 
-def assign(post: Posteriors, model, reject_threshold: float | None = None, disabled=()) -> Classification:
+def assign(post: Posteriors, model, reject_threshold: float | None = None, disabled=(),
+           novelty_threshold: float = 1.0) -> Classification:
     """Structure types from posteriors: the most probable class, or Other where its posterior is
-    below the reject threshold (the model's own θ unless given) or where it is one of the
-    ``disabled`` classes (names or OVITO type ids)."""
+    below the reject threshold (the model's own θ unless given), where the atom is unlike every
+    training class (novelty above ``novelty_threshold``; 1 = the model's own, from validation data)
+    or where it is one of the ``disabled`` classes (names or OVITO type ids)."""
     model = as_model(model)
     theta = model.reject_threshold if reject_threshold is None else float(reject_threshold)
     if not 0.0 <= theta <= 1.0:
         raise ValueError(f"The reject threshold must lie in [0, 1], got {theta}.")
+    if not novelty_threshold > 0:
+        raise ValueError(f"The novelty threshold must be positive (1: the model's own), got {novelty_threshold}.")
     kinds = model.structure_types
     confidence = post.probabilities.max(axis=1) if post.probabilities.shape[1] else np.zeros(len(post.described))
     best = post.probabilities.argmax(axis=1) if post.probabilities.shape[1] else np.zeros(len(post.described), int)
     types = np.asarray(kinds.ids, dtype=np.int32)[best] if kinds.ids else np.zeros(len(best), np.int32)
     off = [i for i, name in zip(kinds.ids, kinds.names) if name in disabled or i in disabled]
-    types[(confidence < theta) | ~post.described | np.isin(types, off)] = 0
+    rejected = (confidence < theta) | ~post.described | np.isin(types, off)
+    if post.novelty is not None:
+        rejected |= post.novelty > novelty_threshold
+    types[rejected] = 0
     site_types = None
-    if post.sites is not None:
+    if post.sites is not None:  # a site only where the atom is of a class that has sites
         site_types = (post.sites.argmax(axis=1) + 1).astype(np.int32)
-        site_types[~post.described] = 0
+        has_sites = np.isin(best, [k for k, c in enumerate(model.classes) if c in model.classes_with_sites])
+        site_types[~post.described | (types == 0) | ~has_sites] = 0
     return Classification(types=types, confidence=confidence.astype(np.float32), posteriors=post,
                           structure_types=kinds, site_types=site_types,
                           site_names=["None"] + model.site_classes if post.sites is not None else None)
 
 
 def classify(data, model="metals", reject_threshold: float | None = None,
-             device: str | None = "auto") -> Classification:
+             device: str | None = "auto", novelty_threshold: float = 1.0) -> Classification:
     """Label every particle of ``data`` (an OVITO DataCollection, an ase.Atoms or arrays: see
     :func:`ovito_mlclass.frames.as_data_collection`) with ``model`` (built-in name, file path or a
     loaded model); the network runs on ``device`` ("auto": CUDA when available, else CPU)."""
     model = as_model(model, device)
-    return assign(posteriors(data, model), model, reject_threshold)
+    return assign(posteriors(data, model), model, reject_threshold, novelty_threshold=novelty_threshold)

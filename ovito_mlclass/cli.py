@@ -76,6 +76,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def positive(text: str) -> float:
+    """argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not positive")
+    return value
+
+
 def count(minimum: int):
     """argparse type: an integer >= ``minimum``."""
     def parse(text: str) -> int:
@@ -98,7 +109,8 @@ def classify_files(args) -> int:
     fmt = args.format or (output_format_of(args.output) if args.output else None)
     result = classify_trajectory(args.inputs, args.model, frames=args.frames, reject_threshold=args.threshold,
                                  device=args.device, output=args.output, output_format=fmt,
-                                 workers=args.workers or 0, scheduler=args.scheduler, select=args.select)
+                                 workers=args.workers or 0, scheduler=args.scheduler, select=args.select,
+                                 novelty_threshold=args.novelty_threshold)
     print("frame  " + "  ".join(f"{n:>12s}" for n in result.names))
     for frame in result.frames:
         if frame.error is None:
@@ -462,6 +474,9 @@ def main(argv=None) -> int:
                               "ids (O or 1,2) or an OVITO expression ('ParticleType==1 && Position.Z>10'); the "
                               "others are Other")
     run_classify.add_argument("--threshold", type=fraction, default=None, help="reject threshold θ (default: the model's)")
+    run_classify.add_argument("--novelty-threshold", type=positive, default=1.0, metavar="X",
+                              help="atoms more novel than X are Other (1: the model's own threshold; models with a "
+                                   "novelty score)")
     run_classify.add_argument("--render", metavar="PNG", help="render the first frame coloured by structure type")
     run_classify.add_argument("--device", default="auto", help="where the network runs: auto (CUDA if available, "
                                                                "default), cpu, cuda or cuda:N")

@@ -48,7 +48,7 @@ import time
 import numpy as np
 
 from .classify import Posteriors, as_model, assign
-from .model import StructureModel
+from .model import Prediction, StructureModel
 
 
 class InSituError(RuntimeError):
@@ -200,6 +200,7 @@ class InSituClassifier:
         local = int(described[:nlocal].sum())
         probs = np.zeros((nlocal, len(model.classes)), dtype=np.float32)
         sites = np.zeros((nlocal, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
+        novelty = np.zeros(nlocal, dtype=np.float32) if model.has_novelty else None
         if local > 0:
             # one search serves the features and the check of their reach
             features, nearest = model.features.compute(data, neighbors=self.k_max)
@@ -208,11 +209,13 @@ class InSituClassifier:
                 raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
                                   f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
                                   f"ghost_cutoff >= {1.1 * reach:.3g}")
-            local_probs, local_sites = self._predict_local(features, nearest, local)
-            probs[described[:nlocal]] = local_probs
+            prediction = self._predict_local(features, nearest, local)
+            probs[described[:nlocal]] = prediction.probabilities
             if sites is not None:
-                sites[described[:nlocal]] = local_sites
-        result = assign(Posteriors(probs, sites, described[:nlocal]), model, self.reject_threshold)
+                sites[described[:nlocal]] = prediction.sites
+            if novelty is not None:
+                novelty[described[:nlocal]] = prediction.novelty
+        result = assign(Posteriors(probs, sites, described[:nlocal], novelty), model, self.reject_threshold)
         lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = result.types
         lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = result.confidence
         self.classifications += 1
@@ -229,8 +232,8 @@ class InSituClassifier:
         rows = np.union1d(np.arange(local), pool[pool >= 0])  # sorted: the local rows first
         neighbors = np.full((len(rows), k_a), -1, dtype=np.int64)  # the others' pools are not needed
         neighbors[:local] = np.where(pool >= 0, np.searchsorted(rows, pool), -1)
-        probs, sites = self.model.predict(features[rows], neighbors)
-        return probs[:local], None if sites is None else sites[:local]
+        prediction = self.model.predict(features[rows], neighbors)
+        return Prediction(*(None if values is None else values[:local] for values in prediction))
 
     # ---- running -----------------------------------------------------------------------------
     def check(self) -> None:

@@ -28,6 +28,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -35,10 +36,21 @@ from .features import FeatureSpec
 
 METADATA_FILE = "ovito_mlclass.json"
 # 2: may hold 'point_cloud' feature blocks (PointNet models), which version-1 readers cannot build;
-# 3: may average over neighbours ('neighbor_average'), which version-2 readers would silently skip
-FORMAT_VERSION = 3
+# 3: may average over neighbours ('neighbor_average'), which version-2 readers would silently skip;
+# 4: the network may return a novelty score, which version-3 readers would silently ignore
+FORMAT_VERSION = 4
 BUILTIN_DIR = Path(__file__).parent / "models"
 
+
+
+class Prediction(NamedTuple):
+    """What a model says about each atom: class posteriors ``(n, C)``, site posteriors ``(n, S)``
+    or None, and its novelty ``(n,)`` (above 1: unlike every training class) or None for models
+    without one."""
+
+    probabilities: np.ndarray
+    sites: np.ndarray | None = None
+    novelty: np.ndarray | None = None
 
 
 class ModelError(ValueError):
@@ -176,8 +188,19 @@ class StructureModel:
         return list(self.metadata.get("site_classes", []))
 
     @property
+    def classes_with_sites(self) -> list[str]:
+        """The classes whose atoms have a site (the Frank-Kasper phases of ``tcp``); an atom of
+        another class has none, whatever the site output says."""
+        return list(self.metadata.get("site_classes_of", self.classes))
+
+    @property
     def reject_threshold(self) -> float:
         return float(self.metadata["reject_threshold"])
+
+    @property
+    def has_novelty(self) -> bool:
+        """Does the network score how unlike every training class an atom is (metadata 'novelty')?"""
+        return "novelty" in self.metadata
 
     @property
     def neighbor_average(self) -> int:
@@ -190,17 +213,23 @@ class StructureModel:
 
     # ---- inference ---------------------------------------------------------------------------
     def _forward(self, x):
-        """(class logits, site logits or None) of one batch; the first batch also checks that the
-        network's outputs match the metadata (a file is never run at load: see the module docstring)."""
+        """(class logits, site logits or None, novelty or None) of one batch; the first batch also
+        checks that the network's outputs match the metadata (a file is never run at load: see the
+        module docstring)."""
         try:
             out = self._callable(x)
         except Exception as exc:  # e.g. the network rejects the input width
             raise ModelError(f"{self._where()}: the network does not accept the {x.shape[1]} features its metadata "
                              f"specify ({_reason(exc)}).") from exc
-        logits, sites = (out[0], out[1] if len(out) > 1 else None) if isinstance(out, (tuple, list)) else (out, None)
+        out = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        logits, sites = out[0], (out[1] if len(out) > 1 else None)
+        novelty = out[2] if len(out) > 2 and self.has_novelty else None
         if not self._checked:
             self._check_outputs(logits, sites, len(x))
-        return logits, sites
+            if self.has_novelty and (novelty is None or tuple(novelty.shape) != (len(x),)):
+                raise ModelError(f"{self._where()}: the metadata describe a novelty score, but the network gives "
+                                 f"none per atom.")
+        return logits, sites, novelty
 
     def _check_outputs(self, logits, sites, n: int) -> None:
         if tuple(logits.shape) != (n, len(self.classes)):
@@ -220,8 +249,10 @@ class StructureModel:
         clouds = any(b["kind"] == "point_cloud" for b in self.features.blocks)
         return 256 if clouds else 65536
 
-    def predict(self, features: np.ndarray, neighbors: np.ndarray | None = None, batch: int | None = None):
-        """Class posteriors ``(n, n_classes)`` and, for models with a site output, site posteriors.
+    def predict(self, features: np.ndarray, neighbors: np.ndarray | None = None, batch: int | None = None
+                ) -> Prediction:
+        """Class posteriors ``(n, n_classes)``, for models with a site output site posteriors, for
+        models with a novelty score the novelty (:class:`Prediction`).
         The network sees ``batch`` atoms at a time (default :attr:`batch_size`), converted to float32
         one batch at a time, so memory stays bounded on any frame size. A model with
         :attr:`neighbor_average` k needs ``neighbors``: ``(n, k)`` row indices of every atom's k
@@ -233,16 +264,19 @@ class StructureModel:
         if features.ndim != 2 or features.shape[1] != len(self.features.names):
             raise ModelError(f"Expected features of shape (n, {len(self.features.names)}), got {features.shape}.")
         if self.neighbor_average:
-            return self._predict_averaged(features, neighbors, batch), None
+            return Prediction(self._predict_averaged(features, neighbors, batch))
         probs = np.empty((len(features), len(self.classes)), dtype=np.float32)
         sites = np.empty((len(features), len(self.site_classes)), dtype=np.float32) if self.site_classes else None
+        novelty = np.empty(len(features), dtype=np.float32) if self.has_novelty else None
         with torch.no_grad():
             for start in range(0, len(features), batch):
-                logits, site_logits = self._forward(self._batch(features, start, batch).to(self.device))
+                logits, site_logits, novel = self._forward(self._batch(features, start, batch).to(self.device))
                 probs[start:start + batch] = torch.softmax(logits, dim=1).cpu().numpy()
                 if sites is not None:
                     sites[start:start + batch] = torch.softmax(site_logits, dim=1).cpu().numpy()
-        return probs, sites
+                if novelty is not None:
+                    novelty[start:start + batch] = novel.cpu().numpy()
+        return Prediction(probs, sites, novelty)
 
     @staticmethod
     def _batch(features, start, batch):
@@ -323,7 +357,7 @@ def check_metadata(meta, where: str) -> None:
     if version > FORMAT_VERSION:
         fail(f"metadata format {version} is newer than this ovito-mlclass understands ({FORMAT_VERSION}); "
              f"upgrade ovito-mlclass.")
-    for key in ("classes", "site_classes"):
+    for key in ("classes", "site_classes", "site_classes_of"):
         names = meta.get(key, [])
         if not isinstance(names, list) or not all(isinstance(n, str) and n.strip() for n in names):
             fail(f"'{key}' must be a list of non-empty names, got {names!r}.")
@@ -331,6 +365,8 @@ def check_metadata(meta, where: str) -> None:
             fail(f"'{key}' names a class twice: {names}.")
     if not meta["classes"]:
         fail("the metadata name no classes.")
+    if not set(meta.get("site_classes_of", [])) <= set(meta["classes"]):
+        fail(f"'site_classes_of' names classes the model does not have: {meta['site_classes_of']}.")
     if "Other" in meta["classes"]:
         fail("'Other' is reserved for rejected atoms and cannot be a class.")
     colors = meta["colors"]
@@ -351,6 +387,8 @@ def check_metadata(meta, where: str) -> None:
     k = meta.get("neighbor_average", 0)
     if not isinstance(k, int) or isinstance(k, bool) or k < 0:
         fail(f"'neighbor_average' must be a non-negative integer, got {k!r}.")
+    if "novelty" in meta and (version < 4 or not isinstance(meta["novelty"], dict)):
+        fail("'novelty' needs metadata format 4 (older readers would ignore it) and a record of how it was made.")
 
 
 def _is_number(value) -> bool:

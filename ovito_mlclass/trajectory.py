@@ -46,7 +46,7 @@ except ImportError:  # the serial path needs no Dask
 # multi-frame file (one self-contained block per frame)
 CONCATENABLE = ("lammps/dump", "xyz")
 OUTPUT_COLUMNS = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
-                  "Structure Type", "Structure Confidence"]
+                  "Structure Type", "Structure Confidence", "Structure Novelty"]
 # OVITO's output formats that hold the structure types (each takes a column list)
 TYPE_FORMATS = ("lammps/dump", "xyz", "imd", "netcdf/amber")
 EXECUTOR = "ovito"  # the Dask worker executor that runs the frames (see OvitoProcess)
@@ -64,6 +64,7 @@ class FrameJob:
     output: str | None = None       # this frame's output file (None: none)
     output_format: str | None = None
     select: str | None = None       # which particles to classify (selection_modifier); None: all
+    novelty_threshold: float = 1.0  # atoms more novel than this are Other (1: the model's own threshold)
 
 
 @dataclass
@@ -280,7 +281,8 @@ def selection_modifier(select: str):
     return ExpressionSelectionModifier(expression=select)
 
 
-def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str, select: str | None = None):
+def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str, select: str | None = None,
+              novelty_threshold: float = 1.0):
     """The pipeline of a trajectory, built once per process (OVITO scans the file once)."""
     from .modifiers import StructureClassifierModifier
 
@@ -288,7 +290,8 @@ def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device
     if select:
         pipeline.modifiers.append(selection_modifier(select))
     pipeline.modifiers.append(StructureClassifierModifier(model=model, reject_threshold=reject_threshold,
-                                                          device=device, only_selected=bool(select)))
+                                                          device=device, only_selected=bool(select),
+                                                          novelty_threshold=novelty_threshold))
     return pipeline
 
 
@@ -323,7 +326,8 @@ def classify_frame(job: FrameJob) -> FrameResult:
     try:
         from ovito.io import export_file
 
-        pipeline = _pipeline(job.inputs, _stamps(job.inputs), job.model, job.reject_threshold, job.device, job.select)
+        pipeline = _pipeline(job.inputs, _stamps(job.inputs), job.model, job.reject_threshold, job.device, job.select,
+                             job.novelty_threshold)
         data = pipeline.compute(job.frame)
         counts = type_counts(data.particles["Structure Type"])
         if job.output:
@@ -460,7 +464,7 @@ def _join(parts: list, output: Path, fmt: str) -> None:
 def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_threshold: float | None = None,
                         device: str = "auto", output=None, output_format: str | None = None, workers: int = 0,
                         scheduler: str | None = None, frames_per_worker: int = 2, select: str | None = None,
-                        progress: bool = True) -> TrajectoryResult:
+                        novelty_threshold: float = 1.0, progress: bool = True) -> TrajectoryResult:
     """Classify the ``frames`` (default all; a list or a text as :func:`parse_frames` reads it) of
     the trajectory ``inputs`` (a file, a wildcard
     pattern or a list of files, as OVITO's ``import_file`` takes them) with ``model`` (a built-in
@@ -487,6 +491,8 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
         raise ValueError(f"frames_per_worker must be at least 1, got {frames_per_worker!r}")
     if reject_threshold is not None and not 0.0 <= float(reject_threshold) <= 1.0:
         raise ValueError(f"The reject threshold must lie in [0, 1], got {reject_threshold}.")
+    if not float(novelty_threshold) > 0:
+        raise ValueError(f"The novelty threshold must be positive (1: the model's own), got {novelty_threshold}.")
     model = str(model)
     from .model import load_model, resolve_device
 
@@ -519,7 +525,8 @@ def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_th
         chosen = probe.compute(frames[0] if frames else 0).particles["Selection"]
         if not np.asarray(chosen).any():
             raise ValueError(f"--select {select!r} selects no particle in frame {frames[0] if frames else 0}.")
-    jobs = [FrameJob(inputs, f, model, reject_threshold, device, target(f), output_format, select) for f in frames]
+    jobs = [FrameJob(inputs, f, model, reject_threshold, device, target(f), output_format, select, novelty_threshold)
+            for f in frames]
     if workers or scheduler:
         client, cluster = _client(workers, scheduler)
         try:

@@ -118,3 +118,12 @@ def test_tcp_model_on_ideal_and_perturbed_phases(phase, u):
     assert result.counts[phase] / len(tiled) >= 0.99, result.counts
     sites = np.array(result.site_names)[result.site_types]
     assert (sites == np.char.add("Z", np.tile(fk, len(grid)).astype(str))).mean() >= 0.995
+
+
+@pytest.mark.parametrize("kind", ["fcc", "bcc", "hcp"])
+def test_tcp_model_gives_no_frank_kasper_site_outside_the_tcp_phases(kind):
+    """Frank-Kasper sites exist only in the Frank-Kasper phases: an fcc, bcc or hcp crystal (by
+    construction) has none."""
+    result = classify(crystal(kind, 5, sigma=0.02, seed=4), "tcp")
+    assert (result.type_names == kind.upper()).mean() > 0.99
+    assert (np.array(result.site_names)[result.site_types] == "None").all()

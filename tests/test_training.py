@@ -84,3 +84,49 @@ def test_missing_data_and_configs_are_reported(tmp_path, monkeypatch):
         tr.load_config("no-such-config")
     with pytest.raises(FileNotFoundError, match="generate them first"):
         tr.train("metals", output=tmp_path / "m.pt", progress=False)
+
+
+def test_novelty_calls_a_lattice_of_no_class_other(tmp_path, monkeypatch):
+    """A model trained on fcc and bcc with a [novelty] section: simple cubic and diamond lattices,
+    classes it never saw, are novel (Other) atom by atom, while thermal fcc and bcc are not; the
+    file says format 4 and records how the novelty was fitted. Labels by construction."""
+    from conftest import lattice, make_data
+
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
+    write_toy_dataset(tmp_path, "toy")
+    config = tmp_path / "toy.toml"
+    config.write_text('''name = "toy"
+classes = ["FCC", "BCC"]
+seed = 5
+[data]
+datasets = ["toy"]
+[features]
+[[features.blocks]]
+kind = "steinhardt"
+neighbors = 12
+degrees = [4, 6, 8]
+[[features.blocks]]
+kind = "distances"
+neighbors = 12
+normalize = 12
+[network]
+hidden = [16, 8]
+[novelty]
+quantile = 0.999
+[training]
+epochs = 40
+patience = 40
+threads = 1
+''')
+    model = StructureModel.load(tr.train(config, output=tmp_path / "toy.pt", progress=False))
+    assert model.metadata["format_version"] == 4 and model.has_novelty
+    assert model.metadata["novelty"]["quantile"] == 0.999 and len(model.metadata["novelty"]["thresholds"]) == 2
+    diamond = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.25, 0.25, 0.25],
+                        [0.75, 0.75, 0.25], [0.75, 0.25, 0.75], [0.25, 0.75, 0.75]])
+    for basis in (np.zeros((1, 3)), diamond):  # simple cubic, cubic diamond
+        positions, cell = lattice(basis, np.eye(3), 5, sigma=0.02, seed=3)
+        result = classify(make_data(positions, cell), model)
+        assert (result.posteriors.novelty > 1).mean() >= 0.99 and (result.types == 0).mean() >= 0.99
+    for kind in ("fcc", "bcc"):
+        result = classify(crystal(kind, 4, sigma=0.035, seed=12), model)
+        assert (result.posteriors.novelty <= 1).mean() >= 0.97 and (result.type_names == kind.upper()).mean() >= 0.97

@@ -99,7 +99,7 @@ def test_exported_model_predicts_as_the_fit(two_phase, tmp_path):
     assert model.classes == ["FCC", "Liquid"] and model.reject_threshold == 0.0
     assert model.metadata["training"]["clusters"] == 2 and model.metadata["training"]["unsupervised"]
     x = model.features.compute(data)
-    probabilities, _ = model.predict(x)
+    probabilities = model.predict(x).probabilities
     prediction = U.predict_structure(result, data)
     np.testing.assert_allclose(probabilities, prediction.posteriors, atol=1e-5)  # torch float32 vs sklearn float64
     pipeline = Pipeline(source=StaticSource(data=data))

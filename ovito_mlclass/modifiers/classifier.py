@@ -68,7 +68,9 @@ class StructureClassifierModifier(ModifierInterface):
     ``structures`` lists the types the model assigns: switch one off (``enabled = False``) and its
     atoms become Other; change its ``color``. Atoms whose largest posterior is below the reject
     threshold θ are Other: the model's own θ (``reject_threshold=None``, the default) or the given
-    one. Changing θ, colours or enabled types reuses the posteriors of the last evaluation.
+    one. Models with a novelty score (how unlike every class of its training data an atom is, from
+    the network's last hidden layer; 1 = the model's own threshold, chosen on validation data) also
+    output ``Structure Novelty`` and call atoms above ``novelty_threshold`` Other. Changing θ, colours or enabled types reuses the posteriors of the last evaluation.
     ``device``: where the network runs (``auto``: CUDA when available, else the CPU).
     """
 
@@ -80,6 +82,8 @@ class StructureClassifierModifier(ModifierInterface):
                                ovito_invalidate_cache=False)
     reject_threshold = Range(0.0, 1.0, 0.9, label="Reject threshold θ", ovito_group="Classification",
                              ovito_invalidate_cache=False)
+    novelty_threshold = Range(0.0, 1e6, 1.0, exclude_low=True, label="Novelty threshold (1: the model's own)",
+                              ovito_group="Classification", ovito_invalidate_cache=False)
     only_selected = Bool(False, label="Use only selected particles", ovito_group="Classification")
     color_by_type = Bool(True, label="Color particles by type", ovito_group="Output", ovito_invalidate_cache=False)
     output_probabilities = Bool(False, label="Output class probabilities", ovito_group="Output",
@@ -143,7 +147,7 @@ class StructureClassifierModifier(ModifierInterface):
                 _cache(data_cache, key, post)
         theta = None if self.use_model_threshold else self.reject_threshold
         disabled = [s.id for s in self.structures if not s.enabled]
-        result = assign(post, model, theta, disabled)
+        result = assign(post, model, theta, disabled, self.novelty_threshold)
         self._write(data, result, mask, model)
         if self.output_ordering:
             yield "Structure classification: chemical ordering"
@@ -189,6 +193,8 @@ class StructureClassifierModifier(ModifierInterface):
         for type_id, name in zip(ids, names):
             prop.add_type_id(type_id, data.particles_, name=name).color = colors.get(type_id, (0.95, 0.95, 0.95))
         data.particles_.create_property("Structure Confidence", data=full(result.confidence, np.float32))
+        if result.posteriors.novelty is not None:
+            data.particles_.create_property("Structure Novelty", data=full(result.posteriors.novelty, np.float32))
         if self.output_probabilities:
             for k, name in enumerate(result.structure_types.names):
                 data.particles_.create_property(f"Probability {name}",
@@ -241,9 +247,12 @@ def _cache(cache: DataCollection, key: str, post) -> None:
     store.create_property("described", data=post.described.astype(np.int8))
     if post.sites is not None:
         store.create_property("s", data=post.sites.astype(np.float32))
+    if post.novelty is not None:
+        store.create_property("novelty", data=post.novelty.astype(np.float32))
 
 
 def _restore(cache: DataCollection) -> Posteriors:
     store = cache.tables["mlclass-posteriors"]
     return Posteriors(np.asarray(store["p"]), np.asarray(store["s"]) if "s" in store else None,
-                      np.asarray(store["described"]) != 0)
+                      np.asarray(store["described"]) != 0,
+                      np.asarray(store["novelty"]) if "novelty" in store else None)

@@ -223,16 +223,19 @@ def recalls(matrix: np.ndarray) -> np.ndarray:
     return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
 
 
-def choose_threshold(probs: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[float, float]:
+def choose_threshold(probs: np.ndarray, y: np.ndarray, n_classes: int, novel: np.ndarray | None = None
+                     ) -> tuple[float, float]:
     """θ maximising the balanced accuracy on validation data, where atoms that should be Other
     (y = -2) count as a class of their own; with none of those, the largest θ that costs at most
-    0.1 percentage points of balanced accuracy. Returns (θ, balanced accuracy)."""
+    0.1 percentage points of balanced accuracy. Atoms marked ``novel`` are Other whatever θ.
+    Returns (θ, balanced accuracy)."""
     best = probs.max(axis=1)
     argmax = probs.argmax(axis=1)
+    novel = np.zeros(len(y), dtype=bool) if novel is None else novel
     grid = np.round(np.arange(0.0, 0.96, 0.01), 2)
     scores = []
     for theta in grid:
-        matrix = confusion(y, np.where(best < theta, -1, argmax), n_classes)
+        matrix = confusion(y, np.where((best < theta) | novel, -1, argmax), n_classes)
         scores.append(np.nanmean(recalls(matrix)))
     scores = np.array(scores)
     if (y == -2).any():
@@ -240,6 +243,32 @@ def choose_threshold(probs: np.ndarray, y: np.ndarray, n_classes: int) -> tuple[
     else:
         i = int(np.flatnonzero(scores >= scores[0] - 1e-3).max())
     return float(grid[i]), float(scores[i])
+
+
+def fit_novelty(net, X, y, X_val, y_val, n_classes: int, quantile: float, shrinkage: float) -> dict:
+    """Class-conditional Gaussians of the network's last hidden layer (Lee et al., NeurIPS 2018),
+    one covariance per class shrunk towards its mean variance (``shrinkage``): fitted on the
+    training atoms of each class; each class's threshold is the ``quantile`` of its validation
+    atoms' squared distances, so that about 1 - quantile of the atoms of a training class are taken
+    for novel. Sets them in ``net`` and returns what the metadata record."""
+    import torch
+
+    with torch.no_grad():
+        H = net.hidden(torch.from_numpy(X)).double().numpy()
+        H_val = net.hidden(torch.from_numpy(X_val)).double().numpy()
+    width = H.shape[1]
+    means, factors, thresholds = np.zeros((n_classes, width)), np.zeros((n_classes, width, width)), np.ones(n_classes)
+    for c in range(n_classes):
+        members = H[y == c]
+        means[c] = members.mean(axis=0)
+        cov = np.cov(members, rowvar=False) if len(members) > 1 else np.eye(width)
+        cov = (1 - shrinkage) * cov + shrinkage * max(np.trace(cov) / width, 1e-12) * np.eye(width)
+        factors[c] = np.linalg.cholesky(np.linalg.inv(cov))  # precision = L L^T: d^2 = |(h - mean) L|^2
+        d = (H_val[y_val == c] - means[c]) @ factors[c]
+        thresholds[c] = np.quantile((d * d).sum(axis=1), quantile) if len(d) else np.inf
+    net.set_novelty(means, factors, thresholds)
+    return {"space": f"last hidden layer ({width})", "quantile": quantile, "shrinkage": shrinkage,
+            "thresholds": thresholds.tolist()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,7 +315,7 @@ def _evaluate(net, X, batch: int | None):
     import torch
 
     if batch is None:
-        return net(X)
+        return net(X)[:2]
     parts = [net(X[start:start + batch]) for start in range(0, len(X), batch)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
@@ -362,8 +391,14 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
         f"val: {len(val_split.y)} atoms from {len(val_split.files)} snapshots")
     pick = balanced_subsample(train_split.y, int(settings["max_atoms_per_class"]), rng)
+    outlier_weight = float(settings.get("outlier_weight", 0.0))
+    if outlier_weight:  # atoms that must be Other join training, pushed towards uniform posteriors
+        outliers = np.flatnonzero(train_split.y == -2)
+        if len(outliers) > int(settings["max_atoms_per_class"]):
+            outliers = rng.choice(outliers, int(settings["max_atoms_per_class"]), replace=False)
+        pick = np.sort(np.concatenate([pick, outliers]))
     X, y, sites = train_split.X[pick], train_split.y[pick], train_split.sites[pick]
-    counts = np.bincount(y, minlength=len(classes))
+    counts = np.bincount(y[y >= 0], minlength=len(classes))
     if (counts == 0).any():
         raise ValueError(f"No training atoms for class(es) {[c for c, n in zip(classes, counts) if n == 0]}.")
     pointnet = config.get("network", {}).get("kind") == "pointnet"
@@ -371,14 +406,14 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     if pointnet:  # validation clouds in random orientations, fixed once (see the module docstring)
         val_split.X = rotate_clouds(torch.from_numpy(val_split.X), torch.Generator().manual_seed(seed + 1)).numpy()
     else:
-        net.set_standardisation(X.mean(axis=0), X.std(axis=0))
+        net.set_standardisation(X[y >= 0].mean(axis=0), X[y >= 0].std(axis=0))
     val_keep = val_split.y >= 0
     if "max_val_atoms_per_class" in settings:  # early stopping on a subsample (the final scores use all)
         pick_val = balanced_subsample(val_split.y, int(settings["max_val_atoms_per_class"]),
                                       np.random.default_rng(seed + 2))
         val_keep = np.isin(np.arange(len(val_split.y)), pick_val)
     Xv, yv, sv = val_split.X[val_keep], val_split.y[val_keep], val_split.sites[val_keep]
-    class_weight = torch.as_tensor(len(y) / (len(classes) * counts), dtype=torch.float32)
+    class_weight = torch.as_tensor((y >= 0).sum() / (len(classes) * counts), dtype=torch.float32)
     loss_classes = torch.nn.CrossEntropyLoss(weight=class_weight)
     loss_sites = torch.nn.CrossEntropyLoss(ignore_index=-1)
     optimiser = torch.optim.Adam(net.parameters(), lr=float(settings["learning_rate"]),
@@ -390,7 +425,10 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     loss_val = torch.nn.CrossEntropyLoss(weight=val_weight)
 
     def objective(logits, site_logits, target, site_target, loss):
-        value = loss(logits, target)
+        inlier = target >= 0
+        value = loss(logits[inlier], target[inlier])
+        if outlier_weight and not inlier.all():  # outlier exposure (Hendrycks et al., ICLR 2019)
+            value = value - outlier_weight * torch.log_softmax(logits[~inlier], dim=1).mean()
         if site_classes and (site_target >= 0).any():
             value = value + loss_sites(site_logits, site_target)
         return value
@@ -406,7 +444,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         for idx in torch.randperm(len(Xt), generator=generator).split(batch):
             optimiser.zero_grad()
             xb = rotate_clouds(Xt[idx], generator) if pointnet else Xt[idx]
-            logits, site_logits = net(xb)
+            logits, site_logits = net(xb)[:2]
             objective(logits, site_logits, yt[idx], st[idx], loss_classes).backward()
             optimiser.step()
         if schedule is not None:
@@ -435,15 +473,28 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
                                  val_features[torch.from_numpy(val_keep)], yvt, loss_classes, loss_val, settings,
                                  generator, log)
 
+    novelty_config = config.get("novelty")
+    novelty_record, novel = None, None
+    if novelty_config is not None:
+        if pointnet:
+            raise ValueError("[novelty] needs a feed-forward network (kind = 'feedforward').")
+        novelty_record = fit_novelty(net, X[y >= 0], y[y >= 0], val_split.X[val_split.y >= 0],
+                                     val_split.y[val_split.y >= 0], len(classes),
+                                     float(novelty_config.get("quantile", 0.999)),
+                                     float(novelty_config.get("shrinkage", 0.05)))
+
     # validation scores and the reject threshold, on all validation atoms (also those to reject)
     with torch.no_grad():
         if average:
             logits, site_logits = net.classify(val_features), None
         else:
             logits, site_logits = _evaluate(net, torch.from_numpy(val_split.X), eval_batch)
+            if novelty_record is not None:
+                novel = net(torch.from_numpy(val_split.X))[2].numpy() > 1.0
         probs = torch.softmax(logits, dim=1).numpy()
-    theta, balanced = choose_threshold(probs, val_split.y, len(classes))
-    predicted = np.where(probs.max(axis=1) < theta, -1, probs.argmax(axis=1))
+    theta, balanced = choose_threshold(probs, val_split.y, len(classes), novel)
+    predicted = np.where((probs.max(axis=1) < theta) | (novel if novel is not None else False), -1,
+                         probs.argmax(axis=1))
     matrix = confusion(val_split.y, predicted, len(classes))
     by_group = {}
     for g, name in enumerate(val_split.groups):
@@ -462,9 +513,16 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         site_pred = site_logits.argmax(dim=1).numpy()
         validation["site_accuracy"] = float((site_pred[ok] == val_split.sites[ok]).mean()) if ok.any() else None
 
+    if novelty_record is not None:
+        should_be_other = val_split.y == -2
+        novelty_record["validation"] = {
+            "class_atoms_novel": float(novel[val_split.y >= 0].mean()),
+            "should_be_other_atoms_novel": float(novel[should_be_other].mean()) if should_be_other.any() else None}
     metadata = {
-        # version-1 readers cannot build point clouds, version-2 readers would not average
-        "format_version": 3 if average else 2 if pointnet else 1,
+        # version-1 readers cannot build point clouds, version-2 readers would not average, version-3
+        # readers would not reject novel atoms
+        "format_version": 4 if novelty_record else 3 if average else 2 if pointnet else 1,
+        **({"novelty": novelty_record} if novelty_record else {}),
         **({"neighbor_average": average} if average else {}),
         "name": config["name"],
         "description": config.get("description", ""),
@@ -472,6 +530,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         "colors": [list(colors.get(c) or standard_color(c)) for c in classes],
         "site_classes": site_classes,
         "site_property": config.get("sites", {}).get("property", ""),
+        **({"site_classes_of": list(config["sites"].get("of", classes))} if site_classes else {}),
         **({"single_species": config["single_species"]} if "single_species" in config else {}),
         "features": spec.to_dict(),
         "reject_threshold": theta,
