@@ -2,6 +2,7 @@
 # Everything a fresh machine needs, in one place (Debian/Ubuntu, Python >= 3.10, a C++17 compiler):
 #   bash dev.sh demo    set up, then compute descriptors of the bundled snapshot and render a PNG
 #   bash dev.sh test    set up, then run the test suite
+#   bash dev.sh docs    set up, then build the documentation site into docs/_build/html (warnings are errors)
 #   bash dev.sh bench   set up, then run the benchmarks (writes benchmarks/RESULTS.md; about 45 minutes)
 # The virtual environment goes to .venv (override with OVITO_MLCLASS_VENV).
 set -euo pipefail
@@ -43,6 +44,11 @@ case "${1:-}" in
     python_env test
     pytest   # not `python -m pytest`: the tests must import the installed, compiled package
     ;;
+  docs)
+    system_packages
+    python_env "test,docs"
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    ;;
   bench)
     python_env bench
     python benchmarks/bench_descriptors.py "${@:2}"
@@ -57,7 +63,7 @@ case "${1:-}" in
     python benchmarks/bench_scale.py   # Dask vs serial on 100 x 100k atoms, in-situ LAMMPS overhead (~10 minutes)
     ;;
   *)
-    sed -n '2,6p' "$0"
+    sed -n '2,7p' "$0"
     exit 2
     ;;
 esac
