@@ -110,9 +110,9 @@ class StructureMapModifier(ModifierInterface):
     12 nearest neighbours, Lechner & Dellago 2008). Colour the points by adding it after
     ``StructureClassifierModifier``: the table carries each particle's ``Structure Type``."""
 
-    x = Str("qbar4", label="x axis (q<l>, qbar<l>, w<l>, wbar<l>)")
-    y = Str("qbar6", label="y axis")
-    neighbors = Int(12, label="Nearest neighbours")
+    x = Str("qbar4", label="x axis (q<l>, qbar<l>, w<l>, wbar<l>)", desc="the bond-order parameter on the x axis")
+    y = Str("qbar6", label="y axis", desc="the bond-order parameter on the y axis")
+    neighbors = Int(12, label="Nearest neighbours", desc="the neighbours the parameters are computed over")
 
     def modify(self, data: DataCollection, **kwargs):
         yield "Structure map: bond-order parameters"

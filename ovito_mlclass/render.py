@@ -17,8 +17,8 @@ class StructureLegendOverlay(ViewportOverlayInterface):
     """A viewport layer listing the types of a typed particle property (``Structure Type`` by
     default) with their colours, counts and shares, one line per type present in the frame."""
 
-    property = Str("Structure Type", label="Typed property")
-    font_size = Float(0.035, label="Text size (fraction of the image height)")
+    property = Str("Structure Type", label="Typed property", desc="the typed particle property whose types are listed")
+    font_size = Float(0.035, label="Text size (fraction of the image height)", desc="the height of a line of text")
 
     def render(self, canvas: ViewportOverlayInterface.Canvas, *, data, **kwargs):
         if data is None or data.particles is None or self.property not in data.particles:

@@ -4,7 +4,9 @@
   panel, and a picture of the panel, from the class's traits (label, group, default, range, ``desc``);
 - ``model-card``: a built-in model's classes (OVITO type ids and colours), features, thresholds,
   validation scores and provenance, from the metadata inside the model file;
-- ``cli-help``: a command's ``--help``, from the argument parser.
+- ``cli-help``: a command's ``--help``, from the argument parser;
+- ``ovito-render``: runs the Python code it holds (which builds an OVITO ``pipeline``), shows the
+  code, and renders the pipeline to a picture with the structure legend.
 """
 from __future__ import annotations
 
@@ -193,7 +195,27 @@ class CliHelp(Directive):
         return [block]
 
 
+class OvitoRender(Directive):
+    required_arguments = 1          # the picture's name
+    has_content = True
+    option_spec = {"hide-code": lambda value: True, "caption": str}
+
+    def run(self):
+        from ovito_mlclass.render import render_png
+
+        code = "\n".join(self.content)
+        namespace = {}
+        exec(compile(code, f"<{self.arguments[0]}>", "exec"), namespace)
+        png = render_png(namespace["pipeline"], GENERATED / "renders" / f"{self.arguments[0]}.png", size=(800, 560))
+        src_dir = Path(self.state.document.settings.env.srcdir)
+        block = nodes.literal_block(code, code)
+        block["language"] = "python"
+        figure = f".. figure:: /{png.relative_to(src_dir)}\n   :width: 80%\n\n   {self.options.get('caption', '')}"
+        return ([] if "hide-code" in self.options else [block]) + _parse(self, figure)
+
+
 def setup(app):
+    app.add_directive("ovito-render", OvitoRender)
     app.add_directive("ovito-parameters", OvitoParameters)
     app.add_directive("model-card", ModelCard)
     app.add_directive("cli-help", CliHelp)

@@ -75,21 +75,30 @@ class StructureClassifierModifier(ModifierInterface):
     """
 
     model = Enum(DEFAULT_MODEL, *[m for m in BUILTIN_MODELS if m != DEFAULT_MODEL], label="Model",
-                 ovito_group="Model")
-    model_file = FilePath(label="Model file (instead)", ovito_group="Model")
-    device = DeviceName("auto", label="Device (auto, cpu, cuda)", ovito_group="Model", ovito_invalidate_cache=False)
+                 ovito_group="Model", desc="a built-in model; a path given here sets model_file")
+    model_file = FilePath(label="Model file (instead)", ovito_group="Model",
+                          desc="a model file of your own (TorchScript .pt), used instead of model")
+    device = DeviceName("auto", label="Device (auto, cpu, cuda)", ovito_group="Model", ovito_invalidate_cache=False,
+                        desc="where the network runs: auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N")
     use_model_threshold = Bool(True, label="Use the model's reject threshold", ovito_group="Classification",
-                               ovito_invalidate_cache=False)
+                               ovito_invalidate_cache=False, desc="use the θ stored in the model (chosen on "
+                               "validation data); setting reject_threshold turns this off")
     reject_threshold = Range(0.0, 1.0, 0.9, label="Reject threshold θ", ovito_group="Classification",
-                             ovito_invalidate_cache=False)
+                             ovito_invalidate_cache=False, desc="atoms whose largest posterior is below θ are "
+                             "Other; None in scripts: the model's own")
     novelty_threshold = Range(0.0, 1e6, 1.0, exclude_low=True, label="Novelty threshold (1: the model's own)",
-                              ovito_group="Classification", ovito_invalidate_cache=False)
-    only_selected = Bool(False, label="Use only selected particles", ovito_group="Classification")
-    color_by_type = Bool(True, label="Color particles by type", ovito_group="Output", ovito_invalidate_cache=False)
+                              ovito_group="Classification", ovito_invalidate_cache=False,
+                              desc="models with a novelty score: atoms more novel than this are Other")
+    only_selected = Bool(False, label="Use only selected particles", ovito_group="Classification",
+                         desc="the unselected particles are treated as absent and get Other")
+    color_by_type = Bool(True, label="Color particles by type", ovito_group="Output", ovito_invalidate_cache=False,
+                         desc="write the Color property, so viewports and images show the types")
     output_probabilities = Bool(False, label="Output class probabilities", ovito_group="Output",
-                                ovito_invalidate_cache=False)
-    output_ordering = Bool(False, label="Output chemical ordering", ovito_group="Output", ovito_invalidate_cache=False)
-    structures = List(Instance(StructureType), ovito_invalidate_cache=False)
+                                ovito_invalidate_cache=False, desc="one Probability <class> property per class")
+    output_ordering = Bool(False, label="Output chemical ordering", ovito_group="Output", ovito_invalidate_cache=False,
+                           desc="Ordering Type of two-species crystals, as OVITO's PTM reports it")
+    structures = List(Instance(StructureType), ovito_invalidate_cache=False,
+                      desc="one entry per type (id, name, color, enabled): switch a type off, recolour it")
     # bumped when an entry of `structures` changes (OVITO re-evaluates a modifier when its traits change)
     structures_revision = Int(0, ovito_invalidate_cache=False, visible=False)
 

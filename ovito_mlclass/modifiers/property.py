@@ -32,8 +32,9 @@ class PropertyPredictorModifier(ModifierInterface):
     """
 
     model = Enum("formation-energy", *[m for m in builtin_property_models() if m != "formation-energy"], label="Model",
-                 ovito_group="Model")
-    model_file = FilePath(label="Model file (instead)", ovito_group="Model")
+                 ovito_group="Model", desc="a built-in property model; a path given here sets model_file")
+    model_file = FilePath(label="Model file (instead)", ovito_group="Model",
+                          desc="a property model file of your own, used instead of model")
 
     def __init__(self, model=None, **params):
         if model is not None and str(model) not in builtin_property_models():

@@ -38,19 +38,30 @@ class UnsupervisedClassifierModifier(ModifierInterface):
     ``StructureClassifierModifier(model=path)`` applies to other simulations.
     """
 
-    degrees = DegreeList("1-8", label="Degrees l of q̄_l", ovito_group="Descriptors")
-    neighbors = Range(0, 64, 12, label="Nearest neighbours (0: Voronoi)", ovito_group="Descriptors")
-    wbar = Bool(False, label="Also w̄_l", ovito_group="Descriptors")
-    only_selected = Bool(False, label="Use only selected particles", ovito_group="Descriptors")
-    dims = Range(0, 64, 0, label="Latent dimensions (0: elbow of FVE)", ovito_group="Fit")
-    clusters = Range(0, 32, 0, label="Clusters (0: elbow of mixture entropy)", ovito_group="Fit")
-    max_clusters = Range(2, 32, 8, label="Most clusters tried", ovito_group="Fit")
-    seed = Int(0, label="Random seed", ovito_group="Fit")
-    reference_frame = Int(0, label="Fit on frame (-1: every frame)", ovito_group="Fit")
-    color_by_type = Bool(True, label="Color particles by cluster", ovito_group="Output", ovito_invalidate_cache=False)
-    model_file = FilePath(label="Save fitted model as (.pt)", ovito_group="Save as a classifier")
+    degrees = DegreeList("1-8", label="Degrees l of q̄_l", ovito_group="Descriptors",
+                         desc='the degrees l of the averaged bond-order parameters q̄_l, e.g. "1-8" or "4 6"')
+    neighbors = Range(0, 64, 12, label="Nearest neighbours (0: Voronoi)", ovito_group="Descriptors",
+                      desc="nearest neighbours of the bond-order parameters; 0: Voronoi neighbours")
+    wbar = Bool(False, label="Also w̄_l", ovito_group="Descriptors",
+                desc="also the averaged third-order invariants w̄_l")
+    only_selected = Bool(False, label="Use only selected particles", ovito_group="Descriptors",
+                         desc="the unselected particles are treated as absent (cluster type Other)")
+    dims = Range(0, 64, 0, label="Latent dimensions (0: elbow of FVE)", ovito_group="Fit",
+                 desc="bottleneck width of the autoencoder; 0: the elbow of the fraction of variance explained")
+    clusters = Range(0, 32, 0, label="Clusters (0: elbow of mixture entropy)", ovito_group="Fit",
+                     desc="number of clusters; 0: the elbow of the mixture entropy")
+    max_clusters = Range(2, 32, 8, label="Most clusters tried", ovito_group="Fit",
+                         desc="the largest number of clusters tried for the elbow")
+    seed = Int(0, label="Random seed", ovito_group="Fit", desc="fixes the networks and the mixtures")
+    reference_frame = Int(0, label="Fit on frame (-1: every frame)", ovito_group="Fit",
+                          desc="the frame the fit is made on and applied from; -1: every frame fitted on its own")
+    color_by_type = Bool(True, label="Color particles by cluster", ovito_group="Output", ovito_invalidate_cache=False,
+                         desc="write the Color property of the clusters")
+    model_file = FilePath(label="Save fitted model as (.pt)", ovito_group="Save as a classifier",
+                          desc="where the save button writes the fit as a classifier file")
     cluster_names = Str("", label="Class names for the saved model (comma-separated)",
-                        ovito_group="Save as a classifier", ovito_invalidate_cache=False)
+                        ovito_group="Save as a classifier", ovito_invalidate_cache=False,
+                        desc="names of the clusters in the saved classifier (default Cluster 1..K)")
     save_button = Button(ovito_label="Save fitted model", ovito_group="Save as a classifier")
 
     def __init__(self, **params):
