@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import requires
+
 EXAMPLE = "cu_solid_liquid.dump.gz"
 DESCRIPTION = "Machine-learned per-atom structure identification for OVITO."
 EXIT_STATUS = """exit status:
@@ -222,12 +224,10 @@ def cluster_files(args) -> int:
 
 def plot_fit(result, data, folder: Path) -> list[Path]:
     """PNGs of the FVE and entropy elbow curves and of the latent space coloured by cluster."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from .plots import pyplot
     from .unsupervised import CLUSTER_COLORS
+
+    plt = pyplot()
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -394,7 +394,8 @@ def predict_property(args) -> int:
 
 
 def train_property(args) -> int:
-    from .properties.train import train
+    with requires("properties", "training a property model"):
+        from .properties.train import train
 
     train(args.config, output=args.output, threads=args.threads, epochs=args.epochs, limit=args.limit)
     return 0
@@ -403,8 +404,9 @@ def train_property(args) -> int:
 def perovskite_gap(args) -> int:
     """Double-perovskite band gaps: nested cross-validation of Pearson filter + Gaussian KRR, then
     predictions for the given formulas from the model fitted on the whole table."""
-    from .properties import perovskites as P
-    from .properties.element_data import read_lumo_table
+    with requires("properties", "the double-perovskite band gap model"):
+        from .properties import perovskites as P
+        from .properties.element_data import read_lumo_table
 
     lumo = read_lumo_table(args.lumo)
     table = P.read_gap_table(args.table)
@@ -427,7 +429,8 @@ def perovskite_gap(args) -> int:
 def adsorption_energy(args) -> int:
     """Adsorption energies from electronic fingerprints: the network against the linear
     d-band-centre model on the same cross-validation folds."""
-    from .properties import adsorption as A
+    with requires("properties", "the adsorption energy model"):
+        from .properties import adsorption as A
 
     data = A.load_adsorption_set(args.folder)
     print(f"{len(data.energies)} entries, {len(set(data.site_elements))} site elements; fingerprints: "

@@ -69,11 +69,9 @@ def plot_structure_map(system, filename, model=None, x: str = "qbar4", y: str = 
                        histogram: bool = False) -> Path:
     """A PNG of :func:`structure_map`: points coloured by the structure type ``model`` assigns
     (a name, file or loaded model), or a 2-D histogram (``histogram``, or no model)."""
-    import matplotlib
+    from .plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     data = as_data_collection(system)
     values = structure_map(data, x, y, neighbors)
     fig, ax = plt.subplots(figsize=(5.5, 4.6), dpi=130)

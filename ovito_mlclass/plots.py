@@ -9,19 +9,22 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def pyplot():
+    """matplotlib's pyplot with a file backend (no display), or an error naming the extra."""
+    from .extras import requires
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    with requires("plots", "drawing a figure"):
+        import matplotlib
 
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
     return plt
 
 
 def plot_confusion(model, filename) -> Path:
     """A PNG of the validation confusion matrix stored in a model's metadata: rows the true class,
     columns the predicted class (and Other), each row as fractions of its atoms."""
-    plt = _pyplot()
+    plt = pyplot()
     validation = model.metadata.get("validation", {})
     if "confusion" not in validation:
         raise ValueError(f"Model '{model.name}' holds no validation confusion matrix.")
@@ -51,7 +54,7 @@ def plot_confusion(model, filename) -> Path:
 def plot_parity(predicted, target, uncertainty, quantity: str, unit: str, filename) -> Path:
     """A PNG with the parity plot (prediction against target, ±1σ bars) and the histogram of the
     residuals, with the MAE and the share of targets within 1σ and 2σ."""
-    plt = _pyplot()
+    plt = pyplot()
     predicted, target, sigma = (np.asarray(a, dtype=float) for a in (predicted, target, uncertainty))
     residual = predicted - target
     within = [np.mean(np.abs(residual) <= k * sigma) for k in (1, 2)]
@@ -76,5 +79,5 @@ def _save(fig, filename) -> Path:
     filename = Path(filename)
     filename.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(filename)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return filename

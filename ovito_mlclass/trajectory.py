@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .extras import requires
+
 try:
     from distributed import WorkerPlugin
 except ImportError:  # the serial path needs no Dask
@@ -110,11 +112,9 @@ class TrajectoryResult:
         path = Path(path)
         columns = self.table()
         if path.suffix == ".parquet":
-            try:
+            with requires("parquet", "writing a Parquet table (use a .csv name instead)"):
                 import pyarrow as pa
                 import pyarrow.parquet as pq
-            except ImportError:
-                raise RuntimeError("Writing Parquet needs pyarrow (pip install pyarrow); use a .csv name.") from None
             pq.write_table(pa.Table.from_pydict(columns), str(path))
             return path
         import csv
@@ -127,11 +127,9 @@ class TrajectoryResult:
 
     def plot(self, path) -> Path:
         """A PNG of the fraction of every structure type versus simulation step (or frame)."""
-        import matplotlib
+        from .plots import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         columns = self.table()
         use_steps = all(t is not None for t in columns["timestep"]) and columns["timestep"]
         x = columns["timestep"] if use_steps else columns["frame"]
@@ -367,9 +365,9 @@ def _run_serial(jobs, show):
 def _run_dask(jobs, client, frames_per_worker, show):
     """Submit the frames with at most ``frames_per_worker`` per worker in flight; gather in
     completion order (as_completed), replacing every finished frame by the next one."""
-    from distributed import as_completed
-
-    import dask
+    with requires("dask", "classifying on Dask (--workers, --scheduler)"):
+        import dask
+        from distributed import as_completed
 
     client.register_plugin(OvitoProcess())
     workers = max(1, len(client.nthreads()))
@@ -437,8 +435,9 @@ def _client(workers: int, scheduler: str | None):
     keep their own thread pools: one thread per process avoids oversubscription). The local
     cluster listens on the loopback interface only, on free ports (its scheduler always serves
     HTTP: on port 8787 unless told otherwise, which another program may hold)."""
-    import dask
-    from distributed import Client, LocalCluster
+    with requires("dask", "classifying on Dask (--workers, --scheduler)"):
+        import dask
+        from distributed import Client, LocalCluster
 
     if scheduler:
         return Client(scheduler), None

@@ -348,7 +348,10 @@ def fit_steps(features, *, seed: int = 0, dims: int | None = None, clusters: int
     updates (the elbow needs the curve's shape, not converged networks); the chosen dimension is
     then trained for ``steps``.
     """
-    from sklearn.mixture import GaussianMixture
+    from .extras import requires
+
+    with requires("unsupervised", "unsupervised structure discovery"):
+        from sklearn.mixture import GaussianMixture
 
     x = _checked(features)
     n, d = x.shape

@@ -218,9 +218,11 @@ def write_cgcnn_folder(crystals: list[Crystal], folder, target_name: str) -> Pat
 def crystal_from_data(data, name: str = "") -> Crystal:
     """From an OVITO DataCollection: element names of the 'Particle Type' property (or a 'Z'-like
     numeric type name) give the atomic numbers."""
-    from ase.data import atomic_numbers
-
+    from ..extras import requires
     from ..neighbors import check_positions
+
+    with requires("properties", "property prediction"):
+        from ase.data import atomic_numbers
 
     check_positions(data)
     if data.particles.count == 0:

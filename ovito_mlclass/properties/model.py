@@ -80,7 +80,10 @@ class PropertyModel:
         return build_graph(crystal, g["cutoff"], g["max_neighbors"])
 
     def unseen(self, numbers) -> list[str]:
-        from ase.data import chemical_symbols
+        from ..extras import requires
+
+        with requires("properties", "property prediction"):
+            from ase.data import chemical_symbols
 
         return [chemical_symbols[z] for z in sorted(set(np.asarray(numbers).tolist()) - self.elements)]
 
