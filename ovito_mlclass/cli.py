@@ -316,9 +316,19 @@ def structure_map(args) -> int:
 
 
 def train_model(args) -> int:
+    """Trains a model from a config and writes it, with a picture of its validation confusion matrix."""
+    from .model import StructureModel
+    from .plots import pyplot
     from .training.train import train
 
-    train(args.config, output=args.output, threads=args.threads)
+    path = train(args.config, output=args.output, threads=args.threads)
+    try:
+        pyplot()
+    except ImportError:
+        return 0  # the picture needs the plots extra; the model is written
+    from .plots import plot_confusion
+
+    print(f"wrote {path} and {plot_confusion(StructureModel.load(path, 'cpu'), path.with_suffix('.validation.png'))}")
     return 0
 
 
@@ -528,7 +538,8 @@ def main(argv=None) -> int:
     run_map.add_argument("--neighbors", type=count(1), default=12, help="nearest neighbours (default 12)")
     run_map.add_argument("--table", metavar="CSV", help="also write the values, one row per atom")
     run_map.set_defaults(handler=structure_map)
-    run_train = commands.add_parser("train", help="train a model from a config (built-in: metals, ice, tcp, metals-pointnet, ice-pointnet)")
+    run_train = commands.add_parser("train", help="train a model from a config: a built-in one (metals, ice, tcp, "
+                                    "metals-pointnet, ice-pointnet) or your own, with your structures or labelled frames")
     run_train.add_argument("config", help="config name or TOML file")
     run_train.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
     run_train.add_argument("--threads", type=count(1), default=None, help="torch threads (default: the config's)")

@@ -52,13 +52,18 @@ CHILL_PLUS_TYPES = {
 }
 # our class names for structures OVITO names otherwise
 ALIASES = {"Clathrate": "Hydrate", "SC": "Simple cubic"}
+# colours of our classes that OVITO does not know, and for the rest a palette (matplotlib's tab10)
+OUR_COLORS = {"Liquid": (0.7, 0.7, 0.75), "Liquid water": (0.55, 0.7, 1.0)}
+PALETTE = [(0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.17, 0.63, 0.17), (0.84, 0.15, 0.16), (0.58, 0.4, 0.74),
+           (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.5, 0.5, 0.5), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81)]
 
 
 def standard_color(name: str):
-    """OVITO's colour of a structure type (a class name or one of its aliases), or None."""
+    """OVITO's colour of a structure type (a class name or one of its aliases), ours for Liquid and
+    Liquid water, or None."""
     name = ALIASES.get(name, name)
     entry = PTM_TYPES.get(name) or CHILL_PLUS_TYPES.get(name)
-    return entry[1] if entry else None
+    return entry[1] if entry else OUR_COLORS.get(name)
 
 
 @dataclass(frozen=True)

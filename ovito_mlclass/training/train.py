@@ -34,7 +34,7 @@ import numpy as np
 
 from ..features import FeatureSpec
 from ..model import StructureModel, _quiet_torchscript
-from ..structure_types import standard_color
+from ..structure_types import PALETTE, standard_color
 from .snapshots import NO_LABEL, Snapshot, cache_dir
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -75,10 +75,24 @@ def _config_kind(path: Path):
         return tomllib.load(f).get("kind")
 
 
+# The features of a config that names none: Steinhardt invariants over the 12 nearest neighbours (the
+# close-packed shells) and over the 4 nearest (tetrahedral bonding), each averaged over the
+# neighbours, and the 16 nearest distances over the mean of the first 12: scale-free, and enough
+# for the lattices OVITO's PTM knows.
+DEFAULT_FEATURES = {"scale_neighbors": 12, "blocks": [
+    {"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6, 8, 10, 12], "averaged": True, "wl": False},
+    {"kind": "steinhardt", "neighbors": 4, "degrees": [3, 4, 6], "averaged": True, "wl": True},
+    {"kind": "distances", "neighbors": 16, "normalize": 12}]}
+
+
 def load_config(name_or_path) -> tuple[dict, Path]:
     """A structure-classifier config by built-in name (``metals``, ``ice``, ``tcp``, ``metals-pointnet``,
-    ``ice-pointnet``) or path."""
-    return read_config(name_or_path, ("name", "classes", "data", "features"))
+    ``ice-pointnet``) or path. A config of your own may leave out ``[features]`` (then
+    :data:`DEFAULT_FEATURES`) and give its data as structures or labelled frames
+    (:mod:`.user_data`) instead of datasets."""
+    config, path = read_config(name_or_path, ("name", "classes", "data"))
+    config.setdefault("features", DEFAULT_FEATURES)
+    return config, path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +373,31 @@ def train_head(net, h, y, h_val, y_val, loss, loss_val, settings: dict, generato
     return epoch + 1
 
 
+def report(metadata: dict, training_counts) -> list[str]:
+    """The validation in lines a user reads: recall per class, and warnings for a class with too
+    little training data or two classes the features hardly tell apart."""
+    v = metadata["validation"]
+    classes = metadata["classes"]
+    matrix = np.asarray(v["confusion"], dtype=float)
+    lines = [f"{'class':<20s} {'training atoms':>14s} {'validation atoms':>16s} {'recall':>8s}"]
+    for k, cls in enumerate(classes):
+        recall = v["recall"].get(cls)
+        lines.append(f"{cls:<20s} {int(training_counts[k]):14d} {int(matrix[k].sum()):16d} "
+                     f"{'' if recall is None else f'{recall:8.4f}'}")
+    for k, cls in enumerate(classes):
+        if training_counts[k] < 1000:
+            lines.append(f"warning: class {cls!r} has only {int(training_counts[k])} training atoms; give more "
+                         f"structures or frames of it.")
+    rows = matrix[:len(classes), :len(classes)] / np.maximum(matrix[:len(classes)].sum(axis=1, keepdims=True), 1)
+    for a in range(len(classes)):
+        for b in range(len(classes)):
+            if a != b and rows[a, b] > 0.1:
+                lines.append(f"warning: {rows[a, b]:.0%} of the validation atoms of {classes[a]!r} are called "
+                             f"{classes[b]!r}: the features hardly tell them apart (a [features] reaching farther "
+                             f"may help).")
+    return lines
+
+
 def train(config_name_or_path, output=None, threads: int | None = None, progress: bool = True) -> Path:
     import torch
 
@@ -366,13 +405,17 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
 
     t0 = time.time()
     config, config_path = load_config(config_name_or_path)
+    if not config["data"].get("datasets"):  # your own structures or labelled frames
+        from .user_data import prepare
+
+        config["data"]["datasets"] = [prepare(config, config_path)]
     classes = list(config["classes"])
     if OTHER in classes:
         raise ValueError(f"'{OTHER}' is the reject label and cannot be a class.")
-    colors = config.get("colors", {})
-    missing = [c for c in classes if c not in colors and standard_color(c) is None]
-    if missing:
-        raise ValueError(f"No colour for class(es) {missing}: give them in the config's [colors] table.")
+    colors = dict(config.get("colors", {}))
+    unnamed = [c for c in classes if c not in colors and standard_color(c) is None]
+    for k, c in enumerate(unnamed):  # a class with neither its own nor OVITO's colour: the palette's
+        colors[c] = list(PALETTE[k % len(PALETTE)])
     spec = FeatureSpec.from_dict(config["features"])
     settings = {"epochs": 200, "batch_size": 1024, "learning_rate": 2e-3, "weight_decay": 1e-5,
                 "patience": 15, "max_atoms_per_class": 100_000, **config.get("training", {})}
@@ -560,4 +603,6 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     model.save(path)
     log(f"saved {path}: θ = {theta:.2f}, balanced validation accuracy {balanced:.4f}, "
         f"{time.time() - t0:.0f} s")
+    for line in report(metadata, counts):
+        log(line)
     return path

@@ -1,0 +1,116 @@
+"""Training on your own structures: perfect unit cells that the tool perturbs, and labelled frames
+in files, through `ovito-mlclass train my.toml`. The references are labels by construction and
+thermally perturbed lattices the training never saw."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import BCC_BASIS, FCC_BASIS, crystal
+from ovito_mlclass.classify import classify
+from ovito_mlclass.cli import main
+from ovito_mlclass.model import StructureModel
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
+
+DATA = Path(__file__).parent / "data"
+
+
+def write_xyz(path, positions, cell_rows, species="Cu"):
+    lattice = " ".join(f"{v:.6f}" for v in np.asarray(cell_rows).reshape(-1))
+    lines = [str(len(positions)), f'Lattice="{lattice}" Properties=species:S:1:pos:R:3 pbc="T T T"']
+    lines += [f"{species} {x:.6f} {y:.6f} {z:.6f}" for x, y, z in positions]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_model_from_two_unit_cells(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path / "cache"))
+    write_xyz(tmp_path / "fcc.xyz", FCC_BASIS * 3.6, np.eye(3) * 3.6)
+    write_xyz(tmp_path / "bcc.xyz", BCC_BASIS * 2.9, np.eye(3) * 2.9, "Fe")
+    config = tmp_path / "mine.toml"
+    config.write_text('''name = "mine"
+classes = ["FCC", "BCC"]
+seed = 1
+[[data.structures]]
+class = "FCC"
+file = "fcc.xyz"
+atoms = 500
+displacements = [0.02, 0.05, 0.08]
+[[data.structures]]
+class = "BCC"
+file = "bcc.xyz"
+atoms = 500
+displacements = [0.02, 0.05, 0.08]
+[network]
+hidden = [16, 16]
+[training]
+epochs = 30
+threads = 1
+''')
+    assert main(["train", str(config), "-o", str(tmp_path / "mine.pt")]) == 0
+    assert "recall" in capsys.readouterr().err
+    assert (tmp_path / "mine.validation.png").stat().st_size > 1000
+    model = StructureModel.load(tmp_path / "mine.pt")
+    assert model.classes == ["FCC", "BCC"]
+    for kind in ("fcc", "bcc"):  # thermal lattices of another size and seed, in lattice-constant units
+        result = classify(crystal(kind, 5, sigma=0.035, seed=21), model)
+        assert (result.type_names == kind.upper()).mean() >= 0.98
+
+
+def test_a_model_from_labelled_frames(tmp_path, monkeypatch):
+    """Five frames of a Cu crystal slab in its melt (MD), a label column 0 = FCC, 1 = Liquid,
+    -1 = interface (ignored): the model from four of them labels the snapshot as constructed."""
+    from ovito.io import export_file
+
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path / "cache"))
+    snap = Snapshot.load(DATA / "cu_fcc_liquid_interface.npz")
+    classes = list(snap.classes)
+    label = np.where(snap.labels == NO_LABEL, -1, np.where(np.array(classes)[snap.labels] == "FCC", 0, 1))
+    rng = np.random.default_rng(0)
+    blocks = []
+    for frame in range(5):
+        data = snap.to_data_collection()
+        data.particles_.positions_[:] += rng.normal(0, 0.02, snap.positions.shape)
+        data.particles_.create_property("Particle Identifier", data=np.arange(1, len(snap) + 1))
+        data.particles_.create_property("mylabel", data=label.astype(np.int32))
+        data.attributes["Timestep"] = frame
+        export_file(data, str(tmp_path / "part.dump"), "lammps/dump",
+                    columns=["Particle Identifier", "Position.X", "Position.Y", "Position.Z", "mylabel"])
+        blocks.append((tmp_path / "part.dump").read_text())
+    (tmp_path / "labelled.dump").write_text("".join(blocks))
+    config = tmp_path / "frames.toml"
+    config.write_text('''name = "frames"
+classes = ["FCC", "Liquid"]
+seed = 2
+[[data.frames]]
+file = "labelled.dump"
+label = "mylabel"
+classes = ["FCC", "Liquid"]
+ignore = -1
+[network]
+hidden = [16, 16]
+[training]
+epochs = 20
+threads = 1
+''')
+    from ovito_mlclass.training.train import train
+
+    model = StructureModel.load(train(config, output=tmp_path / "frames.pt", progress=False))
+    result = classify(snap.to_data_collection(), model)
+    known = snap.labels != NO_LABEL
+    assert (result.type_names[known] == np.array(classes)[snap.labels[known]]).mean() >= 0.97
+    val = list((tmp_path / "cache" / "user-frames" / "val").glob("*.npz"))
+    assert len(val) == 1  # frame 4 held out
+
+
+def test_user_data_errors_name_what_to_mend(tmp_path, monkeypatch):
+    from ovito_mlclass.training.train import train
+
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "bad.toml"
+    config.write_text('name = "bad"\nclasses = ["FCC"]\n[[data.structures]]\nclass = "BCC"\nfile = "x.xyz"\n')
+    with pytest.raises(ValueError, match="class 'BCC' is not among the config's classes"):
+        train(config, progress=False)
+    config.write_text('name = "bad"\nclasses = ["FCC"]\n[[data.structures]]\nclass = "FCC"\nfile = "missing.xyz"\n')
+    with pytest.raises(FileNotFoundError, match="missing.xyz"):
+        train(config, progress=False)
