@@ -165,7 +165,9 @@ def load_split(config: dict, spec: FeatureSpec, split: str, progress=True, neigh
     index = {name: i for i, name in enumerate(classes)}
     data = config["data"]
     reject = set(data.get("reject_classes", []))      # dataset classes the model must call Other
-    core = data.get("reject_defect_core")              # e.g. {extra = "defect_distance", below = 2.0, kinds = [...]}
+    # unlabelled atoms the model must call Other, e.g. [[data.reject]] kinds = ["surface"], extra =
+    # "surface_layer", below = 0.5 (the outermost layer); reject_defect_core: one such rule
+    rules = list(data.get("reject", [])) + ([data["reject_defect_core"]] if "reject_defect_core" in data else [])
     site_cfg = config.get("sites")
     files = snapshot_files(config, split)
     Xs, ys, ss, gs, ns, groups = [], [], [], [], [], []
@@ -193,9 +195,10 @@ def load_split(config: dict, spec: FeatureSpec, split: str, progress=True, neigh
                 y[labels == k] = index[name]
             elif name in reject:
                 y[labels == k] = -2
-        if core and snap.meta.get("kind") in core.get("kinds", []) and core["extra"] in snap.extra:
-            distance = np.asarray(snap.extra[core["extra"]])[mask]
-            y[(labels == NO_LABEL) & (distance < core["below"])] = -2
+        for rule in rules:
+            if snap.meta.get("kind") in rule.get("kinds", []) and rule["extra"] in snap.extra:
+                value = np.asarray(snap.extra[rule["extra"]])[mask]
+                y[(labels == NO_LABEL) & (value < rule["below"])] = -2
         sites = np.full(len(labels), -1, dtype=np.int64)
         if site_cfg and site_cfg["extra"] in snap.extra:
             values = np.asarray(snap.extra[site_cfg["extra"]])[mask]
@@ -384,6 +387,9 @@ def report(metadata: dict, training_counts) -> list[str]:
         recall = v["recall"].get(cls)
         lines.append(f"{cls:<20s} {int(training_counts[k]):14d} {int(matrix[k].sum()):16d} "
                      f"{'' if recall is None else f'{recall:8.4f}'}")
+    if matrix[len(classes)].sum():  # atoms that must be Other (surface layers, boundary cores ...)
+        lines.append(f"{'(must be Other)':<20s} {'':>14s} {int(matrix[len(classes)].sum()):16d} "
+                     f"{matrix[len(classes), len(classes)] / matrix[len(classes)].sum():8.4f}")
     for k, cls in enumerate(classes):
         if training_counts[k] < 1000:
             lines.append(f"warning: class {cls!r} has only {int(training_counts[k])} training atoms; give more "
