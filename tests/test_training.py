@@ -130,3 +130,18 @@ threads = 1
     for kind in ("fcc", "bcc"):
         result = classify(crystal(kind, 4, sigma=0.035, seed=12), model)
         assert (result.posteriors.novelty <= 1).mean() >= 0.97 and (result.type_names == kind.upper()).mean() >= 0.97
+
+
+def test_calibration_snapshots_are_set_aside_from_training(tmp_path, monkeypatch):
+    """With [training] calibration, early stopping and θ are chosen on training snapshots set aside,
+    none of which the network trains on, and the validation snapshots are only scored."""
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
+    write_toy_dataset(tmp_path, "toy")
+    config = tmp_path / "toy.toml"
+    config.write_text('name = "toy"\nclasses = ["FCC", "BCC"]\nseed = 5\n[data]\ndatasets = ["toy"]\n[features]\n'
+                      '[[features.blocks]]\nkind = "steinhardt"\nneighbors = 12\ndegrees = [4, 6]\n'
+                      '[training]\nepochs = 10\nthreads = 1\ncalibration = 0.34\n')
+    meta = StructureModel.load(tr.train(config, output=tmp_path / "toy.pt", progress=False)).metadata["training"]
+    assert len(meta["calibration_files"]) == 2 and len(meta["train_files"]) == 4
+    assert not set(meta["calibration_files"]) & set(meta["train_files"])
+    assert not set(meta["calibration_files"]) & set(meta["val_files"])

@@ -114,6 +114,16 @@ class Split:
 
 
 def snapshot_files(config: dict, split: str) -> list[Path]:
+    """The snapshots of a split. With ``[training] calibration = f``, the fraction f of the training
+    snapshots (chosen by the seed) form the split "calibration", which early stopping, the reject
+    threshold and the novelty thresholds are chosen on, and "train" is the rest: then nothing is
+    chosen on the "val" snapshots, whose scores the model file reports."""
+    fraction = float(config.get("training", {}).get("calibration", 0.0))
+    if split in ("train", "calibration") and fraction:
+        files = snapshot_files({**config, "training": {}}, "train")
+        rng = np.random.default_rng(int(config.get("seed", 0)) + 17)
+        chosen = set(rng.choice(len(files), max(1, round(fraction * len(files))), replace=False).tolist())
+        return [f for k, f in enumerate(files) if (k in chosen) == (split == "calibration")]
     files = []
     for dataset in config["data"]["datasets"]:
         folder = cache_dir() / dataset / split
@@ -437,6 +447,9 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     average = int(config.get("network", {}).get("neighbor_average", 0))
     train_split = load_split(config, spec, "train", progress, neighbors=average)
     val_split = load_split(config, spec, "val", progress, neighbors=average)
+    # what early stopping, θ and the novelty are chosen on: the calibration snapshots, else val
+    calibration = float(settings.get("calibration", 0.0))
+    choose_split = load_split(config, spec, "calibration", progress, neighbors=average) if calibration else val_split
     log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
         f"val: {len(val_split.y)} atoms from {len(val_split.files)} snapshots")
     pick = balanced_subsample(train_split.y, int(settings["max_atoms_per_class"]), rng)
@@ -453,15 +466,16 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     pointnet = config.get("network", {}).get("kind") == "pointnet"
     eval_batch = 256 if pointnet else None  # as StructureModel.batch_size: cache-sized
     if pointnet:  # validation clouds in random orientations, fixed once (see the module docstring)
-        val_split.X = rotate_clouds(torch.from_numpy(val_split.X), torch.Generator().manual_seed(seed + 1)).numpy()
+        for split in {id(val_split): val_split, id(choose_split): choose_split}.values():
+            split.X = rotate_clouds(torch.from_numpy(split.X), torch.Generator().manual_seed(seed + 1)).numpy()
     else:
         net.set_standardisation(X[y >= 0].mean(axis=0), X[y >= 0].std(axis=0))
-    val_keep = val_split.y >= 0
+    val_keep = choose_split.y >= 0
     if "max_val_atoms_per_class" in settings:  # early stopping on a subsample (the final scores use all)
-        pick_val = balanced_subsample(val_split.y, int(settings["max_val_atoms_per_class"]),
+        pick_val = balanced_subsample(choose_split.y, int(settings["max_val_atoms_per_class"]),
                                       np.random.default_rng(seed + 2))
-        val_keep = np.isin(np.arange(len(val_split.y)), pick_val)
-    Xv, yv, sv = val_split.X[val_keep], val_split.y[val_keep], val_split.sites[val_keep]
+        val_keep = np.isin(np.arange(len(choose_split.y)), pick_val)
+    Xv, yv, sv = choose_split.X[val_keep], choose_split.y[val_keep], choose_split.sites[val_keep]
     class_weight = torch.as_tensor((y >= 0).sum() / (len(classes) * counts), dtype=torch.float32)
     loss_classes = torch.nn.CrossEntropyLoss(weight=class_weight)
     loss_sites = torch.nn.CrossEntropyLoss(ignore_index=-1)
@@ -517,34 +531,42 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     head_epochs = None
     if average:  # stage 2 (module docstring): the head on neighbour-averaged features
         train_split.X = rotate_clouds(torch.from_numpy(train_split.X), generator).numpy()
-        val_features = averaged_features(net, val_split, eval_batch)
+        choose_features = averaged_features(net, choose_split, eval_batch)
+        val_features = choose_features if choose_split is val_split else averaged_features(net, val_split, eval_batch)
         head_epochs = train_head(net, averaged_features(net, train_split, eval_batch)[pick], yt,
-                                 val_features[torch.from_numpy(val_keep)], yvt, loss_classes, loss_val, settings,
+                                 choose_features[torch.from_numpy(val_keep)], yvt, loss_classes, loss_val, settings,
                                  generator, log)
 
     novelty_config = config.get("novelty")
     novelty_record, novel = None, None
+    if calibration:
+        log(f"calibration (early stopping, θ, novelty): {len(choose_split.y)} atoms from "
+            f"{len(choose_split.files)} training snapshots set aside; val is only scored")
     if novelty_config is not None:
         if pointnet:
             raise ValueError("[novelty] needs a feed-forward network (kind = 'feedforward').")
-        novelty_record = fit_novelty(net, X[y >= 0], y[y >= 0], val_split.X[val_split.y >= 0],
-                                     val_split.y[val_split.y >= 0], len(classes),
+        novelty_record = fit_novelty(net, X[y >= 0], y[y >= 0], choose_split.X[choose_split.y >= 0],
+                                     choose_split.y[choose_split.y >= 0], len(classes),
                                      float(novelty_config.get("quantile", 0.999)),
                                      float(novelty_config.get("shrinkage", 0.05)))
 
-    # validation scores and the reject threshold, on all validation atoms (also those to reject)
-    with torch.no_grad():
-        if average:
-            logits, site_logits = net.classify(val_features), None
-        else:
-            logits, site_logits = _evaluate(net, torch.from_numpy(val_split.X), eval_batch)
-            if novelty_record is not None:
-                novel = net(torch.from_numpy(val_split.X))[2].numpy() > 1.0
-        probs = torch.softmax(logits, dim=1).numpy()
-    theta, balanced = choose_threshold(probs, val_split.y, len(classes), novel)
+    def outputs(split, averaged):  # posteriors, site logits and novelty of every atom of a split
+        with torch.no_grad():
+            if average:
+                return torch.softmax(net.classify(averaged), dim=1).numpy(), None, None
+            logits, site_logits = _evaluate(net, torch.from_numpy(split.X), eval_batch)
+            novel = net(torch.from_numpy(split.X))[2].numpy() > 1.0 if novelty_record is not None else None
+            return torch.softmax(logits, dim=1).numpy(), site_logits, novel
+
+    # the reject threshold, on all atoms of the split things are chosen on (also those to reject)
+    probs, _, novel = outputs(choose_split, choose_features if average else None)
+    theta, _ = choose_threshold(probs, choose_split.y, len(classes), novel)
+    # the validation scores: every validation atom, with everything fixed
+    probs, site_logits, novel = outputs(val_split, val_features if average else None)
     predicted = np.where((probs.max(axis=1) < theta) | (novel if novel is not None else False), -1,
                          probs.argmax(axis=1))
     matrix = confusion(val_split.y, predicted, len(classes))
+    balanced = float(np.nanmean(recalls(matrix)))
     by_group = {}
     for g, name in enumerate(val_split.groups):
         sel = val_split.group == g
@@ -596,6 +618,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
             "data_hash": data_hash(train_split.files + val_split.files),
             "train_files": [p.name for p in train_split.files],
             "val_files": [p.name for p in val_split.files],
+            **({"calibration_files": [p.name for p in choose_split.files]} if calibration else {}),
             "seconds": round(time.time() - t0, 1),
             "versions": {"ovito_mlclass": __version__, "torch": torch.__version__.split("+")[0],
                          "numpy": np.__version__},
