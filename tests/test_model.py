@@ -7,7 +7,7 @@ import pytest
 import torch
 from ovito.pipeline import Pipeline, StaticSource
 
-from conftest import crystal, make_data
+from conftest import crystal, make_data, run_python
 from ovito_mlclass import classify as cl
 from ovito_mlclass.features import FeatureSpec
 from ovito_mlclass.model import METADATA_FILE, ModelError, StructureModel, _quiet_torchscript
@@ -132,8 +132,6 @@ def test_no_model_loader_runs_code_from_a_file(tmp_path, model_file, capsys):
 def test_a_network_that_never_returns_does_not_hang_loading(tmp_path):
     """Nothing from the file runs at load: a network that loops forever is loaded at once (it would
     hang only when asked to classify)."""
-    import subprocess
-    import sys
 
     class Forever(torch.nn.Module):
         def forward(self, x):
@@ -145,7 +143,7 @@ def test_a_network_that_never_returns_does_not_hang_loading(tmp_path):
     with _quiet_torchscript():
         torch.jit.save(torch.jit.script(Forever()), str(path), _extra_files={METADATA_FILE: json.dumps(metadata())})
     code = f"from ovito_mlclass.model import StructureModel; m = StructureModel.load({str(path)!r}); print(m.classes)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = run_python(code, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "FCC" in done.stdout
 

@@ -1,6 +1,4 @@
 """The OVITO modifiers: pipeline use, registration, parameters and clear errors for bad input."""
-import subprocess
-import sys
 from importlib.metadata import entry_points
 
 import numpy as np
@@ -8,9 +6,11 @@ import pytest
 from ovito.pipeline import Pipeline, StaticSource
 from traits.api import TraitError
 
-from conftest import crystal, make_data
+from conftest import crystal, make_data, run_python
 from ovito_mlclass import (PropertyPredictorModifier, StructureClassifierModifier, SteinhardtModifier,
                            SymmetryFunctionsModifier, UnsupervisedClassifierModifier)
+from ovito_mlclass.modifiers import StructureMapModifier
+from ovito_mlclass.render import StructureLegendOverlay
 
 
 def run(data, modifier):
@@ -22,8 +22,10 @@ def run(data, modifier):
 def test_registered_as_ovito_modifiers():
     registered = {e.name: e.load() for e in entry_points(group="OVITO.Modifier") if e.value.startswith("ovito_mlclass")}
     assert set(registered.values()) == {SteinhardtModifier, SymmetryFunctionsModifier, StructureClassifierModifier,
-                                        UnsupervisedClassifierModifier, PropertyPredictorModifier}
+                                        UnsupervisedClassifierModifier, PropertyPredictorModifier, StructureMapModifier}
     assert all("ML" in name for name in registered)
+    overlays = {e.load() for e in entry_points(group="OVITO.ViewportOverlay") if e.value.startswith("ovito_mlclass")}
+    assert overlays == {StructureLegendOverlay}
 
 
 def test_steinhardt_output_components_follow_the_options():
@@ -136,7 +138,7 @@ assert ovito_mlclass.BACKEND == "numba", ovito_mlclass.BACKEND
 assert any("numba reference" in str(w.message) for w in caught)
 print("fallback ok")
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = run_python(script)
     assert result.returncode == 0, result.stderr
     assert "fallback ok" in result.stdout
 

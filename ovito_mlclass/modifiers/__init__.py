@@ -2,8 +2,10 @@
 from .classifier import StructureClassifierModifier
 from .property import PropertyPredictorModifier
 from .steinhardt import SteinhardtModifier
+from .structure_map import StructureMapModifier
 from .symmetry_functions import SymmetryFunctionsModifier
 from .unsupervised import UnsupervisedClassifierModifier
 
-__all__ = ["PropertyPredictorModifier", "StructureClassifierModifier", "SteinhardtModifier", "SymmetryFunctionsModifier",
+__all__ = ["PropertyPredictorModifier", "StructureClassifierModifier", "SteinhardtModifier", "StructureMapModifier",
+           "SymmetryFunctionsModifier",
            "UnsupervisedClassifierModifier"]
