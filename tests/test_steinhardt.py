@@ -4,6 +4,7 @@ import pytest
 from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
 from scipy.special import sph_harm_y
 from sympy.physics.wigner import wigner_3j
+from traits.api import TraitError
 
 from conftest import crystal, icosahedron, make_data, lattice, transformed_copies, triclinic, BCC_BASIS
 from ovito_mlclass import SteinhardtModifier, neighbors as nb
@@ -260,3 +261,27 @@ def test_zero_length_bonds_are_counted_once(averaged):
     with pytest.raises(ValueError, match=r"^2 neighbour vector\(s\) of zero length"):
         kernels.steinhardt(broken.offsets, broken.neighbors, broken.vectors, None, broken.bins.as_tuple(), degrees,
                            True, averaged, start, m, coeff, 1, out)
+
+
+@pytest.mark.parametrize("value", [(4.7,), (40,), (-1,), (4, 4), "4.7", "4 17", "six"])
+def test_degrees_are_integers_in_0_to_16_checked_when_set(value):
+    modifier = SteinhardtModifier(degrees=(4, 6))
+    with pytest.raises(TraitError, match=r"integers in 0\.\.16 without repeats"):
+        modifier.degrees = value
+    assert modifier.degrees == "4 6"  # nothing coerced
+    if not isinstance(value, str):
+        with pytest.raises(ValueError, match=r"integers in 0\.\.16|must not repeat"):
+            Steinhardt(degrees=value)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("neighbors", 0, "an integer >= 1"), ("neighbors", -3, "an integer >= 1"), ("neighbors", 2.5, "an integer >= 1"),
+    ("cutoff", 0.0, "a finite number > 0"), ("cutoff", -1.0, "a finite number > 0"),
+    ("cutoff", float("nan"), "a finite number > 0"), ("cutoff", float("inf"), "a finite number > 0"),
+])
+def test_neighbour_counts_and_cutoffs_are_checked_when_set(name, value, message):
+    with pytest.raises(TraitError, match=f"'{name}' trait .* must be {message}"):
+        SteinhardtModifier(**{name: value})
+    modifier = SteinhardtModifier(neighbors=8)
+    with pytest.raises(TraitError, match=message):
+        setattr(modifier, name, value)
