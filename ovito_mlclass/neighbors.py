@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 
+# Most nearest neighbours a search may ask for (the search's time grows as their square in small periodic cells).
+MAX_NEIGHBORS = 10_000
+
+
 class InputError(ValueError):
     """The structure cannot be analysed as given (empty, non-finite, too few neighbours ...)."""
 
@@ -90,8 +94,8 @@ class NeighborList:
 
     def filtered(self, keep: np.ndarray) -> "NeighborList":
         """The same list restricted to the bonds where ``keep`` is true."""
-        counts = np.add.reduceat(keep.astype(np.int64), self.offsets[:-1]) if len(keep) else self.counts * 0
-        counts[self.counts == 0] = 0  # reduceat returns the element itself for empty segments
+        centers = np.repeat(np.arange(self.n_atoms), self.counts)
+        counts = np.bincount(centers[keep], minlength=self.n_atoms)
         offsets = np.zeros(self.n_atoms + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         weights = None if self.weights is None else self.weights[keep]
@@ -213,8 +217,8 @@ def nearest_neighbors(data: DataCollection | Structure, n: int, allow_missing: b
     OVITO's ``NearestNeighborFinder``). A particle with fewer than ``n`` neighbours (a small
     non-periodic system) is an :class:`InputError`, unless ``allow_missing``: then its missing
     neighbours come last, with index -1 and vector 0 (see :func:`require_neighbors`)."""
-    if n < 1:
-        raise InputError(f"The number of neighbours must be at least 1, got {n}.")
+    if not 1 <= n <= MAX_NEIGHBORS:
+        raise InputError(f"The number of neighbours must be in 1..{MAX_NEIGHBORS}, got {n}.")
     structure = Structure.of(data)
     kernels = _compiled_kernels()
     bins = None

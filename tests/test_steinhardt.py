@@ -275,7 +275,8 @@ def test_degrees_are_integers_in_0_to_16_checked_when_set(value):
 
 
 @pytest.mark.parametrize("name, value, message", [
-    ("neighbors", 0, "an integer >= 1"), ("neighbors", -3, "an integer >= 1"), ("neighbors", 2.5, "an integer >= 1"),
+    ("neighbors", 0, "an integer in 1..10000"), ("neighbors", 10_001, "an integer in 1..10000"),
+    ("neighbors", 2.5, "an integer in 1..10000"),
     ("cutoff", 0.0, "a finite number > 0"), ("cutoff", -1.0, "a finite number > 0"),
     ("cutoff", float("nan"), "a finite number > 0"), ("cutoff", float("inf"), "a finite number > 0"),
 ])
@@ -285,3 +286,26 @@ def test_neighbour_counts_and_cutoffs_are_checked_when_set(name, value, message)
     modifier = SteinhardtModifier(neighbors=8)
     with pytest.raises(TraitError, match=message):
         setattr(modifier, name, value)
+
+
+def test_same_species_only_equals_ovito_on_each_species_alone():
+    """Same-species bonds only: each species as OVITO sees it with the others deselected; the last
+    atom, far above a slab, has no bonds at all (q = 0)."""
+    data = crystal("fcc", 3, sigma=0.04, seed=6)
+    n = data.particles.count
+    positions = np.asarray(data.particles.positions).copy()
+    positions[-1, 2] += 10.0
+    species = np.where(np.arange(n) % 3 == 0, 1, 0)
+    typed = make_data(positions, np.asarray(data.cell)[:, :3].T, pbc=(True, True, False), types=species,
+                      type_names=["A", "B"])
+    work = typed.clone()
+    work.apply(SteinhardtModifier(degrees=DEGREES, cutoff=0.75, same_species_only=True))
+    prop = work.particles["Steinhardt Descriptors (same species)"]
+    mine, names = np.asarray(prop), list(prop.component_names)
+    for s in (0, 1):
+        alone = typed.clone()
+        alone.particles_.create_property("Selection", data=(species == s).astype(int))
+        q, qbar = ovito(alone, neighbor_mode=OvitoSteinhardt.NeighborMode.Cutoff, cutoff=0.75, only_selected=True)
+        np.testing.assert_allclose(mine[species == s][:, columns(names, "q")], q[species == s], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(mine[species == s][:, columns(names, "qbar")], qbar[species == s], rtol=0, atol=1e-10)
+    assert (mine[-1] == 0).all()

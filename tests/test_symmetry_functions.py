@@ -188,3 +188,15 @@ def test_modifier_parameters_are_checked_when_set(name, value, message):
     if name != "cutoff":  # rows added to a list are checked too
         with pytest.raises(TraitError, match=message):
             getattr(modifier, name).append(value[0])
+
+
+def test_angular_terms_of_more_than_10000_neighbours_are_refused():
+    """The angular sums run over the pairs of an atom's neighbours: more than 10,000 of them (one atom
+    in a periodic 1 x 1 x 2^-8 cell, cutoff 5: about 130,000 images) are refused."""
+    data = make_data([[0.5, 0.5, 0.0]], np.diag([1.0, 1.0, 2.0 ** -8]))
+    neighbor_list = nb.cutoff_neighbors(data, 5.0)
+    assert neighbor_list.counts[0] > 10_000
+    SymmetryFunctions(cutoff=5.0, g2=[(1.0, 0.0)]).compute(neighbor_list)  # radial terms only: fine
+    with pytest.raises(nb.InputError, match=rf"at most 10000 neighbours per atom .* particle 0 has "
+                                            rf"{neighbor_list.counts[0]} within the cutoff 5"):
+        SymmetryFunctions(cutoff=5.0, g4=[(0.1, 1.0, 1.0)]).compute(neighbor_list)

@@ -17,7 +17,7 @@ from itertools import combinations_with_replacement
 
 import numpy as np
 
-from ..neighbors import InputError, NeighborList
+from ..neighbors import MAX_NEIGHBORS, InputError, NeighborList
 from ._backend import kernels
 from .ranges import ANY, NON_NEGATIVE, POSITIVE, Range
 
@@ -77,6 +77,12 @@ class SymmetryFunctions:
         species = np.ascontiguousarray(species, dtype=np.int32)
         if len(species) != neighbors.n_atoms:
             raise InputError("species must have one entry per atom.")
+        if (self.g4 or self.g5) and neighbors.n_atoms and neighbors.counts.max() > MAX_NEIGHBORS:
+            # the angular terms sum over the pairs of an atom's neighbours: their square
+            atom = int(neighbors.counts.argmax())
+            raise InputError(f"The angular symmetry functions take at most {MAX_NEIGHBORS} neighbours per atom "
+                             f"(their pairs are summed); particle {atom} has {neighbors.counts[atom]} within the "
+                             f"cutoff {self.cutoff:g}.")
         n_features = len(self.feature_names([str(s) for s in range(n_species)]))
         if out is None:
             out = np.empty((neighbors.n_atoms, n_features))

@@ -29,20 +29,20 @@ class Number(BaseFloat):
 
 
 class Count(BaseInt):
-    """An integer parameter of at least ``low``, checked when set (a TraitError naming the bound)."""
+    """An integer parameter in ``low..high``, checked when set (a TraitError naming the range)."""
 
-    def __init__(self, default_value: int, low: int, **metadata):
-        self.low = low
+    def __init__(self, default_value: int, low: int, high: int, **metadata):
+        self.low, self.high = low, high
         super().__init__(default_value, **metadata)
 
     def validate(self, obj, name, value):
         value = super().validate(obj, name, value)
-        if value < self.low:
+        if not self.low <= value <= self.high:
             self.error(obj, name, value)
         return value
 
     def info(self) -> str:
-        return f"an integer >= {self.low}"
+        return f"an integer in {self.low}..{self.high}"
 
 
 def selected_subset(data: DataCollection, only_selected: bool) -> tuple[DataCollection, np.ndarray | None]:

@@ -57,7 +57,7 @@ class SteinhardtModifier(ModifierInterface):
 
     degrees = DegreeList("4 6", label="Degrees l")
     neighbor_mode = Enum("nearest", "cutoff", "voronoi", label="Neighbours")
-    neighbors = Count(12, 1, label="Number of neighbours")
+    neighbors = Count(12, 1, nb.MAX_NEIGHBORS, label="Number of neighbours")
     cutoff = Number(3.2, POSITIVE, label="Cutoff distance")
     averaged = Bool(True, label="Neighbour-averaged (qbar, wbar)")
     wl = Bool(True, label="Third-order invariants (w, wbar)")
