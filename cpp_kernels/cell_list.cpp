@@ -183,8 +183,7 @@ struct ShellCache {
             first[d] = g.pbc[d] ? -s : std::max(-s, -b[d]);
             last[d] = g.pbc[d] ? s : std::min(s, g.nb[d] - 1 - b[d]);
         }
-        if (double(visits.size()) + double(last[0] - first[0] + 1) * (last[1] - first[1] + 1) * (last[2] - first[2] + 1) >
-            kMaxVisits)
+        if (double(last[0] - first[0] + 1) * (last[1] - first[1] + 1) * (last[2] - first[2] + 1) > kMaxVisits)
             throw std::invalid_argument("the nearest-neighbour search would visit more than " + std::to_string(int64_t(kMaxVisits)) +
                                         " bins and periodic images from one bin (a periodic cell far smaller than the "
                                         "distance to the neighbours asked for)");

@@ -146,9 +146,13 @@ class Structure:
         return cell, (self.pbc[0], self.pbc[1], False)
 
 
+# OVITO's Python API works in the thread that imported it only (imported above, with this module)
+_OVITO_THREAD = threading.current_thread()
+
+
 def _require_ovito_thread() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        raise RuntimeError("OVITO's Python API was called from a worker thread; only the main thread may use it.")
+    if threading.current_thread() is not _OVITO_THREAD:
+        raise RuntimeError("OVITO's Python API may only be used in the thread that imported it, not in a worker thread.")
 
 
 def check_positions(data: DataCollection) -> np.ndarray:
@@ -202,8 +206,7 @@ def _refuse_coincident(structure: Structure) -> None:
     reduced = np.linalg.solve(cell, (structure.positions - origin).T).T
     images = np.where(pbc, np.floor(reduced), 0.0)
     wrapped = structure.positions - images @ cell.T
-    _, first, inverse, counts = np.unique(wrapped, axis=0, return_index=True, return_inverse=True,
-                                          return_counts=True)
+    _, inverse, counts = np.unique(wrapped, axis=0, return_inverse=True, return_counts=True)
     shared = counts[inverse.reshape(-1)] > 1
     if shared.any():
         i = int(np.flatnonzero(shared)[0])

@@ -91,21 +91,25 @@ def case_strategy(modifier: str, threads=(1, 2)):
 
 
 def draw_cases(count: int, seed: int, threads=(1, 2)) -> list[dict]:
-    """About ``count`` cases, every modifier its share (MODIFIERS), drawn by hypothesis from ``seed``
-    (the same seed, the same cases)."""
+    """About ``count`` distinct cases, every modifier its share (MODIFIERS), drawn by hypothesis from
+    ``seed`` (the same seed, the same cases)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as with_seed
 
     cases: list[dict] = []
     for k, (modifier, share) in enumerate(MODIFIERS.items()):
+        wanted = max(1, round(count * share / sum(MODIFIERS.values())))
+        drawn: dict[str, dict] = {}
+
         @with_seed(seed * len(MODIFIERS) + k)
-        @settings(max_examples=max(1, round(count * share / sum(MODIFIERS.values()))), database=None,
-                  deadline=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(max_examples=2 * wanted, database=None, deadline=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
         @given(case_strategy(modifier, tuple(threads)))
         def collect(case):
-            cases.append(case)
+            drawn.setdefault(json.dumps(case, sort_keys=True), case)  # hypothesis repeats some
 
         collect()
+        cases += list(drawn.values())[:wanted]
     return cases
 
 

@@ -203,3 +203,19 @@ def test_searches_beyond_the_memory_are_refused_before_they_start():
 def test_bad_input_is_a_clear_error(call, message):
     with pytest.raises(nb.InputError, match=message):
         call(triclinic())
+
+
+def test_ovito_fallbacks_refuse_to_run_in_a_worker_thread(monkeypatch):
+    """OVITO's Python API crashes outside the thread that imported it: the searches that use OVITO's
+    finders (no compiled kernel) say so instead."""
+    import threading
+
+    monkeypatch.setattr(_backend, "COMPILED", False)
+    structure = nb.Structure.of(triclinic())
+    caught = []
+    worker = threading.Thread(target=lambda: caught.append(pytest.raises(RuntimeError, nb.nearest_neighbors,
+                                                                         structure, 12)))
+    worker.start()
+    worker.join()
+    assert "thread that imported it" in str(caught[0].value)
+    assert nb.nearest_neighbors(structure, 12).n_atoms == structure.count  # here: fine
