@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties",
-            "properties-krr", "scale")
+            "properties-krr", "scale", "fuzz")
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -44,11 +44,11 @@ int64_t check_csr(const Input<int64_t>& offsets, const Input<double>& vectors, i
     return n;
 }
 
-// A std::vector handed to NumPy without a copy.
+// A buffer handed to NumPy without a copy.
 template <typename T>
-py::array_t<T> to_array(std::vector<T>&& values) {
-    auto* owned = new std::vector<T>(std::move(values));
-    py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+py::array_t<T> to_array(Buffer<T>&& values) {
+    auto* owned = new Buffer<T>(std::move(values));
+    py::capsule owner(owned, [](void* p) { delete static_cast<Buffer<T>*>(p); });
     return py::array_t<T>(py::ssize_t(owned->size()), owned->data(), owner);
 }
 
@@ -134,15 +134,23 @@ void check_output(const Output& out, int64_t rows, int64_t cols) {
 PYBIND11_MODULE(_kernels, m) {
     m.doc() = "Compiled kernels of ovito_mlclass (neighbour search, spherical harmonics, Steinhardt, symmetry functions, Voronoi face areas).";
     m.attr("MAX_DEGREE") = kMaxDegree;
+    py::register_exception<CellsTooLarge>(m, "CellsTooLarge", PyExc_RuntimeError);
+    // an allocation that failed, with its size (std::bad_alloc, without one, is pybind11's MemoryError too)
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const OutOfMemory& e) {
+            PyErr_SetString(PyExc_MemoryError, e.what());
+        }
+    });
 
     m.def("max_threads", &max_threads, "Number of OpenMP threads the kernels use (1 without OpenMP).");
 
     m.def(
         "point_cloud",
-        [](Input<double> vectors, Input<int64_t> indices, int k_max, int k, int normalize, py::array_t<double> out) {
-            require(vectors.ndim() == 2 && vectors.shape(1) == 3 && indices.ndim() == 1 &&
-                        vectors.shape(0) == indices.shape(0) && k_max >= 1 && vectors.shape(0) % k_max == 0,
-                    "vectors (n * k_max, 3) and indices (n * k_max,) of a k_max-nearest list expected");
+        [](Input<double> vectors, int k_max, int k, int normalize, py::array_t<double> out) {
+            require(vectors.ndim() == 2 && vectors.shape(1) == 3 && k_max >= 1 && vectors.shape(0) % k_max == 0,
+                    "vectors (n * k_max, 3) of a k_max-nearest list expected");
             require(k >= 1 && k <= k_max && normalize >= 1 && normalize <= k, "need 1 <= normalize <= k <= k_max");
             const int64_t n = vectors.shape(0) / k_max;
             require(out.writeable() && out.ndim() == 2 && out.shape(0) == n && out.shape(1) == 3 * int64_t(k) &&
@@ -151,15 +159,14 @@ PYBIND11_MODULE(_kernels, m) {
             double* dst = out.mutable_data();
             const int64_t stride = out.strides(0) / int64_t(sizeof(double));
             const double* v = vectors.data();
-            const int64_t* index = indices.data();
             {
                 py::gil_scoped_release release;
-                point_cloud(n, k_max, k, normalize, v, index, dst, stride);
+                point_cloud(n, k_max, k, normalize, v, dst, stride);
             }
         },
-        py::arg("vectors"), py::arg("indices"), py::arg("k_max"), py::arg("k"), py::arg("normalize"), py::arg("out"),
-        "PointNet input, written into `out` (n, 3k): the first k neighbour vectors of every atom over its mean "
-        "distance to its first `normalize` present neighbours; missing neighbours (index -1) copy the nearest.");
+        py::arg("vectors"), py::arg("k_max"), py::arg("k"), py::arg("normalize"), py::arg("out"),
+        "PointNet input, written into `out` (n, 3k): the first k neighbour vectors of every atom (all present) over "
+        "its mean distance to its first `normalize` neighbours.");
 
     m.def(
         "pointnet_embed",
@@ -327,6 +334,9 @@ PYBIND11_MODULE(_kernels, m) {
             check_structure(positions, cell);
             require(k >= 1, "k must be at least 1");
             const int64_t n = positions.shape(0);
+            require_memory(double(n) * k * (sizeof(int64_t) + 3 * sizeof(double)),
+                           "the nearest-neighbour list (" + std::to_string(k) + " neighbours of " + std::to_string(n) +
+                               " atoms)");
             py::array_t<int64_t> neighbors({n, int64_t(k)});
             py::array_t<double> vectors({n, int64_t(k), int64_t(3)});
             int64_t* nb = neighbors.mutable_data();
@@ -376,6 +386,8 @@ PYBIND11_MODULE(_kernels, m) {
                 search->count(off);
             }
             const int64_t n_bonds = off[n];
+            require_memory(double(n_bonds) * (sizeof(int64_t) + 3 * sizeof(double)),
+                           "the cutoff search (" + std::to_string(n_bonds) + " bonds)");
             py::array_t<int64_t> neighbors(n_bonds);
             py::array_t<double> vectors({n_bonds, int64_t(3)});
             int64_t* nb = neighbors.mutable_data();
@@ -420,5 +432,6 @@ PYBIND11_MODULE(_kernels, m) {
         },
         py::arg("positions"), py::arg("cell"), py::arg("pbc"),
         "The Voronoi cell of every atom (cell periodic in all three directions) in CSR form: (offsets (n + 1), "
-        "neighbors (n_faces), vectors (n_faces, 3), areas (n_faces)), one row per face of non-zero area.");
+        "neighbors (n_faces), vectors (n_faces, 3), areas (n_faces)), one row per face of non-zero area. "
+        "CellsTooLarge where an atom borders a large empty region (use voro++ there).");
 }

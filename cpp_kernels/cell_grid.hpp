@@ -7,7 +7,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <vector>
+
+#include "threads.hpp"
 
 namespace mlclass {
 
@@ -43,10 +46,10 @@ struct CellGrid {
     double width[3];     // perpendicular distance per unit of reduced coordinate along each axis
     double lo[3], extent[3], h[3];  // grid start, length and bin width, in reduced coordinates
     int nb[3] = {1, 1, 1};
-    std::vector<double> x, y, z;     // wrapped positions (bin-sorted once bin() has run)
-    std::vector<double> sx, sy, sz;  // their reduced coordinates
-    std::vector<int64_t> atom;       // original index of each sorted atom
-    std::vector<int64_t> start;      // atoms of bin b: start[b] .. start[b + 1] - 1
+    Buffer<double> x, y, z;     // wrapped positions (bin-sorted once bin() has run)
+    Buffer<double> sx, sy, sz;  // their reduced coordinates
+    Buffer<int64_t> atom;       // original index of each sorted atom
+    Buffer<int64_t> start;      // atoms of bin b: start[b] .. start[b + 1] - 1
 
     CellGrid(int64_t n_atoms, const double* positions, const double* cell, const bool* periodic);
     double volume() const;           // of the region the grid spans
@@ -113,10 +116,10 @@ struct CellGrid {
 // contiguous arrays shared by all atoms of the bin, so that each atom's distance loop is one
 // simple loop that vectorises.
 struct Block {
-    std::vector<double> x, y, z;
-    std::vector<int64_t> j;  // sorted index
-    std::vector<double> d2;  // squared distances from the atom being searched
-    std::vector<uint32_t> pick;
+    Buffer<double> x, y, z;
+    Buffer<int64_t> j;  // sorted index
+    Buffer<double> d2;  // squared distances from the atom being searched
+    Buffer<uint32_t> pick;
     size_t size = 0;
     int64_t first = 0;       // the bin's first atom
     int64_t self = -1;       // its candidate index without image shift
@@ -124,6 +127,8 @@ struct Block {
     void build(const CellGrid& g, int64_t bin, const std::vector<Visit>& visits) {
         size = 0;
         for (const Visit& v : visits) size += v.end - v.begin;
+        if (size > std::numeric_limits<uint32_t>::max())  // (pick holds 32-bit indices)
+            throw std::invalid_argument("more than 2^32 candidate neighbours for the atoms of one bin");
         if (x.size() < size)
             x.resize(size), y.resize(size), z.resize(size), j.resize(size), d2.resize(size), pick.resize(size);
         first = g.start[bin];
@@ -148,23 +153,34 @@ struct Block {
         }
     }
 
-    // d2[c] for all candidates; returns how many are within radius2.
-    int64_t distances(double xi, double yi, double zi, double radius2) {
+    // d2[c] for all candidates; returns how many are within radius2, and in `zeros` how many are
+    // at distance zero (the atom itself among them).
+    int64_t distances(double xi, double yi, double zi, double radius2, int64_t& zeros) {
         const double *cx = x.data(), *cy = y.data(), *cz = z.data();
         double* __restrict out = d2.data();
-        int64_t within = 0;
+        int64_t within = 0, zero = 0;
         for (size_t c = 0; c < size; ++c) {
             const double dx = cx[c] - xi, dy = cy[c] - yi, dz = cz[c] - zi;
             out[c] = dx * dx + dy * dy + dz * dz;
             within += out[c] <= radius2;
+            zero += out[c] == 0.0;
         }
+        zeros = zero;
         return within;
+    }
+    int64_t distances(double xi, double yi, double zi, double radius2) {
+        int64_t unused;  // the compiler drops its count
+        return distances(xi, yi, zi, radius2, unused);
     }
 };
 
 
+// Most bins (with their periodic images) a search may visit from one bin: a bound on the
+// stencil's size and its time (reached only by cells far smaller than the search radius).
+constexpr double kMaxVisits = 1e7;
+
 // The rows of bins that can hold a pair within the cutoff, from the exact minimum distance
-// between two bins (parallelepipeds).
+// between two bins (parallelepipeds). Refuses (ValueError) more than kMaxVisits bins.
 std::vector<Row> stencil(const CellGrid& g, double cutoff);
 
 // Runs body(i, block) for every sorted atom i, bins spread over the threads; `block` holds the
@@ -173,6 +189,7 @@ template <typename Body>
 void for_each_atom(const CellGrid& g, double cutoff, Body&& body) {
     if (g.n == 0) return;
     const std::vector<Row> rows = stencil(g, cutoff);
+    ThreadErrors errors;
 #pragma omp parallel
     {
         std::vector<Visit> visits;
@@ -180,14 +197,17 @@ void for_each_atom(const CellGrid& g, double cutoff, Body&& body) {
 #pragma omp for schedule(dynamic, 16)
         for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
             if (g.start[bin] == g.start[bin + 1]) continue;
-            int b[3];
-            g.decode(bin, b);
-            visits.clear();
-            for (const Row& row : rows) g.add_row(b, row, visits);
-            block.build(g, bin, visits);
-            for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) body(i, block);
+            errors.run([&] {
+                int b[3];
+                g.decode(bin, b);
+                visits.clear();
+                for (const Row& row : rows) g.add_row(b, row, visits);
+                block.build(g, bin, visits);
+                for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) body(i, block);
+            });
         }
     }
+    errors.rethrow();
 }
 
 

@@ -5,6 +5,7 @@
 // of the positions (cache locality) and writes its results in the original atom order.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -93,8 +94,9 @@ CellGrid::CellGrid(int64_t n_atoms, const double* positions, const double* cell,
     // Reduced coordinates; periodic axes are wrapped into [0, 1) together with the positions.
     x.resize(n); y.resize(n); z.resize(n); sx.resize(n); sy.resize(n); sz.resize(n);
     double lo_[3] = {kInf, kInf, kInf}, hi_[3] = {-kInf, -kInf, -kInf};
+    ThreadErrors errors;
 #pragma omp parallel for schedule(static) reduction(min : lo_[:3]) reduction(max : hi_[:3])
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) errors.run([&] {
         double p[3], s[3];
         for (int c = 0; c < 3; ++c) p[c] = positions[3 * i + c];
         for (int d = 0; d < 3; ++d)
@@ -112,7 +114,8 @@ CellGrid::CellGrid(int64_t n_atoms, const double* positions, const double* cell,
         }
         x[i] = p[0]; y[i] = p[1]; z[i] = p[2];
         sx[i] = s[0]; sy[i] = s[1]; sz[i] = s[2];
-    }
+    });
+    errors.rethrow();
     for (int d = 0; d < 3; ++d) {
         lo[d] = pbc[d] ? 0.0 : lo_[d];
         extent[d] = pbc[d] ? 1.0 : std::max(hi_[d] - lo_[d], 1e-9 / width[d]);  // all atoms in a plane
@@ -134,25 +137,28 @@ void CellGrid::bin(const double target_width[3]) {
     for (int d = 0; d < 3; ++d) h[d] = extent[d] / nb[d];
 
     // Counting sort by bin.
-    std::vector<int64_t> bin_of(n);
+    Buffer<int64_t> bin_of(n);
     start.assign(n_bins() + 1, 0);
-    const std::vector<double>* s[3] = {&sx, &sy, &sz};
+    const Buffer<double>* s[3] = {&sx, &sy, &sz};
+    ThreadErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) errors.run([&] {
         int64_t b[3];
         for (int d = 0; d < 3; ++d)
             b[d] = std::clamp(int64_t(std::floor(((*s[d])[i] - lo[d]) / h[d])), int64_t(0), int64_t(nb[d] - 1));
         bin_of[i] = (b[2] * nb[1] + b[1]) * nb[0] + b[0];
-    }
+    });
+    errors.rethrow();
     for (int64_t i = 0; i < n; ++i) ++start[bin_of[i] + 1];
     for (int64_t b = 0; b < n_bins(); ++b) start[b + 1] += start[b];
-    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    Buffer<int64_t> next(start.begin(), start.end() - 1);
     atom.resize(n);
     for (int64_t i = 0; i < n; ++i) atom[next[bin_of[i]]++] = i;
-    for (std::vector<double>* v : {&x, &y, &z, &sx, &sy, &sz}) {
-        std::vector<double> sorted(n);
+    for (Buffer<double>* v : {&x, &y, &z, &sx, &sy, &sz}) {
+        Buffer<double> sorted(n);
 #pragma omp parallel for schedule(static)
-        for (int64_t k = 0; k < n; ++k) sorted[k] = (*v)[atom[k]];
+        for (int64_t k = 0; k < n; ++k) errors.run([&] { sorted[k] = (*v)[atom[k]]; });
+        errors.rethrow();
         v->swap(sorted);
     }
 }
@@ -177,6 +183,10 @@ struct ShellCache {
             first[d] = g.pbc[d] ? -s : std::max(-s, -b[d]);
             last[d] = g.pbc[d] ? s : std::min(s, g.nb[d] - 1 - b[d]);
         }
+        if (double(last[0] - first[0] + 1) * (last[1] - first[1] + 1) * (last[2] - first[2] + 1) > kMaxVisits)
+            throw std::invalid_argument("the nearest-neighbour search would visit more than " + std::to_string(int64_t(kMaxVisits)) +
+                                        " bins and periodic images from one bin (a periodic cell far smaller than the "
+                                        "distance to the neighbours asked for)");
         Visit v;
         for (int o2 = first[2]; o2 <= last[2]; ++o2)
             for (int o1 = first[1]; o1 <= last[1]; ++o1)
@@ -206,12 +216,15 @@ double reach(const CellGrid& g, const int b[3], const double si[3], int s) {
     return r;
 }
 
-// General search by insertion into a sorted list of k, shell after shell. Returns the number found.
-int search_shells(const CellGrid& g, int64_t i, const int b[3], int k, ShellCache& cache, Candidate* best) {
+// General search by insertion into a sorted list of k, shell after shell. Returns the number found,
+// and in `zeros` how many atoms it met at distance zero (the atom itself among them).
+int search_shells(const CellGrid& g, int64_t i, const int b[3], int k, ShellCache& cache, Candidate* best,
+                  int64_t& zeros) {
     const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
     const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
     int count = 0;
     double worst = kInf;
+    zeros = 0;
     for (int s = 0;; ++s) {
         if (size_t(s) == cache.shell_end.size()) cache.add_shell(g, b);
         for (size_t e = s == 0 ? 0 : cache.shell_end[s - 1]; e < cache.shell_end[s]; ++e) {
@@ -220,7 +233,8 @@ int search_shells(const CellGrid& g, int64_t i, const int b[3], int k, ShellCach
             for (int64_t j = v.begin; j < v.end; ++j) {
                 const double dx = g.x[j] - px, dy = g.y[j] - py, dz = g.z[j] - pz;
                 const double d2 = dx * dx + dy * dy + dz * dz;
-                if (!(d2 < worst) || d2 == 0.0) continue;  // OVITO skips atoms at distance zero
+                if (d2 == 0.0) ++zeros;
+                if (!(d2 < worst) || d2 == 0.0) continue;
                 int p = count < k ? count++ : k - 1;
                 for (; p > 0 && best[p - 1].d2 > d2; --p) best[p] = best[p - 1];
                 best[p] = Candidate{d2, j, e};
@@ -253,7 +267,7 @@ bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
     for (size_t c = 0; c < block.size; ++c) {
         const double d2 = block.d2[c];
         out[count] = Pick{d2, uint32_t(c)};
-        count += (d2 <= radius2) & (d2 != 0.0);  // OVITO skips atoms at distance zero
+        count += (d2 <= radius2) & (d2 != 0.0);  // not the atom itself
     }
     if (count < size_t(k)) return false;
     const auto closer = [](const Pick& p, const Pick& q) { return p.d2 < q.d2; };
@@ -324,69 +338,79 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
     const double widths[3] = {width, width, width};
     g.bin(widths);
 
+    Coincidence coincidence;
+    ThreadErrors errors;
 #pragma omp parallel
     {
         ShellCache cache;
         std::vector<Visit> visits;
         Block block;
-        std::vector<Pick> buffer;
-        std::vector<Candidate> best(k);
+        Buffer<Pick> buffer;
+        Buffer<Candidate> best;
+        errors.run([&] { best.resize(k); });
         // The k-th distance of the previous atom, widened: usually a tighter radius than the
         // block's reach for gathering candidates, so that fewer need sorting.
         double guess2 = kInf;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
             if (g.start[bin] == g.start[bin + 1]) continue;
-            int b[3];
-            g.decode(bin, b);
-            cache.reset();
-            visits.clear();
-            for (int o2 = -1; o2 <= 1; ++o2)
-                for (int o1 = -1; o1 <= 1; ++o1) g.add_row(b, Row{o1, o2, -1, 1}, visits);
-            block.build(g, bin, visits);
-            buffer.resize(std::max(block.size, size_t(1)));
-            for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
-                if (i + 4 < n) prefetch_row(neighbors, vectors, g.atom[i + 4] * k, k);
-                const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
-                const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
-                const double r = reach(g, b, si, 1), r2 = r * r;
-                bool done = false;
-                if (r > 0.0 && r < kInf) {
-                    block.distances(xi, yi, zi, r2);
-                    done = guess2 < r2 && select_nearest(block, k, guess2, buffer.data());
-                    if (!done) done = select_nearest(block, k, r2, buffer.data());
-                    if (done) guess2 = 1.2 * buffer[k - 1].d2;
-                }
-                const int64_t row = g.atom[i] * k;
-                if (done) {
+            errors.run([&] {
+                int b[3];
+                g.decode(bin, b);
+                cache.reset();
+                visits.clear();
+                for (int o2 = -1; o2 <= 1; ++o2)
+                    for (int o1 = -1; o1 <= 1; ++o1) g.add_row(b, Row{o1, o2, -1, 1}, visits);
+                block.build(g, bin, visits);
+                buffer.resize(std::max(block.size, size_t(1)));
+                for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
+                    if (i + 4 < n) prefetch_row(neighbors, vectors, g.atom[i + 4] * k, k);
+                    const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
+                    const double si[3] = {g.sx[i], g.sy[i], g.sz[i]};
+                    const double r = reach(g, b, si, 1), r2 = r * r;
+                    bool done = false;
+                    int64_t zeros = 0;  // the atom itself, and any other atom at its position
+                    if (r > 0.0 && r < kInf) {
+                        block.distances(xi, yi, zi, r2, zeros);  // the block reaches r: it holds them all
+                        done = guess2 < r2 && select_nearest(block, k, guess2, buffer.data());
+                        if (!done) done = select_nearest(block, k, r2, buffer.data());
+                        if (done) guess2 = 1.2 * buffer[k - 1].d2;
+                    }
+                    const int64_t row = g.atom[i] * k;
+                    if (done) {
+                        if (zeros > 1) coincidence.note(g.atom[i]);
+                        for (int m = 0; m < k; ++m) {
+                            const size_t c = buffer[m].c;
+                            neighbors[row + m] = g.atom[block.j[c]];
+                            double* out = vectors + 3 * (row + m);
+                            out[0] = block.x[c] - xi;
+                            out[1] = block.y[c] - yi;
+                            out[2] = block.z[c] - zi;
+                        }
+                        continue;
+                    }
+                    const int count = search_shells(g, i, b, k, cache, best.data(), zeros);
+                    if (zeros > 1) coincidence.note(g.atom[i]);
                     for (int m = 0; m < k; ++m) {
-                        const size_t c = buffer[m].c;
-                        neighbors[row + m] = g.atom[block.j[c]];
                         double* out = vectors + 3 * (row + m);
-                        out[0] = block.x[c] - xi;
-                        out[1] = block.y[c] - yi;
-                        out[2] = block.z[c] - zi;
-                    }
-                    continue;
-                }
-                const int count = search_shells(g, i, b, k, cache, best.data());
-                for (int m = 0; m < k; ++m) {
-                    double* out = vectors + 3 * (row + m);
-                    if (m < count) {
-                        const Candidate& c = best[m];
-                        const double* shift = cache.visits[c.e].shift;
-                        neighbors[row + m] = g.atom[c.j];
-                        out[0] = g.x[c.j] + shift[0] - xi;
-                        out[1] = g.y[c.j] + shift[1] - yi;
-                        out[2] = g.z[c.j] + shift[2] - zi;
-                    } else {
-                        neighbors[row + m] = -1;
-                        out[0] = out[1] = out[2] = 0.0;
+                        if (m < count) {
+                            const Candidate& c = best[m];
+                            const double* shift = cache.visits[c.e].shift;
+                            neighbors[row + m] = g.atom[c.j];
+                            out[0] = g.x[c.j] + shift[0] - xi;
+                            out[1] = g.y[c.j] + shift[1] - yi;
+                            out[2] = g.z[c.j] + shift[2] - zi;
+                        } else {
+                            neighbors[row + m] = -1;
+                            out[0] = out[1] = out[2] = 0.0;
+                        }
                     }
                 }
-            }
+            });
         }
     }
+    errors.rethrow();
+    coincidence.check(positions);
     if (bins) take_bins(g, *bins);
 }
 
@@ -395,16 +419,29 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
 // can hold a pair within the cutoff (exact minimum distance between the two parallelepipeds).
 
 std::vector<Row> stencil(const CellGrid& g, double cutoff) {
-    int reach[3];
+    double reach[3], visits = 1.0;
+    int longest = 0;
     for (int d = 0; d < 3; ++d) {
-        const double r = std::ceil(cutoff / (g.h[d] * g.width[d]));
-        reach[d] = int(std::min(r, g.pbc[d] ? 1e6 : double(g.nb[d] - 1)));
+        reach[d] = std::ceil(cutoff / (g.h[d] * g.width[d]));
+        if (!g.pbc[d]) reach[d] = std::min(reach[d], double(g.nb[d] - 1));
+        visits *= 2.0 * reach[d] + 1.0;
+        if (reach[d] / g.nb[d] > reach[longest] / g.nb[longest]) longest = d;
     }
+    if (!(visits <= kMaxVisits)) {
+        char text[320];
+        std::snprintf(text, sizeof text,
+                      "the search radius (%.6g) reaches across %.3g periodic images of the cell along cell vector %d: "
+                      "%.3g bins and images to visit from every bin, more than the limit of %.0e (a cell far smaller "
+                      "than the search radius)",
+                      cutoff, reach[longest] / g.nb[longest], longest + 1, visits, kMaxVisits);
+        throw std::invalid_argument(text);
+    }
+    const int r0 = int(reach[0]), r1 = int(reach[1]), r2 = int(reach[2]);
     std::vector<Row> rows;
-    for (int o2 = -reach[2]; o2 <= reach[2]; ++o2)
-        for (int o1 = -reach[1]; o1 <= reach[1]; ++o1) {
-            Row row{o1, o2, reach[0] + 1, -reach[0] - 1};
-            for (int o0 = -reach[0]; o0 <= reach[0]; ++o0) {
+    for (int o2 = -r2; o2 <= r2; ++o2)
+        for (int o1 = -r1; o1 <= r1; ++o1) {
+            Row row{o1, o2, r0 + 1, -r0 - 1};
+            for (int o0 = -r0; o0 <= r0; ++o0) {
                 const int o[3] = {o0, o1, o2};
                 double lo[3], hi[3];  // reduced separations of points in the two bins
                 for (int d = 0; d < 3; ++d) lo[d] = (o[d] - 1) * g.h[d], hi[d] = (o[d] + 1) * g.h[d];
@@ -417,10 +454,21 @@ std::vector<Row> stencil(const CellGrid& g, double cutoff) {
 }
 
 CutoffSearch::CutoffSearch(int64_t n, const double* positions, const double* cell, const bool* pbc, double cutoff)
-    : cutoff_(cutoff) {
+    : positions_(positions), cutoff_(cutoff) {
     if (!(cutoff > 0.0) || !std::isfinite(cutoff)) throw std::invalid_argument("the cutoff must be positive and finite");
     grid_ = std::make_unique<CellGrid>(n, positions, cell, pbc);
     if (n == 0) return;
+    const CellGrid& g = *grid_;
+    // The bonds to expect at the mean density, the sphere cut to the atoms' extent along open
+    // axes (a slab of thickness t << cutoff: pi cutoff^2 t per atom), refused before any search if
+    // they could not be held.
+    double sphere = 4.0 / 3.0 * M_PI * cutoff * cutoff * cutoff;
+    for (int d = 0; d < 3; ++d)
+        if (!g.pbc[d]) sphere *= std::min(1.0, 0.75 * g.extent[d] * g.width[d] / cutoff);
+    double bonds = double(n) * double(n) / g.volume() * sphere;
+    if (!(pbc[0] || pbc[1] || pbc[2])) bonds = std::min(bonds, double(n) * double(n - 1));
+    require_memory(bonds * (sizeof(int64_t) + 3 * sizeof(double)),
+                   "the cutoff search (about " + std::to_string(int64_t(std::min(bonds, 9e18))) + " bonds)");
     // Bins as wide as the cutoff, so that a bin's candidates are its 3 x 3 x 3 block (more for
     // small periodic cells). Finer bins fit the sphere more tightly but every bin copies its block
     // of candidates, which then serves fewer atoms: measured slower for 3 and 6 A in fcc Cu. Not
@@ -447,10 +495,14 @@ void CutoffSearch::count(int64_t* offsets) const {
     const CellGrid& g = *grid_;
     const double cutoff2 = cutoff_ * cutoff_;
     offsets[0] = 0;
+    Coincidence coincidence;
     for_each_atom(g, cutoff_, [&](int64_t i, Block& block) {
         // the atom itself, at distance zero, is among the candidates
-        offsets[g.atom[i] + 1] = block.distances(g.x[i], g.y[i], g.z[i], cutoff2) - 1;
+        int64_t zeros;
+        offsets[g.atom[i] + 1] = block.distances(g.x[i], g.y[i], g.z[i], cutoff2, zeros) - 1;
+        if (zeros > 1) coincidence.note(g.atom[i]);
     });
+    coincidence.check(positions_);
     for (int64_t i = 0; i < g.n; ++i) offsets[i + 1] += offsets[i];
 }
 

@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <vector>
+
+#include "threads.hpp"
 
 namespace mlclass {
 
@@ -64,11 +67,9 @@ int max_threads();
 void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out);
 
 // The point clouds of a PointNet: the first k of every atom's k_max nearest-neighbour vectors
-// divided by its mean distance to its first `normalize` present neighbours (index >= 0); a
-// missing neighbour (index -1) becomes a copy of the nearest. Row i of the output starts at
+// divided by its mean distance to its first `normalize` neighbours. Row i of the output starts at
 // out + out_stride * i and holds x1, y1, z1, x2, ... (3k values).
-void point_cloud(int64_t n, int k_max, int k, int normalize, const double* vectors, const int64_t* indices,
-                 double* out, int64_t out_stride);
+void point_cloud(int64_t n, int k_max, int k, int normalize, const double* vectors, double* out, int64_t out_stride);
 
 // PointNet inference (pointnet.cpp). The per-point MLP of training/network.py's PointNet: the first
 // layer (first_width x 4, on x, y, z, |r|; row-major as torch stores it), then layers of widths
@@ -94,20 +95,22 @@ void neighbor_mean(int64_t n, int features, const float* h, int k, const int64_t
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.
 // Vectors are x_j - x_i with the periodic image applied; an atom can be its own neighbour (or
-// appear several times) through periodic images of a small cell, as with OVITO's finders.
+// appear several times) through periodic images of a small cell, as with OVITO's finders. Two
+// atoms at distance zero are refused (std::invalid_argument), and so are searches that would visit
+// more than kMaxVisits bins and images from one bin (cell_grid.hpp) or need more than the
+// machine's memory.
 struct CellGrid;
 
 // Bins of a cell-list search, kept for the caller (SpatialBins refers to these arrays).
 struct BinGrid {
-    std::vector<int64_t> order, start;
+    Buffer<int64_t> order, start;
     int shape[3] = {1, 1, 1};
     bool periodic[3] = {false, false, false};
     SpatialBins view() const;
 };
 
 // The k nearest neighbours of every atom, by increasing distance: neighbors (n, k), vectors
-// (n, k, 3). Atoms at distance zero are skipped (as OVITO's NearestNeighborFinder does); entries
-// that do not exist (small non-periodic systems) get index -1 and a zero vector.
+// (n, k, 3). Entries that do not exist (small non-periodic systems) get index -1 and a zero vector.
 // If `bins` is not null, it receives the search's own bins (about 1.2 spacings wide for k = 12), for free.
 void nearest_neighbors(int64_t n, const double* positions, const double* cell, const bool* pbc, int k,
                        int64_t* neighbors, double* vectors, BinGrid* bins = nullptr);
@@ -129,6 +132,7 @@ public:
 
 private:
     std::unique_ptr<CellGrid> grid_;
+    const double* positions_;  // as given (for error messages)
     double cutoff_;
 };
 
@@ -137,6 +141,13 @@ private:
 // faces), the vectors to them and the face areas. Faces of zero area (planes that touch the cell
 // at a vertex or an edge only) are left out, as OVITO's VoronoiAnalysisModifier does. The
 // constructor builds all cells; count() writes the CSR offsets (n + 1), fill() the faces.
+// Most candidate neighbours of one atom (random points need up to a few hundred; the face-by-face
+// construction costs candidates^2 per atom); more throw CellsTooLarge.
+constexpr size_t kMaxCandidates = 1024;
+struct CellsTooLarge : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 class VoronoiCells {
 public:
     VoronoiCells(int64_t n, const double* positions, const double* cell, const bool* pbc);
@@ -155,16 +166,16 @@ private:
     template <typename Body>
     void for_each_face(int64_t atom, Body&& body) const;  // body(face, the atom that built it)
 
-    struct FaceStore;                       // chunks that never move (incoming_ points into them)
-    std::vector<FaceStore> stores_;         // one per thread
-    std::vector<const Face*> built_;        // per atom: the faces it built ...
-    std::vector<int64_t> own_;              // ... and how many
-    std::vector<double> radius_;            // how far its candidates reached
-    std::vector<int64_t> incoming_offsets_; // faces built by neighbours: incoming_[offsets[i] .. offsets[i + 1])
-    std::vector<Incoming> incoming_;
-    std::vector<int64_t> counts_;           // faces per atom (without slivers)
-    std::vector<double> reach2_;            // squared distance of the farthest vertex
-    std::vector<double> tiny_;              // faces of this area or less are slivers
+    struct FaceStore;                   // chunks that never move (incoming_ points into them)
+    std::vector<FaceStore> stores_;     // one per thread
+    Buffer<const Face*> built_;         // per atom: the faces it built ...
+    Buffer<int64_t> own_;               // ... and how many
+    Buffer<double> radius_;             // how far its candidates reached
+    Buffer<int64_t> incoming_offsets_;  // faces built by neighbours: incoming_[offsets[i] .. offsets[i + 1])
+    Buffer<Incoming> incoming_;
+    Buffer<int64_t> counts_;            // faces per atom (without slivers)
+    Buffer<double> reach2_;             // squared distance of the farthest vertex
+    Buffer<double> tiny_;               // faces of this area or less are slivers
 };
 
 }  // namespace mlclass

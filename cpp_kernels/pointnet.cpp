@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels.hpp"
+#include "threads.hpp"
 
 namespace mlclass {
 namespace {
@@ -134,12 +135,16 @@ void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud
     int widest = w0;
     for (int w : net.widths) widest = std::max(widest, w);
 
+    ThreadErrors errors;
 #pragma omp parallel
     {
-        std::vector<float> p(3 * n_points), length(n_points), xyzr(4 * size_t(padded)), m(4 * size_t(w0));
-        std::vector<float> h(size_t(padded) * widest), g(size_t(padded) * widest);
+        std::vector<float> p, length, xyzr, m, h, g;
+        errors.run([&] {
+            p.resize(3 * n_points), length.resize(n_points), xyzr.resize(4 * size_t(padded)), m.resize(4 * size_t(w0));
+            h.resize(size_t(padded) * widest), g.resize(size_t(padded) * widest);
+        });
 #pragma omp for schedule(dynamic, 256)
-        for (int64_t i = 0; i < n; ++i) {
+        for (int64_t i = 0; i < n; ++i) errors.run([&] {
             const double* cloud = clouds + cloud_stride * i;
             for (int j = 0; j < 3 * n_points; ++j) p[j] = float(cloud[j]);
             for (int j = 0; j < n_points; ++j) length[j] = norm3(&p[3 * j]);
@@ -173,13 +178,15 @@ void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud
                 width = net.widths[l];
             }
             for (int o = 0; o < last; ++o) pooled[o] = std::max(pooled[o], 0.0f);
-        }
+        });
     }
+    errors.rethrow();
 }
 
 void neighbor_mean(int64_t n, int features, const float* h, int k, const int64_t* neighbors, float* out) {
+    ThreadErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) errors.run([&] {
         float* row = out + int64_t(features) * i;
         const float* own = h + int64_t(features) * i;
         for (int f = 0; f < features; ++f) row[f] = own[f];
@@ -193,7 +200,8 @@ void neighbor_mean(int64_t n, int features, const float* h, int k, const int64_t
             ++count;
         }
         for (int f = 0; f < features; ++f) row[f] /= float(count);
-    }
+    });
+    errors.rethrow();
 }
 
 }  // namespace mlclass

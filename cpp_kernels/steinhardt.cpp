@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -111,7 +112,7 @@ private:
 
 // Per-thread work space for the bonds of up to kLanes atoms.
 struct BlockScratch {
-    std::vector<double> x, y, z, w, power, re, im;
+    Buffer<double> x, y, z, w, power, re, im;
     bool zero_length = false;  // a bond of zero length was seen (an error, counted afterwards)
 };
 
@@ -166,13 +167,18 @@ void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out
     const LegendreTable table(lmax);
     const int width = (lmax + 1) * (lmax + 1);
     const int64_t n_blocks = (n + kLanes - 1) / kLanes;
+    ThreadErrors errors;
 #pragma omp parallel
     {
         // Each bond is a lane of its own.
-        std::vector<double> x(kLanes), y(kLanes), z(kLanes), w(kLanes), power(2 * kLanes);
-        std::vector<double> re(size_t(lm_count(lmax)) * kLanes), im(re.size());
+        std::vector<double> x, y, z, w, power, re, im;
+        errors.run([&] {
+            for (auto* v : {&x, &y, &z, &w}) v->resize(kLanes);
+            power.resize(2 * kLanes);
+            re.resize(size_t(lm_count(lmax)) * kLanes), im.resize(re.size());
+        });
 #pragma omp for schedule(static)
-        for (int64_t block = 0; block < n_blocks; ++block) {
+        for (int64_t block = 0; block < n_blocks; ++block) errors.run([&] {
             const int64_t first = block * kLanes;
             const int count = int(std::min<int64_t>(kLanes, n - first));
             for (int a = 0; a < kLanes; ++a) {
@@ -196,8 +202,9 @@ void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out
                     }
                 }
             }
-        }
+        });
     }
+    errors.rethrow();
 }
 
 namespace {
@@ -257,11 +264,13 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
     bool zero_length = false;
     auto report_zero_length = [&] {
         int64_t count = 0;
+        ThreadErrors errors;
 #pragma omp parallel for schedule(static) reduction(+ : count)
-        for (int64_t b = 0; b < n_bonds; ++b) {
+        for (int64_t b = 0; b < n_bonds; ++b) errors.run([&] {
             const double* v = nl.vectors + 3 * b;
             count += !(v[0] * v[0] + v[1] * v[1] + v[2] * v[2] > 0.0);
-        }
+        });
+        errors.rethrow();
         throw_zero_length_bonds(count);
     };
     if (n == 0) return;
@@ -283,25 +292,31 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
         for (int a = 0; a < count; ++a) std::fill(rows[a] + 2 * size, rows[a] + stride, 0.0);
     };
 
+    ThreadErrors errors;
     if (!averaged) {
 #pragma omp parallel reduction(|| : zero_length)
         {
             BlockScratch scratch;
-            InvariantWriter writer(all, wigner.coeff, with_wl, size, width, out);
-            std::vector<double> buffer(size_t(kLanes) * stride);
+            std::optional<InvariantWriter> writer;
+            std::vector<double> buffer;
             double* rows[kLanes];
-            for (int a = 0; a < kLanes; ++a) rows[a] = buffer.data() + a * stride;
+            errors.run([&] {
+                writer.emplace(all, wigner.coeff, with_wl, size, width, out);
+                buffer.resize(size_t(kLanes) * stride);
+                for (int a = 0; a < kLanes; ++a) rows[a] = buffer.data() + a * stride;
+            });
             int64_t atoms[kLanes];
 #pragma omp for schedule(dynamic, 32)
-            for (int64_t first = 0; first < n; first += kLanes) {
+            for (int64_t first = 0; first < n; first += kLanes) errors.run([&] {
                 const int count = int(std::min<int64_t>(kLanes, n - first));
                 for (int a = 0; a < count; ++a) atoms[a] = first + a;
                 compute_rows(atoms, count, rows, scratch);
-                for (int a = 0; a < count; ++a) writer.add(first + a, rows[a], 0, col_w);
-            }
-            writer.flush();
+                for (int a = 0; a < count; ++a) writer->add(first + a, rows[a], 0, col_w);
+            });
+            errors.run([&] { writer->flush(); });
             zero_length = scratch.zero_length;
         }
+        errors.rethrow();
         if (zero_length) report_zero_length();
         return;
     }
@@ -311,12 +326,13 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
     const int64_t* start = bins.order ? bins.start : single_bin;
     const int nb[3] = {bins.order ? bins.shape[0] : 1, bins.order ? bins.shape[1] : 1, bins.order ? bins.shape[2] : 1};
     auto atom_at = [&](int64_t rank) { return bins.order ? bins.order[rank] : rank; };
-    std::vector<Location> where(n);
+    Buffer<Location> where(n);
 #pragma omp parallel for schedule(static)
-    for (int64_t bin = 0; bin < int64_t(nb[0]) * nb[1] * nb[2]; ++bin) {
+    for (int64_t bin = 0; bin < int64_t(nb[0]) * nb[1] * nb[2]; ++bin) errors.run([&] {
         const int32_t x = int32_t(bin % nb[0]), y = int32_t(bin / nb[0] % nb[1]), z = int32_t(bin / (int64_t(nb[0]) * nb[1]));
         for (int64_t r = start[bin]; r < start[bin + 1]; ++r) where[atom_at(r)] = {x, y, z, int32_t(r - start[bin])};
-    }
+    });
+    errors.rethrow();
     // Neighbours are looked up in the adjacent bins: the searches make bins at least as wide as
     // (nearly) all bonds. A reach of 2 would cost 1.5 times more halo rows than it saves.
     int reach[3];
@@ -340,19 +356,24 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
 #pragma omp parallel reduction(|| : zero_length)
     {
         struct Plane {
-            int x = -1;                   // bin coordinate held, -1: none
-            std::vector<int64_t> offset;  // first row of each bin of the extended tile, and the end
-            std::vector<double> rows;
+            int x = -1;              // bin coordinate held, -1: none
+            Buffer<int64_t> offset;  // first row of each bin of the extended tile, and the end
+            Buffer<double> rows;
         };
-        std::vector<Plane> planes(n_planes);
+        std::vector<Plane> planes;
         BlockScratch scratch;
-        InvariantWriter writer(all, wigner.coeff, with_wl, size, width, out);
-        std::vector<double> sum(stride), spare;
+        std::optional<InvariantWriter> writer;
+        Buffer<double> sum, spare;
         std::vector<const double*> sources;
+        errors.run([&] {
+            planes.resize(n_planes);
+            writer.emplace(all, wigner.coeff, with_wl, size, width, out);
+            sum.resize(stride);
+        });
         int64_t atoms[kLanes];
         double* targets[kLanes];
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t unit = 0; unit < n_units; ++unit) {
+        for (int64_t unit = 0; unit < n_units; ++unit) errors.run([&] {
             const int ty = int(unit % tiles_y), tz = int(unit / tiles_y % tiles_z), piece = int(unit / (int64_t(tiles_y) * tiles_z));
             const int y0 = ty * side_y, y1 = std::min(nb[1], y0 + side_y), z0 = tz * side_z, z1 = std::min(nb[2], z0 + side_z);
             const int x0 = int(int64_t(nb[0]) * piece / pieces), x1 = int(int64_t(nb[0]) * (piece + 1) / pieces);
@@ -411,7 +432,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
                             const int64_t i = atom_at(r), begin = nl.offsets[i], count = nl.offsets[i + 1] - begin;
                             sources.resize(count + 1);
                             sources[0] = row_of(where[i]);
-                            writer.add(i, sources[0], 0, col_w);
+                            writer->add(i, sources[0], 0, col_w);
                             int missing = 0;  // neighbours out of reach: recomputed, kLanes at a time
                             spare.resize(size_t(count) * stride);
                             for (int64_t b = 0; b < count; ++b) {
@@ -434,14 +455,15 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
                             const double norm = 1.0 / double(count + 1);
 #pragma omp simd
                             for (int t = 0; t < stride; ++t) acc[t] *= norm;
-                            writer.add(i, acc, col_qbar, col_wbar);
+                            writer->add(i, acc, col_qbar, col_wbar);
                         }
                     }
             }
-        }
-        writer.flush();
+        });
+        errors.run([&] { writer->flush(); });
         zero_length = scratch.zero_length;
     }
+    errors.rethrow();
     if (zero_length) report_zero_length();
 }
 

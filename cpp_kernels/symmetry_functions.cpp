@@ -21,7 +21,6 @@ struct AngularTerms {
     std::vector<double> etas;                       // distinct eta
     std::vector<std::pair<double, double>> shapes;  // distinct (zeta, lambda)
     std::vector<int> eta_of, shape_of;              // per parameter row
-    std::vector<double> norm;                       // 2^(1 - zeta) per row
 
     AngularTerms(const double* params, int n) {
         for (int r = 0; r < n; ++r) {
@@ -33,12 +32,12 @@ struct AngularTerms {
             auto s = std::find(shapes.begin(), shapes.end(), shape);
             if (s == shapes.end()) s = shapes.insert(shapes.end(), shape);
             shape_of.push_back(int(s - shapes.begin()));
-            norm.push_back(std::pow(2.0, 1.0 - zeta));
         }
     }
 
-    // out[s][c] = (1 + lambda_s cos_c)^zeta_s; integer zeta by repeated squaring (uniform across
-    // the chunk, so it vectorises), others by pow.
+    // out[s][c] = ((1 + lambda_s cos_c) / 2)^zeta_s, which lies in [0, 1] (2^(1 - zeta) (1 + lambda
+    // cos)^zeta, the factor 2 applied per row, without 0 * inf for zeta > 1023); integer zeta by
+    // repeated squaring (uniform across the chunk, so it vectorises), others by pow.
     void angular(const double* cos_theta, double (*out)[kChunk]) const {
         for (size_t s = 0; s < shapes.size(); ++s) {
             const double zeta = shapes[s].first, lambda = shapes[s].second;
@@ -48,7 +47,7 @@ struct AngularTerms {
                 alignas(64) double factor[kChunk];
                 double* __restrict result = out[s];
 #pragma omp simd
-                for (int c = 0; c < kChunk; ++c) result[c] = 1.0, factor[c] = 1.0 + lambda * cos_theta[c];
+                for (int c = 0; c < kChunk; ++c) result[c] = 1.0, factor[c] = 0.5 * (1.0 + lambda * cos_theta[c]);
                 for (int e = int(zeta); e > 0; e >>= 1) {
                     if (e & 1) {
 #pragma omp simd
@@ -59,7 +58,7 @@ struct AngularTerms {
                 }
             } else {
                 for (int c = 0; c < kChunk; ++c) {
-                    const double base = 1.0 + lambda * cos_theta[c];
+                    const double base = 0.5 * (1.0 + lambda * cos_theta[c]);
                     out[s][c] = base > 0.0 ? std::pow(base, zeta) : 0.0;
                 }
             }
@@ -72,7 +71,7 @@ inline double cutoff_function(double r, double rc) { return r < rc ? 0.5 * (cos_
 // The bonds of one atom inside the cutoff, structure of arrays, padded to whole chunks with
 // dummy bonds whose cutoff function is 0.
 struct Bonds {
-    std::vector<double> x, y, z, r, fc, e4, e5;  // e4/e5: exp(-eta r^2) per distinct eta, [eta][bond]
+    Buffer<double> x, y, z, r, fc, e4, e5;  // e4/e5: exp(-eta r^2) per distinct eta, [eta][bond]
     std::vector<int> species;
     int n = 0;
 
@@ -89,7 +88,7 @@ struct Bonds {
         tabulate(t4, e4);
         tabulate(t5, e5);
     }
-    void tabulate(const AngularTerms& t, std::vector<double>& e) const {
+    void tabulate(const AngularTerms& t, Buffer<double>& e) const {
         e.resize(t.etas.size() * n);
         for (size_t u = 0; u < t.etas.size(); ++u)
 #pragma omp simd
@@ -110,21 +109,25 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
     const bool angular = n_g4 + n_g5 > 0;
     int64_t zero_length = 0;
 
+    ThreadErrors errors;
 #pragma omp parallel reduction(+ : zero_length)
     {
         Bonds bonds;
-        // Per chunk: angular factors per distinct shape, radial factors per distinct eta.
-        std::vector<double> ang4_store(t4.shapes.size() * kChunk), ang5_store(t5.shapes.size() * kChunk);
-        std::vector<double> radial4_store(u4 * kChunk), radial5_store(u5 * kChunk);
+        // Per chunk: angular factors per distinct shape, radial factors per distinct eta; running
+        // sums per species of k and parameter row, one lane per chunk position.
+        std::vector<double> ang4_store, ang5_store, radial4_store, radial5_store, sum4, sum5;
+        errors.run([&] {
+            ang4_store.resize(t4.shapes.size() * kChunk), ang5_store.resize(t5.shapes.size() * kChunk);
+            radial4_store.resize(u4 * kChunk), radial5_store.resize(u5 * kChunk);
+            sum4.resize(size_t(n_species) * n_g4 * kChunk), sum5.resize(size_t(n_species) * n_g5 * kChunk);
+        });
         auto* ang4 = reinterpret_cast<double(*)[kChunk]>(ang4_store.data());
         auto* ang5 = reinterpret_cast<double(*)[kChunk]>(ang5_store.data());
         auto* radial4 = reinterpret_cast<double(*)[kChunk]>(radial4_store.data());
         auto* radial5 = reinterpret_cast<double(*)[kChunk]>(radial5_store.data());
-        // Running sums per species of k and parameter row, one lane per chunk position.
-        std::vector<double> sum4(size_t(n_species) * n_g4 * kChunk), sum5(size_t(n_species) * n_g5 * kChunk);
 
 #pragma omp for schedule(dynamic, 64)
-        for (int64_t i = 0; i < nl.n_atoms; ++i) {
+        for (int64_t i = 0; i < nl.n_atoms; ++i) errors.run([&] {
             double* row = out + i * width;
             std::fill(row, row + width, 0.0);
             bonds.clear();
@@ -142,7 +145,7 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
                 }
                 if (angular) bonds.add(v, r, fc, s);
             }
-            if (!angular || bonds.n < 2) continue;
+            if (!angular || bonds.n < 2) return;
             const int real_bonds = bonds.n;
             bonds.pad_and_tabulate(t4, t5);
             const int nb = bonds.n;
@@ -203,29 +206,31 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
                 for (int s = 0; s < n_species; ++s) {
                     const int a = std::min(sj, s), c = std::max(sj, s);
                     const int pair = a * n_species - a * (a - 1) / 2 + (c - a);
-                    // the j factors: 2^(1-zeta) exp(-eta r_ij^2)
+                    // the j factors: 2 exp(-eta r_ij^2)
                     for (int p = 0; p < n_g4; ++p) {
                         const double* acc = sum4.data() + (size_t(s) * n_g4 + p) * kChunk;
                         double total = 0.0;
                         for (int l = 0; l < kChunk; ++l) total += acc[l];
-                        row[base_g4 + pair * n_g4 + p] += total * t4.norm[p] * bonds.e4[size_t(t4.eta_of[p]) * nb + j];
+                        row[base_g4 + pair * n_g4 + p] += total * 2.0 * bonds.e4[size_t(t4.eta_of[p]) * nb + j];
                     }
                     for (int p = 0; p < n_g5; ++p) {
                         const double* acc = sum5.data() + (size_t(s) * n_g5 + p) * kChunk;
                         double total = 0.0;
                         for (int l = 0; l < kChunk; ++l) total += acc[l];
-                        row[base_g5 + pair * n_g5 + p] += total * t5.norm[p] * bonds.e5[size_t(t5.eta_of[p]) * nb + j];
+                        row[base_g5 + pair * n_g5 + p] += total * 2.0 * bonds.e5[size_t(t5.eta_of[p]) * nb + j];
                     }
                 }
             }
-        }
+        });
     }
+    errors.rethrow();
     if (zero_length > 0) throw_zero_length_bonds(zero_length);
 }
 
 void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out) {
+    ThreadErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) errors.run([&] {
         const double* v = vectors + 3 * k * i;
         double* row = out + int64_t(k) * i;
         double sum = 0.0;
@@ -235,31 +240,23 @@ void relative_distances(int64_t n, int k, int normalize, const double* vectors, 
         }
         const double scale = sum > 0.0 ? normalize / sum : 0.0;
         for (int j = 0; j < k; ++j) row[j] *= scale;
-    }
+    });
+    errors.rethrow();
 }
 
-void point_cloud(int64_t n, int k_max, int k, int normalize, const double* vectors, const int64_t* indices,
-                 double* out, int64_t out_stride) {
+void point_cloud(int64_t n, int k_max, int k, int normalize, const double* vectors, double* out, int64_t out_stride) {
+    ThreadErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; ++i) errors.run([&] {
         const double* v = vectors + 3 * int64_t(k_max) * i;
-        const int64_t* index = indices + int64_t(k_max) * i;
         double* row = out + out_stride * i;
         double sum = 0.0;
-        int found = 0;
-        for (int j = 0; j < normalize; ++j) {
-            if (index[j] < 0) continue;
+        for (int j = 0; j < normalize; ++j)
             sum += std::sqrt(v[3 * j] * v[3 * j] + v[3 * j + 1] * v[3 * j + 1] + v[3 * j + 2] * v[3 * j + 2]);
-            ++found;
-        }
-        const double inverse = found == 0 ? 1.0 : (sum > 0.0 ? found / sum : 0.0);
-        for (int j = 0; j < k; ++j) {
-            const double* from = index[j] >= 0 ? v + 3 * j : v;  // missing neighbours: copies of the nearest
-            row[3 * j] = from[0] * inverse;
-            row[3 * j + 1] = from[1] * inverse;
-            row[3 * j + 2] = from[2] * inverse;
-        }
-    }
+        const double inverse = sum > 0.0 ? normalize / sum : 0.0;
+        for (int j = 0; j < 3 * k; ++j) row[j] = v[j] * inverse;
+    });
+    errors.rethrow();
 }
 
 int max_threads() {

@@ -17,10 +17,14 @@
 // they show in the whole cell once assembled: the faces next to a missing one reach beyond R / 2.
 // So an atom whose assembled cell reaches beyond R / 2 is redone, too.
 // We also tried voro++'s way, cutting a polyhedron plane by plane: on thermally disordered fcc it
-// was 10% slower than the face-by-face construction (when each cell built all its faces).
+// was 10% slower than the face-by-face construction (when each cell built all its faces). But each
+// face here is clipped by all candidates, so an atom costs candidates^2: next to a large empty
+// region (a slab in vacuum) that is thousands squared, and the cells are refused (CellsTooLarge) in
+// favour of voro++ (OVITO's Voronoi analysis), which tests a plane against the cell's few vertices.
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +50,7 @@ struct alignas(64) VoronoiCells::FaceStore {
     size_t used = kChunk;                    // of the last chunk
 
     const Face* add(const std::vector<Face>& faces) {
+        if (faces.empty()) return nullptr;   // (a thread's first atom may build none)
         if (used + faces.size() > kChunk) {  // a new chunk (larger for an atom with more faces)
             chunks.emplace_back(new Face[std::max(kChunk, faces.size())]);
             used = 0;
@@ -102,19 +107,19 @@ double area(const Point* polygon, int m) {
 
 // The candidates of one atom, nearest first, as columns (the per-face plane set-up vectorises).
 struct Candidates {
-    std::vector<double> x, y, z, d2;
-    std::vector<int64_t> j;  // original index
+    Buffer<double> x, y, z, d2;
+    Buffer<int64_t> j;  // original index
     size_t size() const { return d2.size(); }
 };
 
 struct Scratch {
     Candidates cand;
-    std::vector<std::pair<double, uint32_t>> sorter;
-    std::vector<double> c1, c2, c0;       // the candidates' half-planes in the plane of one face
-    std::vector<double> line;             // distance of their lines from the face's foot point
-    std::vector<Point> polygon, clipped;  // each clip adds at most one vertex
-    std::vector<double> distance;         // of the polygon's vertices from a line
-    std::vector<Face> faces;              // built by the atom being done
+    Buffer<std::pair<double, uint32_t>> sorter;
+    Buffer<double> c1, c2, c0;        // the candidates' half-planes in the plane of one face
+    Buffer<double> line;              // distance of their lines from the face's foot point
+    Buffer<Point> polygon, clipped;   // each clip adds at most one vertex
+    Buffer<double> distance;          // of the polygon's vertices from a line
+    std::vector<Face> faces;          // built by the atom being done
     std::vector<Visit> visits;
     Block block;
 };
@@ -230,6 +235,9 @@ int64_t gather(const CellGrid& g, int64_t i, Block& block, double radius, Scratc
         }
         s.sorter.emplace_back(d2, uint32_t(c));
     }
+    if (s.sorter.size() > kMaxCandidates)
+        throw CellsTooLarge("the Voronoi cell of particle " + std::to_string(g.atom[i]) + " needs more than " +
+                            std::to_string(kMaxCandidates) + " candidate neighbours (it borders a large empty region)");
     std::sort(s.sorter.begin(), s.sorter.end());
     Candidates& cand = s.cand;
     const size_t count = s.sorter.size();
@@ -277,30 +285,32 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
 
     // One try at the faces of sorted atom i (into s.faces) at radius level `level`, s.block holding
     // the candidates of its bin at level `block_level` (updated). Returns 0, or the radius needed.
-    auto attempt = [&](int64_t i, int64_t bin, int level, Scratch& s, int& block_level, int64_t& coincident) {
+    std::mutex rows_mutex;
+    Coincidence coincidence;
+    auto attempt = [&](int64_t i, int64_t bin, int level, Scratch& s, int& block_level) {
         if (level != block_level) {
             int b[3];
             g.decode(bin, b);
-#pragma omp critical(voronoi_stencil)
-            if (rows[level].empty()) rows[level] = stencil(g, radius0 * std::exp2(0.5 * level));
+            {
+                std::lock_guard<std::mutex> lock(rows_mutex);
+                if (rows[level].empty()) rows[level] = stencil(g, radius0 * std::exp2(0.5 * level));
+            }
             s.visits.clear();
             for (const Row& row : rows[level]) g.add_row(b, row, s.visits);
             s.block.build(g, bin, s.visits);
             block_level = level;
         }
         const double radius = radius0 * std::exp2(0.5 * level);
-        const int64_t found = gather(g, i, s.block, radius, s);
-        if (level == 0) coincident += found;
+        if (gather(g, i, s.block, radius, s) > 0 && level == 0) coincidence.note(g.atom[i]);  // once per atom
         return build_faces(g.atom[i], radius, s);
     };
     // Wider tries after one at `level` that needed `needed`; returns the level that was enough, or
     // `levels` if none was.
     auto escalate = [&](int64_t i, int64_t bin, int level, double needed, Scratch& s, int& block_level) {
-        int64_t ignored = 0;
         while (needed > 0.0) {
             level = std::max(level + 1, level_for(needed, radius0));
             if (level >= levels) return levels;
-            needed = attempt(i, bin, level, s, block_level, ignored);
+            needed = attempt(i, bin, level, s, block_level);
         }
         return level;
     };
@@ -311,29 +321,33 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
         radius_[atom] = radius0 * std::exp2(0.5 * level);
     };
 
-    int64_t coincident = 0, unbounded = 0;
-#pragma omp parallel reduction(+ : coincident, unbounded)
+    int64_t unbounded = 0;
+    ThreadErrors errors;
+#pragma omp parallel reduction(+ : unbounded)
     {
         Scratch s;     // candidates of the bin's atoms at the first radius
         Scratch wide;  // for the few atoms that need a larger one
 #pragma omp for schedule(dynamic, 16)
         for (int64_t bin = 0; bin < g.n_bins(); ++bin) {
             if (g.start[bin] == g.start[bin + 1]) continue;
-            int block_level = -1, wide_level = -1;
-            for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
-                const double needed = attempt(i, bin, 0, s, block_level, coincident);
-                const int level = needed > 0.0 ? escalate(i, bin, 0, needed, wide, wide_level) : 0;
-                if (level >= levels) ++unbounded;
-                else keep(g.atom[i], level, level > 0 ? wide : s);
-            }
+            errors.run([&] {
+                int block_level = -1, wide_level = -1;
+                for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
+                    const double needed = attempt(i, bin, 0, s, block_level);
+                    const int level = needed > 0.0 ? escalate(i, bin, 0, needed, wide, wide_level) : 0;
+                    if (level >= levels) ++unbounded;
+                    else keep(g.atom[i], level, level > 0 ? wide : s);
+                }
+            });
         }
     }
-    if (coincident > 0) throw_zero_length_bonds(coincident);
+    errors.rethrow();
+    coincidence.check(positions);
     if (unbounded > 0) throw std::invalid_argument(std::to_string(unbounded) + " Voronoi cell(s) could not be closed");
 
     // Assemble every cell from its own faces and those built by its neighbours; redo the atoms
     // whose cell reaches beyond half their radius.
-    std::vector<int64_t> sorted_index(n);
+    Buffer<int64_t> sorted_index(n);
     for (int64_t i = 0; i < n; ++i) sorted_index[g.atom[i]] = i;
     for (;;) {
         assemble();
@@ -347,7 +361,7 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
         {
             Scratch s;
 #pragma omp for schedule(dynamic, 1)
-            for (size_t r = 0; r < redo.size(); ++r) {
+            for (size_t r = 0; r < redo.size(); ++r) errors.run([&] {
                 const auto [atom, needed] = redo[r];
                 const int64_t i = sorted_index[atom];
                 const int64_t bin = std::upper_bound(g.start.begin(), g.start.end(), i) - g.start.begin() - 1;
@@ -355,8 +369,9 @@ VoronoiCells::VoronoiCells(int64_t n, const double* positions, const double* cel
                 const int level = escalate(i, bin, 0, needed, s, block_level);  // beyond its radius: needed > radius_
                 if (level >= levels) ++unbounded;
                 else keep(atom, level, s);
-            }
+            });
         }
+        errors.rethrow();
         if (unbounded > 0)
             throw std::invalid_argument(std::to_string(unbounded) + " Voronoi cell(s) could not be closed");
     }
@@ -382,15 +397,16 @@ void VoronoiCells::assemble() {
     }
     for (int64_t atom = 0; atom < n; ++atom) incoming_offsets_[atom + 1] += incoming_offsets_[atom];
     incoming_.resize(incoming_offsets_[n]);
-    std::vector<int64_t> cursor(incoming_offsets_.begin(), incoming_offsets_.end() - 1);
+    Buffer<int64_t> cursor(incoming_offsets_.begin(), incoming_offsets_.end() - 1);
     for (int64_t atom = 0; atom < n; ++atom) {
         const Face* f = built_[atom];
         for (int64_t m = 0; m < own_[atom]; ++m)
             if (f[m].j != atom) incoming_[cursor[f[m].j]++] = {atom, f + m};
     }
     counts_.resize(n), reach2_.resize(n), tiny_.resize(n);
+    ThreadErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t atom = 0; atom < n; ++atom) {
+    for (int64_t atom = 0; atom < n; ++atom) errors.run([&] {
         double largest = 0.0, reach2 = 0.0;
         for_each_face(atom, [&](const Face& f, int64_t) {
             largest = std::max(largest, f.area);
@@ -402,7 +418,8 @@ void VoronoiCells::assemble() {
         int64_t count = 0;
         for_each_face(atom, [&](const Face& f, int64_t) { count += f.area > tiny; });
         counts_[atom] = count, reach2_[atom] = reach2, tiny_[atom] = tiny;
-    }
+    });
+    errors.rethrow();
 }
 
 void VoronoiCells::count(int64_t* offsets) const {
@@ -413,8 +430,9 @@ void VoronoiCells::count(int64_t* offsets) const {
 
 void VoronoiCells::fill(const int64_t* offsets, int64_t* neighbors, double* vectors, double* areas) const {
     const int64_t n = int64_t(counts_.size());
+    ThreadErrors errors;
 #pragma omp parallel for schedule(static)
-    for (int64_t atom = 0; atom < n; ++atom) {
+    for (int64_t atom = 0; atom < n; ++atom) errors.run([&] {
         int64_t b = offsets[atom];
         for_each_face(atom, [&](const Face& f, int64_t source) {
             if (!(f.area > tiny_[atom])) return;
@@ -426,7 +444,8 @@ void VoronoiCells::fill(const int64_t* offsets, int64_t* neighbors, double* vect
             areas[b] = f.area;
             ++b;
         });
-    }
+    });
+    errors.rethrow();
 }
 
 VoronoiCells::~VoronoiCells() = default;

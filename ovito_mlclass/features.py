@@ -15,10 +15,11 @@ features are scale-free, so one model serves every element of a lattice:
   vectors x_j - x_i to the N nearest neighbours, by increasing distance, divided by the atom's own
   mean distance to its ``normalize`` nearest neighbours (``normalize = 1``: the nearest neighbour
   at distance 1, as in the paper; a mean over a shell is less noisy in hot crystals), flattened
-  to 3N columns x1, y1, z1, x2, ... An atom with fewer than N neighbours (small non-periodic
-  systems) has its missing rows filled with copies of its nearest neighbour: for a network that
-  max-pools over points that is exactly a mask (a duplicate never changes a maximum), with no
-  mask input. An atom without any neighbour gets zeros.
+  to 3N columns x1, y1, z1, x2, ...
+
+Every block needs all the neighbours it names: a frame in which some atom has fewer (a small
+non-periodic system) is refused with an :class:`~ovito_mlclass.neighbors.InputError`, whatever the
+block (a model trained on full neighbourhoods has no answer for a partial one).
 
 Example::
 
@@ -179,13 +180,14 @@ class FeatureSpec:
         k_max = max(needs + [neighbors], default=0)
         report = progress or (lambda fraction, text: None)
         report(0.0, "neighbours")
-        # only point clouds can do with fewer neighbours than asked for; the other blocks check theirs
-        clouds = any(b["kind"] == "point_cloud" for b in self.blocks)
-        nearest = nb.nearest_neighbors(work, k_max, allow_missing=clouds) if k_max else None
+        # missing neighbours only for the rows returned beyond what the blocks need; each block checks its own
+        nearest = nb.nearest_neighbors(work, k_max, allow_missing=True) if k_max else None
+
+        def require(k):  # InputError unless every atom has its first k neighbours
+            nb.require_neighbors(work, nearest.neighbors.reshape(n, k_max), k)
 
         def complete(k):  # the first k neighbours of every atom, all present
-            if clouds:
-                nb.require_neighbors(work, nearest.neighbors.reshape(n, k_max), k)
+            require(k)
             return _first_k(nearest, k_max, k)
 
         scale = None
@@ -200,12 +202,12 @@ class FeatureSpec:
             elif b["kind"] == "distances":
                 values = relative_distances(complete(b["neighbors"]), b["neighbors"], b["normalize"])
             elif b["kind"] == "point_cloud":  # written in place: 3N columns per atom is the bulk of the memory
+                require(b["neighbors"])
                 values = point_cloud(nearest, k_max, b["neighbors"], b["normalize"],
                                      out=out[:, column:column + 3 * b["neighbors"]])
             else:
                 if scale is None:
-                    if clouds:
-                        nb.require_neighbors(work, nearest.neighbors.reshape(n, k_max), self.scale_neighbors)
+                    require(self.scale_neighbors)
                     scale = length_scale(nearest, k_max, self.scale_neighbors)
                 recipe = self._symmetry_functions(b, scale)
                 values = recipe.compute(nb.cutoff_neighbors(work, recipe.cutoff))
@@ -241,17 +243,17 @@ def relative_distances(nearest: nb.NeighborList, k: int, normalize: int) -> np.n
 
 def point_cloud(nearest: nb.NeighborList, k_max: int, k: int, normalize: int, out: np.ndarray | None = None,
                 chunk: int = 65536) -> np.ndarray:
-    """The ``point_cloud`` block (module docstring) from a k_max-nearest list: ``(n, 3k)`` vectors
-    to the k nearest neighbours in units of the atom's mean distance to its ``normalize`` nearest;
-    missing neighbours (index -1, last in their row) become copies of the nearest one. Computed
-    in chunks of atoms, into ``out`` if given, so that the temporaries stay small (NumPy; the
-    compiled kernel where available: one pass, no temporaries)."""
+    """The ``point_cloud`` block (module docstring) from a k_max-nearest list whose first k
+    neighbours are all present: ``(n, 3k)`` vectors to the k nearest neighbours in units of the
+    atom's mean distance to its ``normalize`` nearest. Computed in chunks of atoms, into ``out`` if
+    given, so that the temporaries stay small (NumPy; the compiled kernel where available: one
+    pass, no temporaries)."""
     from .descriptors._backend import COMPILED, kernels
 
     n = nearest.n_atoms
     out = np.empty((n, 3 * k)) if out is None else out
     if COMPILED and n:
-        kernels.point_cloud(nearest.vectors, nearest.neighbors, k_max, k, normalize, out)
+        kernels.point_cloud(nearest.vectors, k_max, k, normalize, out)
         return out
     return _point_cloud_numpy(nearest, k_max, k, normalize, out, chunk)
 
@@ -260,17 +262,11 @@ def _point_cloud_numpy(nearest: nb.NeighborList, k_max: int, k: int, normalize: 
                        chunk: int = 65536) -> np.ndarray:
     n = nearest.n_atoms
     vectors = nearest.vectors.reshape(n, k_max, 3)
-    indices = nearest.neighbors.reshape(n, k_max)
     for start in range(0, n, chunk):
         rows = slice(start, min(start + chunk, n))
-        v, present = vectors[rows, :k], indices[rows, :k] >= 0
-        d = np.sqrt(np.einsum("ijk,ijk->ij", v[:, :normalize], v[:, :normalize]))  # missing: 0, no contribution
-        found = present[:, :normalize].sum(axis=1)
-        scale = np.where(found > 0, d.sum(axis=1) / np.maximum(found, 1), 1.0)
-        cloud = v / scale[:, None, None]
-        if not present.all():
-            cloud = np.where(present[..., None], cloud, cloud[:, :1])
-        out[rows] = cloud.reshape(-1, 3 * k)
+        v = vectors[rows, :k]
+        d = np.sqrt(np.einsum("ijk,ijk->ij", v[:, :normalize], v[:, :normalize]))
+        out[rows] = (v / d.mean(axis=1)[:, None, None]).reshape(-1, 3 * k)
     return out
 
 

@@ -2,16 +2,24 @@
 
 Nearest-neighbour and cutoff searches run in the compiled kernel's multithreaded cell list
 (``cpp_kernels/cell_list.cpp``: periodic- and triclinic-aware, periodic images of small cells
-included). They reproduce OVITO's ``NearestNeighborFinder`` and ``CutoffNeighborFinder``, the
-reference they are tested against (tests/test_neighbors.py), which we used before; we have our
-own because in the benchmark (1M atoms, one thread) OVITO's finders alone took longer than the
-whole descriptor computation was meant to. Without the compiled kernel (numba fallback) and for
-2D cells, OVITO's finders are used. Voronoi cells are built by the kernel as well (tested
-against OVITO's Voronoi analysis, which is the fallback). The result is a CSR-style :class:`NeighborList` that the descriptor kernels consume as flat,
-contiguous arrays.
+included, 2D cells as OVITO treats them: not periodic along the third cell vector). They
+reproduce OVITO's ``NearestNeighborFinder`` and ``CutoffNeighborFinder``, the reference they are
+tested against (tests/test_neighbors.py), which we used before; we have our own because in the
+benchmark (1M atoms, one thread) OVITO's finders alone took longer than the whole descriptor
+computation was meant to. Without the compiled kernel (numba fallback), OVITO's finders are used.
+Voronoi cells are built by the kernel as well (tested against OVITO's Voronoi analysis, which is
+the fallback, and takes over next to large empty regions). The result is a CSR-style
+:class:`NeighborList` that the descriptor kernels consume as flat, contiguous arrays.
+
+Every search takes a DataCollection or a :class:`Structure` (its arrays, read beforehand in the
+thread that owns the DataCollection: OVITO's Python API must not be called from other threads).
+Every mode refuses the same inputs with the same :class:`InputError`: two particles at distance
+zero, and searches that would need more than the machine's memory or visit more than 10^7 periodic
+images and bins from one bin.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +28,7 @@ from ovito.data import CutoffNeighborFinder, DataCollection, NearestNeighborFind
 __all__ = [
     "NeighborList",
     "InputError",
+    "Structure",
     "check_positions",
     "nearest_neighbors",
     "require_neighbors",
@@ -30,6 +39,10 @@ __all__ = [
     "spatial_bins",
     "SpatialBins",
 ]
+
+
+# Most nearest neighbours a search may ask for (the search's time grows as their square in small periodic cells).
+MAX_NEIGHBORS = 10_000
 
 
 class InputError(ValueError):
@@ -81,12 +94,65 @@ class NeighborList:
 
     def filtered(self, keep: np.ndarray) -> "NeighborList":
         """The same list restricted to the bonds where ``keep`` is true."""
-        counts = np.add.reduceat(keep.astype(np.int64), self.offsets[:-1]) if len(keep) else self.counts * 0
-        counts[self.counts == 0] = 0  # reduceat returns the element itself for empty segments
+        centers = np.repeat(np.arange(self.n_atoms), self.counts)
+        counts = np.bincount(centers[keep], minlength=self.n_atoms)
         offsets = np.zeros(self.n_atoms + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         weights = None if self.weights is None else self.weights[keep]
         return NeighborList(offsets, self.neighbors[keep], self.vectors[keep], weights, self.bins)
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What the searches read from a DataCollection, as arrays: ``positions`` (n, 3), ``cell``
+    (3, 4: cell vectors as columns, then the origin), ``pbc`` and ``is2D``. Made with :meth:`of`
+    in the thread that owns the DataCollection; searches on it may run in any thread."""
+
+    positions: np.ndarray
+    cell: np.ndarray
+    pbc: tuple[bool, bool, bool]
+    is2D: bool = False
+
+    @classmethod
+    def of(cls, data: "DataCollection | Structure") -> "Structure":
+        if isinstance(data, Structure):
+            return data
+        return cls(np.ascontiguousarray(data.particles.positions, dtype=np.float64),
+                   np.array(data.cell, dtype=np.float64), tuple(bool(p) for p in data.cell.pbc), bool(data.cell.is2D))
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    def data_collection(self) -> DataCollection:
+        """A DataCollection of these positions and cell, for OVITO's own analyses."""
+        _require_ovito_thread()
+        data = DataCollection()
+        data.create_cell(self.cell, pbc=self.pbc)
+        data.cell_.is2D = self.is2D
+        data.create_particles(count=self.count).create_property("Position", data=self.positions)
+        return data
+
+    def kernel_geometry(self) -> tuple[np.ndarray, tuple[bool, bool, bool]]:
+        """The cell and pbc flags the compiled searches take. A 2D cell is not periodic along its
+        third vector, as in OVITO's finders (which use the full 3D vectors); where that vector
+        spans no volume, it is replaced by the unit normal of the first two."""
+        if not self.is2D:
+            return self.cell, self.pbc
+        cell = self.cell.copy()
+        normal = np.cross(cell[:, 0], cell[:, 1])
+        if abs(np.linalg.det(cell[:, :3])) <= 1e-12 * np.abs(cell[:, :3]).max() ** 3 and np.linalg.norm(normal) > 0:
+            cell[:, 2] = normal / np.linalg.norm(normal)
+        return cell, (self.pbc[0], self.pbc[1], False)
+
+
+# OVITO's Python API works in the thread that imported it only (imported above, with this module)
+_OVITO_THREAD = threading.current_thread()
+
+
+def _require_ovito_thread() -> None:
+    if threading.current_thread() is not _OVITO_THREAD:
+        raise RuntimeError("OVITO's Python API may only be used in the thread that imported it, not in a worker thread.")
 
 
 def check_positions(data: DataCollection) -> np.ndarray:
@@ -111,6 +177,7 @@ def subset(data: DataCollection, mask: np.ndarray) -> DataCollection:
     the others are treated as if they did not exist, as OVITO's ``only_selected`` options do."""
     reduced = DataCollection()
     reduced.create_cell(np.asarray(data.cell), pbc=data.cell.pbc)
+    reduced.cell_.is2D = data.cell.is2D
     particles = reduced.create_particles(count=int(mask.sum()))
     particles.create_property("Position", data=np.asarray(data.particles.positions)[mask])
     return reduced
@@ -123,72 +190,93 @@ def _compiled_kernels():
     return kernels if COMPILED else None
 
 
-def _own_search(data: DataCollection):
-    """The compiled kernel and its inputs (positions, cell matrix, pbc flags), or None where
-    OVITO's finder is to be used instead (no compiled kernel, 2D cell)."""
-    kernels = _compiled_kernels()
-    if kernels is None or data.cell.is2D:
-        return None
-    positions = np.asarray(data.particles.positions, dtype=np.float64)
-    return kernels, positions, np.asarray(data.cell, dtype=np.float64), tuple(bool(p) for p in data.cell.pbc)
+def _kernel_call(search, *args, **kwargs):
+    """A compiled search; its refusals (two atoms at one position, a search too large) as InputError."""
+    try:
+        return search(*args, **kwargs)
+    except ValueError as exc:
+        raise InputError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
 
 
-def nearest_neighbors(data: DataCollection, n: int, allow_missing: bool = False) -> NeighborList:
+def _refuse_coincident(structure: Structure) -> None:
+    """The compiled searches' refusal of particles at distance zero from another (or from a periodic
+    image of one), for OVITO's own finders and Voronoi analysis, which skip or list them."""
+    matrix, pbc = structure.kernel_geometry()
+    cell, origin = matrix[:, :3], matrix[:, 3]
+    reduced = np.linalg.solve(cell, (structure.positions - origin).T).T
+    images = np.where(pbc, np.floor(reduced), 0.0)
+    wrapped = structure.positions - images @ cell.T
+    _, inverse, counts = np.unique(wrapped, axis=0, return_inverse=True, return_counts=True)
+    shared = counts[inverse.reshape(-1)] > 1
+    if shared.any():
+        i = int(np.flatnonzero(shared)[0])
+        x, y, z = structure.positions[i]
+        raise InputError(f"{int(shared.sum())} particle(s) have another particle at distance zero (the first: particle "
+                         f"{i} at ({x:.6g}, {y:.6g}, {z:.6g})): two atoms occupy the same position.")
+
+
+def nearest_neighbors(data: DataCollection | Structure, n: int, allow_missing: bool = False) -> NeighborList:
     """The ``n`` nearest neighbours of every particle, by increasing distance (the results of
     OVITO's ``NearestNeighborFinder``). A particle with fewer than ``n`` neighbours (a small
     non-periodic system) is an :class:`InputError`, unless ``allow_missing``: then its missing
     neighbours come last, with index -1 and vector 0 (see :func:`require_neighbors`)."""
-    if n < 1:
-        raise InputError(f"The number of neighbours must be at least 1, got {n}.")
-    count = data.particles.count
-    search = _own_search(data)
+    if not 1 <= n <= MAX_NEIGHBORS:
+        raise InputError(f"The number of neighbours must be in 1..{MAX_NEIGHBORS}, got {n}.")
+    structure = Structure.of(data)
+    kernels = _compiled_kernels()
     bins = None
-    if search is None:
-        indices, vectors = NearestNeighborFinder(n, data).find_all()
+    if kernels is None:
+        _refuse_coincident(structure)
+        indices, vectors = NearestNeighborFinder(n, structure.data_collection()).find_all()
     else:
-        kernels, positions, cell, pbc = search
+        cell, pbc = structure.kernel_geometry()
         # the search's own bins serve the neighbour average (no second binning)
-        indices, vectors, bins = kernels.nearest_neighbors(positions, cell, pbc, n, with_bins=True)
+        indices, vectors, bins = _kernel_call(kernels.nearest_neighbors, structure.positions, cell, pbc, n,
+                                              with_bins=True)
         bins = SpatialBins(*bins)
     if not allow_missing:
-        require_neighbors(data, indices, n)
+        require_neighbors(structure, indices, n)
     elif (indices < 0).any():
         vectors = np.where((indices < 0)[..., None], 0.0, vectors)  # OVITO's finder leaves them undefined
-    offsets = np.arange(0, count * n + 1, n, dtype=np.int64)
+    offsets = np.arange(0, structure.count * n + 1, n, dtype=np.int64)
     return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), bins=bins)
 
 
-def require_neighbors(data: DataCollection, indices: np.ndarray, k: int) -> None:
+def require_neighbors(data: DataCollection | Structure, indices: np.ndarray, k: int) -> None:
     """InputError unless every particle has its ``k`` nearest neighbours among ``indices``
     (shape ``(n_particles, >= k)``, -1 = missing, by increasing distance)."""
     missing = np.asarray(indices)[:, :k] < 0
     if missing.any():
+        structure = Structure.of(data)
         atoms = np.flatnonzero(missing.any(axis=1))
         found = int((~missing[atoms[0]]).sum())
         raise InputError(
             f"{len(atoms)} particle(s) have fewer than {k} neighbours "
-            f"(particle {atoms[0]} has {found}); the system holds only {data.particles.count} particle(s) "
-            f"and its cell is periodic along {_pbc_text(data)}. Use fewer neighbours or a larger system."
+            f"(particle {atoms[0]} has {found}); the system holds only {structure.count} particle(s) "
+            f"and its cell is periodic along {_pbc_text(structure)}. Use fewer neighbours or a larger system."
         )
 
 
-def cutoff_neighbors(data: DataCollection, cutoff: float) -> NeighborList:
+def cutoff_neighbors(data: DataCollection | Structure, cutoff: float) -> NeighborList:
     """All neighbours within ``cutoff`` (distance <= cutoff) of every particle (the results of
     OVITO's ``CutoffNeighborFinder``)."""
-    if not cutoff > 0:
-        raise InputError(f"The cutoff must be positive, got {cutoff}.")
-    search = _own_search(data)
-    if search is not None:
-        kernels, positions, cell, pbc = search
-        offsets, neighbors, vectors, bins = kernels.cutoff_neighbors(positions, cell, pbc, float(cutoff), with_bins=True)
+    if not (cutoff > 0 and np.isfinite(cutoff)):
+        raise InputError(f"The cutoff must be positive and finite, got {cutoff}.")
+    structure = Structure.of(data)
+    kernels = _compiled_kernels()
+    if kernels is not None:
+        cell, pbc = structure.kernel_geometry()
+        offsets, neighbors, vectors, bins = _kernel_call(kernels.cutoff_neighbors, structure.positions, cell, pbc,
+                                                         float(cutoff), with_bins=True)
         return NeighborList(offsets, neighbors, vectors, bins=SpatialBins(*bins))
-    pairs, vectors = CutoffNeighborFinder(cutoff, data).find_all(sort_by="index")
-    offsets = np.zeros(data.particles.count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(pairs[:, 0], minlength=data.particles.count), out=offsets[1:])
+    _refuse_coincident(structure)
+    pairs, vectors = CutoffNeighborFinder(cutoff, structure.data_collection()).find_all(sort_by="index")
+    offsets = np.zeros(structure.count + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=structure.count), out=offsets[1:])
     return NeighborList(offsets, np.ascontiguousarray(pairs[:, 1]), vectors)
 
 
-def voronoi_neighbors(data: DataCollection) -> NeighborList:
+def voronoi_neighbors(data: DataCollection | Structure) -> NeighborList:
     """Voronoi neighbours weighted by relative face area (Mickel et al., J. Chem. Phys. 138,
     044501 (2013)): weight = area of the shared Voronoi face / surface area of the atom's cell."""
     faces = voronoi_faces(data)
@@ -200,7 +288,7 @@ def voronoi_neighbors(data: DataCollection) -> NeighborList:
                         faces.weights / np.repeat(total, counts[counts > 0]), faces.bins)
 
 
-def voronoi_faces(data: DataCollection) -> NeighborList:
+def voronoi_faces(data: DataCollection | Structure) -> NeighborList:
     """The Voronoi cell of every particle: one bond per face of non-zero area, ``weights`` = the
     face areas (absolute). Periodic images of one particle, the particle's own included, are
     separate faces, as in OVITO's ``VoronoiAnalysisModifier`` bonds.
@@ -208,43 +296,41 @@ def voronoi_faces(data: DataCollection) -> NeighborList:
     The compiled kernel builds the cells itself from a cell-list search (``cpp_kernels/voronoi.cpp``),
     tested against OVITO's Voronoi polyhedra; we have our own because OVITO's Voronoi analysis alone
     takes longer than the whole Voronoi-weighted Steinhardt computation is meant to (benchmark C).
-    Without the compiled kernel, the faces are OVITO's ``VoronoiAnalysisModifier(generate_bonds=True)``
-    bonds and the numba reference computes their areas.
+    Without the compiled kernel, and where a cell borders a large empty region (which the kernel's
+    face-by-face construction cannot do quickly), the faces are OVITO's
+    ``VoronoiAnalysisModifier(generate_bonds=True)`` bonds and the numba reference computes their areas.
     """
-    if not all(data.cell.pbc) or data.cell.is2D:
+    structure = Structure.of(data)
+    if not all(structure.pbc) or structure.is2D:
         # voro++ cuts the cells at open boundaries by the box walls, which are not neighbours
-        raise InputError(
-            f"Voronoi neighbours need a 3D cell that is periodic in all three directions; this one is periodic "
-            f"along {_pbc_text(data)} only."
-        )
-    search = _own_search(data)
-    if search is not None:
-        kernels, positions, cell, pbc = search
+        kind = "2D" if structure.is2D else f"periodic along {_pbc_text(structure)} only"
+        raise InputError(f"Voronoi neighbours need a 3D cell that is periodic in all three directions; this one is {kind}.")
+    kernels = _compiled_kernels()
+    if kernels is not None:
         try:
-            offsets, neighbors, vectors, areas = kernels.voronoi_cells(positions, cell, pbc)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
+            offsets, neighbors, vectors, areas = _kernel_call(kernels.voronoi_cells, structure.positions,
+                                                              structure.cell, structure.pbc)
+        except kernels.CellsTooLarge:
+            return _ovito_voronoi_faces(structure)
         longest = float(np.sqrt(np.einsum("ij,ij->i", vectors, vectors).max())) if len(vectors) else 0.0
-        return NeighborList(offsets, neighbors, vectors, areas, bins=spatial_bins(data, longest))
-    return _ovito_voronoi_faces(data)
+        return NeighborList(offsets, neighbors, vectors, areas, bins=spatial_bins(structure, longest))
+    return _ovito_voronoi_faces(structure)
 
 
-def _ovito_voronoi_faces(data: DataCollection) -> NeighborList:
+def _ovito_voronoi_faces(data: DataCollection | Structure) -> NeighborList:
     from ovito.modifiers import VoronoiAnalysisModifier
 
     from .descriptors import reference
 
-    count = data.particles.count
-    positions = np.asarray(data.particles.positions, dtype=np.float64)
-    cell = np.asarray(data.cell)[:, :3]
+    structure = Structure.of(data)
+    _refuse_coincident(structure)
+    count, positions, cell = structure.count, structure.positions, structure.cell[:, :3]
     # OVITO's bond conventions (checked against its polyhedra mesh): one bond per pair of faces,
     # a -> b with image shift n standing for the face of a towards b + n and the face of b towards
     # a - n; several periodic images of one pair, and an atom's own images in small cells
     # (a == b), are separate bonds. With the default thresholds (face_threshold =
     # relative_face_threshold = 0) every face of non-zero area has a bond.
-    work = DataCollection()  # positions and cell only, and freed as soon as the bonds are read
-    work.create_cell(np.asarray(data.cell), pbc=data.cell.pbc)
-    work.create_particles(count=count).create_property("Position", data=positions)
+    work = structure.data_collection()  # positions and cell only, and freed as soon as the bonds are read
     work.apply(VoronoiAnalysisModifier(generate_bonds=True))
     topology = np.array(work.particles.bonds.topology, dtype=np.int64)
     bond_vector = np.asarray(work.particles.bonds.pbc_vectors, dtype=np.float64) @ cell.T
@@ -270,17 +356,18 @@ def _ovito_voronoi_faces(data: DataCollection) -> NeighborList:
     return NeighborList(offsets, neighbor, vectors, areas)
 
 
-def spatial_bins(data: DataCollection, width: float) -> SpatialBins | None:
+def spatial_bins(data: DataCollection | Structure, width: float) -> SpatialBins | None:
     """The particles sorted into bins about ``width`` wide (at least one interatomic spacing), for
     the Steinhardt neighbour average. ``None`` where the compiled kernel is missing (the numba
-    reference needs no bins) or the cell is 2D."""
-    search = _own_search(data)
-    if search is None:
+    reference needs no bins)."""
+    kernels = _compiled_kernels()
+    if kernels is None:
         return None
-    kernels, positions, cell, pbc = search
-    return SpatialBins(*kernels.spatial_bins(positions, cell, pbc, float(width)))
+    structure = Structure.of(data)
+    cell, pbc = structure.kernel_geometry()
+    return SpatialBins(*_kernel_call(kernels.spatial_bins, structure.positions, cell, pbc, float(width)))
 
 
-def _pbc_text(data: DataCollection) -> str:
-    axes = [axis for axis, periodic in zip("xyz", data.cell.pbc) if periodic]
+def _pbc_text(structure: Structure) -> str:
+    axes = [axis for axis, periodic in zip("xyz", structure.pbc) if periodic]
     return ", ".join(axes) if axes else "no direction"

@@ -100,3 +100,21 @@ def test_compiled_relative_distances_equal_numpy(monkeypatch):
     d = np.linalg.norm(nearest.vectors.reshape(-1, 14, 3), axis=2)
     np.testing.assert_allclose(compiled, d / d[:, :8].mean(axis=1, keepdims=True), rtol=1e-14)
     np.testing.assert_allclose(relative_distances(nearest, 14, 8), compiled, rtol=1e-14)
+
+
+@pytest.mark.parametrize("block", [
+    STEINHARDT, {"kind": "distances", "neighbors": 12, "normalize": 12},
+    {"kind": "point_cloud", "neighbors": 12, "normalize": 12},
+    {"kind": "symmetry_functions", "cutoff": 1.5, "g2": [[1.0, 1.0]]}], ids=lambda b: b["kind"])
+def test_every_block_refuses_a_frame_with_fewer_neighbours(block):
+    """8 atoms on the corners of an open cube have 7 neighbours each, fewer than 12: the same
+    InputError for every block (point clouds were padded with copies of the nearest neighbour)."""
+    from ovito.data import NearestNeighborFinder
+
+    cube = make_data(np.array(list(np.ndindex(2, 2, 2)), dtype=float) * 2.5 + 5, np.eye(3) * 20, pbc=(False,) * 3)
+    assert (NearestNeighborFinder(12, cube).find_all()[0][:, 7:] == -1).all()  # OVITO: 7 found of 12
+    with pytest.raises(nb.InputError, match=r"^8 particle\(s\) have fewer than 12 neighbours \(particle 0 has 7\)"):
+        FeatureSpec(blocks=(block,)).compute(cube)
+    # the extra rows a model averages over may be missing (-1)
+    X, rows = FeatureSpec(blocks=({"kind": "distances", "neighbors": 7, "normalize": 7},)).compute(cube, neighbors=12)
+    assert X.shape == (8, 7) and (rows[:, 7:] == -1).all() and (rows[:, :7] >= 0).all()

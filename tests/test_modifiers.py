@@ -11,6 +11,7 @@ from ovito_mlclass import (PropertyPredictorModifier, StructureClassifierModifie
                            SymmetryFunctionsModifier, UnsupervisedClassifierModifier)
 from ovito_mlclass.modifiers import StructureMapModifier
 from ovito_mlclass.render import StructureLegendOverlay
+from ovito_mlclass.neighbors import InputError
 
 
 def run(data, modifier):
@@ -85,24 +86,16 @@ def test_too_few_neighbours_in_an_open_cell_is_an_error():
         run(data, SteinhardtModifier(neighbors=12))
 
 
-def test_coincident_atoms_are_an_error_with_a_cutoff():
-    # Displaced atoms: in a perfect lattice the 12th and 13th neighbour are at exactly the same
-    # distance, and which one a finder keeps is arbitrary (OVITO's choice follows its k-d tree).
+def test_coincident_atoms_are_an_error_in_every_mode():
     data = crystal("fcc", 3, sigma=0.03, seed=1)
     positions = np.asarray(data.particles.positions).copy()
     positions[5] = positions[4]
     data = make_data(positions, np.asarray(data.cell)[:, :3].T)
-    with pytest.raises(Exception, match="same position"):
-        run(data, SteinhardtModifier(cutoff=0.8))
-    with pytest.raises(Exception, match="same position"):
-        run(data, SymmetryFunctionsModifier(cutoff=0.9))
-    # The nearest-neighbour mode follows OVITO's finder, which skips a particle at zero distance,
-    # and so gives what OVITO's own Steinhardt modifier gives (documented).
-    from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
-    mine = run(data, SteinhardtModifier(degrees=range(2, 13), wl=False)).particles["Steinhardt Descriptors"]
-    theirs = run(data, OvitoSteinhardt(max_l=12, compute_averaged=True,
-                                       neighbor_mode=OvitoSteinhardt.NeighborMode.NearestNeighbors))
-    np.testing.assert_allclose(np.asarray(mine)[:, :11], theirs.particles["Steinhardt"], atol=1e-10)
+    message = r"2 particle\(s\) have another particle at distance zero \(the first: particle 4 .*same position"
+    for modifier in (SteinhardtModifier(cutoff=0.8), SteinhardtModifier(neighbors=12),
+                     SteinhardtModifier(neighbor_mode="voronoi"), SymmetryFunctionsModifier(cutoff=0.9)):
+        with pytest.raises(InputError, match=message):
+            run(data, modifier)
 
 
 def test_only_selected_without_selection_is_an_error():

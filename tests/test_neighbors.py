@@ -106,15 +106,31 @@ def test_small_cells_have_periodic_self_images():
     assert nb.cutoff_neighbors(data, 2.5).counts[0] > 26
 
 
-def test_atoms_at_the_same_position():
-    # OVITO's nearest-neighbour finder skips a partner at distance zero, its cutoff finder does not
-    data = make_data([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [2.0, 1.0, 1.0], [1.0, 2.5, 1.0]], np.eye(3) * 10,
+def coincident_cases():
+    """(name, data, index of the first atom at distance zero from another): a pair in an open box,
+    50 atoms on one point of a periodic cell, and an atom on the periodic image of another."""
+    pair = make_data([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [2.0, 1.0, 1.0], [1.0, 2.5, 1.0]], np.eye(3) * 10,
                      pbc=(False, False, False))
-    np.testing.assert_array_equal(nb.nearest_neighbors(data, 2).neighbors.reshape(4, 2)[:2, 0],
-                                  NearestNeighborFinder(2, data).find_all()[0][:2, 0])
-    pairs, _ = CutoffNeighborFinder(1.2, data).find_all(sort_by="index")
-    ours = nb.cutoff_neighbors(data, 1.2)
-    assert sorted(zip(np.repeat(np.arange(4), ours.counts), ours.neighbors)) == sorted(map(tuple, pairs.tolist()))
+    heap = make_data(np.vstack([np.random.default_rng(0).uniform(0, 10, (30, 3)), np.full((50, 3), 2.0)]),
+                     np.eye(3) * 10)
+    image = make_data([[5.0, 5.0, 5.0], [1.0, 2.0, 3.0], [9.0, 2.0, 3.0]], np.eye(3) * 8)  # 9 = 1 + 8
+    return {"pair": (pair, 0), "50 on one point": (heap, 30), "periodic image": (image, 1)}
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "OVITO's finders"])
+@pytest.mark.parametrize("name", ["pair", "50 on one point", "periodic image"])
+def test_atoms_at_the_same_position_are_refused_by_every_search(name, compiled, monkeypatch):
+    data, first = coincident_cases()[name]
+    pairs, vectors = CutoffNeighborFinder(1.0, data).find_all()  # OVITO: a pair at distance zero exists ...
+    assert (np.linalg.norm(vectors, axis=1) < 1e-12).any()
+    monkeypatch.setattr(_backend, "COMPILED", compiled)
+    message = rf"particle\(s\) have another particle at distance zero \(the first: particle {first} .*same position"
+    for search in (lambda d: nb.nearest_neighbors(d, 2), lambda d: nb.cutoff_neighbors(d, 1.5)):  # ... and is refused
+        with pytest.raises(nb.InputError, match=message):
+            search(data)
+    if all(data.cell.pbc):
+        with pytest.raises(nb.InputError, match=message):
+            nb.voronoi_neighbors(data)
 
 
 def test_fallback_to_ovito_finders(monkeypatch):
@@ -125,18 +141,61 @@ def test_fallback_to_ovito_finders(monkeypatch):
     assert nb.cutoff_neighbors(data, 3.2).offsets[-1] == len(CutoffNeighborFinder(3.2, data).find_all()[0])
 
 
-def test_2d_cell_uses_ovito_finders():
+def test_2d_cells_equal_ovito_finders():
+    """A 2D cell is not periodic along its third vector, which may span nothing; OVITO's finders
+    use the full 3D vectors (atoms at several heights)."""
     rng = np.random.default_rng(0)
-    data = make_data(np.column_stack([rng.uniform(0, 10, (100, 2)), np.zeros(100)]), np.diag([10.0, 10.0, 1.0]),
-                     pbc=(True, True, False))
-    data.cell_.is2D = True
-    j_ref, _ = NearestNeighborFinder(6, data).find_all()
-    np.testing.assert_array_equal(nb.nearest_neighbors(data, 6).neighbors, j_ref.reshape(-1))
-    assert nb.cutoff_neighbors(data, 2.0).offsets[-1] == len(CutoffNeighborFinder(2.0, data).find_all()[0])
+    positions = np.column_stack([rng.uniform(0, 10, (100, 2)), rng.uniform(-1.0, 1.0, 100)])
+    for height in (1.0, 0.0):
+        data = make_data(positions, np.diag([10.0, 10.0, height]), pbc=(True, True, True))
+        data.cell_.is2D = True
+        ours = nb.nearest_neighbors(data, 6)
+        j_ref, v_ref = NearestNeighborFinder(6, data).find_all()
+        np.testing.assert_allclose(np.linalg.norm(ours.vectors, axis=1), np.linalg.norm(v_ref, axis=2).ravel(),
+                                   rtol=0, atol=1e-12)
+        ours = nb.cutoff_neighbors(data, 2.0)
+        pairs, v_ref = CutoffNeighborFinder(2.0, data).find_all(sort_by="index")
+        centers = np.repeat(np.arange(100), ours.counts)
+        assert_same_bonds(centers * 1000 + ours.neighbors, ours.vectors, pairs[:, 0] * 1000 + pairs[:, 1], v_ref)
+
+
+def thin_cell(height):
+    """One atom in a periodic 3 x 3 x height cell (height a power of 2, so that image distances are
+    exact): its bonds within 3 are the 2 floor(3 / height) images along the thin axis and the 4 at
+    distance 3 in the plane (OVITO's CutoffNeighborFinder refuses such a cell)."""
+    return make_data([[0.5, 0.5, 0.0]], np.diag([3.0, 3.0, height]))
+
+
+def test_thin_periodic_axes_give_every_image_or_a_clear_refusal():
+    height = 2.0 ** -10
+    ours = nb.cutoff_neighbors(thin_cell(height), 3.0)
+    assert ours.offsets[-1] == 2 * 3072 + 4
+    np.testing.assert_array_equal(np.sort(np.abs(ours.vectors[:, 2])),
+                                  np.r_[np.zeros(4), np.repeat(np.arange(1, 3073), 2) * height])
+    # the 12 nearest: the images at 1, 1, 2, 2, ... 6 heights
+    np.testing.assert_array_equal(np.linalg.norm(nb.nearest_neighbors(thin_cell(2.0 ** -20), 12).vectors, axis=1),
+                                  np.repeat(np.arange(1, 7), 2) * 2.0 ** -20)
+    # 3 x 3 x 6,291,457 bins and images from the atom's bin: refused, the limit named (it was cut off at 10^6 images)
+    with pytest.raises(nb.InputError, match=r"3.15e\+06 periodic images .* cell vector 3: 5.66e\+07 bins .* limit of 1e\+07"):
+        nb.cutoff_neighbors(thin_cell(2.0 ** -20), 3.0)
+
+
+def test_searches_beyond_the_memory_are_refused_before_they_start():
+    positions = np.random.default_rng(1).uniform(0, 48.0, (10_000, 3))
+    data = make_data(positions, np.eye(3) * 48.0)
+    for cutoff in (1e3, 1e4):  # 3.8e12 bonds and more at the mean density: 1e5 GiB
+        expected = 10_000 ** 2 / 48.0 ** 3 * 4 / 3 * np.pi * cutoff ** 3
+        with pytest.raises(nb.InputError, match=rf"\(about {int(expected) // 1000}\d{{3}} bonds\) would need about "
+                                                r".* GiB of memory, more than this machine has"):
+            nb.cutoff_neighbors(data, cutoff)
+    with pytest.raises(nb.InputError, match=r"\(10000 neighbours of 10000000 atoms\) would need about .* GiB of "
+                                            r"memory, more than this machine has"):
+        nb.nearest_neighbors(nb.Structure(np.zeros((10**7, 3)), np.eye(3, 4), (True,) * 3), 10_000)  # 3 TB
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda d: nb.nearest_neighbors(d, 0), "at least 1"),
+    (lambda d: nb.nearest_neighbors(d, 0), r"must be in 1\.\.10000, got 0"),
+    (lambda d: nb.nearest_neighbors(d, 10**7), r"must be in 1\.\.10000, got 10000000"),
     (lambda d: nb.cutoff_neighbors(d, 0.0), "must be positive"),
     (lambda d: nb.cutoff_neighbors(d, float("nan")), "must be positive"),
     (lambda d: nb.nearest_neighbors(make_data(np.eye(3), np.eye(3) * 5, pbc=(False,) * 3), 3), "fewer than 3"),
@@ -144,3 +203,19 @@ def test_2d_cell_uses_ovito_finders():
 def test_bad_input_is_a_clear_error(call, message):
     with pytest.raises(nb.InputError, match=message):
         call(triclinic())
+
+
+def test_ovito_fallbacks_refuse_to_run_in_a_worker_thread(monkeypatch):
+    """OVITO's Python API crashes outside the thread that imported it: the searches that use OVITO's
+    finders (no compiled kernel) say so instead."""
+    import threading
+
+    monkeypatch.setattr(_backend, "COMPILED", False)
+    structure = nb.Structure.of(triclinic())
+    caught = []
+    worker = threading.Thread(target=lambda: caught.append(pytest.raises(RuntimeError, nb.nearest_neighbors,
+                                                                         structure, 12)))
+    worker.start()
+    worker.join()
+    assert "thread that imported it" in str(caught[0].value)
+    assert nb.nearest_neighbors(structure, 12).n_atoms == structure.count  # here: fine

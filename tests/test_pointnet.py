@@ -58,36 +58,20 @@ def test_point_cloud_unit_is_the_mean_of_the_first_neighbours():
                                    rtol=1e-12)
 
 
-def test_small_systems_are_padded_with_copies_of_the_nearest_neighbour():
-    cluster = icosahedron()  # 13 atoms, not periodic: each has 12 neighbours, not 40
-    cloud = cloud_of(cluster)
-    d = np.linalg.norm(cloud, axis=2)
-    np.testing.assert_allclose(d[0, :12], 1.0, rtol=1e-12)             # the centre: 12 vertices at one distance
-    np.testing.assert_array_equal(cloud[:, 12:], np.repeat(cloud[:, :1], 28, axis=1))
-    # a max-pooling network cannot tell the padding from the 12 real points: the same weights on
-    # clouds of the 12 real points alone give the same output
-    net = PointNet(40, 3, [8, 16], [8], align_radius=1.25).eval()
-    real_only = PointNet(12, 3, [8, 16], [8], align_radius=1.25).eval()
-    real_only.load_state_dict(net.state_dict())
-    with torch.no_grad():
-        padded = net(torch.tensor(cloud.reshape(13, -1), dtype=torch.float32))[0]
-        unpadded = real_only(torch.tensor(cloud[:, :12].reshape(13, -1), dtype=torch.float32))[0]
-    torch.testing.assert_close(padded, unpadded)
-    # descriptor blocks still need all their neighbours
-    mixed = FeatureSpec.from_dict({"blocks": [CLOUD, {"kind": "distances", "neighbors": 16, "normalize": 12}]})
-    with pytest.raises(InputError, match="fewer than 16 neighbours"):
-        mixed.compute(cluster)
+def test_small_systems_are_refused():
+    # 13 atoms, not periodic: each has 12 neighbours, not 40 (test_features: the same for every block)
+    with pytest.raises(InputError, match=r"13 particle\(s\) have fewer than 40 neighbours \(particle 0 has 12\)"):
+        cloud_of(icosahedron())
+    np.testing.assert_allclose(np.linalg.norm(cloud_of(icosahedron(), 12)[0], axis=1), 1.0, rtol=1e-12)
 
 
-@pytest.mark.parametrize("build, allow_missing", [(lambda: crystal("hcp", 4, sigma=0.05, seed=2), False),
-                                                   (lambda: icosahedron(), True)], ids=["thermal hcp", "13-atom cluster"])
-def test_compiled_point_cloud_equals_the_numpy_reference(build, allow_missing):
+def test_compiled_point_cloud_equals_the_numpy_reference():
     from ovito_mlclass.descriptors._backend import COMPILED
     from ovito_mlclass.features import _point_cloud_numpy, point_cloud
     from ovito_mlclass.neighbors import nearest_neighbors
 
     assert COMPILED
-    nearest = nearest_neighbors(build(), 40, allow_missing=allow_missing)
+    nearest = nearest_neighbors(crystal("hcp", 4, sigma=0.05, seed=2), 40)
     n = nearest.n_atoms
     expected = _point_cloud_numpy(nearest, 40, 30, 12, np.empty((n, 90)))
     np.testing.assert_allclose(point_cloud(nearest, 40, 30, 12), expected, rtol=1e-14, atol=1e-14)
@@ -188,19 +172,18 @@ def test_pointnet_models_are_installed_and_described():
 # tests, with the same thresholds, as the descriptor models.
 
 
-def test_metals_pointnet_in_the_modifier_on_a_small_open_cluster():
-    # fewer than 40 neighbours everywhere (padded input); the modifier builds the clouds by itself
+def test_metals_pointnet_in_the_modifier_refuses_a_small_open_cluster():
+    # fewer than 40 neighbours everywhere: refused (padded clouds gave BCC at 0.99 on 8 atoms)
     from ovito.pipeline import Pipeline, StaticSource
 
     from ovito_mlclass.modifiers import StructureClassifierModifier
 
-    pipeline = Pipeline(source=StaticSource(data=icosahedron()))
-    pipeline.modifiers.append(StructureClassifierModifier(model="metals-pointnet", output_probabilities=True))
-    data = pipeline.compute()
-    probabilities = np.column_stack([data.particles[f"Probability {c}"] for c in ("FCC", "BCC", "HCP", "Liquid")])
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    assert sum(data.attributes[f"StructureClassifier.counts.{key}"]
-               for key in ("FCC", "OTHER", "LIQUID", "BCC", "HCP")) == 13
+    for cluster in (icosahedron(), make_data(np.array(list(np.ndindex(2, 2, 2)), dtype=float) * 2.5 + 5,
+                                             np.eye(3) * 20, pbc=(False,) * 3)):
+        pipeline = Pipeline(source=StaticSource(data=cluster))
+        pipeline.modifiers.append(StructureClassifierModifier(model="metals-pointnet", output_probabilities=True))
+        with pytest.raises(InputError, match="fewer than 40 neighbours"):
+            pipeline.compute()
 
 
 # ---- mismatched inputs -------------------------------------------------------------------------
@@ -381,10 +364,11 @@ def brute_force_averaged_posteriors(model, data, k):
 @pytest.mark.parametrize("build", [lambda: crystal("bcc", 4, sigma=0.04, seed=3), lambda: icosahedron()],
                          ids=["thermal bcc", "13-atom cluster"])
 def test_neighbor_average_equals_the_average_by_hand(build):
-    # the cluster's atoms have 12 neighbours, fewer than 16: the missing ones are left out of the mean
+    # the cluster's atoms have 12 neighbours (clouds of 12 points), fewer than the 16 averaged over:
+    # the missing ones are left out of the mean
     data = build()
     k = 16 if data.particles.count == 13 else 12
-    model = averaging_model(k)
+    model = averaging_model(k, n_points=12)
     result = classify(data, model)
     np.testing.assert_allclose(result.posteriors.probabilities, brute_force_averaged_posteriors(model, data, k),
                                rtol=1e-5, atol=1e-6)

@@ -4,6 +4,7 @@ import pytest
 from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
 from scipy.special import sph_harm_y
 from sympy.physics.wigner import wigner_3j
+from traits.api import TraitError
 
 from conftest import crystal, icosahedron, make_data, lattice, transformed_copies, triclinic, BCC_BASIS
 from ovito_mlclass import SteinhardtModifier, neighbors as nb
@@ -260,3 +261,51 @@ def test_zero_length_bonds_are_counted_once(averaged):
     with pytest.raises(ValueError, match=r"^2 neighbour vector\(s\) of zero length"):
         kernels.steinhardt(broken.offsets, broken.neighbors, broken.vectors, None, broken.bins.as_tuple(), degrees,
                            True, averaged, start, m, coeff, 1, out)
+
+
+@pytest.mark.parametrize("value", [(4.7,), (40,), (-1,), (4, 4), "4.7", "4 17", "six"])
+def test_degrees_are_integers_in_0_to_16_checked_when_set(value):
+    modifier = SteinhardtModifier(degrees=(4, 6))
+    with pytest.raises(TraitError, match=r"integers in 0\.\.16 without repeats"):
+        modifier.degrees = value
+    assert modifier.degrees == "4 6"  # nothing coerced
+    if not isinstance(value, str):
+        with pytest.raises(ValueError, match=r"integers in 0\.\.16|must not repeat"):
+            Steinhardt(degrees=value)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("neighbors", 0, "an integer in 1..10000"), ("neighbors", 10_001, "an integer in 1..10000"),
+    ("neighbors", 2.5, "an integer in 1..10000"),
+    ("cutoff", 0.0, "a finite number > 0"), ("cutoff", -1.0, "a finite number > 0"),
+    ("cutoff", float("nan"), "a finite number > 0"), ("cutoff", float("inf"), "a finite number > 0"),
+])
+def test_neighbour_counts_and_cutoffs_are_checked_when_set(name, value, message):
+    with pytest.raises(TraitError, match=f"'{name}' trait .* must be {message}"):
+        SteinhardtModifier(**{name: value})
+    modifier = SteinhardtModifier(neighbors=8)
+    with pytest.raises(TraitError, match=message):
+        setattr(modifier, name, value)
+
+
+def test_same_species_only_equals_ovito_on_each_species_alone():
+    """Same-species bonds only: each species as OVITO sees it with the others deselected; the last
+    atom, far above a slab, has no bonds at all (q = 0)."""
+    data = crystal("fcc", 3, sigma=0.04, seed=6)
+    n = data.particles.count
+    positions = np.asarray(data.particles.positions).copy()
+    positions[-1, 2] += 10.0
+    species = np.where(np.arange(n) % 3 == 0, 1, 0)
+    typed = make_data(positions, np.asarray(data.cell)[:, :3].T, pbc=(True, True, False), types=species,
+                      type_names=["A", "B"])
+    work = typed.clone()
+    work.apply(SteinhardtModifier(degrees=DEGREES, cutoff=0.75, same_species_only=True))
+    prop = work.particles["Steinhardt Descriptors (same species)"]
+    mine, names = np.asarray(prop), list(prop.component_names)
+    for s in (0, 1):
+        alone = typed.clone()
+        alone.particles_.create_property("Selection", data=(species == s).astype(int))
+        q, qbar = ovito(alone, neighbor_mode=OvitoSteinhardt.NeighborMode.Cutoff, cutoff=0.75, only_selected=True)
+        np.testing.assert_allclose(mine[species == s][:, columns(names, "q")], q[species == s], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(mine[species == s][:, columns(names, "qbar")], qbar[species == s], rtol=0, atol=1e-10)
+    assert (mine[-1] == 0).all()

@@ -3,6 +3,7 @@ import ase
 import numpy as np
 import pytest
 from dscribe.descriptors import ACSF
+from traits.api import TraitError
 
 from conftest import FCC_BASIS, lattice, make_data, transformed_copies
 from ovito_mlclass import SymmetryFunctionsModifier, neighbors as nb
@@ -117,11 +118,85 @@ def test_invariances():
         np.testing.assert_allclose(compute(copy), expected[index], rtol=1e-11, err_msg=name)
 
 
+def angular_closed_form(positions, eta, zeta, lam, rc, with_jk):
+    """G4 (with_jk) or G5 of each atom of a trimer, as exp(log 2 + zeta log((1 + lambda cos) / 2) - eta R)
+    (finite for any zeta, unlike 2^(1-zeta) times (1 + lambda cos)^zeta)."""
+    fc = lambda r: 0.5 * (np.cos(np.pi * r / rc) + 1)  # noqa: E731
+    values = []
+    for i in range(3):
+        j, k = [m for m in range(3) if m != i]
+        a, b = positions[j] - positions[i], positions[k] - positions[i]
+        rij, rik, rjk = np.linalg.norm(a), np.linalg.norm(b), np.linalg.norm(b - a)
+        cos = a @ b / (rij * rik)
+        radial = rij**2 + rik**2 + (rjk**2 if with_jk else 0.0)
+        cutoffs = fc(rij) * fc(rik) * (fc(rjk) if with_jk else 1.0)
+        values.append(np.exp(np.log(2) + zeta * np.log((1 + lam * cos) / 2) - eta * radial) * cutoffs)
+    return np.array(values)
+
+
+@pytest.mark.parametrize("zeta", [1.0, 2.5, 64.0, 1025.0, 3000.0, 2.0**40])
+@pytest.mark.parametrize("lam", [1.0, -1.0])
+def test_large_zeta_equals_the_closed_form(zeta, lam):
+    """A trimer with an angle of 5 degrees at atom 0 (and 87.5 at the others): (1 + lambda cos)^zeta
+    alone overflows for zeta > 1023, and 2^(1-zeta) underflows: their product was NaN."""
+    d, eta, rc = 1.0, 0.05, 4.0
+    angle = np.radians(5.0)
+    positions = np.array([[0, 0, 0], [d, 0, 0], [d * np.cos(angle), d * np.sin(angle), 0]]) + 5
+    data = make_data(positions, np.eye(3) * 20, pbc=(False,) * 3)
+    spec = SymmetryFunctions(cutoff=rc, g4=[(eta, zeta, lam)], g5=[(eta, zeta, lam)])
+    neighbor_list = nb.cutoff_neighbors(data, rc)
+    expected = np.column_stack([angular_closed_form(positions, eta, zeta, lam, rc, True),
+                                angular_closed_form(positions, eta, zeta, lam, rc, False)])
+    if lam == 1.0 and zeta <= 3000:
+        assert expected[0].min() > 1e-3  # the narrow angle at atom 0 keeps its terms large
+    np.testing.assert_allclose(spec.compute(neighbor_list), expected, rtol=1e-9, atol=1e-300)
+    reference_values = np.empty((3, 2))
+    reference.symmetry_functions(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors,
+                                 np.zeros(3, np.int32), 1, rc, np.zeros((0, 2)), np.array(spec.g4), np.array(spec.g5),
+                                 reference_values)
+    np.testing.assert_allclose(reference_values, expected, rtol=1e-9, atol=1e-300)
+
+
 @pytest.mark.parametrize("params,message", [
-    (dict(cutoff=-1.0, g2=[(1.0, 0.0)]), "cutoff must be positive"),
+    (dict(cutoff=-1.0, g2=[(1.0, 0.0)]), r"cutoff must be a finite number > 0, got -1.0"),
+    (dict(cutoff=float("nan"), g2=[(1.0, 0.0)]), r"cutoff must be a finite number > 0, got nan"),
     (dict(cutoff=5.0, g2=[], g4=[], g5=[]), "At least one"),
-    (dict(cutoff=5.0, g4=[(0.1, -1.0, 1.0)]), "non-negative"),
+    (dict(cutoff=5.0, g4=[(0.1, -1.0, 1.0)]), r"G4 zeta must be a finite number >= 0, got -1.0"),
+    (dict(cutoff=5.0, g5=[(0.1, 1.0, 2.0)]), r"G5 lambda must be a finite number in \[-1, 1\], got 2.0"),
+    (dict(cutoff=5.0, g2=[(-0.5, 1.0)]), r"G2 eta must be a finite number >= 0, got -0.5"),
+    (dict(cutoff=5.0, g2=[(0.5, float("inf"))]), r"G2 r_s must be a finite number, got inf"),
+    (dict(cutoff=5.0, g4=[(0.1, 1.0)]), r"Each G4 parameter set needs 3 numbers \(eta, zeta, lambda\)"),
 ])
 def test_bad_parameters_are_rejected(params, message):
     with pytest.raises(ValueError, match=message):
         SymmetryFunctions(**params)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("cutoff", 0.0, "a finite number > 0"),
+    ("cutoff", float("nan"), "a finite number > 0"),
+    ("g2", [(1.0, float("nan"))], r"\(a finite number >= 0, a finite number\)"),
+    ("g4", [(0.1, 1.0, 3.0)], r"\(a finite number >= 0, a finite number >= 0, a finite number in \[-1, 1\]\)"),
+    ("g5", [(0.1, 1.0)], r"a finite number in \[-1, 1\]"),
+])
+def test_modifier_parameters_are_checked_when_set(name, value, message):
+    modifier = SymmetryFunctionsModifier()
+    with pytest.raises(TraitError, match=message):
+        setattr(modifier, name, value)
+    with pytest.raises(TraitError, match=message):
+        SymmetryFunctionsModifier(**{name: value})
+    if name != "cutoff":  # rows added to a list are checked too
+        with pytest.raises(TraitError, match=message):
+            getattr(modifier, name).append(value[0])
+
+
+def test_angular_terms_of_more_than_10000_neighbours_are_refused():
+    """The angular sums run over the pairs of an atom's neighbours: more than 10,000 of them (one atom
+    in a periodic 1 x 1 x 2^-8 cell, cutoff 5: about 130,000 images) are refused."""
+    data = make_data([[0.5, 0.5, 0.0]], np.diag([1.0, 1.0, 2.0 ** -8]))
+    neighbor_list = nb.cutoff_neighbors(data, 5.0)
+    assert neighbor_list.counts[0] > 10_000
+    SymmetryFunctions(cutoff=5.0, g2=[(1.0, 0.0)]).compute(neighbor_list)  # radial terms only: fine
+    with pytest.raises(nb.InputError, match=rf"at most 10000 neighbours per atom .* particle 0 has "
+                                            rf"{neighbor_list.counts[0]} within the cutoff 5"):
+        SymmetryFunctions(cutoff=5.0, g4=[(0.1, 1.0, 1.0)]).compute(neighbor_list)

@@ -143,3 +143,19 @@ def test_bad_neighbour_lists_are_refused_by_the_reference():
         reference.voronoi_face_areas(np.array([0, 1]), np.array([[1.0, 0.0, 0.0]]))
     with pytest.raises(ValueError, match="zero length"):
         reference.voronoi_face_areas(np.array([0, 2]), np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]))
+
+
+@pytest.mark.timeout(60)  # the kernel's face-by-face cells took minutes here (candidates^2 per surface atom)
+def test_slab_in_vacuum_equals_ovito():
+    """Cells bordering a large empty region need thousands of candidates: the kernel hands them to
+    OVITO's Voronoi analysis (voro++), with face areas from the numba reference."""
+    positions, cell = lattice(FCC_BASIS, np.eye(3), 6, sigma=0.05, seed=1)
+    data = make_data(positions, cell * [[1], [1], [2]])  # as much vacuum as crystal along z
+    with pytest.raises(kernels.CellsTooLarge, match="needs more than 1024 candidate neighbours"):
+        kernels.voronoi_cells(positions, np.asarray(data.cell), (True, True, True))
+    _, areas, faces = our_faces(data)
+    pyramids = areas * np.linalg.norm(faces.vectors, axis=1) / 6
+    volumes = np.bincount(np.repeat(np.arange(faces.n_atoms), faces.counts), weights=pyramids)
+    work = data.clone()
+    work.apply(VoronoiAnalysisModifier())
+    np.testing.assert_allclose(volumes, work.particles["Atomic Volume"], rtol=1e-10, atol=0)

@@ -170,17 +170,18 @@ def _symmetry_functions(offsets, neighbors, vectors, species, n_species, rc, g2,
                 pair = a * n_species - a * (a - 1) // 2 + (z - a)
                 cos_theta = (vectors[b] @ vectors[c]) / (rij * rik)
                 rjk = math.sqrt(((vectors[c] - vectors[b]) ** 2).sum())
+                # 2^(1-zeta) (1 + lambda cos)^zeta, finite for any zeta
                 for p in range(n_g5):
                     eta, zeta, lam = g5[p]
                     out[i, base_g5 + pair * n_g5 + p] += (
-                        2.0 ** (1 - zeta) * (1 + lam * cos_theta) ** zeta * math.exp(-eta * (rij ** 2 + rik ** 2))
+                        2.0 * ((1 + lam * cos_theta) / 2) ** zeta * math.exp(-eta * (rij ** 2 + rik ** 2))
                         * _cutoff_function(rij, rc) * _cutoff_function(rik, rc))
                 if rjk >= rc:
                     continue
                 for p in range(n_g4):
                     eta, zeta, lam = g4[p]
                     out[i, base_g4 + pair * n_g4 + p] += (
-                        2.0 ** (1 - zeta) * (1 + lam * cos_theta) ** zeta
+                        2.0 * ((1 + lam * cos_theta) / 2) ** zeta
                         * math.exp(-eta * (rij ** 2 + rik ** 2 + rjk ** 2))
                         * _cutoff_function(rij, rc) * _cutoff_function(rik, rc) * _cutoff_function(rjk, rc))
 

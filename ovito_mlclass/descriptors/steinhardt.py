@@ -10,6 +10,7 @@ atoms without neighbours get 0, as in OVITO.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +40,13 @@ class Steinhardt:
     same_species_only: bool = False
 
     def __post_init__(self):
-        degrees = tuple(int(l) for l in self.degrees)
+        degrees = tuple(self.degrees)
         if not degrees:
             raise ValueError("At least one degree l is required.")
-        if any(l < 0 or l > MAX_DEGREE for l in degrees):
-            raise ValueError(f"Degrees must lie in 0..{MAX_DEGREE}, got {degrees}.")
+        if any(isinstance(l, bool) or not isinstance(l, numbers.Integral) or not 0 <= l <= MAX_DEGREE
+               for l in degrees):
+            raise ValueError(f"Degrees must be integers in 0..{MAX_DEGREE}, got {degrees}.")
+        degrees = tuple(int(l) for l in degrees)
         if len(set(degrees)) != len(degrees):
             raise ValueError(f"Degrees must not repeat, got {degrees}.")
         object.__setattr__(self, "degrees", degrees)

@@ -7,7 +7,8 @@
 
 Angular sums run over unordered neighbour pairs, as in dscribe (Behler's double sum is twice
 this). Element-resolved: one G2 block per neighbour species, one G4/G5 block per unordered
-species pair.
+species pair. The angular factor is computed as 2 ((1 + lambda cos) / 2)^zeta, which stays finite
+for any zeta (2^(1-zeta) and (1 + lambda cos)^zeta alone under- and overflow beyond zeta = 1023).
 """
 from __future__ import annotations
 
@@ -16,17 +17,30 @@ from itertools import combinations_with_replacement
 
 import numpy as np
 
-from ..neighbors import InputError, NeighborList
+from ..neighbors import MAX_NEIGHBORS, InputError, NeighborList
 from ._backend import kernels
+from .ranges import ANY, NON_NEGATIVE, POSITIVE, Range
+
+# The numbers of a parameter row and their allowed values (lambda in [-1, 1] keeps 1 + lambda cos >= 0).
+ANGULAR = (("eta", NON_NEGATIVE), ("zeta", NON_NEGATIVE), ("lambda", Range(-1.0, 1.0)))
+ROWS = {"G2": (("eta", NON_NEGATIVE), ("r_s", ANY)), "G4": ANGULAR, "G5": ANGULAR}
 
 
-def _rows(params, width: int, name: str) -> tuple[tuple[float, ...], ...]:
-    rows = tuple(tuple(float(v) for v in row) for row in params)
-    if any(len(row) != width for row in rows):
-        raise ValueError(f"Each {name} parameter set needs {width} numbers, got {list(params)}.")
-    if any(not np.isfinite(row).all() for row in rows):
-        raise ValueError(f"{name} parameters must be finite, got {list(params)}.")
-    return rows
+def _rows(params, name: str) -> tuple[tuple[float, ...], ...]:
+    spec = ROWS[name]
+    try:
+        rows = tuple(tuple(row) for row in params)
+    except TypeError:
+        raise ValueError(f"{name} parameters must be a list of ({', '.join(n for n, _ in spec)}) rows, "
+                         f"got {params!r}.") from None
+    for row in rows:
+        if len(row) != len(spec):
+            raise ValueError(f"Each {name} parameter set needs {len(spec)} numbers "
+                             f"({', '.join(n for n, _ in spec)}), got {list(row)}.")
+        for value, (label, allowed) in zip(row, spec):
+            if value not in allowed:
+                raise ValueError(f"{name} {label} must be {allowed}, got {value!r}.")
+    return tuple(tuple(float(v) for v in row) for row in rows)
 
 
 @dataclass(frozen=True)
@@ -40,17 +54,13 @@ class SymmetryFunctions:
     g5: tuple[tuple[float, float, float], ...] = ()
 
     def __post_init__(self):
-        if not (np.isfinite(self.cutoff) and self.cutoff > 0):
-            raise ValueError(f"The cutoff must be positive, got {self.cutoff}.")
+        if self.cutoff not in POSITIVE:
+            raise ValueError(f"The cutoff must be {POSITIVE}, got {self.cutoff!r}.")
         object.__setattr__(self, "cutoff", float(self.cutoff))
-        object.__setattr__(self, "g2", _rows(self.g2, 2, "G2"))
-        object.__setattr__(self, "g4", _rows(self.g4, 3, "G4"))
-        object.__setattr__(self, "g5", _rows(self.g5, 3, "G5"))
+        for name in ROWS:
+            object.__setattr__(self, name.lower(), _rows(getattr(self, name.lower()), name))
         if not (self.g2 or self.g4 or self.g5):
             raise ValueError("At least one G2, G4 or G5 parameter set is required.")
-        for eta, zeta, _ in self.g4 + self.g5:
-            if zeta < 0 or eta < 0:
-                raise ValueError("eta and zeta of angular functions must be non-negative.")
 
     def feature_names(self, species_names: list[str]) -> list[str]:
         pairs = list(combinations_with_replacement(species_names, 2))
@@ -67,6 +77,12 @@ class SymmetryFunctions:
         species = np.ascontiguousarray(species, dtype=np.int32)
         if len(species) != neighbors.n_atoms:
             raise InputError("species must have one entry per atom.")
+        if (self.g4 or self.g5) and neighbors.n_atoms and neighbors.counts.max() > MAX_NEIGHBORS:
+            # the angular terms sum over the pairs of an atom's neighbours: their square
+            atom = int(neighbors.counts.argmax())
+            raise InputError(f"The angular symmetry functions take at most {MAX_NEIGHBORS} neighbours per atom "
+                             f"(their pairs are summed); particle {atom} has {neighbors.counts[atom]} within the "
+                             f"cutoff {self.cutoff:g}.")
         n_features = len(self.feature_names([str(s) for s in range(n_species)]))
         if out is None:
             out = np.empty((neighbors.n_atoms, n_features))

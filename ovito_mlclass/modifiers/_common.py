@@ -1,10 +1,48 @@
-"""What the descriptor modifiers share: input checks, the only_selected subset, species, output."""
+"""What the descriptor modifiers share: parameter types, input checks, the only_selected subset,
+species, output."""
 from __future__ import annotations
 
 import numpy as np
 from ovito.data import DataCollection
+from traits.api import BaseFloat, BaseInt
 
+from ..descriptors.ranges import Range
 from ..neighbors import InputError, check_positions, subset
+
+
+class Number(BaseFloat):
+    """A float parameter within a :class:`~ovito_mlclass.descriptors.ranges.Range`, checked when
+    set (a TraitError naming the range)."""
+
+    def __init__(self, default_value: float, allowed: Range, **metadata):
+        self.allowed = allowed
+        super().__init__(default_value, **metadata)
+
+    def validate(self, obj, name, value):
+        value = super().validate(obj, name, value)
+        if value not in self.allowed:
+            self.error(obj, name, value)
+        return value
+
+    def info(self) -> str:
+        return str(self.allowed)
+
+
+class Count(BaseInt):
+    """An integer parameter in ``low..high``, checked when set (a TraitError naming the range)."""
+
+    def __init__(self, default_value: int, low: int, high: int, **metadata):
+        self.low, self.high = low, high
+        super().__init__(default_value, **metadata)
+
+    def validate(self, obj, name, value):
+        value = super().validate(obj, name, value)
+        if not self.low <= value <= self.high:
+            self.error(obj, name, value)
+        return value
+
+    def info(self) -> str:
+        return f"an integer in {self.low}..{self.high}"
 
 
 def selected_subset(data: DataCollection, only_selected: bool) -> tuple[DataCollection, np.ndarray | None]:
@@ -56,7 +94,10 @@ def alongside(work, here):
     than one thread is allowed. For a compiled search (which releases the GIL) next to OVITO's
     creation of the output property, which fills it with zeros in one thread (0.2 s per million
     atoms and 44 components): the cutoff-mode Steinhardt modifier on 1M atoms at two threads took
-    1.20 instead of 1.34 s (best of 4), the 12-nearest one 1.29 instead of 1.32 s."""
+    1.20 instead of 1.34 s (best of 4), the 12-nearest one 1.29 instead of 1.32 s. ``work`` must not
+    touch OVITO's Python API, which works in this thread only: give it arrays
+    (:class:`~ovito_mlclass.neighbors.Structure`). Without the compiled kernel (whose absence
+    means OVITO's finders) it runs here, one thread being allowed."""
     from ..descriptors._backend import kernels
 
     if kernels.max_threads() < 2:

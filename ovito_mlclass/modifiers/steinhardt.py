@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from ovito.data import DataCollection
 from ovito.pipeline import ModifierInterface
-from traits.api import BaseStr, Bool, Enum, Float, Int
+from traits.api import BaseStr, Bool, Enum
 
 from .. import neighbors as nb
 from ..descriptors import Steinhardt
-from ._common import alongside, output_array, selected_subset, species_of, store
+from ..descriptors.ranges import POSITIVE
+from ..descriptors.steinhardt import MAX_DEGREE
+from ._common import Count, Number, alongside, output_array, selected_subset, species_of, store
 
 
 class DegreeList(BaseStr):
@@ -17,7 +19,7 @@ class DegreeList(BaseStr):
     def validate(self, obj, name, value):
         if not isinstance(value, str):
             try:
-                value = " ".join(str(int(l)) for l in value)
+                value = " ".join(map(str, Steinhardt(degrees=tuple(value)).degrees))
             except (TypeError, ValueError):
                 self.error(obj, name, value)
         try:
@@ -27,7 +29,8 @@ class DegreeList(BaseStr):
         return value
 
     def info(self):
-        return 'degrees as text such as "4 6" or "2-12", or a sequence of integers'
+        return (f'degrees l, integers in 0..{MAX_DEGREE} without repeats, as text such as "4 6" or "2-12", or a '
+                f'sequence of integers')
 
 
 def parse_degrees(text: str) -> tuple[int, ...]:
@@ -54,8 +57,8 @@ class SteinhardtModifier(ModifierInterface):
 
     degrees = DegreeList("4 6", label="Degrees l")
     neighbor_mode = Enum("nearest", "cutoff", "voronoi", label="Neighbours")
-    neighbors = Int(12, label="Number of neighbours")
-    cutoff = Float(3.2, label="Cutoff distance")
+    neighbors = Count(12, 1, nb.MAX_NEIGHBORS, label="Number of neighbours")
+    cutoff = Number(3.2, POSITIVE, label="Cutoff distance")
     averaged = Bool(True, label="Neighbour-averaged (qbar, wbar)")
     wl = Bool(True, label="Third-order invariants (w, wbar)")
     same_species_only = Bool(False, label="Same-species neighbours only")
@@ -79,7 +82,7 @@ class SteinhardtModifier(ModifierInterface):
         return Steinhardt(degrees=parse_degrees(self.degrees), averaged=self.averaged, wl=self.wl,
                           same_species_only=self.same_species_only)
 
-    def _neighbor_list(self, work: DataCollection) -> nb.NeighborList:
+    def _neighbor_list(self, work: DataCollection | nb.Structure) -> nb.NeighborList:
         if self.neighbor_mode == "nearest":
             return nb.nearest_neighbors(work, self.neighbors)
         if self.neighbor_mode == "cutoff":
@@ -97,9 +100,10 @@ class SteinhardtModifier(ModifierInterface):
             # and keeps every thread busy (2 threads: 32k atoms 0.122 -> 0.113 s, 500k 2.20 -> 1.86 s)
             neighbor_list, values = self._neighbor_list(work), output()
         else:
-            # the search reads a shallow copy of its own: this thread adds the output property to `data` meanwhile
-            snapshot = work.clone()
-            neighbor_list, values = alongside(lambda: self._neighbor_list(snapshot), output)
+            # the search reads arrays taken here (OVITO's API works in this thread only), of a shallow
+            # copy of its own: this thread adds the output property to `data` meanwhile
+            structure = nb.Structure.of(work.clone())
+            neighbor_list, values = alongside(lambda: self._neighbor_list(structure), output)
         yield 0.4
         species = species_of(data, mask)[0] if self.same_species_only else None
         yield "Steinhardt: computing descriptors"

@@ -1,0 +1,161 @@
+"""Inputs that crashed, hung or gave silently wrong results, each run in a fresh interpreter at 1 and
+2 threads (a crash fails the test instead of killing the run), against OVITO's own analyses and
+closed forms; results at 1 and 2 threads are bit-identical."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+THREADS = [1, 2]
+
+
+def isolated(code: str, threads: int, timeout: float = 300) -> str:
+    """Runs ``code`` in a fresh interpreter with ``threads`` OpenMP and OVITO threads (in this
+    folder, so that ``conftest``'s builders import); returns its output."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OVITO_THREAD_COUNT=str(threads))
+    run = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=HERE, env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    status = run.returncode if run.returncode >= 0 else f"signal {signal.Signals(-run.returncode).name}"
+    assert run.returncode == 0, f"exit status {status}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return run.stdout
+
+
+def test_voronoi_cells_of_small_hot_and_degenerate_boxes_equal_ovito(tmp_path):
+    """The Voronoi mode crashed at 2 threads (a thread whose first atom built no face): 108 fcc atoms
+    displaced by 0.3 A (a = 3.615), fcc with vacancies, 78 of 200 random small boxes."""
+    code = f"""
+    import numpy as np
+    from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt, VoronoiAnalysisModifier
+    from conftest import crystal, make_data
+    from ovito_mlclass import SteinhardtModifier, StructureClassifierModifier, neighbors as nb
+
+    def volumes(data):
+        faces = nb.voronoi_faces(data)
+        pyramids = faces.weights * np.linalg.norm(faces.vectors, axis=1) / 6
+        ours = np.bincount(np.repeat(np.arange(faces.n_atoms), faces.counts), weights=pyramids,
+                           minlength=faces.n_atoms)
+        work = data.clone()
+        work.apply(VoronoiAnalysisModifier())
+        np.testing.assert_allclose(ours, work.particles["Atomic Volume"], rtol=1e-9, atol=0)
+        return ours
+
+    hot = crystal("fcc", 3, sigma=0.3 / 3.615, seed=1)
+    keep = np.random.default_rng(2).random(hot.particles.count) > 0.1
+    vacancies = make_data(np.asarray(hot.particles.positions)[keep], np.asarray(hot.cell)[:, :3].T)
+    results = {{}}
+    for name, data in (("hot", hot), ("vacancies", vacancies)):
+        results[name + " volumes"] = volumes(data)
+        work = data.clone()
+        work.apply(SteinhardtModifier(neighbor_mode="voronoi", degrees=range(2, 13)))
+        ours = np.asarray(work.particles["Steinhardt Descriptors"])
+        work.apply(OvitoSteinhardt(max_l=12, compute_averaged=True, neighbor_mode=OvitoSteinhardt.NeighborMode.Voronoi))
+        np.testing.assert_allclose(ours[:, :11], work.particles["Steinhardt"], rtol=0, atol=1e-10)
+        results[name + " steinhardt"] = ours
+    work = hot.clone()
+    work.apply(StructureClassifierModifier(model="tcp"))  # Voronoi features of the tcp model
+    assert (np.asarray(work.particles["Structure Type"]) >= 0).all()
+    rng = np.random.default_rng(5)
+    for box in range(200):
+        n = int(rng.integers(1, 30))
+        edges = rng.uniform(1.0, 6.0, 3)
+        results[f"box {{box}}"] = volumes(make_data(rng.random((n, 3)) * edges, np.diag(edges)))
+    np.savez({str(tmp_path)!r} + f"/voronoi-{{__import__('os').environ['OMP_NUM_THREADS']}}.npz", **results)
+    print("ok")
+    """
+    for threads in THREADS:
+        assert isolated(code, threads).strip().endswith("ok")
+    one, two = np.load(tmp_path / "voronoi-1.npz"), np.load(tmp_path / "voronoi-2.npz")
+    for key in one.files:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_2d_cells_equal_ovito_in_nearest_and_cutoff_modes(threads):
+    """Steinhardt on a 2D cell ran OVITO's finder in a worker thread (SIGSEGV at 2 threads)."""
+    isolated("""
+    import numpy as np
+    from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
+    from conftest import make_data
+    from ovito_mlclass import SteinhardtModifier
+
+    rng = np.random.default_rng(3)
+    positions = np.column_stack([rng.uniform(0, 12, (150, 2)), rng.uniform(-0.5, 0.5, 150)])
+    for height in (1.0, 0.0):
+        data = make_data(positions, np.diag([12.0, 12.0, height]), pbc=(True, True, False))
+        data.cell_.is2D = True
+        for ours, theirs in ((dict(neighbors=6), dict(neighbor_mode=OvitoSteinhardt.NeighborMode.NearestNeighbors,
+                                                       num_neighbors=6)),
+                             (dict(cutoff=2.0), dict(neighbor_mode=OvitoSteinhardt.NeighborMode.Cutoff, cutoff=2.0))):
+            work = data.clone()
+            work.apply(SteinhardtModifier(degrees=range(2, 9), wl=False, **ours))
+            values = np.asarray(work.particles["Steinhardt Descriptors"])
+            work.apply(OvitoSteinhardt(max_l=8, compute_averaged=True, **theirs))
+            np.testing.assert_allclose(values[:, :7], work.particles["Steinhardt"], rtol=0, atol=1e-10)
+            np.testing.assert_allclose(values[:, 7:], work.particles["Smooth Steinhardt"], rtol=0, atol=1e-10)
+    """, threads)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_refusals_are_clean_errors(threads):
+    """Searches too large for the machine (10,000 atoms, cutoff 1e3 and 1e4 A aborted: bad_alloc
+    inside an OpenMP region) or beyond the stencil's limit (a 3 x 3 x 2^-20 cell: silently cut at
+    10^6 images), atoms at one position (the nearest-neighbour search skipped them: metals answered
+    FCC at 1.0), frames with fewer neighbours than a point cloud (metals-pointnet: BCC at 0.99)."""
+    isolated("""
+    import numpy as np, pytest
+    from conftest import make_data
+    from ovito_mlclass import SteinhardtModifier, StructureClassifierModifier, SymmetryFunctionsModifier
+    from ovito_mlclass.neighbors import InputError
+
+    def refused(data, modifier, message):
+        with pytest.raises(InputError, match=message):
+            data.clone().apply(modifier)
+
+    rng = np.random.default_rng(1)
+    large = make_data(rng.uniform(0, 48.0, (10_000, 3)), np.eye(3) * 48.0)
+    for cutoff in (1e3, 1e4):
+        refused(large, SteinhardtModifier(cutoff=cutoff), "GiB of memory, more than this machine has")
+        refused(large, SymmetryFunctionsModifier(cutoff=cutoff), "GiB of memory, more than this machine has")
+    thin = make_data([[0.5, 0.5, 0.0]], np.diag([3.0, 3.0, 2.0 ** -20]))
+    refused(thin, SteinhardtModifier(cutoff=3.0), r"more than the limit of 1e\\+07")
+    heap = make_data(np.vstack([np.full((50, 3), 2.0), rng.uniform(0, 10, (30, 3))]), np.eye(3) * 10)
+    for modifier in (SteinhardtModifier(neighbors=12), SteinhardtModifier(cutoff=3.0),
+                     SteinhardtModifier(neighbor_mode="voronoi"), StructureClassifierModifier(model="metals"),
+                     StructureClassifierModifier(model="tcp")):
+        refused(heap, modifier, "50 particle.s. have another particle at distance zero .*same position")
+    cube = make_data(np.array(list(np.ndindex(2, 2, 2)), dtype=float) * 2.5 + 5, np.eye(3) * 20, pbc=(False,) * 3)
+    refused(cube, StructureClassifierModifier(model="metals-pointnet"), r"fewer than 40 neighbours \\(particle 0 has 7\\)")
+    """, threads)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_allocation_failure_inside_a_parallel_region_is_a_memory_error(threads):
+    """With the address space capped, the neighbour average's rows (allocated inside the OpenMP
+    region) cannot be had: a MemoryError naming the size, not std::terminate (SIGABRT)."""
+    out = isolated("""
+    import resource, numpy as np
+    from conftest import crystal
+    from ovito_mlclass import neighbors as nb
+    from ovito_mlclass.descriptors._backend import kernels
+    from ovito_mlclass.descriptors.wigner import coupling_table
+
+    neighbor_list = nb.nearest_neighbors(crystal("fcc", 30, sigma=0.05), 12)  # 108,000 atoms
+    degrees = np.arange(2, 13, dtype=np.int32)
+    args = (neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, None, None, degrees, True, True,
+            *coupling_table(degrees))
+    out = np.empty((neighbor_list.n_atoms, 44))
+    kernels.steinhardt(*args, 1 << 22, out)  # the threads exist before the cap
+    used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + (64 << 20), resource.RLIM_INFINITY))
+    try:
+        kernels.steinhardt(*args, 1 << 40, out)  # without bins: the q_lm of all atoms in one plane, 145 MB
+    except MemoryError as exc:
+        print(exc)
+    """, threads)
+    assert out.strip() == "could not allocate 0.142 GiB of memory"
