@@ -53,7 +53,8 @@ from .frames import as_data_collection
 from .neighbors import NeighborList, check_positions, nearest_neighbors
 from .structure_types import PTM_TYPES
 
-__all__ = ["orientations", "orientations_from_neighbors", "disorientation", "symmetry_group", "SUPPORTED_TYPES"]
+__all__ = ["orientations", "orientations_from_neighbors", "neighbors_needed", "disorientation", "symmetry_group",
+           "SUPPORTED_TYPES"]
 
 FCC, HCP, BCC, SC = (PTM_TYPES[name][0] for name in ("FCC", "HCP", "BCC", "Simple cubic"))
 CUBIC_DIAMOND, HEX_DIAMOND = PTM_TYPES["Cubic diamond"][0], PTM_TYPES["Hexagonal diamond"][0]
@@ -354,7 +355,7 @@ def _into_zone(q, group, n_group, out):
 
 ANCHORS = 3    # observed first-shell neighbours used as anchors of candidate alignments
 PARTNERS = 2   # partners of each anchor: the neighbours at the angles nearest the shell's smallest one
-REFINED = 2    # candidates refined, best first
+REFINED = 2    # candidates refined, best first (fewer leave patches of hot bcc at a wrong orientation)
 MAX_CANDIDATES = ANCHORS * PARTNERS * 8
 
 
@@ -558,28 +559,22 @@ def _closest_equivalent(ref, qj, group, count, scratch, moved):
 
 
 @numba.njit(cache=True)
-def _mean_of_shell(i, ref, min_cos, offsets, neighbors, types, shell, q, group, count, scratch, total):
-    """``total`` := the normalised mean of the atom's and its same-class neighbours' quaternions,
-    each moved to its equivalent closest to ``ref``, of those within the misorientation whose half
-    has cosine ``min_cos``; False if there are none."""
-    moved = scratch[2]
-    t = types[i]
-    total[:] = 0.0
-    used = 0
-    start = offsets[i]
-    for k in range(-1, min(shell, offsets[i + 1] - start)):
-        j = i if k < 0 else neighbors[start + k]
-        if j < 0 or types[j] != t or _is_zero(q[j]):
-            continue
-        if _closest_equivalent(ref, q[j], group, count, scratch, moved) >= min_cos:
+def _normalised_sum(members, used, min_cos, ref, out):
+    """``out`` := the normalised sum of the members whose dot product with ``ref`` is at least
+    ``min_cos``; False if there are none."""
+    out[:] = 0.0
+    taken = 0
+    for k in range(used):
+        m = members[k]
+        if m[0] * ref[0] + m[1] * ref[1] + m[2] * ref[2] + m[3] * ref[3] >= min_cos:
             for c in range(4):
-                total[c] += moved[c]
-            used += 1
-    if used == 0:
+                out[c] += m[c]
+            taken += 1
+    if taken == 0:
         return False
-    norm = math.sqrt(total[0] ** 2 + total[1] ** 2 + total[2] ** 2 + total[3] ** 2)
+    norm = math.sqrt(out[0] ** 2 + out[1] ** 2 + out[2] ** 2 + out[3] ** 2)
     for c in range(4):
-        total[c] /= norm
+        out[c] /= norm
     return True
 
 
@@ -596,20 +591,29 @@ def _average_all(offsets, neighbors, types, points, first, groups, n_group, q, o
     n_chunks = (n + CHUNK - 1) // CHUNK
     min_cos = math.cos(math.radians(OUTLIER_DEGREES) / 2)
     for chunk in prange(n_chunks):
-        scratch = np.empty((3, 4))
-        first_mean = np.empty(4)
-        total = np.empty(4)
+        scratch = np.empty((2, 4))
+        members = np.empty((MAX_POINTS + 1, 4))
+        mean = np.empty(4)
+        trimmed = np.empty(4)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             if _is_zero(q[i]):
                 continue
             t = types[i]
             group, count = groups[t], n_group[t]
             shell = 4 if first[t] == 4 else points[t]
-            _mean_of_shell(i, q[i], -1.0, offsets, neighbors, types, shell, q, group, count, scratch, first_mean)
-            if not _mean_of_shell(i, first_mean, min_cos, offsets, neighbors, types, shell, q, group, count, scratch,
-                                  total):
-                total[:] = first_mean
-            _into_zone(total, group, count, out[i])
+            used = 0
+            start = offsets[i]
+            for k in range(-1, min(shell, offsets[i + 1] - start)):
+                j = i if k < 0 else neighbors[start + k]
+                if j >= 0 and types[j] == t and not _is_zero(q[j]):
+                    _closest_equivalent(q[i], q[j], group, count, scratch, members[used])
+                    used += 1
+            _normalised_sum(members, used, -1.0, members[0], mean)
+            # equivalents are at least 60 degrees apart: a member this close to the mean is the
+            # equivalent closest to it as well
+            if not _normalised_sum(members, used, min_cos, mean, trimmed):
+                trimmed[:] = mean
+            _into_zone(trimmed, group, count, out[i])
 
 
 _TABLES = _tables()
