@@ -274,6 +274,14 @@ def test_small_and_degenerate_inputs():
     q = orientations(slab, np.ones(len(slab_points), int))
     norms = np.linalg.norm(q, axis=1)
     assert np.isfinite(q).all() and np.all((np.abs(norms - 1) < 1e-9) | (norms == 0))
+    # a 2-D cell (one triangular layer; OVITO's neighbour finder serves it)
+    grid = np.stack(np.meshgrid(np.arange(8), np.arange(8), indexing="ij"), -1).reshape(-1, 2)
+    layer = np.column_stack([grid[:, 0] + 0.5 * grid[:, 1], grid[:, 1] * np.sqrt(3) / 2, np.zeros(len(grid))]) * 2.5
+    flat = make_data(layer, [[20.0, 0, 0], [10.0, 10 * np.sqrt(3), 0], [0, 0, 1.0]], pbc=(True, True, False))
+    flat.cell_.is2D = True
+    q = orientations(flat, np.full(len(layer), 2))
+    norms = np.linalg.norm(q, axis=1)
+    assert np.isfinite(q).all() and np.all((np.abs(norms - 1) < 1e-9) | (norms == 0))
     # two atoms on one spot: no crash
     doubled = np.asarray(build("FCC", reps=3).particles.positions)
     doubled = np.vstack([doubled, doubled[:1]])
@@ -289,3 +297,4 @@ def test_small_and_degenerate_inputs():
         orientations(make_data(bad, np.eye(3) * 13.2), np.ones(len(bad), int))
     with pytest.raises(ValueError, match="Unknown lattice"):
         disorientation([0, 0, 0, 1], [0, 0, 0, 1], "tetragonal")
+
