@@ -61,6 +61,7 @@ case "${1:-}" in
     OMP_NUM_THREADS=1 python benchmarks/bench_properties.py --epochs 15 || echo "property benchmark skipped: it needs ../shared/data (or OVITO_MLCLASS_DATA)" >&2
     OMP_NUM_THREADS=1 python benchmarks/bench_properties_krr.py || echo "composition-model benchmark skipped: it needs ../shared/data" >&2
     python benchmarks/bench_scale.py   # Dask vs serial on 100 x 100k atoms, in-situ LAMMPS overhead (~10 minutes)
+    python benchmarks/bench_orientation.py   # orientation near melting vs PTM (MD snapshots made on the first run)
     ;;
   *)
     sed -n '2,7p' "$0"
