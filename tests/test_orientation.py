@@ -282,11 +282,11 @@ def test_small_and_degenerate_inputs():
     q = orientations(flat, np.full(len(layer), 2))
     norms = np.linalg.norm(q, axis=1)
     assert np.isfinite(q).all() and np.all((np.abs(norms - 1) < 1e-9) | (norms == 0))
-    # two atoms on one spot: no crash
+    # two atoms on one spot: refused like every other neighbour search, no crash
     doubled = np.asarray(build("FCC", reps=3).particles.positions)
     doubled = np.vstack([doubled, doubled[:1]])
-    q = orientations(make_data(doubled, np.eye(3) * 9.9), np.ones(len(doubled), int))
-    assert np.isfinite(q).all()
+    with pytest.raises(InputError, match="distance zero"):
+        orientations(make_data(doubled, np.eye(3) * 9.9), np.ones(len(doubled), int))
     # nothing at all, or arrays and the classification object as inputs
     assert orientations(np.zeros((0, 3)), np.zeros(0, int)).shape == (0, 4)
     with pytest.raises(ValueError, match="one structure type id per particle"):
@@ -298,3 +298,47 @@ def test_small_and_degenerate_inputs():
     with pytest.raises(ValueError, match="Unknown lattice"):
         disorientation([0, 0, 0, 1], [0, 0, 0, 1], "tetragonal")
 
+
+def test_modifier_writes_ptm_orientation_property():
+    from ovito.modifiers import GrainSegmentationModifier
+
+    from ovito_mlclass.modifiers import StructureClassifierModifier
+
+    rotation = Rotation.random(random_state=12).as_matrix()
+    data = build("FCC", reps=5, scale=3.61, rotation=rotation)
+    _, expected = ptm(data)
+    work = data.clone()
+    work.apply(StructureClassifierModifier(output_orientation=True))
+    reference = data.clone()
+    reference.apply(PolyhedralTemplateMatchingModifier(output_orientation=True))
+    assert work.particles["Orientation"].component_names == reference.particles["Orientation"].component_names
+    assert (np.asarray(work.particles["Structure Type"]) == 1).all()
+    np.testing.assert_allclose(np.asarray(work.particles["Orientation"]), expected, atol=1e-6)
+    plain = data.clone()
+    plain.apply(StructureClassifierModifier())
+    assert "Orientation" not in plain.particles
+
+    # only selected particles: the others get zeros
+    selected = data.clone()
+    selected.particles_.create_property("Selection", data=(np.arange(data.particles.count) % 2).astype(np.int32))
+    selected.apply(StructureClassifierModifier(output_orientation=True, only_selected=True))
+    assert (np.asarray(selected.particles["Orientation"])[::2] == 0).all()
+
+    # grain segmentation needs PTM's Correspondences: refused without PTM, works with PTM before us
+    hot = build("FCC", reps=6, scale=3.61, sigma=0.05, rotation=rotation, seed=3)
+    alone = hot.clone()
+    alone.apply(StructureClassifierModifier(output_orientation=True))
+    with pytest.raises(RuntimeError, match="Correspondences"):
+        alone.apply(GrainSegmentationModifier())
+    piped = hot.clone()
+    piped.apply(PolyhedralTemplateMatchingModifier(rmsd_cutoff=0.0, output_orientation=True))
+    piped.apply(StructureClassifierModifier(output_orientation=True))
+    piped.apply(GrainSegmentationModifier())
+    grains = piped.tables["grains"]
+    assert len(np.asarray(grains["Grain Size"])) == 1
+    assert np.degrees(disorientation(np.asarray(grains["Orientation"])[0], expected[0], "FCC")) < 1.0
+    ptm_only = hot.clone()  # the grain's orientation is the mean of ours, not of PTM's
+    ptm_only.apply(PolyhedralTemplateMatchingModifier(rmsd_cutoff=0.0, output_orientation=True))
+    ptm_only.apply(GrainSegmentationModifier())
+    assert disorientation(np.asarray(grains["Orientation"])[0], np.asarray(ptm_only.tables["grains"]["Orientation"])[0],
+                          "FCC") > 1e-4

@@ -12,7 +12,9 @@ from traits.api import BaseStr, Bool, Enum, HasTraits, Instance, Int, List, Rang
 from ..classify import Posteriors, assign, posteriors_steps
 from ..frames import with_cell
 from ..model import StructureModel, builtin_models, load_model, resolve_device
+from ..neighbors import subset
 from ..ordering import ORDERING_TYPES, ordering_of
+from ..orientation import orientations
 from ._common import relay_progress, selected_subset
 
 BUILTIN_MODELS = tuple(builtin_models())
@@ -65,6 +67,15 @@ class StructureClassifierModifier(ModifierInterface):
     boron nitride 7), attributes ``StructureClassifier.ordering_counts.<TYPE>`` and a table
     (:mod:`ovito_mlclass.ordering`).
 
+    With ``output_orientation``, the lattice orientation of every atom of a cubic or hexagonal
+    class as PTM's ``Orientation`` property (quaternion X, Y, Z, W in PTM's convention; zero for
+    other atoms; see :mod:`ovito_mlclass.orientation`), so colouring by orientation and texture
+    tools read it unchanged. OVITO's ``GrainSegmentationModifier`` also needs PTM's
+    ``Correspondences`` property and refuses a pipeline without PTM: put
+    ``PolyhedralTemplateMatchingModifier(rmsd_cutoff=0, output_orientation=True)`` before this
+    modifier; grain segmentation then uses PTM's neighbour correspondences with this modifier's
+    types and orientations, which replace PTM's.
+
     ``structures`` lists the types the model assigns: switch one off (``enabled = False``) and its
     atoms become Other; change its ``color``. Atoms whose largest posterior is below the reject
     threshold θ are Other: the model's own θ (``reject_threshold=None``, the default) or the given
@@ -97,6 +108,10 @@ class StructureClassifierModifier(ModifierInterface):
                                 ovito_invalidate_cache=False, desc="one Probability <class> property per class")
     output_ordering = Bool(False, label="Output chemical ordering", ovito_group="Output", ovito_invalidate_cache=False,
                            desc="Ordering Type of two-species crystals, as OVITO's PTM reports it")
+    output_orientation = Bool(False, label="Output lattice orientation", ovito_group="Output",
+                              ovito_invalidate_cache=False,
+                              desc="Orientation (quaternion X, Y, Z, W) of atoms of cubic and hexagonal lattices, "
+                                   "as OVITO's PTM writes it")
     structures = List(Instance(StructureType), ovito_invalidate_cache=False,
                       desc="one entry per type (id, name, color, enabled): switch a type off, recolour it")
     # bumped when an entry of `structures` changes (OVITO re-evaluates a modifier when its traits change)
@@ -208,6 +223,11 @@ class StructureClassifierModifier(ModifierInterface):
             for k, name in enumerate(result.structure_types.names):
                 data.particles_.create_property(f"Probability {name}",
                                                 data=full(result.posteriors.probabilities[:, k], np.float32))
+        if self.output_orientation:
+            orientation = np.zeros((n, 4))
+            source = with_cell(data)
+            orientation[analysed] = orientations(source if mask is None else subset(source, mask), result.types)
+            data.particles_.create_property("Orientation", data=orientation)
         if result.site_types is not None:
             site_name = model.metadata.get("site_property") or "Site Type"
             sprop = data.particles_.create_property(site_name, data=full(result.site_types, np.int32))
@@ -222,6 +242,8 @@ class StructureClassifierModifier(ModifierInterface):
         keys = dict(zip(result.structure_types.all_ids, result.structure_types.all_keys))
         for type_id, count in zip(ids, counts):
             data.attributes[f"StructureClassifier.counts.{keys[type_id]}"] = int(count)
+        if "structures" in data.tables:  # e.g. PTM's, upstream: create() would keep its rows
+            del data.tables["structures"]
         table = data.tables.create(identifier="structures", title="Structure counts",
                                    plot_mode=DataTable.PlotMode.BarChart)
         x = table.create_property("Structure type", data=np.asarray(ids, dtype=np.int32))
