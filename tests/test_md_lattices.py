@@ -162,7 +162,7 @@ def test_quick_run_gives_every_kind(quick):
     assert sorted(f["path"] for f in manifest["files"]) == sorted(str(p.relative_to(root)) for p in paths)
     for f in manifest["files"]:
         assert sum(f["label_counts"].values()) == f["atoms"] and f["meta"]["split"] in f["path"]
-    assert seconds < 90
+    assert seconds < 150         # ~30 s on 2 idle cores
 
 
 def test_crystals_are_their_lattice_and_ordering_by_ptm(quick):

