@@ -278,3 +278,21 @@ def test_bad_arguments():
         ml.main(["--measure-tm", "Si-SW", "Unobtainium"])
     with pytest.raises(SystemExit):
         ml.main(["--split", "test"])
+
+
+def test_committed_fixtures_agree_with_ptm():
+    from pathlib import Path
+    folder = Path(__file__).parent / "data" / "openworld"
+    assert sorted(p.name for p in folder.glob("*.npz")) == sorted(ml.FIXTURES)
+    assert sum(p.stat().st_size for p in folder.glob("*.npz")) < 1.5e6
+    for name in ml.FIXTURES:
+        s = Snapshot.load(folder / name)
+        assert s.meta["split"] == "val" and s.classes == ml.CLASSES and 1000 <= len(s) <= 3000, name
+        if s.meta["kind"] == "crystal":
+            types, ordering = ovito_ptm(s, rmsd_cutoff=0.0, output_ordering=True)
+            assert np.mean(types == ml.PTM_TYPE[s.meta["lattice"]]) >= 0.9, name
+            assert np.mean(ordering == s.extra["ordering_site"]) >= 0.9, name
+        elif s.meta["kind"] == "glass":
+            np.testing.assert_array_equal(s.labels, ml.glass_labels(s.extra["voronoi_index"]))
+        else:
+            assert np.all(s.labels == ml.LABEL["Liquid"]), name
