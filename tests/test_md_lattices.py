@@ -102,7 +102,8 @@ def test_diamond_slab_layers_by_construction(surface):
     assert not cd[layer < 2].any() and cd[layer >= 2].all()
     if surface == "111":   # cut between the widely spaced planes: outermost atoms keep 3 of 4 bonds
         from scipy.spatial import cKDTree
-        nb = cKDTree(pos, boxsize=[box[0], box[1], 1e9]).query_ball_point(pos[layer == 0], 1.1 * 5.43 * math.sqrt(3) / 4)
+        tree = cKDTree(pos, boxsize=[box[0], box[1], 1e9])
+        nb = tree.query_ball_point(pos[layer == 0], 1.1 * 5.43 * math.sqrt(3) / 4)
         assert {len(n) - 1 for n in nb} == {3}
 
 
@@ -146,8 +147,8 @@ def test_quick_run_gives_every_kind(quick):
     root, snaps, paths, seconds = quick
     kinds = {(s.meta["kind"], s.meta["lattice"]) for s in snaps.values()}
     for kind in [("crystal", "Cubic diamond"), ("crystal", "Hexagonal diamond"), ("crystal", "BCC"),
-                 ("crystal", "FCC"), ("crystal", "Graphene"), ("liquid", "Liquid"), ("glass", "Liquid"), ("surface", "Cubic diamond"),
-                 ("cluster", "ICO"), ("sc", "Simple cubic")]:
+                 ("crystal", "FCC"), ("crystal", "Graphene"), ("liquid", "Liquid"), ("glass", "Liquid"),
+                 ("surface", "Cubic diamond"), ("cluster", "ICO"), ("sc", "Simple cubic")]:
         assert kind in kinds
     assert {s.meta["split"] for s in snaps.values()} == {"train", "val"}
     for name, s in snaps.items():

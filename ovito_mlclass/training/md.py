@@ -172,9 +172,11 @@ def nph_coexistence(run: LammpsRun, T: float, t_coex: float, T_hot: float, coupl
     for ``t_coex`` ps. While both phases persist, T relaxes to the melting point. Returns the mean T of
     each of 20 equal blocks of the second half of the NPH run.
 
-    ``fixed_volume_melt``: melt and cool at the crystal's volume (NVE + Langevin) instead of under NPH
-    along z, so that a ``T_hot`` high enough to melt a strongly superheating crystal (SW silicon stays
-    crystalline for picoseconds at 1.6 T_m) cannot boil the liquid."""
+    ``fixed_volume_melt``: melt at the crystal's volume (NVE + Langevin) instead of under NPH along z,
+    so that a ``T_hot`` high enough to melt a strongly superheating crystal (SW silicon stays crystalline
+    for picoseconds at 1.6 T_m) cannot boil the liquid; the cooling then runs under NPH along z, so that
+    a liquid denser than its crystal (Si, Ge) is not left under tension, where it would cavitate and
+    heat the box when the voids close."""
     lmp, seed = run.lmp, run.seed
     _, _, lz = run.npt_mean_box(T, 3.0, couple)
     lmp.commands_list([
@@ -184,7 +186,8 @@ def nph_coexistence(run: LammpsRun, T: float, t_coex: float, T_hot: float, coupl
         f"fix lgv_s crys langevin {T} {T} 0.1 {seed + 1} zero yes",
         f"fix lgv_l liq langevin {T_hot} {T_hot} 0.1 {seed + 2} zero yes"])
     run.run(3.0, f"melt outer halves at {T_hot:.0f} K")
-    lmp.commands_list(["unfix lgv_l", f"fix lgv_l liq langevin {T_hot} {T} 0.1 {seed + 3} zero yes"])
+    lmp.commands_list(["unfix lgv_l", f"fix lgv_l liq langevin {T_hot} {T} 0.1 {seed + 3} zero yes"]
+                      + (["unfix ens", "fix ens all nph z 0 0 1"] if fixed_volume_melt else []))
     run.run(2.0, "cool liquid")
     nph = "x 0 0 1 y 0 0 1 z 0 0 1" + ("" if couple == "aniso" else " couple xy")
     lmp.commands_list(["unfix lgv_l", "unfix lgv_s", "unfix ens", f"fix ens all nph {nph}"])
