@@ -234,7 +234,6 @@ class System:
     T_m: float | None           # K (None: not known; the runs then give T in K)
     T_m_source: str
     timestep: float = 0.002     # ps; NVE drift at 2 fs: SW Si at 1600 K 0.02, Tersoff Ge at 2600 K 0.14 meV/atom/ps
-    note: str = ""
 
     def pair_coeff(self) -> str:
         return f"* * {potential_path(self.potential)} {' '.join(self.elements)}"
