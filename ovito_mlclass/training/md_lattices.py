@@ -862,7 +862,9 @@ _RUNNERS = {"crystal": _run_crystal, "liquid": _run_liquid, "glass": _run_glass,
 
 
 def plan(split: str, quick: bool = False) -> list[RunSpec]:
-    """The runs of one split."""
+    """The runs of one split. A run's seed is the split's base + 11 x its index in this list: adding or
+    removing a run changes the seeds of the runs after it, whose finished files then no longer match
+    the plan (``meta["seed"]``) and must be regenerated (delete their ``.done.json``, or ``--force``)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS} (or 'both' for generate)")
     base = 20000 if split == "train" else 60000              # seeds: train and val never share one
