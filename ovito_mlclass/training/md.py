@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -65,3 +66,152 @@ def lammps_state(lmp):
     frac[:, list(pbc)] %= 1.0
     positions = frac @ h.T + cell[:, 3]
     return positions, cell, pbc, types, ids[order]
+
+
+MVV2E = 1.0364269e-4   # LAMMPS metal units: (g/mol) (Å/ps)^2 -> eV
+KB = 8.617343e-5       # eV/K, LAMMPS metal units
+
+
+def kinetic_temperature(v, masses) -> float:
+    """Equipartition temperature (K) of velocities ``v`` (Å/ps) with per-atom (or one) masses (g/mol);
+    3N - 3 degrees of freedom (total momentum removed)."""
+    m = np.broadcast_to(np.asarray(masses, dtype=np.float64), (len(v),))
+    return float(MVV2E * np.sum(m[:, None] * v * v) / ((3 * len(v) - 3) * KB))
+
+
+class LammpsRun:
+    """One LAMMPS instance in metal units, built from NumPy positions in an orthogonal box: atoms of
+    one or more types under one pair style. Every MD step is counted and logged, so that a snapshot
+    can record the protocol that made it."""
+
+    def __init__(self, positions, box, types, masses, pair_style: str, pair_coeff: str, timestep: float,
+                 seed: int, pbc=(True, True, True), threads: int = 1):
+        self.seed, self.timestep = seed, timestep
+        self.masses = np.asarray(masses, dtype=np.float64)          # per type
+        self.lmp = lmp = new_lammps(threads)
+        lmp.commands_list([
+            "units metal", "atom_style atomic", "atom_modify map array",
+            "boundary " + " ".join("p" if p else "f" for p in pbc),
+            f"region box block 0 {float(box[0])!r} 0 {float(box[1])!r} 0 {float(box[2])!r} units box",
+            f"create_box {len(self.masses)} box",
+        ])
+        n = len(positions)
+        self.types = np.asarray(types, dtype=np.int32)               # by atom id - 1
+        lmp.create_atoms(n, list(range(1, n + 1)), self.types.tolist(), np.asarray(positions, float).ravel().tolist())
+        if lmp.get_natoms() != n:
+            raise RuntimeError(f"LAMMPS created {lmp.get_natoms()} of {n} atoms")
+        lmp.commands_list([f"mass {k + 1} {m}" for k, m in enumerate(self.masses)] + [
+            f"pair_style {pair_style}", f"pair_coeff {pair_coeff}",
+            "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
+            f"timestep {timestep}",
+        ])
+        self.steps = 0
+        self.log: list[str] = []
+
+    def ps(self, t_ps: float) -> int:
+        return max(1, int(round(t_ps / self.timestep)))
+
+    def velocities(self, T: float, seed_offset: int = 0, rot: bool = False):
+        self.lmp.command(f"velocity all create {T} {self.seed + seed_offset} mom yes rot {'yes' if rot else 'no'} "
+                         "dist gaussian")
+
+    def run(self, t_ps: float, what: str):
+        n = self.ps(t_ps)
+        self.lmp.command(f"run {n}")
+        self.steps += n
+        self.log.append(f"{what}: {t_ps:g} ps ({n} steps)")
+
+    def npt_mean_box(self, T: float, t_ps: float, couple: str = "iso", T_end: float | None = None):
+        """NPT at P = 0 (``couple``: iso, aniso, 'xy' for lateral only or 'z'), then the box := its mean
+        over the second half."""
+        T_end = T if T_end is None else T_end
+        dims = {"iso": "iso 0 0 1", "aniso": "aniso 0 0 1", "xy": "x 0 0 1 y 0 0 1 couple xy",
+                "z": "z 0 0 1"}[couple]
+        self.lmp.command(f"fix ens all npt temp {T} {T_end} 0.1 {dims}")
+        self.run(t_ps / 2, f"NPT {couple} {T:.0f}->{T_end:.0f} K")
+        n = self.ps(t_ps / 2)
+        every = max(1, n // 50)
+        boxes = []
+        for _ in range(n // every):     # sample the box in Python: robust to any step count so far
+            self.lmp.command(f"run {every} pre no post no")
+            boxes.append([self.lmp.get_thermo(k) for k in ("lx", "ly", "lz")])
+        self.steps += (n // every) * every
+        self.log.append(f"NPT {couple} at {T_end:.0f} K, box averaged: {t_ps / 2:g} ps")
+        lx, ly, lz = (float(v) for v in np.mean(boxes, axis=0))
+        self.lmp.command("unfix ens")
+        keep = {"xy": "xy", "z": "z"}.get(couple, "xyz")
+        args = " ".join(f"{d} final 0 {float(v)!r}" for d, v in zip("xyz", (lx, ly, lz)) if d in keep)
+        self.lmp.command(f"change_box all {args} remap units box")
+        return lx, ly, lz
+
+    def nvt(self, T: float, T_end: float | None = None):
+        self.lmp.command(f"fix ens all nvt temp {T} {T if T_end is None else T_end} 0.1")
+
+    def state(self):
+        """(positions, OVITO cell, pbc, velocities), sorted by atom id."""
+        positions, cell, pbc, _, ids = lammps_state(self.lmp)
+        n = len(ids)
+        v = np.array(self.lmp.numpy.extract_atom("v")[:n], dtype=np.float64)
+        raw_ids = np.array(self.lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
+        v = v[np.argsort(raw_ids)]
+        return positions, cell, pbc, v
+
+    def kinetic_temperature(self, v) -> float:
+        return kinetic_temperature(v, self.masses[self.types - 1])
+
+    def close(self):
+        self.lmp.close()
+
+
+def nph_coexistence(run: LammpsRun, T: float, t_coex: float, T_hot: float, couple: str = "iso",
+                    fixed_volume_melt: bool = False) -> np.ndarray:
+    """Solid-liquid coexistence at P = 0 and constant enthalpy, the method behind the melting points of
+    the data generators. ``run`` holds a crystal elongated along z at about its T_m guess ``T``: NPT to
+    the mean box, the outer halves along z melted at ``T_hot`` and cooled back to ``T`` by Langevin
+    thermostats (the middle half held at ``T``), then NPH (x, y coupled unless ``couple`` is 'aniso')
+    for ``t_coex`` ps. While both phases persist, T relaxes to the melting point. Returns the mean T of
+    each of 20 equal blocks of the second half of the NPH run.
+
+    ``fixed_volume_melt``: melt at the crystal's volume (NVE + Langevin) instead of under NPH along z,
+    so that a ``T_hot`` high enough to melt a strongly superheating crystal (SW silicon stays crystalline
+    for picoseconds at 1.6 T_m) cannot boil the liquid; the cooling then runs under NPH along z, so that
+    a liquid denser than its crystal (Si, Ge) is not left under tension, where it would cavitate and
+    heat the box when the voids close."""
+    lmp, seed = run.lmp, run.seed
+    _, _, lz = run.npt_mean_box(T, 3.0, couple)
+    lmp.commands_list([
+        f"region slab block INF INF INF INF {0.25 * lz} {0.75 * lz} units box",
+        "group crys region slab", "group liq subtract all crys",
+        "fix ens all nve" if fixed_volume_melt else "fix ens all nph z 0 0 1",
+        f"fix lgv_s crys langevin {T} {T} 0.1 {seed + 1} zero yes",
+        f"fix lgv_l liq langevin {T_hot} {T_hot} 0.1 {seed + 2} zero yes"])
+    run.run(3.0, f"melt outer halves at {T_hot:.0f} K")
+    lmp.commands_list(["unfix lgv_l", f"fix lgv_l liq langevin {T_hot} {T} 0.1 {seed + 3} zero yes"]
+                      + (["unfix ens", "fix ens all nph z 0 0 1"] if fixed_volume_melt else []))
+    run.run(2.0, "cool liquid")
+    nph = "x 0 0 1 y 0 0 1 z 0 0 1" + ("" if couple == "aniso" else " couple xy")
+    lmp.commands_list(["unfix lgv_l", "unfix lgv_s", "unfix ens", f"fix ens all nph {nph}"])
+    run.run(t_coex / 2, "NPH equilibration")
+    chunk = max(10, run.ps(t_coex / 2) // 200 * 10)           # 20 blocks, a multiple of the sampling interval
+    lmp.command(f"fix tavg all ave/time 10 {chunk // 10} {chunk} c_thermo_temp")
+    temps = []
+    for _ in range(20):
+        lmp.command(f"run {chunk}")
+        temps.append(lmp.extract_fix("tavg", 0, 0))
+    lmp.command("unfix tavg")
+    run.steps += 20 * chunk
+    run.log.append(f"NPH coexistence: 20 blocks of {chunk} steps")
+    return np.asarray(temps)
+
+
+def run_jobs(function, jobs, threads: int = 1):
+    """``function(job)`` for every job, in this process (threads = 1) or in ``threads`` worker processes
+    (each job a single-threaded LAMMPS run); yields the results as they come."""
+    if int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if threads == 1:
+        yield from map(function, jobs)
+        return
+    # spawn, not fork: a forked child would inherit this process's OVITO and LAMMPS state
+    with multiprocessing.get_context("spawn").Pool(int(threads)) as pool:
+        yield from pool.imap_unordered(function, jobs)

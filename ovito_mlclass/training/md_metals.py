@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import lammps_state, new_lammps, potential_path
+from .md import LammpsRun, kinetic_temperature, nph_coexistence, potential_path
 from .snapshots import NO_LABEL, Snapshot, cache_dir
 
 DATASET = "metals"
@@ -76,8 +76,6 @@ LIQUID_FRACTIONS = (1.25, 1.1, 1.0, 0.9)   # sampled in this order (cooling), 0.
 QUENCH_FRACTION = 0.3
 QUENCH_RATE = 5e14     # K/s
 T_HOT = 1.6            # melting of the liquid half of a coexistence box at T_HOT * T_m (2 T_m would boil W, V)
-MVV2E = 1.0364269e-4   # LAMMPS metal units: (g/mol) (Å/ps)^2 -> eV
-KB = 8.617343e-5       # eV/K, LAMMPS metal units
 
 # ---------------------------------------------------------------------------------------------- elements
 
@@ -259,69 +257,15 @@ def _remove_close(pos, box, rmin):
 # ---------------------------------------------------------------------------------------------- LAMMPS
 
 
-class _Run:
+class _Run(LammpsRun):
     """One LAMMPS instance for one element, built from NumPy positions in an orthogonal box."""
 
     def __init__(self, el: Element, positions, box, seed: int, pbc=(True, True, True)):
-        self.el, self.seed = el, seed
-        self.lmp = lmp = new_lammps(1)
-        lmp.commands_list([
-            "units metal", "atom_style atomic", "atom_modify map array",
-            "boundary " + " ".join("p" if p else "f" for p in pbc),
-            f"region box block 0 {float(box[0])!r} 0 {float(box[1])!r} 0 {float(box[2])!r} units box",
-            "create_box 1 box",
-        ])
-        n = len(positions)
-        lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, np.asarray(positions, float).ravel().tolist())
-        if lmp.get_natoms() != n:
-            raise RuntimeError(f"LAMMPS created {lmp.get_natoms()} of {n} atoms")
         pot = potential_path(el.potential)
-        coeff = f"pair_coeff 1 1 {pot}" if el.pair_style == "eam" else f"pair_coeff * * {pot} {el.symbol}"
-        lmp.commands_list([
-            f"mass 1 {el.mass}", f"pair_style {el.pair_style}", coeff,
-            "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
-            f"timestep {el.timestep}",
-                    ])
-        self.steps = 0
-        self.log: list[str] = []
-
-    def ps(self, t_ps: float) -> int:
-        return max(1, int(round(t_ps / self.el.timestep)))
-
-    def velocities(self, T: float, seed_offset: int = 0):
-        self.lmp.command(f"velocity all create {T} {self.seed + seed_offset} mom yes rot no dist gaussian")
-
-    def run(self, t_ps: float, what: str):
-        n = self.ps(t_ps)
-        self.lmp.command(f"run {n}")
-        self.steps += n
-        self.log.append(f"{what}: {t_ps:g} ps ({n} steps)")
-
-    def npt_mean_box(self, T: float, t_ps: float, couple: str = "iso", T_end: float | None = None):
-        """NPT at P = 0 (``couple``: iso, aniso or 'x y' for lateral only), then the box := its mean over
-        the second half."""
-        T_end = T if T_end is None else T_end
-        dims = {"iso": "iso 0 0 1", "aniso": "aniso 0 0 1", "xy": "x 0 0 1 y 0 0 1 couple xy",
-                "z": "z 0 0 1"}[couple]
-        self.lmp.command(f"fix ens all npt temp {T} {T_end} 0.1 {dims}")
-        self.run(t_ps / 2, f"NPT {couple} {T:.0f}->{T_end:.0f} K")
-        n = self.ps(t_ps / 2)
-        every = max(1, n // 50)
-        boxes = []
-        for _ in range(n // every):     # sample the box in Python: robust to any step count so far
-            self.lmp.command(f"run {every} pre no post no")
-            boxes.append([self.lmp.get_thermo(k) for k in ("lx", "ly", "lz")])
-        self.steps += (n // every) * every
-        self.log.append(f"NPT {couple} at {T_end:.0f} K, box averaged: {t_ps / 2:g} ps")
-        lx, ly, lz = (float(v) for v in np.mean(boxes, axis=0))
-        self.lmp.command("unfix ens")
-        keep = {"xy": "xy", "z": "z"}.get(couple, "xyz")
-        args = " ".join(f"{d} final 0 {float(v)!r}" for d, v in zip("xyz", (lx, ly, lz)) if d in keep)
-        self.lmp.command(f"change_box all {args} remap units box")
-        return lx, ly, lz
-
-    def nvt(self, T: float, T_end: float | None = None):
-        self.lmp.command(f"fix ens all nvt temp {T} {T if T_end is None else T_end} 0.1")
+        coeff = f"1 1 {pot}" if el.pair_style == "eam" else f"* * {pot} {el.symbol}"
+        super().__init__(positions, box, [1] * len(positions), [el.mass], el.pair_style, coeff, el.timestep,
+                         seed, pbc)
+        self.el = el
 
     def equilibrate(self, T: float, spec: "RunSpec", couple: str):
         """The start of every crystal-like run: velocities at T, NPT at P = 0 with the box set to its
@@ -330,21 +274,6 @@ class _Run:
         self.npt_mean_box(T, spec.t_equil, couple)
         self.nvt(T)
         self.run(spec.t_nvt, f"NVT {T:.0f} K")
-
-    def state(self):
-        positions, cell, pbc, _, ids = lammps_state(self.lmp)
-        n = len(ids)
-        v = np.array(self.lmp.numpy.extract_atom("v")[:n], dtype=np.float64)
-        raw_ids = np.array(self.lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
-        v = v[np.argsort(raw_ids)]
-        return positions, cell, pbc, v
-
-    def close(self):
-        self.lmp.close()
-
-
-def _kinetic_temperature(v, mass) -> float:
-    return float(MVV2E * mass * np.sum(v * v) / ((3 * len(v) - 3) * KB))
 
 
 # ---------------------------------------------------------------------------------------------- analysis
@@ -439,7 +368,7 @@ def _meta(spec: RunSpec, el: Element, run: _Run, T: float, **kw) -> dict:
 
 def _snapshot(run: _Run, labels, meta, extra=None) -> Snapshot:
     positions, cell, pbc, v = run.state()
-    meta = dict(meta, T_kinetic=_kinetic_temperature(v, run.el.mass))
+    meta = dict(meta, T_kinetic=kinetic_temperature(v, run.el.mass))
     return Snapshot(positions, cell, pbc, labels, CLASSES, extra=dict(extra or {}, velocity=v), meta=meta)
 
 
@@ -788,18 +717,18 @@ def _execute(args):
     return spec.name, written, dropped, time.time() - t0, False
 
 
-def _write_manifest(root: Path, dataset: str):
+def _write_manifest(root: Path, dataset: str, classes=CLASSES):
     files, dropped = [], []
     for split in SPLITS:
         for path in sorted((root / split).glob("*.npz")):
             snap = Snapshot.load(path)
-            counts = {c: int(np.sum(snap.labels == i)) for i, c in enumerate(CLASSES)}
+            counts = {c: int(np.sum(snap.labels == i)) for i, c in enumerate(snap.classes)}
             counts["NO_LABEL"] = int(np.sum(snap.labels == NO_LABEL))
             files.append({"path": str(path.relative_to(root)), "atoms": len(snap), "label_counts": counts,
                           "meta": snap.meta})
         for path in sorted((root / split).glob("*.dropped.json")):
             dropped.append(json.loads(path.read_text()))
-    (root / "manifest.json").write_text(json.dumps({"dataset": dataset, "classes": list(CLASSES), "files": files,
+    (root / "manifest.json").write_text(json.dumps({"dataset": dataset, "classes": list(classes), "files": files,
                                                     "dropped": dropped}, indent=1))
 
 
@@ -881,30 +810,9 @@ def measure_melting_point(symbol: str, T_guess: float | None = None, reps=None, 
         reps = (7, 7, 24)
     pos, box = crystal(el, reps)
     run = _Run(el, pos, box, seed)
-    lmp = run.lmp
     try:
         run.velocities(T)
-        lx, ly, lz = run.npt_mean_box(T, 3.0, "aniso" if el.lattice == "HCP" else "iso")
-        lmp.commands_list([
-            f"region slab block INF INF INF INF {0.25 * lz} {0.75 * lz} units box",
-            "group crys region slab", "group liq subtract all crys",
-            "fix ens all nph z 0 0 1",
-            f"fix lgv_s crys langevin {T} {T} 0.1 {seed + 1} zero yes",
-            f"fix lgv_l liq langevin {T_HOT * T} {T_HOT * T} 0.1 {seed + 2} zero yes"])
-        run.run(3.0, "melt half")
-        lmp.commands_list(["unfix lgv_l", f"fix lgv_l liq langevin {T_HOT * T} {T} 0.1 {seed + 3} zero yes"])
-        run.run(2.0, "cool liquid")
-        lmp.commands_list(["unfix lgv_l", "unfix lgv_s", "unfix ens",
-                           "fix ens all nph x 0 0 1 y 0 0 1 z 0 0 1 couple xy",
-                           "compute ke all ke", "variable tk equal temp"])
-        run.run(t_coex / 2, "NPH equilibration")
-        temps = []
-        n = run.ps(t_coex / 2)
-        chunk = max(1, n // 20)
-        for _ in range(20):
-            lmp.command(f"run {chunk}")
-            temps.append(lmp.get_thermo("temp"))
-        temps = np.asarray(temps)
+        temps = nph_coexistence(run, T, t_coex, T_HOT * T, "aniso" if el.lattice == "HCP" else "iso")
         blocks = temps.reshape(5, 4).mean(1)
         positions, cell, pbc, _ = run.state()
         probe = Snapshot(positions, cell, pbc, np.zeros(len(positions)), CLASSES)
