@@ -662,16 +662,18 @@ def polycrystal(el: Element, length: float, n_grains: int, seed: int) -> Built:
     pos, grain = np.concatenate(pos), np.concatenate(grain)
     keep = _kept_after_removal(pos, box, 0.6 * el.d_nn)
     pos, grain = pos[keep], grain[keep]
-    labels = np.where(_grain_boundary_distance(pos, box, grain) < GB_BAND * el.d_nn, NO_LABEL,
+    labels = np.where(_grain_boundary_distance(pos, box, grain, el.d_nn) < GB_BAND * el.d_nn, NO_LABEL,
                       LABEL[el.lattice]).astype(np.int16)
     return Built(pos, box, (True, True, True), labels, {"grain": grain},
                  dict(defect=f"{n_grains}-grain Voronoi polycrystal, random orientations; NO_LABEL within "
-                      f"{GB_BAND} d_nn of a boundary (half the distance to the nearest atom of another grain)",
+                      f"{GB_BAND} d_nn of a boundary (the distance to the nearest atom of another grain less "
+                      "half a nearest-neighbour distance)",
                       grains=n_grains, grain_centres=centres.tolist(), grain_rotations=rotations))
 
 
-def _grain_boundary_distance(pos, box, grain) -> np.ndarray:
-    """Half the distance from each atom to the nearest atom of another grain (periodic box)."""
+def _grain_boundary_distance(pos, box, grain, d_nn) -> np.ndarray:
+    """Distance from each atom to a boundary: to the nearest atom of another grain (periodic box) less
+    d_nn / 2, as the boundary lies about half a neighbour distance before the first atom across it."""
     from scipy.spatial import cKDTree
 
     pos = pos % box
@@ -679,7 +681,7 @@ def _grain_boundary_distance(pos, box, grain) -> np.ndarray:
     for g in np.unique(grain):
         mine = grain == g
         d, _ = cKDTree(pos[~mine], boxsize=box).query(pos[mine])
-        dist[mine] = d / 2
+        dist[mine] = np.maximum(d - d_nn / 2, 0.0)
     return dist
 
 
@@ -950,8 +952,9 @@ def _label_dislocations(el: Element, built: Built):
             f"DXA found {found} lines on the two glide planes, expected {expected} each"
         types = _ptm(quenched, cell, pbc)
         return labels, {"defect_distance": dist, "glide_layer": glide}, dict(
-            dislocation_lines=[dict(burgers=ln["burgers"], length_A=ln["length"],
-                                    mean_A=ln["points"].mean(0).round(3).tolist()) for ln in lines],
+            dislocation_lines=[dict(burgers=ln["burgers"], length_A=ln["length"], mean_A=[
+                round(_circular_mean(ln["points"][:, d] - cell[d, 3], cell[d, d]) + cell[d, 3], 3) for d in range(3)])
+                for ln in lines],
             ribbon_widths_A=ribbons, quenched_ptm_agreement_labelled=_lattice_fraction(types, labels)), problem
     return label
 
@@ -960,7 +963,7 @@ def _label_polycrystal(el: Element, built: Built):
     grain = built.extra["grain"]
 
     def label(positions, cell, pbc):
-        dist = _grain_boundary_distance(positions - cell[:, 3], np.diag(cell[:, :3]), grain)
+        dist = _grain_boundary_distance(positions - cell[:, 3], np.diag(cell[:, :3]), grain, el.d_nn)
         labels = np.where(dist < GB_BAND * el.d_nn, NO_LABEL, LABEL[el.lattice]).astype(np.int16)
         return labels, {"defect_distance": dist, "grain": grain}, {}, None
     return label
@@ -1174,7 +1177,8 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
     fractions = FRACTIONS if train else GB_FRACTIONS
     for lattice, planes in SURFACES.items():
         for i, plane in enumerate(planes):
-            for j, f in enumerate(fractions):
+            for f in fractions:
+                j = FRACTIONS.index(f)            # the same (plane, T) gets the other element in val
                 s = fcc[(i + j) % len(fcc)] if lattice == "FCC" else other(lattice, i + j)
                 if lattice == "HCP" and not _fraction_ok(ELEMENTS[s], f):
                     s = "Mg"
@@ -1192,7 +1196,8 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
                     "HCP": (0.25, 0.5, 0.75) if train else (0.5,)}
     for lattice, names in gbs.items():
         for i, name in enumerate(names):
-            for j, f in enumerate(gb_fractions[lattice]):
+            for f in gb_fractions[lattice]:
+                j = GB_FRACTIONS.index(f)
                 s = fcc[(i + j) % len(fcc)] if lattice == "FCC" else other(lattice, i + j)
                 if lattice == "HCP":
                     s = "Mg" if train or not _fraction_ok(ELEMENTS["Zr"], f) else "Zr"
@@ -1204,7 +1209,8 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
     # vacancies: 0.5, 1 or 2 %, two divacancies each
     sizes = {"FCC": (9, 9, 9), "BCC": (11, 11, 11), "HCP": (11, 7, 9)}
     for lattice in ("FCC", "BCC", "HCP"):
-        for j, f in enumerate(fractions):
+        for f in fractions:
+            j = FRACTIONS.index(f)
             s = fcc[j % len(fcc)] if lattice == "FCC" else other(lattice, j)
             if not _fraction_ok(ELEMENTS[s], f):
                 s = "Mg"
@@ -1263,7 +1269,7 @@ def _ood_plan(add, base):
                 lattice=name, amplitude=u)
     for system, T in (("A15-W", 600.0), ("Sigma-Ta", 600.0), ("C15-ZrCu2", 500.0)):
         add("ood-lattice", "", f"{system}_{T:.0f}K", None, next(seed), system=system, T=T)
-    add("polycrystal", "Cu", "5grains", 0.5, next(seed), length=42.0, grains=5)
+    add("polycrystal", "Cu", "5grains", 0.5, next(seed), length=48.0, grains=5)
     add("polycrystal", "Fe", "4grains", 0.5, next(seed), length=38.0, grains=4)
     add("gb", "Cu", "S5_101mixed", 0.5, next(seed), _gb_reps(ELEMENTS["Cu"], "S5_101mixed"), boundary="S5_101mixed")
     add("void", "Cu", "r8", 0.5, next(seed), (9, 9, 9), radius=8.0)
@@ -1291,15 +1297,51 @@ def _execute(args):
         marker.write_text(json.dumps({"run": asdict(spec), "dropped": dropped, "wall_s": wall}, indent=1))
         return spec.name, [], dropped, wall, False
     marker.unlink(missing_ok=True)
-    written = []
-    for snap in snaps:
-        if spec.split == "test" and "must_be_other" not in snap.extra:
-            # held out: an incomplete shell (a free surface) must come out Other
-            layer = snap.extra.get("surface_layer")
-            snap.extra["must_be_other"] = (np.zeros(len(snap)) if layer is None else layer == 0).astype(np.int8)
-        snap.meta.update(run=spec.name, run_wall_s=round(wall, 1))
-        written.append(str(snap.save(outdir / f"{spec.name}_s{snap.meta.get('snapshot', 0)}.npz")))
+    written = [str(_finish(spec, snap, wall).save(outdir / f"{spec.name}_s{snap.meta.get('snapshot', 0)}.npz"))
+               for snap in snaps]
     return spec.name, written, None, wall, False
+
+
+def _finish(spec: RunSpec, snap: Snapshot, wall: float) -> Snapshot:
+    if spec.split == "test" and "must_be_other" not in snap.extra:
+        # held out: an incomplete shell (a free surface) must come out Other
+        layer = snap.extra.get("surface_layer")
+        snap.extra["must_be_other"] = (np.zeros(len(snap)) if layer is None else layer == 0).astype(np.int8)
+    snap.meta.update(run=spec.name, run_wall_s=round(wall, 1))
+    return snap
+
+
+def fixtures(folder) -> list[Path]:
+    """Small held-out snapshots (1,000-3,000 atoms, one per run) for model tests:
+    ``folder/defects_<what>.npz`` (``tests/data/openworld``)."""
+    cu, fe = ELEMENTS["Cu"], ELEMENTS["Fe"]
+    protocol = dict(t_equil=3.0, t_nvt=1.0, n_snap=1, t_gap=2.0)
+
+    def spec(kind, symbol, seed, reps=(1, 1, 1), fraction=0.5, **extra):
+        return RunSpec(kind, symbol, "test", "fixture", seed, reps, fraction, **protocol,
+                       extra=dict(extra, dataset="openworld-fixtures"))
+
+    specs = {f"defects_cu_slab{p}_0.5Tm": spec("surface", "Cu", 70000 + i, plane=p, size=_slab_size(cu, 1500))
+             for i, p in enumerate(("111", "100", "110"))}
+    specs.update({
+        "defects_cu_gb_s5_310_0.5Tm": spec("gb", "Cu", 70010, _gb_reps(cu, "S5_310", (17.0, 24.0, 17.0)),
+                                           boundary="S5_310"),
+        "defects_fe_vacancies_0.5Tm": spec("vacancy", "Fe", 70011, (10, 10, 10), fraction=0.01, divacancies=2),
+        "defects_cu_decahedron_0.5Tm": spec("nanoparticle", "Cu", 70012, shape="decahedron", size=(4, 3, 2)),
+        "defects_ood_beta_sn_u05": spec("ood-lattice", "", 70013, fraction=0.0, lattice="beta-Sn", amplitude=0.05,
+                                        atoms=1000),
+        "defects_ood_a15_w_600K": spec("ood-lattice", "", 70014, fraction=0.0, system="A15-W", T=600.0, atoms=1000),
+    })
+    folder = Path(folder)
+    paths = []
+    for name, s in specs.items():
+        t0 = time.time()
+        snaps, dropped = _run(s)
+        if dropped:
+            raise RuntimeError(f"fixture {name}: {dropped}")
+        paths.append(_finish(s, snaps[0], time.time() - t0).save(folder / f"{name}.npz"))
+        print(f"{name}: {len(snaps[0])} atoms in {time.time() - t0:.0f} s", flush=True)
+    return paths
 
 
 def write_manifest(folder: Path) -> Path:
@@ -1386,7 +1428,11 @@ def main(argv=None):
     ap.add_argument("--force", action="store_true", help="rerun even if the snapshot files exist")
     ap.add_argument("--out", default=None, help="folder holding the dataset folders (default: cache_dir())")
     ap.add_argument("--summary", action="store_true", help="only print tables of the generated datasets")
+    ap.add_argument("--fixtures", metavar="DIR", help="only write the small test fixtures (defects_*.npz) to DIR")
     args = ap.parse_args(argv)
+    if args.fixtures:
+        fixtures(args.fixtures)
+        return 0
     root = Path(args.out) if args.out else cache_dir()
     if not args.summary:
         generate(args.split, args.quick, args.threads, args.force, root)
