@@ -38,12 +38,16 @@ def structure_types(snap, modifier=None):
     return np.asarray(data.particles["Structure Type"])
 
 
+def ptm_with_ico(rmsd_cutoff=0.1):
+    ptm = PolyhedralTemplateMatchingModifier(rmsd_cutoff=rmsd_cutoff)
+    ptm.structures[PTM.ICO].enabled = True
+    return ptm
+
+
 def ptm_agrees(built):
     """Fraction of labelled atoms whose PTM type is their label, and of unlabelled atoms PTM calls the
     lattice (default RMSD cutoff, ICO enabled)."""
-    ptm = PolyhedralTemplateMatchingModifier()
-    ptm.structures[PTM.ICO].enabled = True
-    t = structure_types(built.snapshot(), ptm)
+    t = structure_types(built.snapshot(), ptm_with_ico())
     code = np.array([PTM_OF.get(c, -1) for c in D.CLASSES])
     lab = built.labels >= 0
     return np.mean(t[lab] == code[built.labels[lab]]), np.mean(np.isin(t[~lab], list(PTM_OF.values())))
@@ -209,7 +213,7 @@ def test_md_surface_and_particle_labels_follow_the_layers(quick):
         assert np.all(s.labels[layer == 0] == NO_LABEL)
         assert d[layer == 0].mean() < d[layer >= 1].min() + 0.5 * s.meta.get("layer_spacing_A", 1.0)
         # nothing premelts at these temperatures: the labelled interior is its lattice by PTM
-        types = structure_types(s, PolyhedralTemplateMatchingModifier(rmsd_cutoff=0.15))
+        types = structure_types(s, ptm_with_ico(0.15))
         lab = s.labels >= 0
         code = np.array([PTM_OF.get(c, -1) for c in D.CLASSES])
         assert np.mean(types[lab] == code[s.labels[lab]]) >= 0.9, s.meta["kind"]
@@ -276,6 +280,9 @@ def test_ood_targets(quick):
     assert lat.meta["split"] == "test" and lat.meta["expected"] == "Other"
     (void,) = by_kind(quick, "void")
     np.testing.assert_array_equal(void.extra["must_be_other"] == 1, void.extra["surface_layer"] == 0)
+    (ico,) = [s for s in by_kind(quick, "nanoparticle") if s.meta["split"] == "test"]
+    assert len(ico) == 147 and ico.extra["must_be_other"].sum() == 92      # the outer Mackay shell
+    assert np.flatnonzero(ico.labels >= 0).tolist() == [np.argmax(ico.labels)] and ico.labels.max() == D.LABEL["ICO"]
 
 
 def test_cache_is_reused(quick):
@@ -296,3 +303,4 @@ def test_bad_arguments():
         D.grains(ELEMENTS["Mg"], D.BOUNDARIES["S5_310"])
     with pytest.raises(ValueError, match="cannot hold"):
         D.fcc_stacking(ELEMENTS["Cu"], 2, 2, 13, "intrinsic")
+

@@ -11,7 +11,7 @@ line, fault plane), ``velocity`` (Å/ps) and, where there is a free surface, ``s
 ``kind``, ``lattice``, ``element``, ``T``, ``T_over_Tm``, ``T_m``, ``T_m_source``, ``potential``, ``seed``,
 ``protocol``, ``split`` and ``defect`` (a description), plus the geometry of the defect.
 
-Labels, by construction (never from a structure analysis of the snapshot itself)
+Labels, by construction (no atom's label comes from a structure analysis of that atom)
     - an atom whose first shell (the PTM template shell of its lattice: 12 neighbours for fcc and hcp,
       8 + 6 for bcc) is complete in the built structure gets its lattice;
     - HCP: the two layers of an intrinsic fault, the two outer layers of an extrinsic fault, the twin
@@ -41,12 +41,17 @@ Kinds (``meta["kind"]``)
     stacking      intrinsic and extrinsic stacking faults in fcc.
     nanoparticle  fcc cuboctahedra, truncated octahedra and decahedra, bcc rhombic dodecahedra in vacuum;
                   ``surface_layer`` here counts neighbour hops from the surface shell (0 = incomplete shell).
-    ood-*         held-out: lattices no class describes (``extra["must_be_other"]`` = 1 on all atoms) and
-                  defect kinds not in training (polycrystal, mixed tilt-twist boundary, void, crack,
-                  icosahedral cluster).
+    held out (``openworld-ood``, split ``test``; ``extra["must_be_other"]`` = 1 where a model should say
+    Other: every atom of an ``ood-lattice``, the surface shell (incomplete shells) of the others)
+    ood-lattice   lattices no class describes: beta-Sn and simple hexagonal (no potential: Gaussian
+                  displacements), A15 W, sigma (beta-Ta) and C15 ZrCu2 (MD with ``tcp.md_snapshot``);
+    polycrystal   Voronoi polycrystals with random grain orientations (Cu, Fe);
+    gb            a mixed tilt-twist boundary (Sigma5, (101)/(4-35));
+    void, crack   a spherical void, an unloaded elliptical crack; ``surface_layer`` in neighbour hops;
+    nanoparticle  Mackay icosahedra (Cu 147, Ag 309 atoms): only the centre labelled (ICO).
 
-Splits: train (Cu, Al, Ni / Fe, W / Mg, Zr), val (other seeds, other boundaries, Ag for fcc, the other
-bcc/hcp element of each train run), test (``openworld-ood`` only).
+Splits: train (Cu, Al, Ni / Fe, W / Mg, Zr), val (other seeds, other boundaries, Ag for fcc, for bcc and
+hcp the other element than train at the same structure and T where the hcp range of Zr allows), test.
 
 Usage::
 
@@ -66,14 +71,13 @@ from pathlib import Path
 import numpy as np
 
 from .md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _kinetic_temperature, _meta, \
-    _periodic_distance, _remove_close, _Run, crystal, element, ptm_types
+    _periodic_distance, _remove_close, _Run, crystal, element
 from .snapshots import NO_LABEL, Snapshot, cache_dir
 
 DATASET = "openworld-defects"
 OOD_DATASET = "openworld-ood"
 CLASSES = ("FCC", "HCP", "BCC", "ICO", "Simple cubic", "Cubic diamond", "Hexagonal diamond", "Graphene", "Liquid")
 LABEL = {name: i for i, name in enumerate(CLASSES)}
-FOLDER = {"train": "train", "val": "val", "ood": "test"}   # split -> folder inside its dataset
 SHELL = {"FCC": 12, "HCP": 12, "BCC": 14}                  # PTM template neighbours
 PTM_CODE = {"FCC": 1, "HCP": 2, "BCC": 3, "ICO": 4, "Simple cubic": 5}
 GB_BAND = 2.0        # nearest-neighbour distances either side of a boundary plane: NO_LABEL
@@ -158,17 +162,16 @@ def neighbor_pairs(positions, cell, pbc, cutoff) -> np.ndarray:
     return np.asarray(pairs)
 
 
-def shell_complete(el: Element, positions, cell, pbc) -> np.ndarray:
+def shell_complete(el: Element, positions, cell, pbc, pairs=None) -> np.ndarray:
     """Whether each atom of a built (0 K, unrelaxed) structure has its full PTM template shell."""
-    pairs = neighbor_pairs(positions, cell, pbc, shell_cutoff(el))
+    pairs = neighbor_pairs(positions, cell, pbc, shell_cutoff(el)) if pairs is None else pairs
     return np.bincount(pairs[:, 0], minlength=len(positions)) >= SHELL[el.lattice]
 
 
 def hop_shells(el: Element, positions, cell, pbc) -> np.ndarray:
     """Neighbour hops from the nearest atom with an incomplete shell (0 = that surface shell)."""
     pairs = neighbor_pairs(positions, cell, pbc, shell_cutoff(el))
-    complete = np.bincount(pairs[:, 0], minlength=len(positions)) >= SHELL[el.lattice]
-    shells = np.where(complete, -1, 0)
+    shells = np.where(shell_complete(el, positions, cell, pbc, pairs), -1, 0)
     k = 0
     while np.any(shells < 0):
         front = shells[pairs[:, 0]] == k
@@ -739,7 +742,14 @@ def quench(el: Element, positions, cell, pbc, iterations: int = 300) -> np.ndarr
 
 
 def _ptm(positions, cell, pbc, rmsd_cutoff=0.1) -> np.ndarray:
-    return ptm_types(Snapshot(positions, cell, pbc, np.zeros(len(positions)), CLASSES), rmsd_cutoff)
+    """OVITO's PTM structure types (as md_metals.ptm_types, with ICO enabled: the icosahedra's centres)."""
+    from ovito.modifiers import PolyhedralTemplateMatchingModifier as PTM
+
+    data = Snapshot(positions, cell, pbc, np.zeros(len(positions)), CLASSES).to_data_collection()
+    modifier = PTM(rmsd_cutoff=rmsd_cutoff)
+    modifier.structures[PTM.Type.ICO].enabled = True
+    data.apply(modifier)
+    return np.asarray(data.particles["Structure Type"]).copy()
 
 
 def dislocation_lines(el: Element, positions, cell, pbc, spacing: float = 0.5) -> list[dict]:
@@ -1258,6 +1268,7 @@ def _quick_plan(split, add):
     else:
         add("ood-lattice", "", "beta-Sn", None, 21, lattice="beta-Sn", amplitude=0.05, atoms=500)
         add("void", "Cu", "r6", 0.5, 22, (5, 5, 5), radius=4.0)
+        add("nanoparticle", "Cu", "icosahedron147", 0.25, 23, shape="icosahedron", size=(4,))
 
 
 def _ood_plan(add, base):
