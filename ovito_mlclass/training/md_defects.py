@@ -71,7 +71,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _kinetic_temperature, _meta, \
+from .md import kinetic_temperature
+from .md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _meta, \
     _periodic_distance, _remove_close, _Run, crystal, element
 from .snapshots import NO_LABEL, Snapshot, cache_dir
 
@@ -1077,7 +1078,7 @@ def _simulate(spec: RunSpec, el: Element, built: Built, couple: str | None, labe
             meta = _meta(spec, el, run, T, snapshot=k)
             meta.update(built.info)
             meta.update(info, dataset=spec.extra.get("dataset", DATASET),
-                        T_kinetic=_kinetic_temperature(v, el.mass))
+                        T_kinetic=kinetic_temperature(v, el.mass))
             snaps.append(Snapshot(positions, cell, pbc, labels, CLASSES, extra=dict(extra, velocity=v), meta=meta))
         return snaps, None
     finally:
