@@ -54,6 +54,9 @@ case "${1:-}" in
     python benchmarks/bench_descriptors.py "${@:2}"
     python benchmarks/bench_classify.py
     python benchmarks/bench_accuracy.py || echo "accuracy benchmark skipped: it needs the MD validation data (README: Training data)" >&2
+    python benchmarks/bench_accuracy.py --models openworld --section accuracy-openworld \
+      || echo "open-world accuracy benchmark skipped: it needs the open-world MD data" >&2
+    python benchmarks/bench_classify.py --models openworld metals --section classify-openworld
     python benchmarks/bench_classify.py --models metals metals-pointnet --section classify-pointnet
     python benchmarks/bench_accuracy.py --models metals metals-pointnet ice ice-pointnet --section accuracy-pointnet \
       || echo "PointNet accuracy benchmark skipped: it needs the MD validation data" >&2

@@ -192,6 +192,191 @@ def tcp(model_names=("tcp",)):
     return table(rows, {model_name: lambda p: p[model_name]}, group_label="amplitude / d_nn"), note
 
 
+# ---- open world: every PTM lattice, chemical order, defects, and what no class describes --------------
+
+PTM_NAMES = {1: "FCC", 2: "HCP", 3: "BCC", 4: "ICO", 5: "Simple cubic", 6: "Cubic diamond", 7: "Hexagonal diamond",
+             8: "Graphene"}
+DIAMOND_NAMES = {1: "Cubic diamond", 2: "Cubic diamond", 3: "Cubic diamond", 4: "Hexagonal diamond",
+                 5: "Hexagonal diamond", 6: "Hexagonal diamond"}  # Identify Diamond: atoms and their neighbours
+
+
+def ovito_anchors(data):
+    """OVITO's own answers: {method: structure names}, {method: ordering ids} (PTM with every type on)."""
+    from ovito.modifiers import IdentifyDiamondModifier, PolyhedralTemplateMatchingModifier as PTM
+
+    work = data.clone()
+    species = data.particles.particle_types is not None  # PTM's ordering needs them
+    ptm = PTM(rmsd_cutoff=0.0, output_rmsd=True, output_ordering=species)
+    for t in ptm.structures:
+        t.enabled = True
+    work.apply(ptm)
+    types, rmsd = np.asarray(work.particles["Structure Type"]), np.asarray(work.particles["RMSD"])
+    ordering = np.asarray(work.particles["Ordering Type"]) if species else np.zeros(len(types), int)
+    names = lambda ids, table=PTM_NAMES: np.array([table.get(int(i), "Other") for i in ids])
+    cut = np.where(rmsd < 0.1, types, 0)
+    diamond = data.clone()
+    diamond.apply(IdentifyDiamondModifier())
+    structures = {"PTM (0.1)": names(cut), "PTM (no cutoff)": names(types), "a-CNA": names(adaptive_cna(data)),
+                  "Identify Diamond": names(np.asarray(diamond.particles["Structure Type"]), DIAMOND_NAMES)}
+    return structures, {"PTM (0.1)": np.where(cut > 0, ordering, 0), "PTM (no cutoff)": ordering}
+
+
+def classified(data, name):
+    """Our structure names, ordering ids and confidence for every atom."""
+    from ovito_mlclass.classify import classify
+    from ovito_mlclass.ordering import ordering_of
+
+    result = classify(data, name)
+    return result.type_names, ordering_of(data, result.types), result.confidence
+
+
+def percent(ok):
+    return f"{100 * np.mean(ok):.2f}%" if len(ok) else "–"
+
+
+def openworld_bulk(model_names):
+    """Every class on the held-out bulk MD (other seeds, boxes and partly other elements), our
+    structure type and, for two-species crystals, type and ordering both right, next to OVITO's."""
+    rows = {}
+    for path, snap in snapshots("openworld-bulk"):
+        known = snap.labels >= 0
+        if not known.any():
+            continue
+        data = snap.to_data_collection()
+        truth = np.array(snap.classes)[snap.labels[known]]
+        ordered = "ordering_site" in snap.extra and snap.meta.get("ordering") not in (None, "PURE", "NONE")
+        site = snap.extra["ordering_site"][known] if ordered else None
+        structures, orderings = ovito_anchors(data)
+        results = {}
+        for name in model_names:
+            types, ordering, _ = classified(data, name)
+            ok = is_right(truth, types[known])
+            results[name] = ok & (ordering[known] == site) if ordered else ok
+        for method, predicted in structures.items():
+            ok = is_right(truth, predicted[known])
+            results[method] = ok & (orderings[method][known] == site) if ordered and method in orderings else ok
+        meta = snap.meta
+        what = f"{meta.get('kind')} {meta.get('system', '')} {meta.get('phase', '')}".strip()
+        t = meta.get("T_over_Tm")
+        t = round(float(t), 2) if isinstance(t, (int, float)) else f"σ {meta.get('sigma_per_component_d_nn')} d_nn"
+        for cls in np.unique(truth):
+            entry = rows.setdefault((what, str(t), cls), defaultdict(list))
+            for method, ok in results.items():
+                entry[method].append(ok[truth == cls])
+    methods = list(model_names) + ["PTM (0.1)", "PTM (no cutoff)", "a-CNA", "Identify Diamond"]
+    lines = ["| run | T/T_m | class | atoms | " + " | ".join(methods) + " | best OVITO |",
+             "|---|---|---|---|" + "---|" * (len(methods) + 1)]
+    for (what, t, cls), entry in sorted(rows.items()):
+        scores = {m: np.concatenate(entry[m]) for m in methods}
+        best = max(np.mean(scores[m]) for m in methods[len(model_names):])
+        lines.append(f"| {what} | {t} | {cls} | {len(scores[methods[0]])} | "
+                     + " | ".join(percent(scores[m]) for m in methods) + f" | {100 * best:.2f}% |")
+    return "\n".join(lines)
+
+
+def honest(lattice, predicted):
+    """A defect-core atom answered honestly: Other, or its grain's lattice (HCP too in an fcc crystal:
+    twin and fault layers)."""
+    allowed = {"Other", lattice} | ({"HCP"} if lattice == "FCC" else set())
+    return np.isin(predicted, list(allowed))
+
+
+def openworld_defects(model_names):
+    """Free surfaces, grain boundaries and other defects of the held-out defect MD."""
+    rows = {}
+    for path, snap in snapshots("openworld-defects"):
+        data = snap.to_data_collection()
+        meta, extra = snap.meta, snap.extra
+        lattice = meta.get("lattice", "?")
+        labels = snap.labels
+        truth = np.where(labels >= 0, np.array(snap.classes)[np.maximum(labels, 0)], "Other")
+        predictions = {name: classified(data, name)[0] for name in model_names}
+        predictions["PTM (0.1)"] = ovito_anchors(data)[0]["PTM (0.1)"]
+        kind = meta.get("kind")
+        where = {}
+        if "surface_layer" in extra and kind == "surface":
+            layer = extra["surface_layer"]
+            where["outermost layer: Other"] = (layer == 0, lambda p, m: p[m] == "Other")
+            where["second layer: right or Other"] = (layer == 1, lambda p, m: (p[m] == truth[m]) | (p[m] == "Other"))
+            where["third layer inwards: right"] = ((layer >= 2) & (labels >= 0), lambda p, m: p[m] == truth[m])
+        elif kind == "nanoparticle":
+            layer = extra["surface_layer"]
+            where["surface shell: Other"] = (layer == 0, lambda p, m: p[m] == "Other")
+            where["labelled: right"] = (labels >= 0, lambda p, m: p[m] == truth[m])
+        else:
+            distance = extra["defect_distance"]
+            core = labels < 0
+            where["core: Other or its lattice"] = (core, lambda p, m: honest(lattice, p[m]))
+            where["core: not Liquid"] = (core, lambda p, m: p[m] != "Liquid")
+            where["≥ 5 Å from the defect: right"] = ((distance >= 5.0) & (labels >= 0), lambda p, m: p[m] == truth[m])
+        t = meta.get("T_over_Tm")
+        group = f"{kind} {lattice}" + (f" ({meta['plane']})" if kind == "surface" and "plane" in meta else "")
+        for criterion, (mask, rule) in where.items():
+            if not mask.any():
+                continue
+            entry = rows.setdefault((group, round(float(t), 2), criterion), defaultdict(list))
+            for method, p in predictions.items():
+                entry[method].append(rule(p, mask))
+    methods = list(model_names) + ["PTM (0.1)"]
+    lines = ["| defect | T/T_m | atoms | " + " | ".join(methods) + " |", "|---|---|---|" + "---|" * len(methods)]
+    for (group, t, criterion), entry in sorted(rows.items()):
+        scores = {m: np.concatenate(entry[m]) for m in methods}
+        lines.append(f"| {group}: {criterion} | {t} | {len(scores[methods[0]])} | "
+                     + " | ".join(percent(scores[m]) for m in methods) + " |")
+    return "\n".join(lines)
+
+
+def openworld_ood(model_names, confident=0.9):
+    """Structures no class describes (held-out lattices, the surfaces of voids, cracks and polycrystals,
+    never trained on): the share of atoms that must be Other and are, and of those called a class
+    with confidence ≥ 0.9; the labelled grain interiors: right."""
+    rows = {}
+    for path, snap in snapshots_of("openworld-ood", "test"):
+        data = snap.to_data_collection()
+        must = snap.extra["must_be_other"].astype(bool) if "must_be_other" in snap.extra else np.zeros(len(snap), bool)
+        labels = snap.labels
+        truth = np.where(labels >= 0, np.array(snap.classes)[np.maximum(labels, 0)], "Other")
+        name = path.stem.rsplit("_s", 1)[0]
+        for model in model_names:
+            types, _, confidence = classified(data, model)
+            entry = rows.setdefault(name, {})
+            entry[f"{model}: Other"] = types[must] == "Other"
+            entry[f"{model}: confident class"] = (types[must] != "Other") & (confidence[must] >= confident)
+            entry[f"{model}: labelled right"] = types[labels >= 0] == truth[labels >= 0]
+        ptm = ovito_anchors(data)[0]["PTM (0.1)"]
+        rows[name]["PTM (0.1): Other"] = ptm[must] == "Other"
+        rows[name]["PTM (0.1): labelled right"] = ptm[labels >= 0] == truth[labels >= 0]
+    columns = list(next(iter(rows.values())))
+    lines = ["| structure | must be Other | labelled | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    for name, entry in sorted(rows.items()):
+        must_n = len(entry[columns[0]])
+        labelled_n = len(entry[f"{model_names[0]}: labelled right"])
+        lines.append(f"| {name} | {must_n} | {labelled_n} | " + " | ".join(percent(entry[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def snapshots_of(dataset, split):
+    from ovito_mlclass.training.snapshots import Snapshot, cache_dir
+
+    files = sorted((cache_dir() / dataset / split).glob("*.npz"))
+    if not files:
+        raise SystemExit(f"no {split} snapshots of {dataset!r} in {cache_dir() / dataset / split}: generate them")
+    for path in files:
+        yield path, Snapshot.load(path)
+
+
+def openworld(model_names=("openworld",)):
+    names = list(model_names) + (["metals"] if "metals" not in model_names else [])
+    parts = ["#### Bulk: every class (two-species crystals: structure and chemical ordering both right)", "",
+             openworld_bulk(model_names), "",
+             "#### Defects (labels by construction; cores have no label)", "", openworld_defects(model_names), "",
+             "#### Out of distribution (held out: never trained on, no class describes them)", "",
+             openworld_ood(names)]
+    return "\n".join(parts), ("The OVITO methods run with every structure type on; PTM's ordering is compared with the "
+                              "ordering by construction. 'best OVITO' is the best OVITO method on that row.")
+
+
 def table(rows, methods, group_label="T/T_m"):
     acc = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for (kind, t), truth, p in rows:
@@ -213,7 +398,7 @@ def table(rows, methods, group_label="T/T_m"):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["metals", "ice", "tcp"])
+    parser.add_argument("--models", nargs="+", default=["openworld", "metals", "ice", "tcp"])
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--section", default="accuracy", help="marked section of the output file to (re)write")
     args = parser.parse_args()
@@ -231,7 +416,7 @@ def main():
         families.setdefault(name.split("-")[0], []).append(name)
     for family, names in families.items():
         print(f"[{', '.join(names)}]", file=sys.stderr, flush=True)
-        text, note = {"metals": metals, "ice": ice, "tcp": tcp}[family](names)
+        text, note = {"metals": metals, "ice": ice, "tcp": tcp, "openworld": openworld}[family](names)
         parts += [f"### {family}", "", text, ""] + ([note, ""] if note else [])
     parts += [f"(harness wall time {time.time() - started:.0f} s)"]
     print(replace_section(args.output, args.section, "\n".join(parts)))

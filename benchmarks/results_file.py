@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties",
-            "properties-krr", "scale", "fuzz", "orientation")
+            "properties-krr", "scale", "fuzz", "orientation",
+            "accuracy-openworld", "classify-openworld")
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ import numpy as np
 from ovito.data import DataCollection
 
 from .frames import as_data_collection
-from .model import StructureModel, load_model
+from .model import DEFAULT_MODEL, StructureModel, load_model
 from .structure_types import OTHER, OTHER_COLOR, StructureTypes  # noqa: F401 (re-exported)
 
 
@@ -162,7 +162,7 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
                           site_names=["None"] + model.site_classes if post.sites is not None else None)
 
 
-def classify(data, model="metals", reject_threshold: float | None = None,
+def classify(data, model=DEFAULT_MODEL, reject_threshold: float | None = None,
              device: str | None = "auto", novelty_threshold: float = 1.0) -> Classification:
     """Label every particle of ``data`` (an OVITO DataCollection, an ase.Atoms or arrays: see
     :func:`ovito_mlclass.frames.as_data_collection`) with ``model`` (built-in name, file path or a

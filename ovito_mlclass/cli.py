@@ -476,11 +476,11 @@ def main(argv=None) -> int:
     run_demo.set_defaults(handler=demo)
     run_classify = commands.add_parser("classify", help="label every particle of one or more files")
     run_classify.add_argument("inputs", nargs="+", help="input file(s) in any format OVITO reads (wildcards allowed)")
-    from .model import builtin_models
+    from .model import DEFAULT_MODEL, builtin_models
 
     models = ", ".join(builtin_models())
-    run_classify.add_argument("-m", "--model", default="metals",
-                              help=f"built-in model ({models}; default: metals) or a model file (.pt)")
+    run_classify.add_argument("-m", "--model", default=DEFAULT_MODEL,
+                              help=f"built-in model ({models}; default: {DEFAULT_MODEL}) or a model file (.pt)")
     run_classify.add_argument("-o", "--output", help="output file (.dump, .lammpstrj, .xyz) with the structure types")
     run_classify.add_argument("--frames", help="all (default), N, N,M,... or start:stop:step")
     run_classify.add_argument("--select", metavar="TYPES|EXPR", help="classify only these particles: type names or "
@@ -530,8 +530,8 @@ def main(argv=None) -> int:
     run_map.add_argument("inputs", nargs="+", help="input file(s) in any format OVITO reads")
     run_map.add_argument("-o", "--output", default="structure_map.png", help="PNG to write (default structure_map.png)")
     run_map.add_argument("--frame", type=int, default=0, help="frame (default 0; negative counts from the end)")
-    run_map.add_argument("-m", "--model", default="metals", help="model whose classes colour the points "
-                                                                  "(default metals)")
+    run_map.add_argument("-m", "--model", default=DEFAULT_MODEL, help="model whose classes colour the points "
+                                                                     f"(default {DEFAULT_MODEL})")
     run_map.add_argument("--histogram", action="store_true", help="a 2-D histogram instead of coloured points")
     run_map.add_argument("--x", default="qbar4", help="x axis: q<l>, qbar<l>, w<l> or wbar<l> (default qbar4)")
     run_map.add_argument("--y", default="qbar6", help="y axis (default qbar6)")

@@ -48,7 +48,7 @@ import time
 import numpy as np
 
 from .classify import Posteriors, as_model, assign
-from .model import Prediction, StructureModel
+from .model import DEFAULT_MODEL, Prediction, StructureModel
 
 
 class InSituError(RuntimeError):
@@ -120,7 +120,7 @@ class InSituClassifier:
     checked at every classification; ``device``: where the network runs.
     """
 
-    def __init__(self, lmp, model="metals", every: int = 100, name: str = "mlclass",
+    def __init__(self, lmp, model=DEFAULT_MODEL, every: int = 100, name: str = "mlclass",
                  reject_threshold: float | None = None, ghost_cutoff: float | None = None, device: str = "auto"):
         if int(every) < 1:
             raise ValueError(f"every must be a positive number of steps, got {every}.")

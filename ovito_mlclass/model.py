@@ -121,6 +121,10 @@ def _load_cached(path: str, mtime: int, device: str) -> "StructureModel":
     return StructureModel.load(Path(path), device)
 
 
+# the model used when none is named: every structure OVITO's PTM knows, plus liquids
+DEFAULT_MODEL = "openworld"
+
+
 def builtin_models() -> dict[str, Path]:
     """Names and files of the models shipped inside the package."""
     return {path.stem: path for path in sorted(BUILTIN_DIR.glob("*.pt"))}

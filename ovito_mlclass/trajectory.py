@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .extras import requires
+from .model import DEFAULT_MODEL
 
 try:
     from distributed import WorkerPlugin
@@ -460,7 +461,7 @@ def _join(parts: list, output: Path, fmt: str) -> None:
     export_file(open_trajectory(parts), str(output), fmt, multiple_frames=True)
 
 
-def classify_trajectory(inputs, model: str = "metals", *, frames=None, reject_threshold: float | None = None,
+def classify_trajectory(inputs, model: str = DEFAULT_MODEL, *, frames=None, reject_threshold: float | None = None,
                         device: str = "auto", output=None, output_format: str | None = None, workers: int = 0,
                         scheduler: str | None = None, frames_per_worker: int = 2, select: str | None = None,
                         novelty_threshold: float = 1.0, progress: bool = True) -> TrajectoryResult:

@@ -22,7 +22,7 @@ def perturbed(positions, cell_rows, sigma, seed):
 
 
 def test_builtin_models_are_installed_and_described():
-    for name in ("metals", "ice", "tcp"):
+    for name in ("openworld", "metals", "ice", "tcp"):
         model = StructureModel.load(name)
         assert name in builtin_models()
         meta = model.metadata

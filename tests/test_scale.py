@@ -74,7 +74,7 @@ def test_dask_equals_serial_and_a_corrupt_frame_costs_only_itself(trajectory, tm
 
     _, corrupt, reference = trajectory
     out, table, plot = tmp_path / "labelled.dump", tmp_path / "counts.csv", tmp_path / "fractions.png"
-    code = main(["classify", str(corrupt), "--workers", "2", "-o", str(out), "--table", str(table), "--plot", str(plot)])
+    code = main(["classify", str(corrupt), "-m", "metals", "--workers", "2", "-o", str(out), "--table", str(table), "--plot", str(plot)])
     captured = capsys.readouterr()
     assert code == 1  # some frame failed
     assert f"frame {CORRUPT} failed" in captured.err and "abc" in captured.err

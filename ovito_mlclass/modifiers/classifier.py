@@ -11,14 +11,12 @@ from traits.api import BaseStr, Bool, Enum, HasTraits, Instance, Int, List, Rang
 
 from ..classify import Posteriors, assign, posteriors_steps
 from ..frames import with_cell
-from ..model import StructureModel, builtin_models, load_model, resolve_device
+from ..model import DEFAULT_MODEL, StructureModel, builtin_models, load_model, resolve_device
 from ..neighbors import subset
 from ..ordering import ORDERING_TYPES, ordering_of
-from ..orientation import orientations
 from ._common import relay_progress, selected_subset
 
 BUILTIN_MODELS = tuple(builtin_models())
-DEFAULT_MODEL = "metals"
 
 
 class StructureType(HasTraits):
@@ -79,8 +77,8 @@ class StructureClassifierModifier(ModifierInterface):
     ``structures`` lists the types the model assigns: switch one off (``enabled = False``) and its
     atoms become Other; change its ``color``. Atoms whose largest posterior is below the reject
     threshold θ are Other: the model's own θ (``reject_threshold=None``, the default) or the given
-    one. Models with a novelty score (how unlike every class of its training data an atom is, from
-    the network's last hidden layer; 1 = the model's own threshold, chosen on validation data) also
+    one. Models with a novelty score (how unlike every class of its training data an atom is: the
+    Mahalanobis distance of its descriptors to the nearest class; 1 = the model's own threshold) also
     output ``Structure Novelty`` and call atoms above ``novelty_threshold`` Other. Changing θ, colours or enabled types reuses the posteriors of the last evaluation.
     ``device``: where the network runs (``auto``: CUDA when available, else the CPU).
     """
@@ -224,6 +222,7 @@ class StructureClassifierModifier(ModifierInterface):
                 data.particles_.create_property(f"Probability {name}",
                                                 data=full(result.posteriors.probabilities[:, k], np.float32))
         if self.output_orientation:
+            from ..orientation import orientations  # numba-compiled: imported only when asked for
             orientation = np.zeros((n, 4))
             source = with_cell(data)
             orientation[analysed] = orientations(source if mask is None else subset(source, mask), result.types)

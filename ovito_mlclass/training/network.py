@@ -3,8 +3,10 @@
 - :class:`StructureNet`, feed-forward (Geiger & Dellago, J. Chem. Phys. 139, 164105 (2013); Rogal
   et al., Phys. Rev. Lett. 123, 245701 (2019)): standardised descriptors -> hidden layers -> class
   logits, with an optional second head for a per-atom site label (Frank–Kasper coordination), and a
-  novelty score: how unlike every training class an atom is, from class-conditional Gaussians of
-  the last hidden layer (Lee et al., NeurIPS 2018), each scaled so that 1 is its threshold.
+  novelty score: how unlike the training atoms of its predicted class an atom is, from
+  class-conditional Gaussians of the standardised descriptors (Mahalanobis distances, as DC3's
+  outlier detection works in the descriptor space), each scaled so that 1 is its threshold. The descriptors, not a hidden layer:
+  a layer trained to tell the classes apart maps structures of no class into the class regions.
 - :class:`PointNet` (Qi et al., CVPR 2017, as used for crystal structures by DeFever et al., Chem.
   Sci. 10, 7503 (2019)): the scaled vectors to an atom's N nearest neighbours (the ``point_cloud``
   feature block) -> one small MLP applied to every point -> max over the points -> MLP head.
@@ -34,10 +36,10 @@ class StructureNet(torch.nn.Module):
         self.classes = torch.nn.Linear(width, n_classes)
         self.n_sites = n_sites
         self.sites = torch.nn.Linear(width, max(n_sites, 1))
-        # novelty (set_novelty): per class the mean of the last hidden layer, a factor L of the inverse
-        # covariance (d^2 = |(h - mean) L|^2) and 1/threshold; all zero: every atom has novelty 0
-        self.register_buffer("novelty_means", torch.zeros(n_classes, width))
-        self.register_buffer("novelty_factors", torch.zeros(n_classes, width, width))
+        # novelty (set_novelty): per class the mean of the standardised descriptors z, a factor L of
+        # the inverse covariance (d^2 = |(z - mean) L|^2) and 1/threshold; all zero: novelty 0
+        self.register_buffer("novelty_means", torch.zeros(n_classes, n_features))
+        self.register_buffer("novelty_factors", torch.zeros(n_classes, n_features, n_features))
         self.register_buffer("novelty_scales", torch.zeros(n_classes))
 
     def set_standardisation(self, mean, std) -> None:
@@ -46,29 +48,36 @@ class StructureNet(torch.nn.Module):
         self.inv_std.copy_(1.0 / std)
 
     def set_novelty(self, means, factors, thresholds) -> None:
-        """Per class: mean and inverse-covariance factor of the last hidden layer, and the squared
-        distance that scores 1 (see :func:`ovito_mlclass.training.train.fit_novelty`)."""
+        """Per class: mean and inverse-covariance factor of the standardised descriptors, and the
+        squared distance that scores 1 (see :func:`ovito_mlclass.training.train.fit_novelty`)."""
         self.novelty_means.copy_(torch.as_tensor(means, dtype=torch.float32))
         self.novelty_factors.copy_(torch.as_tensor(factors, dtype=torch.float32))
         self.novelty_scales.copy_(1.0 / torch.as_tensor(thresholds, dtype=torch.float32))
 
     @torch.jit.export
-    def hidden(self, x: torch.Tensor) -> torch.Tensor:
-        """The last hidden layer: what the class and site heads and the novelty see."""
-        return self.body((x - self.mean) * self.inv_std)
+    def standardised(self, x: torch.Tensor) -> torch.Tensor:
+        """The descriptors as the network and the novelty see them."""
+        return (x - self.mean) * self.inv_std
 
     @torch.jit.export
-    def novelty(self, h: torch.Tensor) -> torch.Tensor:
-        """min over classes c of d_c^2(h) / threshold_c: below 1 for an atom like some training
-        class, above for one unlike all of them."""
-        d = h.unsqueeze(1) - self.novelty_means                          # (n, C, width)
-        z = torch.einsum("ncw,cwv->ncv", d, self.novelty_factors)
-        return ((z * z).sum(dim=2) * self.novelty_scales).amin(dim=1)
+    def novelty(self, z: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+        """d_c^2(z) / threshold_c of standardised descriptors z to the class c the network predicts:
+        below 1 for an atom like its class's training atoms, above for one unlike them. One class
+        at a time: the distance to every class would cost as many times more."""
+        out = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
+        for c in range(self.novelty_means.shape[0]):
+            rows = (predicted == c).nonzero().squeeze(1)
+            if rows.numel() > 0:
+                y = (z[rows] - self.novelty_means[c]) @ self.novelty_factors[c]
+                out[rows] = (y * y).sum(dim=1) * self.novelty_scales[c]
+        return out
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = self.hidden(x)
+        z = self.standardised(x)
+        h = self.body(z)
+        logits = self.classes(h)
         sites = self.sites(h)
-        return self.classes(h), sites[:, : self.n_sites], self.novelty(h)
+        return logits, sites[:, : self.n_sites], self.novelty(z, logits.argmax(dim=1))
 
 
 class PointNet(torch.nn.Module):

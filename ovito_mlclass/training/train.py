@@ -273,16 +273,17 @@ def choose_threshold(probs: np.ndarray, y: np.ndarray, n_classes: int, novel: np
 
 
 def fit_novelty(net, X, y, X_val, y_val, n_classes: int, quantile: float, shrinkage: float) -> dict:
-    """Class-conditional Gaussians of the network's last hidden layer (Lee et al., NeurIPS 2018),
-    one covariance per class shrunk towards its mean variance (``shrinkage``): fitted on the
-    training atoms of each class; each class's threshold is the ``quantile`` of its validation
-    atoms' squared distances, so that about 1 - quantile of the atoms of a training class are taken
-    for novel. Sets them in ``net`` and returns what the metadata record."""
+    """Class-conditional Gaussians of the standardised descriptors (Mahalanobis distances, Lee et
+    al., NeurIPS 2018, in the input space), one covariance per class shrunk towards its mean
+    variance (``shrinkage``): fitted on the training atoms of each class; each class's threshold is
+    the ``quantile`` of its held-out atoms' squared distances, so that about 1 - quantile of the
+    atoms of a training class are taken for novel. Sets them in ``net`` and returns what the
+    metadata record."""
     import torch
 
     with torch.no_grad():
-        H = net.hidden(torch.from_numpy(X)).double().numpy()
-        H_val = net.hidden(torch.from_numpy(X_val)).double().numpy()
+        H = net.standardised(torch.from_numpy(X)).double().numpy()
+        H_val = net.standardised(torch.from_numpy(X_val)).double().numpy()
     width = H.shape[1]
     means, factors, thresholds = np.zeros((n_classes, width)), np.zeros((n_classes, width, width)), np.ones(n_classes)
     for c in range(n_classes):
@@ -294,7 +295,7 @@ def fit_novelty(net, X, y, X_val, y_val, n_classes: int, quantile: float, shrink
         d = (H_val[y_val == c] - means[c]) @ factors[c]
         thresholds[c] = np.quantile((d * d).sum(axis=1), quantile) if len(d) else np.inf
     net.set_novelty(means, factors, thresholds)
-    return {"space": f"last hidden layer ({width})", "quantile": quantile, "shrinkage": shrinkage,
+    return {"space": f"standardised descriptors ({width})", "quantile": quantile, "shrinkage": shrinkage,
             "thresholds": thresholds.tolist()}
 
 

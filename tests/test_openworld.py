@@ -1,0 +1,138 @@
+"""The default model on what users load: every lattice OVITO's PTM knows, with its chemical order,
+near melting; free surfaces, grain boundaries and nanoparticles; and structures no class describes.
+Held-out MD snapshots (tests/data/openworld*, never trained on: other seeds, boxes and elements)
+with labels by construction, lattices built here, and OVITO's PTM as the reference for ordering."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ovito.modifiers import PolyhedralTemplateMatchingModifier
+
+from conftest import make_data
+from ovito_mlclass import StructureClassifierModifier
+from ovito_mlclass.classify import classify
+from ovito_mlclass.model import DEFAULT_MODEL, load_model
+from ovito_mlclass.ordering import ordering_of
+from ovito_mlclass.training.md_lattices import mackay_icosahedron
+from ovito_mlclass.training.snapshots import Snapshot
+
+BULK = Path(__file__).parent / "data" / "openworld"
+DEFECTS = Path(__file__).parent / "data" / "openworld-defects"
+
+
+def truth(snap):
+    return np.where(snap.labels >= 0, np.array(snap.classes)[np.maximum(snap.labels, 0)], "Other")
+
+
+def test_the_default_model_knows_every_ptm_lattice():
+    assert DEFAULT_MODEL == "openworld" and StructureClassifierModifier().model == "openworld"
+    model = load_model(DEFAULT_MODEL)
+    assert set(model.classes) == {"FCC", "HCP", "BCC", "ICO", "Simple cubic", "Cubic diamond", "Hexagonal diamond",
+                                  "Graphene", "Liquid"}
+    assert model.has_novelty
+    ptm = PolyhedralTemplateMatchingModifier()
+    ids = {t.name: t.id for t in ptm.structures}   # OVITO's ids for OVITO's names
+    for type_id, name in zip(model.structure_types.ids, model.structure_types.names):
+        assert name == "Liquid" or ids[name] == type_id
+
+
+@pytest.mark.parametrize("name", ["si_cubic_diamond_0.90Tm.npz", "si_hexagonal_diamond_0.90Tm.npz",
+                                  "nial_b2_0.85Tm.npz", "ni3al_l12_0.85Tm.npz", "znse_zincblende_0.85Tm.npz"])
+def test_crystals_near_melting_with_their_chemical_order(name):
+    snap = Snapshot.load(BULK / name)
+    data = snap.to_data_collection()
+    result = classify(data)
+    right = result.type_names == truth(snap)
+    assert right.mean() >= 0.98, (name, result.counts)
+    if snap.meta["ordering"] != "PURE":  # ordering by construction of each site, as PTM numbers it
+        ordering = ordering_of(data, result.types)
+        assert (right & (ordering == snap.extra["ordering_site"])).mean() >= 0.98, name
+
+
+def test_liquid_silicon_and_the_icosahedra_of_a_metallic_glass():
+    snap = Snapshot.load(BULK / "si_liquid_1.00Tm.npz")
+    result = classify(snap.to_data_collection())
+    crystalline = ~np.isin(result.type_names, ["Liquid", "Other"])
+    assert crystalline.mean() <= 0.02, result.counts
+    glass = Snapshot.load(BULK / "cu50zr50_glass_300K.npz")   # ICO: Voronoi index <0,0,12,0> by construction
+    result = classify(glass.to_data_collection())
+    labels = truth(glass)
+    assert (result.type_names[labels == "ICO"] == "ICO").mean() >= 0.8
+    assert np.isin(result.type_names[labels == "Liquid"], ["Liquid", "Other"]).mean() >= 0.95
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.03])   # Gaussian displacements per component, in d_nn
+def test_simple_cubic(sigma):
+    grid = np.stack(np.meshgrid(*[np.arange(8)] * 3, indexing="ij"), -1).reshape(-1, 3).astype(float)
+    rng = np.random.default_rng(5)
+    data = make_data((grid + rng.normal(0, sigma, grid.shape)) * 2.7, np.eye(3) * 8 * 2.7)
+    assert (classify(data).type_names == "Simple cubic").mean() >= 0.99
+
+
+def test_mackay_icosahedron_is_never_called_a_crystal_or_liquid():
+    """An ideal 147-atom Mackay icosahedron: its surface is Other; its core, whose icosahedral
+    neighbourhoods the training data hold only in a few thermal clusters and glasses, is ICO or
+    Other, never a crystal or Liquid."""
+    positions = mackay_icosahedron(3, 2.55)
+    data = make_data(positions + 30.0, np.eye(3) * 60, pbc=(False,) * 3)
+    result = classify(data)
+    radius = np.linalg.norm(positions - positions[0], axis=1)
+    outer = radius > radius.max() - 0.5
+    assert (result.type_names[outer] == "Other").mean() >= 0.95
+    assert np.isin(result.type_names, ["ICO", "Other"]).all(), result.counts
+
+
+@pytest.mark.parametrize("name", ["defects_surface_ag111_0.50Tm.npz", "defects_surface_ag100_0.50Tm.npz"])
+def test_free_surfaces(name):
+    snap = Snapshot.load(DEFECTS / name)
+    result = classify(snap.to_data_collection())
+    layer = snap.extra["surface_layer"]
+    assert (result.type_names[layer == 0] == "Other").mean() >= 0.95, result.counts
+    inner = (layer >= 2) & (snap.labels >= 0)
+    assert (result.type_names[inner] == truth(snap)[inner]).mean() >= 0.99
+    assert (result.type_names[layer == 0] != "Liquid").all()
+
+
+def test_grain_boundary():
+    snap = Snapshot.load(DEFECTS / "defects_gb_ag_s5_310_0.50Tm.npz")
+    result = classify(snap.to_data_collection())
+    core = snap.labels < 0
+    assert np.isin(result.type_names[core], ["Other", "FCC", "HCP"]).mean() >= 0.9
+    assert (result.type_names[core] != "Liquid").all()
+    far = (snap.extra["defect_distance"] >= 5.0) & (snap.labels >= 0)
+    assert (result.type_names[far] == truth(snap)[far]).mean() >= 0.99
+
+
+def test_nanoparticle():
+    snap = Snapshot.load(DEFECTS / "defects_nanoparticle_ag_cuboctahedron_0.50Tm.npz")
+    result = classify(snap.to_data_collection())
+    layer = snap.extra["surface_layer"]   # neighbour hops from the surface shell
+    assert (result.type_names[layer == 0] == "Other").mean() >= 0.9
+    below = (layer == 1) & (snap.labels >= 0)   # complete shells, but next to the surface: FCC or Other
+    assert np.isin(result.type_names[below], ["FCC", "Other"]).all()
+    inner = (layer >= 2) & (snap.labels >= 0)
+    assert (result.type_names[inner] == truth(snap)[inner]).mean() >= 0.99
+
+
+@pytest.mark.parametrize("name, other", [("ood_a15_w_600K.npz", 0.98), ("ood_beta_sn.npz", 0.99),
+                                         ("ood_simple_hexagonal.npz", 0.99), ("ood_void_cu.npz", 0.75)])
+def test_structures_no_class_describes_are_other(name, other):
+    """Held out from training: lattices of no class, and the surface of a void."""
+    snap = Snapshot.load(DEFECTS / name)
+    result = classify(snap.to_data_collection())
+    must = snap.extra["must_be_other"].astype(bool)
+    assert (result.type_names[must] == "Other").mean() >= other, result.counts
+    known = snap.labels >= 0
+    assert (result.type_names[known] == truth(snap)[known]).mean() >= 0.99 if known.any() else True
+
+
+def test_novelty_is_what_turns_unknown_lattices_into_other():
+    """Softmax confidence alone calls beta-Sn simple cubic; the novelty criterion makes it Other,
+    and switching it off (a threshold of infinity) brings the confident wrong answer back."""
+    snap = Snapshot.load(DEFECTS / "ood_beta_sn.npz")
+    data = snap.to_data_collection()
+    without = classify(data, novelty_threshold=np.inf)
+    assert (without.type_names != "Other").mean() >= 0.9
+    with_novelty = classify(data)
+    assert (with_novelty.posteriors.novelty > 1).mean() >= 0.99
+    np.testing.assert_array_equal(with_novelty.confidence, without.confidence)  # confidence keeps its meaning
