@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """What an install costs: for the core install and each extra, the number of distributions and
 their installed size; and the wall time of ``import ovito_mlclass`` and of ``ovito-mlclass
-classify`` on the bundled example in a fresh process (median of ``--repeats``). The same for an
+classify`` on the bundled examples in a fresh process (median of ``--repeats``). The same for an
 earlier commit (``--before``, default 6be80a4: before the lean install), for comparison.
 
 Method. Distributions: pip resolves the requirements of ``pyproject.toml`` (core, or core + one
@@ -12,7 +12,8 @@ resolved distribution (name and version) as installed in this environment, or, w
 another version or none, as ``pip install --no-deps --target`` installs it into a scratch folder;
 the package itself: its files in git plus the compiled module. Timings: each revision is built
 and installed (``pip install --no-deps --no-build-isolation``) into a scratch virtual environment
-that sees this environment's packages, so that both revisions run on the same dependencies.
+that sees this environment's packages, so that both revisions run on the same dependencies; the
+revisions take turns run by run.
 
     python benchmarks/bench_install.py [--before 6be80a4] [--repeats 5] [--threads 2]
 
@@ -126,30 +127,43 @@ def scratch_env(rev: str) -> Path:
     return python
 
 
-def median_seconds(command: list[str], repeats: int, cwd: Path, env: dict) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-        times.append(time.perf_counter() - started)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
-    return statistics.median(times), times
+def seconds(command: list[str], cwd: Path, env: dict) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - started
 
 
-def timings(rev: str, repeats: int, threads: int) -> dict:
-    python = scratch_env(rev)
+def timings(revs: dict, repeats: int, threads: int) -> dict:
+    """label -> {"import": (median, runs), "classify": {snapshot: (median, runs)}} of revisions
+    ``revs`` (label -> commit hash). The revisions take turns run by run, so that a change in the
+    load of a shared machine falls on both alike."""
     cwd = Path(tempfile.mkdtemp(prefix="bench-install-"))  # not the repository: its source tree would be imported
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OVITO_THREAD_COUNT": str(threads),
            "NUMBA_NUM_THREADS": str(threads)}
-    probe = ("from ovito.io import import_file; from ovito_mlclass.cli import example_file; "
-             "print(example_file(), import_file(str(example_file())).compute().particles.count)")
-    example, atoms = subprocess.run([str(python), "-c", probe], cwd=cwd, env=env, check=True, capture_output=True,
-                                    text=True).stdout.split()
-    cli = str(python.parent / "ovito-mlclass")
-    imp = median_seconds([str(python), "-c", "import ovito_mlclass"], repeats, cwd, env)
-    run = median_seconds([cli, "classify", example, "--device", "cpu"], repeats, cwd, env)
-    return {"import": imp, "classify": run, "example": f"{Path(example).name} ({int(atoms):,} atoms)"}
+    pythons = {label: str(scratch_env(rev)) for label, rev in revs.items()}
+    probe = ("from ovito.io import import_file; from ovito_mlclass.cli import example_file\n"
+             "for path in sorted(example_file().parent.glob('*.dump.gz'), key=lambda p: p != example_file()):\n"
+             "    print(path.name, import_file(str(path)).compute().particles.count)")
+    examples = [line.split() for line in subprocess.run([next(iter(pythons.values())), "-c", probe], cwd=cwd, env=env,
+                                                        check=True, capture_output=True, text=True).stdout.splitlines()]
+    example_dir = subprocess.run([next(iter(pythons.values())), "-c", "from ovito_mlclass.cli import example_file; "
+                                  "print(example_file().parent)"], cwd=cwd, env=env, check=True, capture_output=True,
+                                 text=True).stdout.strip()
+    commands = {"import": lambda python: [python, "-c", "import ovito_mlclass"]}
+    for name, atoms in examples:  # both bundled snapshots, the default example first
+        path = str(Path(example_dir, name))
+        commands[f"{name} ({int(atoms):,} atoms)"] = (
+            lambda python, path=path: [str(Path(python).parent / "ovito-mlclass"), "classify", path, "--device", "cpu"])
+    runs = {label: {what: [] for what in commands} for label in revs}
+    for _ in range(repeats):
+        for what, command in commands.items():
+            for label, python in pythons.items():
+                runs[label][what].append(seconds(command(python), cwd, env))
+    return {label: {"import": (statistics.median(r["import"]), r["import"]),
+                    "classify": {what: (statistics.median(t), t) for what, t in r.items() if what != "import"}}
+            for label, r in runs.items()}
 
 
 def install_rows(rev: str, extras) -> list[dict]:
@@ -186,13 +200,15 @@ def report(rows: dict, times: dict, args) -> str:
     core = list(rows.values())[-1][0]
     lines += ["", "Largest distributions of the core install: " + ", ".join(
         f"{name} {size / 1e9:.2f} GB" for size, name in core["largest"]) + "."]
+    examples = list(next(iter(times.values()))["classify"])
     lines += ["", f"Start-up in a fresh process, median of {args.repeats} (seconds; every run in brackets); "
-              f"`classify`: `ovito-mlclass classify <bundled example> --device cpu`, which reads the "
-              f"{next(iter(times.values()))['example']} snapshot, classifies it with `metals` and prints the counts:", "",
-              "| revision | `import ovito_mlclass` | `ovito-mlclass classify` |", "|---|---:|---:|"]
+              f"`classify`: `ovito-mlclass classify <snapshot> --device cpu` on each bundled snapshot (reads it, "
+              f"classifies it with `metals`, prints the counts; the first is the default example):", "",
+              "| revision | `import ovito_mlclass` | " + " | ".join(f"`classify` {e}" for e in examples) + " |",
+              "|---|---:|" + "---:|" * len(examples)]
+    fmt = lambda m: f"{m[0]:.2f} ({', '.join(f'{x:.2f}' for x in m[1])})"  # noqa: E731
     for rev, t in times.items():
-        fmt = lambda m: f"{m[0]:.2f} ({', '.join(f'{x:.2f}' for x in m[1])})"  # noqa: E731
-        lines.append(f"| {rev} | {fmt(t['import'])} | {fmt(t['classify'])} |")
+        lines.append(f"| {rev} | {fmt(t['import'])} | " + " | ".join(fmt(t["classify"][e]) for e in examples) + " |")
     return "\n".join(lines)
 
 
@@ -208,11 +224,9 @@ def main() -> None:
     names = {r: git("rev-parse", "--short", r).strip() for r in revs}  # HEAD moves: scratch files by hash
     rows = {f"{names[args.before]} (before)": install_rows(args.before, [None])} if args.before else {}
     rows[names[args.after]] = install_rows(args.after, [None, *EXTRAS])
-    times = {}
-    for rev in revs:
-        label = f"{names[rev]} (before)" if rev == args.before else names[rev]
-        times[label] = timings(names[rev], args.repeats, args.threads)
-        print(label, json.dumps({k: v for k, v in times[label].items()}), flush=True)
+    labels = {f"{names[rev]} (before)" if rev == args.before else names[rev]: names[rev] for rev in revs}
+    times = timings(labels, args.repeats, args.threads)
+    print(json.dumps(times), flush=True)
     print(replace_section(args.output, "install", report(rows, times, args)))
 
 
