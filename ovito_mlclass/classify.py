@@ -1,6 +1,6 @@
 """Stage 5 of the data flow: posteriors -> structure types, the plain-NumPy classification API.
 
-    result = classify(data, "metals")    # data: an OVITO DataCollection, an ase.Atoms or arrays (frames.py)
+    result = classify(frame, "metals")   # a Frame, an OVITO DataCollection, an ase.Atoms or arrays (frames.py)
     result.types, result.confidence, result.counts
 
 Structure type ids are OVITO's (:mod:`ovito_mlclass.structure_types`): 0 = Other (rejected, or not
@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ovito.data import DataCollection
-
-from .frames import as_data_collection
+from .frames import Frame, as_frame
 from .model import DEFAULT_MODEL, StructureModel, load_model
 from .structure_types import OTHER, OTHER_COLOR, StructureTypes  # noqa: F401 (re-exported)
 
@@ -75,21 +73,21 @@ def as_model(model, device: str | None = "auto") -> StructureModel:
     return model if isinstance(model, StructureModel) else load_model(model, device)
 
 
-def posteriors_steps(data: DataCollection, model):
+def posteriors_steps(data, model):
     """:func:`posteriors` as a generator that yields progress ``(fraction, text)`` between stages
     and returns the :class:`Posteriors` (``post = yield from posteriors_steps(...)``)."""
     model = as_model(model)
-    data = as_data_collection(data)
-    described = model.features.selection(data)
-    warn_if_mixed_species(data, model, described)
+    frame = as_frame(data)
+    described = model.features.selection(frame)
+    warn_if_mixed_species(frame, model, described)
     n = len(described)
     probs = np.zeros((n, len(model.classes)), dtype=np.float32)
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
     if described.any():
         yield 0.0, "neighbours and descriptors"
-        features, neighbors = (model.features.compute(data, neighbors=model.neighbor_average)
-                               if model.neighbor_average else (model.features.compute(data), None))
+        features, neighbors = (model.features.compute(frame, neighbors=model.neighbor_average)
+                               if model.neighbor_average else (model.features.compute(frame), None))
         yield 0.8, "network"
         prediction = model.predict(features, neighbors)
         probs[described] = prediction.probabilities
@@ -104,25 +102,24 @@ class MixedSpeciesWarning(UserWarning):
     """A model of one species is applied to a frame that holds several."""
 
 
-def warn_if_mixed_species(data: DataCollection, model: StructureModel, described: np.ndarray) -> None:
+def warn_if_mixed_species(frame: Frame, model: StructureModel, described: np.ndarray) -> None:
     """Warns when a model that describes one species (its ``single_species`` metadata, e.g. the
     oxygens of water) sees particles of several types: they would all be taken for that species."""
     import warnings
 
     what = model.metadata.get("single_species")
-    types = data.particles.particle_types if data.particles is not None else None
-    if not what or types is None or model.features.types is not None:
+    if not what or frame.types is None or model.features.types is not None:
         return
-    present = np.unique(np.asarray(types)[described])
+    present = np.unique(frame.types[described])
     if len(present) > 1:
-        names = ", ".join(t.name or str(t.id) for t in types.types if t.id in present)
+        names = ", ".join(frame.type_names.get(int(t)) or str(t) for t in present)
         warnings.warn(f"Model '{model.name}' describes {what}, but the particles it is given are of "
                       f"{len(present)} types ({names}): select those it describes (only_selected, or "
                       f"--select on the command line).", MixedSpeciesWarning, stacklevel=3)
 
 
-def posteriors(data: DataCollection, model) -> Posteriors:
-    """Features and posteriors of every particle (see :class:`Posteriors`)."""
+def posteriors(data, model) -> Posteriors:
+    """Features and posteriors of every particle of ``data`` (see :func:`classify`, :class:`Posteriors`)."""
     steps = posteriors_steps(data, model)
     while True:
         try:
@@ -164,8 +161,9 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
 
 def classify(data, model=DEFAULT_MODEL, reject_threshold: float | None = None,
              device: str | None = "auto", novelty_threshold: float = 1.0) -> Classification:
-    """Label every particle of ``data`` (an OVITO DataCollection, an ase.Atoms or arrays: see
-    :func:`ovito_mlclass.frames.as_data_collection`) with ``model`` (built-in name, file path or a
-    loaded model); the network runs on ``device`` ("auto": CUDA when available, else CPU)."""
+    """Label every particle of ``data`` (a :class:`~ovito_mlclass.frames.Frame`, an OVITO
+    DataCollection, an ase.Atoms or arrays: see :func:`ovito_mlclass.frames.as_frame`) with
+    ``model`` (built-in name, file path or a loaded model); the network runs on ``device``
+    ("auto": CUDA when available, else CPU)."""
     model = as_model(model, device)
     return assign(posteriors(data, model), model, reject_threshold, novelty_threshold=novelty_threshold)

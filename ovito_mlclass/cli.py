@@ -152,15 +152,15 @@ def cluster_files(args) -> int:
     from .trajectory import check_output_folder, parse_frames, scan_trajectory, selection_modifier
 
     if args.neighbors == "voronoi":
-        neighbors = 0
+        neighbors = {"neighbor_mode": "voronoi"}
     else:
         try:
-            neighbors = int(args.neighbors)
+            neighbors = {"neighbors": int(args.neighbors)}
         except ValueError:
             raise UsageError(f"--neighbors {args.neighbors!r}: a number of nearest neighbours (e.g. 12) or "
                              f"'voronoi'") from None
-        if neighbors < 1:
-            raise UsageError(f"--neighbors {neighbors}: at least 1 (or 'voronoi')")
+        if neighbors["neighbors"] < 1:
+            raise UsageError(f"--neighbors {neighbors['neighbors']}: at least 1 (or 'voronoi')")
     names = [n.strip() for n in args.names.split(",")] if args.names else None
     if names is not None and (not all(names) or len(set(names)) != len(names)):
         raise UsageError(f"--names {args.names!r}: give distinct, non-empty names separated by commas")
@@ -174,7 +174,7 @@ def cluster_files(args) -> int:
     pipeline, unreadable = scan_trajectory(args.inputs)
     frames = parse_frames(args.frames, pipeline.num_frames)
     reference = parse_frames(str(args.fit_frame), pipeline.num_frames)[0]
-    modifier = UnsupervisedClassifierModifier(degrees=args.degrees, neighbors=neighbors, wbar=args.wbar,
+    modifier = UnsupervisedClassifierModifier(degrees=args.degrees, **neighbors, wbar=args.wbar,
                                               dims=args.dims or 0, clusters=args.clusters or 0,
                                               max_clusters=args.max_clusters, seed=args.seed,
                                               reference_frame=reference, only_selected=bool(args.select))

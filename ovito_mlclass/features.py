@@ -27,6 +27,9 @@ Example::
         {"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6, 8, 10, 12], "averaged": True, "wl": True},
         {"kind": "distances", "neighbors": 16, "normalize": 12}]})
     X = spec.compute(data)          # (n_atoms, len(spec.names)), float64
+
+``data``: a :class:`~ovito_mlclass.frames.Frame`, or anything :func:`~ovito_mlclass.frames.as_frame`
+reads (an OVITO DataCollection, an ase.Atoms, arrays).
 """
 from __future__ import annotations
 
@@ -34,10 +37,10 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-from ovito.data import DataCollection
-
+from . import _compiled
 from . import neighbors as nb
 from .descriptors import Steinhardt, SymmetryFunctions
+from .frames import Frame, as_frame
 
 KINDS = ("steinhardt", "distances", "symmetry_functions", "point_cloud")
 NEAREST_KINDS = ("steinhardt", "distances", "point_cloud")  # blocks served by the nearest-neighbour search
@@ -148,23 +151,23 @@ class FeatureSpec:
         type_ids = np.asarray(type_ids)
         return np.ones(type_ids.shape, dtype=bool) if self.types is None else np.isin(type_ids, self.types)
 
-    def selection(self, data: DataCollection) -> np.ndarray:
-        """Boolean mask of the particles this spec describes (its ``types``)."""
-        count = data.particles.count if data.particles is not None else 0
+    def selection(self, data) -> np.ndarray:
+        """Boolean mask of the particles of ``data`` this spec describes (its ``types``)."""
+        frame = as_frame(data)
         if self.types is None:
-            return np.ones(count, dtype=bool)
-        types = data.particles.particle_types if data.particles is not None else None
-        if types is None:
+            return np.ones(frame.count, dtype=bool)
+        if frame.types is None:
             raise nb.InputError(f"This model describes particle types {list(self.types)} only, but the input "
                                 f"has no 'Particle Type' property.")
-        return self.describes(types)
+        return self.describes(frame.types)
 
-    def described_particles(self, data: DataCollection) -> tuple[np.ndarray, DataCollection]:
-        """(:meth:`selection`, the data reduced to those particles, in their order)."""
-        mask = self.selection(data)
-        return mask, (data if mask.all() else nb.subset(data, mask))
+    def described_particles(self, data) -> tuple[np.ndarray, Frame]:
+        """(:meth:`selection`, the frame of ``data`` reduced to those particles, in their order)."""
+        frame = as_frame(data)
+        mask = self.selection(frame)
+        return mask, (frame if mask.all() else frame.subset(mask))
 
-    def compute(self, data: DataCollection, progress=None, neighbors: int = 0):
+    def compute(self, data, progress=None, neighbors: int = 0):
         """Features of the selected particles (:meth:`selection`), shape ``(n_selected, len(names))``.
         ``progress(fraction, text)`` is called between stages if given. With ``neighbors = k > 0``,
         returns ``(features, indices)``: also the rows of every atom's k nearest selected neighbours,
@@ -172,7 +175,7 @@ class FeatureSpec:
         ``neighbor_average`` needs; the same search as the features')."""
         _, work = self.described_particles(data)
         nb.check_positions(work)
-        n = work.particles.count
+        n = work.count
         out = np.empty((n, len(self._names)))
         # one nearest-neighbour search serves every block that needs one (the largest k)
         needs = [b["neighbors"] for b in self.blocks if b["kind"] in NEAREST_KINDS and b["neighbors"] != "voronoi"]
@@ -233,10 +236,8 @@ def _first_k(nearest: nb.NeighborList, k_max: int, k: int) -> nb.NeighborList:
 
 def relative_distances(nearest: nb.NeighborList, k: int, normalize: int) -> np.ndarray:
     """Distances to the k nearest neighbours over the mean distance to the first ``normalize``."""
-    from .descriptors._backend import COMPILED, kernels
-
-    if COMPILED:
-        return kernels.relative_distances(nearest.vectors, k, normalize)
+    if _compiled.COMPILED:
+        return _compiled.kernels.relative_distances(nearest.vectors, k, normalize)
     d = _distances(nearest, k)
     return d * (normalize / d[:, :normalize].sum(axis=1))[:, None]
 
@@ -248,12 +249,10 @@ def point_cloud(nearest: nb.NeighborList, k_max: int, k: int, normalize: int, ou
     atom's mean distance to its ``normalize`` nearest. Computed in chunks of atoms, into ``out`` if
     given, so that the temporaries stay small (NumPy; the compiled kernel where available: one
     pass, no temporaries)."""
-    from .descriptors._backend import COMPILED, kernels
-
     n = nearest.n_atoms
     out = np.empty((n, 3 * k)) if out is None else out
-    if COMPILED and n:
-        kernels.point_cloud(nearest.vectors, k_max, k, normalize, out)
+    if _compiled.COMPILED and n:
+        _compiled.kernels.point_cloud(nearest.vectors, k_max, k, normalize, out)
         return out
     return _point_cloud_numpy(nearest, k_max, k, normalize, out, chunk)
 

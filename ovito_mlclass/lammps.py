@@ -48,6 +48,7 @@ import time
 import numpy as np
 
 from .classify import Posteriors, as_model, assign
+from .frames import Frame
 from .model import DEFAULT_MODEL, Prediction, StructureModel
 
 
@@ -176,8 +177,6 @@ class InSituClassifier:
         """Classify the local atoms from the current local + ghost positions; returns the
         :class:`~ovito_mlclass.classify.Classification` of the local atoms, or None on a rank
         without any."""
-        from ovito.data import DataCollection, ParticleType
-
         lmp, model = self.lmp, self.model
         nlocal = lmp.extract_setting("nlocal") if nlocal is None else nlocal
         if nlocal == 0:  # a rank whose domain is empty (a vacuum region) has nothing to classify
@@ -187,13 +186,8 @@ class InSituClassifier:
         types = np.array(lmp.numpy.extract_atom("type", nelem=nall)[:nall], dtype=np.int32)
         # a non-periodic box around local + ghost atoms: the ghosts are the periodic images
         lo, hi = positions.min(axis=0), positions.max(axis=0)
-        data = DataCollection()
-        data.create_cell(np.column_stack([np.diag(hi - lo + 1.0), lo - 0.5]), pbc=(False, False, False))
-        particles = data.create_particles(count=nall)
-        particles.create_property("Position", data=positions)
-        prop = particles.create_property("Particle Type", data=types)
-        for t in range(1, lmp.extract_setting("ntypes") + 1):
-            prop.types.append(ParticleType(id=t, name=f"Type{t}"))
+        data = Frame(positions, np.column_stack([np.diag(hi - lo + 1.0), lo - 0.5]), (False, False, False),
+                     types=types, type_names={t: f"Type{t}" for t in range(1, lmp.extract_setting("ntypes") + 1)})
         # the features see only the particle types the model describes; the described local atoms
         # come first among them
         described = model.features.selection(data)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .features import FeatureSpec
-from .frames import as_data_collection
+from .frames import Frame, as_frame
 
 AXIS = re.compile(r"(q|qbar|w|wbar)(\d+)")
 LABELS = {"q": "q_{%s}", "qbar": r"\bar{q}_{%s}", "w": r"\hat{w}_{%s}", "wbar": r"\bar{w}_{%s}"}
@@ -37,7 +37,7 @@ def structure_map(system, x: str = "qbar4", y: str = "qbar6", neighbors: int = 1
     """(n, 2): the bond-order parameters ``x`` and ``y`` (``q<l>``, ``qbar<l>``, ``w<l>``,
     ``wbar<l>``) of every particle over its ``neighbors`` nearest neighbours."""
     spec, columns = _spec(x, y, neighbors)
-    values = spec.compute(as_data_collection(system))
+    values = spec.compute(as_frame(system))
     return values[:, [spec.names.index(c) for c in columns]]
 
 
@@ -45,8 +45,6 @@ def ideal_lattices(x: str = "qbar4", y: str = "qbar6", neighbors: int = 12) -> d
     """name -> (x, y) of the perfect lattices whose ``neighbors`` nearest neighbours are complete
     shells (FCC and HCP for 12; BCC for 8 and 14): elsewhere the choice among equidistant
     neighbours, hence the point, would be arbitrary."""
-    from .frames import from_arrays
-
     shells = {"FCC": (12,), "HCP": (12,), "BCC": (8, 14)}
     lattices = {"FCC": ([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]], np.eye(3)),
                 "BCC": ([[0, 0, 0], [0.5, 0.5, 0.5]], np.eye(3)),
@@ -58,7 +56,7 @@ def ideal_lattices(x: str = "qbar4", y: str = "qbar6", neighbors: int = 12) -> d
             continue
         grid = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
         frac = (grid + np.asarray(basis)).reshape(-1, 3)
-        points[name] = tuple(structure_map(from_arrays(frac @ cell, cell * 4), x, y, neighbors)[0])
+        points[name] = tuple(structure_map(Frame.from_arrays(frac @ cell, cell * 4), x, y, neighbors)[0])
     return points
 
 
@@ -69,7 +67,7 @@ def plot_structure_map(system, filename, model=None, x: str = "qbar4", y: str = 
     from .plots import pyplot
 
     plt = pyplot()
-    data = as_data_collection(system)
+    data = as_frame(system)
     values = structure_map(data, x, y, neighbors)
     fig, ax = plt.subplots(figsize=(5.5, 4.6), dpi=130)
     if histogram or model is None:

@@ -17,7 +17,7 @@ A model with ``neighbor_average = k`` in its metadata (format 3; PointNets) is a
 steps: the module's ``embed`` maps every atom's features to a learnt vector, which is averaged over
 the atom and its k nearest neighbours (:func:`neighbor_mean`) before the module's ``classify``.
 On the CPU, a PointNet's ``embed`` runs in the compiled kernel (:func:`compiled_embedding`), which
-computes the same function about twice as fast as the TorchScript module.
+computes the same function faster than the TorchScript module (benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 
@@ -88,8 +88,10 @@ def resolve_device(device: str | None = "auto") -> str:
 
 
 @contextmanager
-def _quiet_torchscript():
-    """torch 2.13 marks TorchScript deprecated and warns on every jit call; that is our concern, not the user's."""
+def quiet_torchscript():
+    """A context in which torch's TorchScript deprecation warnings are silenced. torch 2.13 marks
+    TorchScript deprecated and warns on every jit call (loading, saving, scripting a model); that
+    is our concern, not the user's."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch(\.|$)")
         warnings.filterwarnings("ignore", message=r".*TorchScript.*", category=DeprecationWarning)
@@ -163,7 +165,7 @@ class StructureModel:
             if self.device == "cpu":
                 # frozen weights let oneDNN fuse the per-point layers (same output, less embedding time);
                 # the file keeps the unfrozen module (self.module)
-                with _quiet_torchscript():
+                with quiet_torchscript():
                     self._callable = torch.jit.optimize_for_inference(
                         torch.jit.freeze(self._callable.eval(), preserved_attrs=["embed", "classify"]))
 
@@ -248,8 +250,8 @@ class StructureModel:
     @property
     def batch_size(self) -> int:
         """Atoms per network call. A point-cloud network holds (atoms x points x width) activations:
-        256 x 40 x 64 floats = 2.6 MB stay in cache, and were 3.5x faster per atom than 4096 atoms
-        at a time (1 thread, measured); a descriptor network needs far less per atom."""
+        256 x 40 x 64 floats stay in cache, unlike those of thousands of atoms at a time; a
+        descriptor network needs far less per atom."""
         clouds = any(b["kind"] == "point_cloud" for b in self.features.blocks)
         return 256 if clouds else 65536
 
@@ -412,7 +414,7 @@ def save_model_file(module, metadata: dict, path) -> Path:
         raise ModelError("Only a TorchScript module can be saved; script the network first (torch.jit.script).")
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {METADATA_FILE: json.dumps(metadata, indent=1, sort_keys=True)}
-    with _quiet_torchscript():
+    with quiet_torchscript():
         torch.jit.save(module, str(path), _extra_files=extra)
     return path
 
@@ -450,7 +452,7 @@ def load_model_file(path) -> tuple[object, dict, Path]:
     check_model_archive(path)
     extra = {METADATA_FILE: ""}
     try:
-        with _quiet_torchscript():
+        with quiet_torchscript():
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -470,7 +472,7 @@ def embed_all(module, features, batch: int, device: str = "cpu"):
     """``module.embed`` of every row of ``features``, ``batch`` rows at a time (run on ``device``),
     into one CPU tensor allocated up front: collecting per-batch results and concatenating them
     would leave each small result between the freed activations of the next batches, and the heap
-    (hence the resident memory) then grows with the frame: 2.2 GB for 256k atoms, measured."""
+    (hence the resident memory) then grows with the frame."""
     import torch
 
     h = None
@@ -488,13 +490,12 @@ def compiled_embedding(module, where: str = "model"):
     features (NumPy, ``(n, 3 * n_points)``) to the pooled vectors (CPU tensor), or ``None`` where the
     kernel does not apply: no compiled kernels, or a network that is not the PointNet of
     ``training/network.py`` (its per-point layers alternate Linear and ReLU). Same arithmetic in
-    float32; per atom, 1.9x faster than the frozen TorchScript module at one thread (measured)
-    because an atom's activations stay in registers and L1 instead of passing through memory
-    between operators. Checked against ``module.embed`` on a few random clouds before use: a
+    float32; faster than the frozen TorchScript module because an atom's activations stay in
+    registers and L1 instead of passing through memory between operators. Checked against ``module.embed`` on a few random clouds before use: a
     network that differs in some other way keeps running in TorchScript, with a warning."""
     import torch
 
-    from .descriptors._backend import COMPILED, kernels
+    from ._compiled import COMPILED, kernels
 
     if not COMPILED or getattr(module, "original_name", None) != "PointNet":
         return None
@@ -534,10 +535,10 @@ def neighbor_mean(h, neighbors):
     """Row i of the result: the mean of ``h`` over row i and the rows ``neighbors[i]`` (-1 entries,
     missing neighbours, left out of the mean). ``h``: ``(n, F)`` tensor; ``neighbors``: ``(n, k)``
     int64 tensor. One pass, no ``(n, k, F)`` temporary: the compiled kernel for float32 CPU tensors
-    outside autograd (10x faster), else ``embedding_bag``."""
+    outside autograd, else ``embedding_bag``."""
     import torch
 
-    from .descriptors._backend import COMPILED, kernels
+    from ._compiled import COMPILED, kernels
 
     if (COMPILED and h.device.type == "cpu" and h.dtype == torch.float32 and neighbors.device.type == "cpu"
             and not (torch.is_grad_enabled() and h.requires_grad)):

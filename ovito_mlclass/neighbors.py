@@ -5,25 +5,28 @@ Nearest-neighbour and cutoff searches run in the compiled kernel's multithreaded
 included, 2D cells as OVITO treats them: not periodic along the third cell vector). They
 reproduce OVITO's ``NearestNeighborFinder`` and ``CutoffNeighborFinder``, the reference they are
 tested against (tests/test_neighbors.py), which we used before; we have our own because in the
-benchmark (1M atoms, one thread) OVITO's finders alone took longer than the whole descriptor
-computation was meant to. Without the compiled kernel (numba fallback), OVITO's finders are used.
+benchmarks OVITO's finders alone took longer than the whole descriptor computation was meant to.
+Without the compiled kernel (numba fallback), OVITO's finders are used
+(:mod:`ovito_mlclass.ovito_adapter`, imported only then).
 Voronoi cells are built by the kernel as well (tested against OVITO's Voronoi analysis, which is
 the fallback, and takes over next to large empty regions). The result is a CSR-style
 :class:`NeighborList` that the descriptor kernels consume as flat, contiguous arrays.
 
-Every search takes a DataCollection or a :class:`Structure` (its arrays, read beforehand in the
-thread that owns the DataCollection: OVITO's Python API must not be called from other threads).
+Every search takes a :class:`~ovito_mlclass.frames.Frame` (arrays: a search on one may run in
+any thread) or anything :func:`~ovito_mlclass.frames.as_frame` reads (an OVITO DataCollection:
+in the thread that owns it, as OVITO's Python API must not be called from other threads).
 Every mode refuses the same inputs with the same :class:`InputError`: two particles at distance
 zero, and searches that would need more than the machine's memory or visit more than 10^7 periodic
 images and bins from one bin.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
-from ovito.data import CutoffNeighborFinder, DataCollection, NearestNeighborFinder
+
+from . import _compiled
+from .frames import Frame
 
 __all__ = [
     "NeighborList",
@@ -102,64 +105,15 @@ class NeighborList:
         return NeighborList(offsets, self.neighbors[keep], self.vectors[keep], weights, self.bins)
 
 
-@dataclass(frozen=True)
-class Structure:
-    """What the searches read from a DataCollection, as arrays: ``positions`` (n, 3), ``cell``
-    (3, 4: cell vectors as columns, then the origin), ``pbc`` and ``is2D``. Made with :meth:`of`
-    in the thread that owns the DataCollection; searches on it may run in any thread."""
-
-    positions: np.ndarray
-    cell: np.ndarray
-    pbc: tuple[bool, bool, bool]
-    is2D: bool = False
-
-    @classmethod
-    def of(cls, data: "DataCollection | Structure") -> "Structure":
-        if isinstance(data, Structure):
-            return data
-        return cls(np.ascontiguousarray(data.particles.positions, dtype=np.float64),
-                   np.array(data.cell, dtype=np.float64), tuple(bool(p) for p in data.cell.pbc), bool(data.cell.is2D))
-
-    @property
-    def count(self) -> int:
-        return len(self.positions)
-
-    def data_collection(self) -> DataCollection:
-        """A DataCollection of these positions and cell, for OVITO's own analyses."""
-        _require_ovito_thread()
-        data = DataCollection()
-        data.create_cell(self.cell, pbc=self.pbc)
-        data.cell_.is2D = self.is2D
-        data.create_particles(count=self.count).create_property("Position", data=self.positions)
-        return data
-
-    def kernel_geometry(self) -> tuple[np.ndarray, tuple[bool, bool, bool]]:
-        """The cell and pbc flags the compiled searches take. A 2D cell is not periodic along its
-        third vector, as in OVITO's finders (which use the full 3D vectors); where that vector
-        spans no volume, it is replaced by the unit normal of the first two."""
-        if not self.is2D:
-            return self.cell, self.pbc
-        cell = self.cell.copy()
-        normal = np.cross(cell[:, 0], cell[:, 1])
-        if abs(np.linalg.det(cell[:, :3])) <= 1e-12 * np.abs(cell[:, :3]).max() ** 3 and np.linalg.norm(normal) > 0:
-            cell[:, 2] = normal / np.linalg.norm(normal)
-        return cell, (self.pbc[0], self.pbc[1], False)
+# the name of the frame type here before it was the core's input type
+Structure = Frame
 
 
-# OVITO's Python API works in the thread that imported it only (imported above, with this module)
-_OVITO_THREAD = threading.current_thread()
-
-
-def _require_ovito_thread() -> None:
-    if threading.current_thread() is not _OVITO_THREAD:
-        raise RuntimeError("OVITO's Python API may only be used in the thread that imported it, not in a worker thread.")
-
-
-def check_positions(data: DataCollection) -> np.ndarray:
+def check_positions(data) -> np.ndarray:
     """The particle positions, after checking that there are some and that all are finite."""
-    if data.particles is None or data.particles.count == 0:
+    positions = Frame.of(data).positions
+    if not len(positions):
         raise InputError("The input contains no particles.")
-    positions = np.asarray(data.particles.positions)
     bad = ~np.isfinite(positions).all(axis=1)
     if bad.any():
         where = np.flatnonzero(bad)
@@ -167,27 +121,17 @@ def check_positions(data: DataCollection) -> np.ndarray:
             f"{len(where)} particle(s) have non-finite (NaN or infinite) coordinates, "
             f"first at index {where[0]} (position {positions[where[0]].tolist()})."
         )
-    if data.cell is None:
-        raise InputError("The input has no simulation cell.")
     return positions
 
 
-def subset(data: DataCollection, mask: np.ndarray) -> DataCollection:
-    """A data collection holding only the particles where ``mask`` is true (same cell), so that
-    the others are treated as if they did not exist, as OVITO's ``only_selected`` options do."""
-    reduced = DataCollection()
-    reduced.create_cell(np.asarray(data.cell), pbc=data.cell.pbc)
-    reduced.cell_.is2D = data.cell.is2D
-    particles = reduced.create_particles(count=int(mask.sum()))
-    particles.create_property("Position", data=np.asarray(data.particles.positions)[mask])
-    return reduced
+def subset(data, mask: np.ndarray) -> Frame:
+    """:meth:`Frame.subset <ovito_mlclass.frames.Frame.subset>` of ``data``."""
+    return Frame.of(data).subset(mask)
 
 
 def _compiled_kernels():
     """The compiled kernel module, or None where only the numba fallback is available."""
-    from .descriptors._backend import COMPILED, kernels  # not at import time: descriptors imports us
-
-    return kernels if COMPILED else None
+    return _compiled.kernels if _compiled.COMPILED else None
 
 
 def _kernel_call(search, *args, **kwargs):
@@ -198,7 +142,7 @@ def _kernel_call(search, *args, **kwargs):
         raise InputError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
 
 
-def _refuse_coincident(structure: Structure) -> None:
+def _refuse_coincident(structure: Frame) -> None:
     """The compiled searches' refusal of particles at distance zero from another (or from a periodic
     image of one), for OVITO's own finders and Voronoi analysis, which skip or list them."""
     matrix, pbc = structure.kernel_geometry()
@@ -215,19 +159,21 @@ def _refuse_coincident(structure: Structure) -> None:
                          f"{i} at ({x:.6g}, {y:.6g}, {z:.6g})): two atoms occupy the same position.")
 
 
-def nearest_neighbors(data: DataCollection | Structure, n: int, allow_missing: bool = False) -> NeighborList:
+def nearest_neighbors(data, n: int, allow_missing: bool = False) -> NeighborList:
     """The ``n`` nearest neighbours of every particle, by increasing distance (the results of
     OVITO's ``NearestNeighborFinder``). A particle with fewer than ``n`` neighbours (a small
     non-periodic system) is an :class:`InputError`, unless ``allow_missing``: then its missing
     neighbours come last, with index -1 and vector 0 (see :func:`require_neighbors`)."""
     if not 1 <= n <= MAX_NEIGHBORS:
         raise InputError(f"The number of neighbours must be in 1..{MAX_NEIGHBORS}, got {n}.")
-    structure = Structure.of(data)
+    structure = Frame.of(data)
     kernels = _compiled_kernels()
     bins = None
     if kernels is None:
         _refuse_coincident(structure)
-        indices, vectors = NearestNeighborFinder(n, structure.data_collection()).find_all()
+        from .ovito_adapter import nearest_neighbors as ovito_nearest_neighbors
+
+        indices, vectors = ovito_nearest_neighbors(structure, n)
     else:
         cell, pbc = structure.kernel_geometry()
         # the search's own bins serve the neighbour average (no second binning)
@@ -242,12 +188,12 @@ def nearest_neighbors(data: DataCollection | Structure, n: int, allow_missing: b
     return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), bins=bins)
 
 
-def require_neighbors(data: DataCollection | Structure, indices: np.ndarray, k: int) -> None:
+def require_neighbors(data, indices: np.ndarray, k: int) -> None:
     """InputError unless every particle has its ``k`` nearest neighbours among ``indices``
     (shape ``(n_particles, >= k)``, -1 = missing, by increasing distance)."""
     missing = np.asarray(indices)[:, :k] < 0
     if missing.any():
-        structure = Structure.of(data)
+        structure = Frame.of(data)
         atoms = np.flatnonzero(missing.any(axis=1))
         found = int((~missing[atoms[0]]).sum())
         raise InputError(
@@ -257,26 +203,28 @@ def require_neighbors(data: DataCollection | Structure, indices: np.ndarray, k: 
         )
 
 
-def cutoff_neighbors(data: DataCollection | Structure, cutoff: float) -> NeighborList:
+def cutoff_neighbors(data, cutoff: float) -> NeighborList:
     """All neighbours within ``cutoff`` (distance <= cutoff) of every particle (the results of
     OVITO's ``CutoffNeighborFinder``)."""
     if not (cutoff > 0 and np.isfinite(cutoff)):
         raise InputError(f"The cutoff must be positive and finite, got {cutoff}.")
-    structure = Structure.of(data)
+    structure = Frame.of(data)
     kernels = _compiled_kernels()
     if kernels is not None:
         cell, pbc = structure.kernel_geometry()
         offsets, neighbors, vectors, bins = _kernel_call(kernels.cutoff_neighbors, structure.positions, cell, pbc,
                                                          float(cutoff), with_bins=True)
         return NeighborList(offsets, neighbors, vectors, bins=SpatialBins(*bins))
+    from .ovito_adapter import cutoff_pairs
+
     _refuse_coincident(structure)
-    pairs, vectors = CutoffNeighborFinder(cutoff, structure.data_collection()).find_all(sort_by="index")
+    pairs, vectors = cutoff_pairs(structure, cutoff)
     offsets = np.zeros(structure.count + 1, dtype=np.int64)
     np.cumsum(np.bincount(pairs[:, 0], minlength=structure.count), out=offsets[1:])
     return NeighborList(offsets, np.ascontiguousarray(pairs[:, 1]), vectors)
 
 
-def voronoi_neighbors(data: DataCollection | Structure) -> NeighborList:
+def voronoi_neighbors(data) -> NeighborList:
     """Voronoi neighbours weighted by relative face area (Mickel et al., J. Chem. Phys. 138,
     044501 (2013)): weight = area of the shared Voronoi face / surface area of the atom's cell."""
     faces = voronoi_faces(data)
@@ -288,19 +236,19 @@ def voronoi_neighbors(data: DataCollection | Structure) -> NeighborList:
                         faces.weights / np.repeat(total, counts[counts > 0]), faces.bins)
 
 
-def voronoi_faces(data: DataCollection | Structure) -> NeighborList:
+def voronoi_faces(data) -> NeighborList:
     """The Voronoi cell of every particle: one bond per face of non-zero area, ``weights`` = the
     face areas (absolute). Periodic images of one particle, the particle's own included, are
     separate faces, as in OVITO's ``VoronoiAnalysisModifier`` bonds.
 
     The compiled kernel builds the cells itself from a cell-list search (``cpp_kernels/voronoi.cpp``),
     tested against OVITO's Voronoi polyhedra; we have our own because OVITO's Voronoi analysis alone
-    takes longer than the whole Voronoi-weighted Steinhardt computation is meant to (benchmark C).
+    takes longer than the whole Voronoi-weighted Steinhardt computation is meant to (benchmarks/RESULTS.md).
     Without the compiled kernel, and where a cell borders a large empty region (which the kernel's
     face-by-face construction cannot do quickly), the faces are OVITO's
     ``VoronoiAnalysisModifier(generate_bonds=True)`` bonds and the numba reference computes their areas.
     """
-    structure = Structure.of(data)
+    structure = Frame.of(data)
     if not all(structure.pbc) or structure.is2D:
         # voro++ cuts the cells at open boundaries by the box walls, which are not neighbours
         kind = "2D" if structure.is2D else f"periodic along {_pbc_text(structure)} only"
@@ -317,12 +265,11 @@ def voronoi_faces(data: DataCollection | Structure) -> NeighborList:
     return _ovito_voronoi_faces(structure)
 
 
-def _ovito_voronoi_faces(data: DataCollection | Structure) -> NeighborList:
-    from ovito.modifiers import VoronoiAnalysisModifier
-
+def _ovito_voronoi_faces(data) -> NeighborList:
     from .descriptors import reference
+    from .ovito_adapter import voronoi_bonds
 
-    structure = Structure.of(data)
+    structure = Frame.of(data)
     _refuse_coincident(structure)
     count, positions, cell = structure.count, structure.positions, structure.cell[:, :3]
     # OVITO's bond conventions (checked against its polyhedra mesh): one bond per pair of faces,
@@ -330,11 +277,8 @@ def _ovito_voronoi_faces(data: DataCollection | Structure) -> NeighborList:
     # a - n; several periodic images of one pair, and an atom's own images in small cells
     # (a == b), are separate bonds. With the default thresholds (face_threshold =
     # relative_face_threshold = 0) every face of non-zero area has a bond.
-    work = structure.data_collection()  # positions and cell only, and freed as soon as the bonds are read
-    work.apply(VoronoiAnalysisModifier(generate_bonds=True))
-    topology = np.array(work.particles.bonds.topology, dtype=np.int64)
-    bond_vector = np.asarray(work.particles.bonds.pbc_vectors, dtype=np.float64) @ cell.T
-    del work
+    topology, shifts = voronoi_bonds(structure)
+    bond_vector = shifts @ cell.T
     bond_vector += positions[topology[:, 1]]
     bond_vector -= positions[topology[:, 0]]
 
@@ -356,18 +300,18 @@ def _ovito_voronoi_faces(data: DataCollection | Structure) -> NeighborList:
     return NeighborList(offsets, neighbor, vectors, areas)
 
 
-def spatial_bins(data: DataCollection | Structure, width: float) -> SpatialBins | None:
+def spatial_bins(data, width: float) -> SpatialBins | None:
     """The particles sorted into bins about ``width`` wide (at least one interatomic spacing), for
     the Steinhardt neighbour average. ``None`` where the compiled kernel is missing (the numba
     reference needs no bins)."""
     kernels = _compiled_kernels()
     if kernels is None:
         return None
-    structure = Structure.of(data)
+    structure = Frame.of(data)
     cell, pbc = structure.kernel_geometry()
     return SpatialBins(*_kernel_call(kernels.spatial_bins, structure.positions, cell, pbc, float(width)))
 
 
-def _pbc_text(structure: Structure) -> str:
+def _pbc_text(structure: Frame) -> str:
     axes = [axis for axis, periodic in zip("xyz", structure.pbc) if periodic]
     return ", ".join(axes) if axes else "no direction"

@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .frames import as_frame
+from .neighbors import nearest_neighbors
+
 # PolyhedralTemplateMatchingModifier.OrderingType (OVITO 3.17): id -> (name and colour of the type of
 # the 'Ordering Type' property, the name in PTM's 'ordering_counts' attributes)
 ORDERING_TYPES = {
@@ -102,15 +105,14 @@ def _two_opposite_pairs(vectors, chosen) -> np.ndarray:
 
 
 def ordering_of(data, structure_types) -> np.ndarray:
-    """:func:`ordering_types` of the particles of an OVITO DataCollection (their particle types as
-    species; without a ``Particle Type`` property every crystalline atom is PURE)."""
-    from .neighbors import nearest_neighbors
-
-    n = data.particles.count
+    """:func:`ordering_types` of the particles of ``data`` (a :class:`~ovito_mlclass.frames.Frame`
+    or what :func:`~ovito_mlclass.frames.as_frame` reads; its particle types as species: without
+    them every crystalline atom is PURE)."""
+    frame = as_frame(data)
+    n = frame.count
     k = min(max(TEMPLATES.values()), n - 1)
     if k < 1:
         return np.zeros(n, dtype=np.int32)
-    found = nearest_neighbors(data, k, allow_missing=True)
-    types = data.particles.particle_types
-    species = np.zeros(n, dtype=np.int32) if types is None else np.asarray(types)
+    found = nearest_neighbors(frame, k, allow_missing=True)
+    species = np.zeros(n, dtype=np.int32) if frame.types is None else frame.types
     return ordering_types(structure_types, species, found.neighbors.reshape(n, k), found.vectors.reshape(n, k, 3))

@@ -49,7 +49,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .frames import as_data_collection
+from .frames import as_frame
 from .neighbors import NeighborList, check_positions, nearest_neighbors
 from .structure_types import PTM_TYPES
 
@@ -668,22 +668,22 @@ def orientations(system, types, average: bool = True) -> np.ndarray:
     neighbour shell is incomplete (fewer neighbours than the class has in a small, non-periodic
     system).
 
-    ``system``: an OVITO DataCollection, an ase.Atoms or arrays (see
-    :func:`ovito_mlclass.frames.as_data_collection`); ``types``: one OVITO structure type id per
+    ``system``: a :class:`~ovito_mlclass.frames.Frame`, an OVITO DataCollection, an ase.Atoms or
+    arrays (see :func:`ovito_mlclass.frames.as_frame`); ``types``: one OVITO structure type id per
     particle, or the :class:`~ovito_mlclass.classify.Classification` of ``system``. ``average``:
     average over the atom and its same-class nearest neighbours (default); ``False`` gives each
     atom's own fit.
     """
-    data = as_data_collection(system)
-    count = data.particles.count if data.particles is not None else 0
+    frame = as_frame(system)
+    count = frame.count
     ids = _type_ids(types, count)
     if count == 0:
         return np.zeros((0, 4))
-    check_positions(data)
+    check_positions(frame)
     needed = neighbors_needed(ids)
     if needed == 0:
         return np.zeros((count, 4))
-    return orientations_from_neighbors(nearest_neighbors(data, needed, allow_missing=True), ids, average)
+    return orientations_from_neighbors(nearest_neighbors(frame, needed, allow_missing=True), ids, average)
 
 
 def disorientation(q1, q2, lattice) -> np.ndarray:

@@ -239,7 +239,7 @@ class UnsupervisedFit:
     def to_model(self, class_names=None, colors=None, description: str | None = None):
         """A :class:`~ovito_mlclass.model.StructureModel` (TorchScript) with clusters renamed to
         ``class_names`` (default ``Cluster 1..K``)."""
-        from .model import StructureModel, _quiet_torchscript
+        from .model import StructureModel, quiet_torchscript
         from .structure_types import standard_color
 
         names = list(class_names) if class_names else self.class_names
@@ -249,7 +249,7 @@ class UnsupervisedFit:
             raise ValueError(f"Class names must be distinct and non-empty, got {names}.")
         if colors is None:
             colors = [standard_color(n) or CLUSTER_COLORS[k % len(CLUSTER_COLORS)] for k, n in enumerate(names)]
-        with _quiet_torchscript():
+        with quiet_torchscript():
             scripted = torch.jit.script(self.module().eval())
         metadata = {
             "format_version": 1,  # descriptor features only: every reader understands it

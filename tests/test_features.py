@@ -91,7 +91,7 @@ def test_missing_types_are_reported():
 
 
 def test_compiled_relative_distances_equal_numpy(monkeypatch):
-    from ovito_mlclass.descriptors import _backend
+    from ovito_mlclass import _compiled as _backend
     from ovito_mlclass.features import relative_distances
 
     nearest = nb.nearest_neighbors(crystal("bcc", 3, sigma=0.05, seed=2), 14)

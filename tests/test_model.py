@@ -10,7 +10,7 @@ from ovito.pipeline import Pipeline, StaticSource
 from conftest import crystal, make_data, run_python
 from ovito_mlclass import classify as cl
 from ovito_mlclass.features import FeatureSpec
-from ovito_mlclass.model import METADATA_FILE, ModelError, StructureModel, _quiet_torchscript
+from ovito_mlclass.model import METADATA_FILE, ModelError, StructureModel, quiet_torchscript
 from ovito_mlclass.modifiers import StructureClassifierModifier
 from ovito_mlclass.training.network import StructureNet
 
@@ -35,7 +35,7 @@ def tiny_net(n_sites=0, seed=0):
 
 @pytest.fixture
 def model_file(tmp_path):
-    with _quiet_torchscript():
+    with quiet_torchscript():
         scripted = torch.jit.script(tiny_net())
     return StructureModel(scripted, metadata()).save(tmp_path / "tiny.pt")
 
@@ -140,7 +140,7 @@ def test_a_network_that_never_returns_does_not_hang_loading(tmp_path):
             return x
 
     path = tmp_path / "forever.pt"
-    with _quiet_torchscript():
+    with quiet_torchscript():
         torch.jit.save(torch.jit.script(Forever()), str(path), _extra_files={METADATA_FILE: json.dumps(metadata())})
     code = f"from ovito_mlclass.model import StructureModel; m = StructureModel.load({str(path)!r}); print(m.classes)"
     done = run_python(code, timeout=120)
@@ -211,7 +211,7 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, model_file):
     for path in (truncated, junk):
         with pytest.raises(ModelError, match="not a readable TorchScript"):
             StructureModel.load(path)
-    with _quiet_torchscript():
+    with quiet_torchscript():
         plain = tmp_path / "plain.pt"
         torch.jit.save(torch.jit.script(tiny_net()), str(plain))
     with pytest.raises(ModelError, match="no ovito-mlclass metadata"):
@@ -233,7 +233,7 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, model_file):
     (dict(features={"blocks": [{"kind": "nonsense"}]}), "invalid feature specification"),
 ])
 def test_inconsistent_metadata_are_refused_at_load(tmp_path, changes, message):
-    with _quiet_torchscript():
+    with quiet_torchscript():
         path = tmp_path / "bad.pt"
         torch.jit.save(torch.jit.script(tiny_net()), str(path),
                        _extra_files={METADATA_FILE: json.dumps(metadata(**changes))})
@@ -247,7 +247,7 @@ def test_inconsistent_metadata_are_refused_at_load(tmp_path, changes, message):
     (dict(site_classes=["Z12"]), "0 site outputs"),
 ])
 def test_a_network_that_does_not_match_its_metadata_is_refused_when_used(tmp_path, changes, message):
-    with _quiet_torchscript():
+    with quiet_torchscript():
         path = tmp_path / "bad.pt"
         torch.jit.save(torch.jit.script(tiny_net()), str(path),
                        _extra_files={METADATA_FILE: json.dumps(metadata(**changes))})
@@ -266,7 +266,7 @@ def test_empty_names_and_folders_are_not_models(tmp_path):
 
 
 def test_model_for_other_particle_types_says_so(tmp_path):
-    with _quiet_torchscript():
+    with quiet_torchscript():
         scripted = torch.jit.script(tiny_net())
     path = StructureModel(scripted, metadata(features={**SPEC, "types": [2]})).save(tmp_path / "typed.pt")
     with pytest.raises(Exception, match="Particle Type"):

@@ -5,7 +5,7 @@ from ovito.data import CutoffNeighborFinder, NearestNeighborFinder
 
 from conftest import crystal, make_data, triclinic
 from ovito_mlclass import neighbors as nb
-from ovito_mlclass.descriptors import _backend
+from ovito_mlclass import _compiled as _backend
 
 SKEWED = np.array([[1.0, 0.0, 0.0], [0.31, 1.07, 0.0], [-0.22, 0.41, 0.93]])
 

@@ -9,7 +9,7 @@ import torch
 from conftest import crystal, icosahedron, make_data, random_rotation, write_toy_dataset
 from ovito_mlclass.classify import classify
 from ovito_mlclass.features import FeatureSpec
-from ovito_mlclass.model import FORMAT_VERSION, ModelError, StructureModel, _quiet_torchscript
+from ovito_mlclass.model import FORMAT_VERSION, ModelError, StructureModel, quiet_torchscript
 from ovito_mlclass.neighbors import InputError
 from ovito_mlclass.training import md_water
 from ovito_mlclass.training import train as tr
@@ -66,7 +66,7 @@ def test_small_systems_are_refused():
 
 
 def test_compiled_point_cloud_equals_the_numpy_reference():
-    from ovito_mlclass.descriptors._backend import COMPILED
+    from ovito_mlclass._compiled import COMPILED
     from ovito_mlclass.features import _point_cloud_numpy, point_cloud
     from ovito_mlclass.neighbors import nearest_neighbors
 
@@ -191,7 +191,7 @@ def test_metals_pointnet_in_the_modifier_refuses_a_small_open_cluster():
 
 def pointnet_model(features, n_points=40, tmp_path=None):
     torch.manual_seed(0)
-    with _quiet_torchscript():
+    with quiet_torchscript():
         module = torch.jit.script(PointNet(n_points, 2, [8, 16], [8]).eval())
     meta = {"format_version": 2, "name": "toy", "classes": ["FCC", "BCC"], "colors": [[0.4, 1.0, 0.4], [0.4, 0.4, 1.0]],
             "features": {"blocks": features}, "reject_threshold": 0.5}
@@ -214,7 +214,7 @@ def test_wrong_feature_kind_in_the_metadata():
     with pytest.raises(ModelError, match=r"does not accept the 4 features.*point clouds of 40 neighbours"):
         used(pointnet_model([steinhardt]))
     # and a descriptor network whose metadata ask for point clouds
-    with _quiet_torchscript():
+    with quiet_torchscript():
         module = torch.jit.script(StructureNet(4, 2, [8]).eval())
     meta = pointnet_model([CLOUD]).metadata
     with pytest.raises(ModelError, match="does not accept the 120 features"):
@@ -248,7 +248,7 @@ def test_batches_do_not_change_the_posteriors():
 
 def scripted_pointnet(n_points, widths, align_radius, seed=0):
     torch.manual_seed(seed)
-    with _quiet_torchscript():
+    with quiet_torchscript():
         return torch.jit.script(PointNet(n_points, 3, widths, [8], align_radius=align_radius).eval())
 
 
@@ -296,16 +296,16 @@ PointNetVariant.__name__ = "PointNet"  # the name the kernel checks first
 def test_a_network_the_kernel_does_not_reproduce_runs_in_torchscript():
     from ovito_mlclass.model import compiled_embedding
 
-    with _quiet_torchscript():
+    with quiet_torchscript():
         module = torch.jit.script(PointNetVariant(16, 3, [8, 16], [8]).eval())
     with pytest.warns(RuntimeWarning, match="does not reproduce this network's embed; running it in TorchScript"):
         assert compiled_embedding(module) is None
-    with _quiet_torchscript():  # not a PointNet at all
+    with quiet_torchscript():  # not a PointNet at all
         assert compiled_embedding(torch.jit.script(StructureNet(4, 2, [8]))) is None
 
 
 def test_compiled_kernel_checks_its_input():
-    from ovito_mlclass.descriptors._backend import kernels
+    from ovito_mlclass._compiled import kernels
 
     module = scripted_pointnet(16, [8, 16], 1.25)
     layer = module.points[1]
@@ -340,7 +340,7 @@ def test_compiled_neighbour_mean_equals_embedding_bag_and_the_mean_by_hand():
 
 def averaging_model(k, n_points=16, format_version=3):
     torch.manual_seed(1)
-    with _quiet_torchscript():
+    with quiet_torchscript():
         module = torch.jit.script(PointNet(n_points, 3, [8, 16], [8], align_radius=1.25).eval())
     meta = {"format_version": format_version, "name": "toy-avg", "classes": ["FCC", "BCC", "HCP"],
             "colors": [[0.4, 1.0, 0.4], [0.4, 0.4, 1.0], [1.0, 0.4, 0.4]], "neighbor_average": k,
@@ -394,7 +394,7 @@ def test_neighbor_average_errors():
         model.predict(X, np.full((108, 12), 108))
     with pytest.raises(ModelError, match="needs metadata format 3"):
         averaging_model(12, format_version=2)
-    with _quiet_torchscript():  # a network without embed / classify (a descriptor network)
+    with quiet_torchscript():  # a network without embed / classify (a descriptor network)
         module = torch.jit.script(StructureNet(48, 3, [8]).eval())
     with pytest.raises(ModelError, match="no 'embed' and 'classify' methods"):
         StructureModel(module, averaging_model(12).metadata)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ovito_mlclass.model import ModelError, _quiet_torchscript
+from ovito_mlclass.model import ModelError, quiet_torchscript
 from ovito_mlclass.neighbors import InputError
 from ovito_mlclass.properties import (Crystal, PropertyModel, UnseenElementWarning, build_graph, builtin_property_models,
                                       read_cgcnn_folder, read_extxyz, write_cgcnn_folder)
@@ -181,7 +181,7 @@ def test_composition_baseline_is_the_least_squares_fit():
 
 def test_scripted_network_matches_eager():
     net = random_network()
-    with _quiet_torchscript():
+    with quiet_torchscript():
         scripted = torch.jit.script(net)
     batch = Batch([build_graph(c, 6.0, 12) for c in crystal_cases()])
     with torch.no_grad():

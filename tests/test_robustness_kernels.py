@@ -142,7 +142,7 @@ def test_allocation_failure_inside_a_parallel_region_is_a_memory_error(threads):
     import resource, numpy as np
     from conftest import crystal
     from ovito_mlclass import neighbors as nb
-    from ovito_mlclass.descriptors._backend import kernels
+    from ovito_mlclass._compiled import kernels
     from ovito_mlclass.descriptors.wigner import coupling_table
 
     neighbor_list = nb.nearest_neighbors(crystal("fcc", 30, sigma=0.05), 12)  # 108,000 atoms

@@ -327,13 +327,13 @@ def test_insitu_reach_is_measured_among_the_model_particle_types(tmp_path):
     import torch
 
     from ovito_mlclass.lammps import InSituClassifier, InSituError
-    from ovito_mlclass.model import StructureModel, _quiet_torchscript
+    from ovito_mlclass.model import StructureModel, quiet_torchscript
     from ovito_mlclass.training.network import StructureNet
 
     torch.manual_seed(0)
     net = StructureNet(4, 2, [8], 0)
     net.set_standardisation(np.full(4, 0.3), np.full(4, 0.1))
-    with _quiet_torchscript():
+    with quiet_torchscript():
         scripted = torch.jit.script(net.eval())
     features = {"blocks": [{"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6], "averaged": True,
                             "wl": False}], "types": [2]}

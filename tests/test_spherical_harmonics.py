@@ -5,7 +5,7 @@ from scipy.special import sph_harm_y
 from sympy.physics.wigner import wigner_3j
 
 from ovito_mlclass.descriptors import reference
-from ovito_mlclass.descriptors._backend import kernels
+from ovito_mlclass._compiled import kernels
 from ovito_mlclass.descriptors.wigner import wigner_3j_lll
 
 LMAX = 16

@@ -9,7 +9,7 @@ from traits.api import TraitError
 from conftest import crystal, icosahedron, make_data, lattice, transformed_copies, triclinic, BCC_BASIS
 from ovito_mlclass import SteinhardtModifier, neighbors as nb
 from ovito_mlclass.descriptors import Steinhardt, reference
-from ovito_mlclass.descriptors._backend import kernels
+from ovito_mlclass._compiled import kernels
 from ovito_mlclass.descriptors.wigner import coupling_table
 
 DEGREES = tuple(range(2, 13))

@@ -7,8 +7,8 @@ from ovito.modifiers import VoronoiAnalysisModifier
 from conftest import crystal, lattice, make_data, triclinic, FCC_BASIS
 from ovito_mlclass import neighbors as nb
 from ovito_mlclass.descriptors import reference
-from ovito_mlclass.descriptors import _backend
-from ovito_mlclass.descriptors._backend import kernels
+from ovito_mlclass import _compiled as _backend
+from ovito_mlclass._compiled import kernels
 from test_steinhardt import columns, ours, ovito
 
 STRUCTURES = {

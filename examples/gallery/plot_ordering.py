@@ -9,7 +9,7 @@ does (L12 A-site: the majority species; L12 B-site: the minority).
 import numpy as np
 
 from ovito_mlclass import StructureClassifierModifier
-from ovito_mlclass.frames import from_arrays
+from ovito_mlclass.ovito_adapter import from_arrays
 
 basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
 grid = np.stack(np.meshgrid(*[np.arange(6)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)

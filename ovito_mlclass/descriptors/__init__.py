@@ -1,5 +1,5 @@
 """Stage 2 of the data flow: neighbour lists -> per-atom descriptor vectors."""
-from ._backend import BACKEND
+from .._compiled import BACKEND
 from .steinhardt import Steinhardt
 from .symmetry_functions import SymmetryFunctions
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..neighbors import InputError, NeighborList
-from ._backend import kernels
+from .. import _compiled
 from .wigner import coupling_table
 
 MAX_DEGREE = 16
-# q_lm the neighbour average keeps per thread: a few MB (2 to 4 MB ran equally fast on 1M atoms,
-# 8 MB and more slower: the rows fall out of the cache)
+# q_lm the neighbour average keeps per thread: a few MB, so that the rows stay in the cache
 CACHE_BYTES = 4 << 20
 
 
@@ -71,7 +70,7 @@ class Steinhardt:
             out = np.empty((neighbors.n_atoms, len(self.feature_names)))
         start, m, coeff = coupling_table(self.degrees)
         bins = None if neighbors.bins is None else neighbors.bins.as_tuple()
-        kernels.steinhardt(neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights, bins,
+        _compiled.kernels.steinhardt(neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights, bins,
                            np.asarray(self.degrees, dtype=np.int32), self.wl, self.averaged, start, m, coeff,
                            CACHE_BYTES, out)
         return out

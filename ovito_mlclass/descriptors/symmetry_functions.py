@@ -18,7 +18,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 
 from ..neighbors import MAX_NEIGHBORS, InputError, NeighborList
-from ._backend import kernels
+from .. import _compiled
 from .ranges import ANY, NON_NEGATIVE, POSITIVE, Range
 
 # The numbers of a parameter row and their allowed values (lambda in [-1, 1] keeps 1 + lambda cos >= 0).
@@ -86,7 +86,7 @@ class SymmetryFunctions:
         n_features = len(self.feature_names([str(s) for s in range(n_species)]))
         if out is None:
             out = np.empty((neighbors.n_atoms, n_features))
-        kernels.symmetry_functions(neighbors.offsets, neighbors.neighbors, neighbors.vectors, species, n_species,
+        _compiled.kernels.symmetry_functions(neighbors.offsets, neighbors.neighbors, neighbors.vectors, species, n_species,
                                    self.cutoff, np.asarray(self.g2, dtype=np.float64).reshape(-1, 2),
                                    np.asarray(self.g4, dtype=np.float64).reshape(-1, 3),
                                    np.asarray(self.g5, dtype=np.float64).reshape(-1, 3), out)

@@ -7,7 +7,9 @@ from ovito.data import DataCollection
 from traits.api import BaseFloat, BaseInt
 
 from ..descriptors.ranges import Range
-from ..neighbors import InputError, check_positions, subset
+from ..frames import Frame
+from ..neighbors import InputError, check_positions
+from ..ovito_adapter import frame_of
 
 
 class Number(BaseFloat):
@@ -45,18 +47,20 @@ class Count(BaseInt):
         return f"an integer in {self.low}..{self.high}"
 
 
-def selected_subset(data: DataCollection, only_selected: bool) -> tuple[DataCollection, np.ndarray | None]:
-    """The data to analyse and the mask of analysed particles (None: all of them). With
-    ``only_selected``, unselected particles are treated as if they did not exist, as in OVITO."""
-    check_positions(data)
+def selected_subset(data: DataCollection, only_selected: bool) -> tuple[Frame, np.ndarray | None]:
+    """The frame to analyse (positions, cell, particle types of ``data``) and the mask of analysed
+    particles (None: all of them). With ``only_selected``, unselected particles are treated as if
+    they did not exist, as in OVITO."""
+    frame = frame_of(data)
+    check_positions(frame)
     if not only_selected:
-        return data, None
+        return frame, None
     if "Selection" not in data.particles:
         raise InputError("'Only selected' is on, but the input has no particle selection.")
     mask = np.asarray(data.particles["Selection"]) != 0
     if not mask.any():
         raise InputError("'Only selected' is on, but no particle is selected.")
-    return subset(data, mask), mask
+    return frame.subset(mask), mask
 
 
 def species_of(data: DataCollection, mask: np.ndarray | None) -> tuple[np.ndarray, list[str]]:
@@ -92,13 +96,11 @@ def output_array(data: DataCollection, name: str, components: list[str], mask: n
 def alongside(work, here):
     """``(work(), here())``, with ``work`` in a worker thread while ``here`` runs in this one, if more
     than one thread is allowed. For a compiled search (which releases the GIL) next to OVITO's
-    creation of the output property, which fills it with zeros in one thread (0.2 s per million
-    atoms and 44 components): the cutoff-mode Steinhardt modifier on 1M atoms at two threads took
-    1.20 instead of 1.34 s (best of 4), the 12-nearest one 1.29 instead of 1.32 s. ``work`` must not
+    creation of the output property, which fills it with zeros in one thread. ``work`` must not
     touch OVITO's Python API, which works in this thread only: give it arrays
-    (:class:`~ovito_mlclass.neighbors.Structure`). Without the compiled kernel (whose absence
+    (a :class:`~ovito_mlclass.frames.Frame`). Without the compiled kernel (whose absence
     means OVITO's finders) it runs here, one thread being allowed."""
-    from ..descriptors._backend import kernels
+    from .._compiled import kernels
 
     if kernels.max_threads() < 2:
         return work(), here()

@@ -10,9 +10,8 @@ from ovito.traits import Color, FilePath
 from traits.api import BaseStr, Bool, Enum, HasTraits, Instance, Int, List, Range, Str, observe
 
 from ..classify import Posteriors, assign, posteriors_steps
-from ..frames import with_cell
+from ..frames import Frame
 from ..model import DEFAULT_MODEL, StructureModel, builtin_models, load_model, resolve_device
-from ..neighbors import subset
 from ..ordering import ORDERING_TYPES, ordering_of
 from ._common import relay_progress, selected_subset
 
@@ -157,7 +156,7 @@ class StructureClassifierModifier(ModifierInterface):
 
     # ---- pipeline ---------------------------------------------------------------------------
     def modify(self, data: DataCollection, *, data_cache: DataCollection = None, frame: int = 0, **kwargs):
-        work, mask = selected_subset(with_cell(data), self.only_selected)
+        work, mask = selected_subset(data, self.only_selected)
         model = self._load(resolve_device(self.device))
         self._sync_structures(model)
         key = _input_key(model, work, mask)
@@ -170,7 +169,7 @@ class StructureClassifierModifier(ModifierInterface):
         theta = None if self.use_model_threshold else self.reject_threshold
         disabled = [s.id for s in self.structures if not s.enabled]
         result = assign(post, model, theta, disabled, self.novelty_threshold)
-        self._write(data, result, mask, model)
+        self._write(data, work, result, mask, model)
         if self.output_ordering:
             yield "Structure classification: chemical ordering"
             self._write_ordering(data, work, result, mask)
@@ -178,11 +177,6 @@ class StructureClassifierModifier(ModifierInterface):
 
     def _write_ordering(self, data, work, result, mask):
         """``Ordering Type`` as OVITO's PTM writes it (:mod:`ovito_mlclass.ordering`)."""
-        if "Particle Type" in data.particles and mask is not None:  # the analysed particles' species
-            work = work.clone()
-            work.particles_.create_property("Particle Type", data=np.asarray(data.particles.particle_types)[mask])
-        elif "Particle Type" in data.particles:
-            work = data
         ordering = np.zeros(data.particles.count, dtype=np.int32)
         ordering[slice(None) if mask is None else mask] = ordering_of(work, result.types)
         prop = data.particles_.create_property("Ordering Type", data=ordering)
@@ -199,7 +193,7 @@ class StructureClassifierModifier(ModifierInterface):
         table.x = x
         table.y = table.create_property("Count", data=counts.astype(np.int64))
 
-    def _write(self, data, result, mask, model):
+    def _write(self, data, work, result, mask, model):
         n = data.particles.count
         analysed = slice(None) if mask is None else mask
         colors = {0: result.structure_types.all_colors[0], **{s.id: tuple(s.color) for s in self.structures}}
@@ -222,10 +216,10 @@ class StructureClassifierModifier(ModifierInterface):
                 data.particles_.create_property(f"Probability {name}",
                                                 data=full(result.posteriors.probabilities[:, k], np.float32))
         if self.output_orientation:
-            from ..orientation import orientations  # numba-compiled: imported only when asked for
+            from ..orientation import orientations  # numba (and with it scipy) only where asked for
+
             orientation = np.zeros((n, 4))
-            source = with_cell(data)
-            orientation[analysed] = orientations(source if mask is None else subset(source, mask), result.types)
+            orientation[analysed] = orientations(work, result.types)
             data.particles_.create_property("Orientation", data=orientation)
         if result.site_types is not None:
             site_name = model.metadata.get("site_property") or "Site Type"
@@ -252,16 +246,16 @@ class StructureClassifierModifier(ModifierInterface):
         table.y = table.create_property("Count", data=counts.astype(np.int64))
 
 
-def _input_key(model: StructureModel, work: DataCollection, mask) -> str:
+def _input_key(model: StructureModel, work: Frame, mask) -> str:
     """A digest of everything the posteriors depend on: the model file, the positions, cell and
     particle types the model sees, and which particles were analysed. Frames of one trajectory
     differ in it, also when their particle count or order changes."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{model.path}|{model.path.stat().st_mtime_ns if model.path else ''}".encode())
-    digest.update(np.ascontiguousarray(work.particles.positions).tobytes())
-    digest.update(np.asarray(work.cell).tobytes() + np.asarray(work.cell.pbc).tobytes())
-    if model.features.types is not None and work.particles.particle_types is not None:
-        digest.update(np.ascontiguousarray(work.particles.particle_types).tobytes())
+    digest.update(work.positions.tobytes())
+    digest.update(work.cell.tobytes() + np.asarray(work.pbc).tobytes())
+    if model.features.types is not None and work.types is not None:
+        digest.update(work.types.tobytes())
     if mask is not None:
         digest.update(np.packbits(mask).tobytes())
     return digest.hexdigest()

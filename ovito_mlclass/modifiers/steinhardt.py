@@ -7,6 +7,7 @@ from traits.api import BaseStr, Bool, Enum
 
 from .. import neighbors as nb
 from ..descriptors import Steinhardt
+from ..frames import Frame
 from ..descriptors.ranges import POSITIVE
 from ..descriptors.steinhardt import MAX_DEGREE
 from ._common import Count, Number, alongside, output_array, selected_subset, species_of, store
@@ -82,7 +83,7 @@ class SteinhardtModifier(ModifierInterface):
         return Steinhardt(degrees=parse_degrees(self.degrees), averaged=self.averaged, wl=self.wl,
                           same_species_only=self.same_species_only)
 
-    def _neighbor_list(self, work: DataCollection | nb.Structure) -> nb.NeighborList:
+    def _neighbor_list(self, work: Frame) -> nb.NeighborList:
         if self.neighbor_mode == "nearest":
             return nb.nearest_neighbors(work, self.neighbors)
         if self.neighbor_mode == "cutoff":
@@ -97,13 +98,12 @@ class SteinhardtModifier(ModifierInterface):
         output = lambda: output_array(data, name, descriptor.feature_names, mask)  # noqa: E731
         if self.neighbor_mode == "voronoi":
             # not beside the output: building the cells needs about as much memory again as the faces,
-            # and keeps every thread busy (2 threads: 32k atoms 0.122 -> 0.113 s, 500k 2.20 -> 1.86 s)
+            # and keeps every thread busy
             neighbor_list, values = self._neighbor_list(work), output()
         else:
-            # the search reads arrays taken here (OVITO's API works in this thread only), of a shallow
-            # copy of its own: this thread adds the output property to `data` meanwhile
-            structure = nb.Structure.of(work.clone())
-            neighbor_list, values = alongside(lambda: self._neighbor_list(structure), output)
+            # the search reads the frame's own arrays (OVITO's API works in this thread only), while
+            # this thread adds the output property to `data`
+            neighbor_list, values = alongside(lambda: self._neighbor_list(work), output)
         yield 0.4
         species = species_of(data, mask)[0] if self.same_species_only else None
         yield "Steinhardt: computing descriptors"

@@ -7,9 +7,9 @@ import numpy as np
 from ovito.data import DataCollection, DataTable, ElementType
 from ovito.pipeline import ModifierInterface
 from ovito.traits import FilePath, action_handler
-from traits.api import Bool, Button, Int, Range, Str
+from traits.api import Bool, Button, Enum, Int, Range, Str
 
-from ..frames import with_cell
+from ..frames import Frame
 from ..neighbors import InputError
 from ..structure_types import OTHER, OTHER_COLOR
 from ._common import relay_progress, selected_subset
@@ -21,7 +21,7 @@ class UnsupervisedClassifierModifier(ModifierInterface):
 
     Every particle is described by its neighbour-averaged bond-order parameters q̄_l
     (``degrees``, default 1-8; with ``wbar`` also w̄_l) over its ``neighbors`` nearest neighbours
-    (0: Voronoi neighbours), compressed by an autoencoder and clustered by a Gaussian mixture. The
+    (or its Voronoi neighbours: ``neighbor_mode="voronoi"``, as in ``SteinhardtModifier``), compressed by an autoencoder and clustered by a Gaussian mixture. The
     latent dimension and the number of clusters are chosen at the elbows of the fraction of
     variance explained and of the mixture entropy, unless ``dims`` / ``clusters`` fix them (0 =
     automatic). The fit is made on ``reference_frame`` and applied unchanged to every frame, so
@@ -40,8 +40,10 @@ class UnsupervisedClassifierModifier(ModifierInterface):
 
     degrees = DegreeList("1-8", label="Degrees l of q̄_l", ovito_group="Descriptors",
                          desc='the degrees l of the averaged bond-order parameters q̄_l, e.g. "1-8" or "4 6"')
-    neighbors = Range(0, 64, 12, label="Nearest neighbours (0: Voronoi)", ovito_group="Descriptors",
-                      desc="nearest neighbours of the bond-order parameters; 0: Voronoi neighbours")
+    neighbor_mode = Enum("nearest", "voronoi", label="Neighbours", ovito_group="Descriptors",
+                         desc="the nearest neighbours, or Voronoi neighbours weighted by face area")
+    neighbors = Range(1, 64, 12, label="Number of neighbours", ovito_group="Descriptors",
+                      desc="nearest neighbours of the bond-order parameters (neighbour mode 'nearest')")
     wbar = Bool(False, label="Also w̄_l", ovito_group="Descriptors",
                 desc="also the averaged third-order invariants w̄_l")
     only_selected = Bool(False, label="Use only selected particles", ovito_group="Descriptors",
@@ -65,6 +67,9 @@ class UnsupervisedClassifierModifier(ModifierInterface):
     save_button = Button(ovito_label="Save fitted model", ovito_group="Save as a classifier")
 
     def __init__(self, **params):
+        if params.get("neighbors") == 0:  # how Voronoi neighbours were asked for before neighbor_mode
+            del params["neighbors"]
+            params["neighbor_mode"] = "voronoi"
         super().__init__(**params)
         self._fits = {}    # fit key -> UnsupervisedFit; the last fits, reused for every frame
         self.last_fit = None
@@ -73,10 +78,8 @@ class UnsupervisedClassifierModifier(ModifierInterface):
     def recipe(self):
         from ..unsupervised import BondOrderRecipe
 
-        if self.neighbors < 0:
-            raise InputError(f"neighbors must be a positive number of nearest neighbours or 0 (Voronoi), got {self.neighbors}.")
-        return BondOrderRecipe(degrees=parse_degrees(self.degrees), neighbors=self.neighbors or "voronoi",
-                               wbar=self.wbar)
+        neighbors = "voronoi" if self.neighbor_mode == "voronoi" else self.neighbors
+        return BondOrderRecipe(degrees=parse_degrees(self.degrees), neighbors=neighbors, wbar=self.wbar)
 
     def _options(self) -> dict:
         for name in ("dims", "clusters"):
@@ -85,12 +88,11 @@ class UnsupervisedClassifierModifier(ModifierInterface):
         return {"seed": self.seed, "dims": self.dims or None, "clusters": self.clusters or None,
                 "max_clusters": self.max_clusters}
 
-    def _fit_steps(self, reference: DataCollection):
+    def _fit_steps(self, reference: Frame):
         from ..unsupervised import fit_structure_steps
 
         recipe, options = self.recipe(), self._options()
-        positions = np.ascontiguousarray(reference.particles.positions)
-        digest = hashlib.sha1(positions.tobytes() + np.asarray(reference.cell).tobytes()).hexdigest()
+        digest = hashlib.sha1(reference.positions.tobytes() + reference.cell.tobytes()).hexdigest()
         key = (recipe, tuple(sorted(options.items())), digest)
         if key not in self._fits:
             result = yield from fit_structure_steps(reference, recipe, **options)
@@ -107,8 +109,8 @@ class UnsupervisedClassifierModifier(ModifierInterface):
                 raise InputError(f"Reference frame {reference_frame} is out of range: the input has "
                                  f"{upstream.num_frames} frame(s).")
             reference = upstream.compute(reference_frame)
-        reference = selected_subset(with_cell(reference), self.only_selected)[0]
-        work, mask = selected_subset(with_cell(data), self.only_selected)
+        reference = selected_subset(reference, self.only_selected)[0]
+        work, mask = selected_subset(data, self.only_selected)
         result = yield from relay_progress(self._fit_steps(reference),
                                            f"Unsupervised classification (fit on frame {reference_frame})")
         self.last_fit = result

@@ -222,7 +222,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, epochs: 
     import torch
 
     from .. import __version__
-    from ..model import _quiet_torchscript
+    from ..model import quiet_torchscript
     from .elements import element_table
     from .model import KIND, PropertyModel
 
@@ -276,7 +276,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, epochs: 
                      "threads": threads, "settings": settings, **record, "total_seconds": round(time.time() - t0, 1),
                      "versions": {"ovito_mlclass": __version__, "torch": torch.__version__.split("+")[0]}},
     }
-    with _quiet_torchscript():
+    with quiet_torchscript():
         scripted = torch.jit.script(net)
     path = Path(output) if output else Path(f"{config['name']}.pt")
     PropertyModel(scripted, metadata).save(path)

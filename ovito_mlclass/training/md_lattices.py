@@ -121,7 +121,7 @@ the Cu), 4-5 % of Cu50Zr50, NO_LABEL 17-23 %; PTM without cutoff calls 85-96 % o
 Simple cubic: PTM without cutoff finds >= 96 % SC at every amplitude (at RMSD cutoff 0.1: 100 % up to
 s = 0.04, 7 % at s = 0.10). Kinetic temperatures scatter around their targets with 1.5 (crystals, Nose-
 Hoover in near-harmonic solids) and 0.9-1.4 (liquids, glasses, clusters) times the canonical spread
-sqrt(2/3N). ``--quick`` makes 12 tiny runs in about 30 s.
+sqrt(2/3N). ``--quick`` makes 12 tiny runs.
 """
 from __future__ import annotations
 

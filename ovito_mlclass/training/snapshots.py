@@ -88,6 +88,12 @@ class Snapshot:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise ValueError(f"{path}: not a readable snapshot file ({exc})") from exc
 
+    def frame(self):
+        """The positions, cell and types as a :class:`~ovito_mlclass.frames.Frame`, what the features read."""
+        from ..frames import Frame
+
+        return Frame(self.positions, self.cell, self.pbc, types=self.species)
+
     def to_data_collection(self):
         """An ``ovito.data.DataCollection`` with the positions, cell, types and a ``Label`` property."""
         from ovito.data import DataCollection

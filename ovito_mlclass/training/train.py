@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..features import FeatureSpec
-from ..model import StructureModel, _quiet_torchscript
+from ..model import StructureModel, quiet_torchscript
 from ..structure_types import PALETTE, standard_color
 from .snapshots import NO_LABEL, Snapshot, cache_dir
 
@@ -191,7 +191,7 @@ def load_split(config: dict, spec: FeatureSpec, split: str, progress=True, neigh
             pass
     for path in iterator:
         snap = Snapshot.load(path)
-        data = snap.to_data_collection()
+        data = snap.frame()
         mask = spec.selection(data)
         X = _features_cached(path, data, spec, neighbors)
         if neighbors:
@@ -626,7 +626,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         },
         "validation": validation,
     }
-    with _quiet_torchscript():
+    with quiet_torchscript():
         scripted = torch.jit.script(net)
     model = StructureModel(module=scripted, metadata=metadata)
     path = Path(output) if output else Path(f"{config['name']}.pt")

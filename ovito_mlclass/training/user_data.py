@@ -81,10 +81,10 @@ def _species(data):
 
 
 def _nearest_distance(positions, cell, pbc) -> float:
-    from ..frames import from_arrays
+    from ..frames import Frame
     from ..neighbors import nearest_neighbors
 
-    found = nearest_neighbors(from_arrays(positions, cell[:, :3].T, pbc), 1)
+    found = nearest_neighbors(Frame(positions, cell, pbc), 1)
     return float(np.median(np.linalg.norm(found.vectors, axis=1)))
 
 

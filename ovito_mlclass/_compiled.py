@@ -1,16 +1,17 @@
-"""Selects the compiled kernel, or the numba reference (with a warning) if it cannot be imported."""
+"""The compiled module (``_kernels``: neighbour searches, Voronoi cells, descriptor kernels), or the
+numba reference of the descriptor kernels (with a warning) where it cannot be imported."""
 import warnings
 
 try:
-    from .. import _kernels as kernels
+    from . import _kernels as kernels
 
     BACKEND = "c++"
-    COMPILED = True  # the compiled module also holds the neighbour search (neighbors.py)
+    COMPILED = True
 except ImportError as error:  # e.g. a source checkout that was never built
-    from . import reference as kernels
-
     BACKEND = "numba"
-    COMPILED = False
+    COMPILED = False  # set before the import below, which reads this module's BACKEND
+    from .descriptors import reference as kernels
+
     warnings.warn(
         f"ovito_mlclass: compiled descriptor kernel unavailable ({error}); using the slow numba reference. "
         "Reinstall with `pip install .` to build it.",
