@@ -258,7 +258,12 @@ def openworld_bulk(model_names):
         meta = snap.meta
         what = f"{meta.get('kind')} {meta.get('system', '')} {meta.get('phase', '')}".strip()
         t = meta.get("T_over_Tm")
-        t = round(float(t), 2) if isinstance(t, (int, float)) else f"σ {meta.get('sigma_per_component_d_nn')} d_nn"
+        if isinstance(t, (int, float)):
+            t = round(float(t), 2)
+        elif meta.get("sigma_per_component_d_nn") is not None:   # no potential: Gaussian displacements
+            t = f"σ {meta['sigma_per_component_d_nn']} d_nn"
+        else:                                                    # sheets: no melting point, a temperature
+            t = f"{meta.get('T', 0):.0f} K"
         for cls in np.unique(truth):
             entry = rows.setdefault((what, str(t), cls), defaultdict(list))
             for method, ok in results.items():
