@@ -74,7 +74,7 @@ import numpy as np
 from .md import kinetic_temperature
 from .md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _meta, \
     _periodic_distance, _remove_close, _Run, crystal, element
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "openworld-defects"
 OOD_DATASET = "openworld-ood"
@@ -1372,24 +1372,6 @@ def fixtures(folder) -> list[Path]:
     return paths
 
 
-def write_manifest(folder: Path) -> Path:
-    """``manifest.json`` of one dataset folder: every snapshot (path, atoms, label counts, meta) and every
-    dropped run with its reason."""
-    files, dropped = [], []
-    for split in SPLITS:
-        for path in sorted((folder / split).glob("*.npz")):
-            snap = Snapshot.load(path)
-            counts = {c: int(np.sum(snap.labels == i)) for i, c in enumerate(snap.classes)}
-            counts["NO_LABEL"] = int(np.sum(snap.labels == NO_LABEL))
-            files.append({"path": str(path.relative_to(folder)), "atoms": len(snap), "label_counts": counts,
-                          "extra": sorted(snap.extra), "meta": snap.meta})
-        dropped += [json.loads(p.read_text()) for p in sorted((folder / split).glob("*.dropped.json"))]
-    path = folder / "manifest.json"
-    path.write_text(json.dumps({"dataset": folder.name, "classes": list(CLASSES), "files": files,
-                                "dropped": dropped}, indent=1))
-    return path
-
-
 def summarize(folder) -> str:
     """Runs, snapshots and atoms (labelled by class, NO_LABEL) per split, kind, element and T/T_m."""
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
@@ -1441,7 +1423,7 @@ def generate(split: str = "all", quick: bool = False, threads: int = 1, force: b
             pool.join()
     folders = sorted({root / s.extra["dataset"] for s in specs})
     for folder in folders:
-        write_manifest(folder)
+        write_manifest(folder, CLASSES)
     print(f"{len(specs)} runs in {time.time() - t0:.0f} s -> {', '.join(map(str, folders))}", flush=True)
     return sorted(p for s in specs for p in (root / s.extra["dataset"] / s.split).glob(f"{s.name}_s*.npz"))
 

@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from .md import LammpsRun, kinetic_temperature, nph_coexistence, potential_path
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "metals"
 CLASSES = ("FCC", "BCC", "HCP", "Liquid")
@@ -717,21 +717,6 @@ def _execute(args):
     return spec.name, written, dropped, time.time() - t0, False
 
 
-def _write_manifest(root: Path, dataset: str, classes=CLASSES):
-    files, dropped = [], []
-    for split in SPLITS:
-        for path in sorted((root / split).glob("*.npz")):
-            snap = Snapshot.load(path)
-            counts = {c: int(np.sum(snap.labels == i)) for i, c in enumerate(snap.classes)}
-            counts["NO_LABEL"] = int(np.sum(snap.labels == NO_LABEL))
-            files.append({"path": str(path.relative_to(root)), "atoms": len(snap), "label_counts": counts,
-                          "meta": snap.meta})
-        for path in sorted((root / split).glob("*.dropped.json")):
-            dropped.append(json.loads(path.read_text()))
-    (root / "manifest.json").write_text(json.dumps({"dataset": dataset, "classes": list(classes), "files": files,
-                                                    "dropped": dropped}, indent=1))
-
-
 def summarize(root) -> str:
     """A table of a generated dataset (from its manifest): snapshots and labelled atoms per split,
     kind, element and T/T_m, with the mean PTM fraction of the expected structure for crystals."""
@@ -788,7 +773,7 @@ def generate(split: str = "both", quick: bool = False, threads: int = 1, force: 
         if threads != 1:
             pool.close()
             pool.join()
-    _write_manifest(root, dataset)
+    write_manifest(root, CLASSES, dataset)
     print(f"{dataset}: {len(specs)} runs in {time.time() - t0:.0f} s -> {root}", flush=True)
     return sorted(p for sp in splits for p in (root / sp).glob("*.npz"))
 

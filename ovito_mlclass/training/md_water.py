@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import tempfile
 import time
@@ -76,7 +75,7 @@ from pathlib import Path
 import numpy as np
 
 from .md import lammps_state, new_lammps
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "ice"
 CLASSES = ("Hexagonal ice", "Cubic ice", "Clathrate", "Liquid water")
@@ -591,20 +590,6 @@ def _progress(items):
         return items
 
 
-def write_manifest(root: Path) -> Path:
-    """``manifest.json`` listing every snapshot under ``root`` with its meta."""
-    files = []
-    for split in ("train", "val"):
-        for path in sorted((root / split).glob("*.npz")):
-            files.append({"path": f"{split}/{path.name}", "split": split, "meta": Snapshot.load(path).meta})
-    manifest = {"dataset": root.name, "classes": list(CLASSES), "no_label": NO_LABEL, "files": files}
-    out = root / "manifest.json"
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out)
-    return out
-
-
 def generate(split: str = "both", quick: bool = False, threads: int = 1, force: bool = False,
              out=None) -> list[Path]:
     """Generate (or reuse from the cache) the ``ice`` dataset; return the snapshot paths.
@@ -643,7 +628,7 @@ def generate(split: str = "both", quick: bool = False, threads: int = 1, force: 
               f"molecules in {time.time() - t0:.1f} s; Chill+ hex {fr['chill+.HEXAGONAL_ICE']:.3f} "
               f"cubic {fr['chill+.CUBIC_ICE']:.3f} hydrate {fr['chill+.HYDRATE']:.3f} "
               f"T_kin {snaps[-1].meta['kinetic_temperature_K']:.1f} K", flush=True)
-    write_manifest(root)
+    write_manifest(root, CLASSES)
     print(f"{len(written)} snapshots in {root} ({time.time() - t_all:.0f} s)", flush=True)
     if failed:
         raise RuntimeError(f"{len(failed)} run(s) failed:\n" + "\n".join(failed))
