@@ -112,9 +112,10 @@ class LammpsRun:
             f"region box block 0 {float(box[0])!r} 0 {float(box[1])!r} 0 {float(box[2])!r} units box",
             f"create_box {len(self.masses)} box",
         ])
-        self.types = None if positions is None else np.asarray(types, dtype=np.int32)   # by atom id - 1
+        self.types = None                                           # by atom id - 1
         if positions is not None:
             n = len(positions)
+            self.types = np.asarray(types, dtype=np.int32)
             lmp.create_atoms(n, list(range(1, n + 1)), self.types.tolist(),
                              np.asarray(positions, float).ravel().tolist())
             if lmp.get_natoms() != n:
