@@ -53,7 +53,7 @@ def log(*args):
 def ours(config, crystals, y, split, epochs, batch):
     import torch
 
-    from ovito_mlclass.properties.elements import element_table
+    from ovito_mlclass.properties.graph_features import element_table
     from ovito_mlclass.properties.graph import build_graph
     from ovito_mlclass.properties.train import evaluate, fit, make_network
 

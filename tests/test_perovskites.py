@@ -13,7 +13,7 @@ from scipy.stats import pearsonr
 
 from ovito_mlclass.cli import main
 from ovito_mlclass.properties import perovskites as P
-from ovito_mlclass.properties.element_data import BOHR, UnknownElementError, read_lumo_table
+from ovito_mlclass.properties.composition_features import BOHR, UnknownElementError, read_lumo_table
 
 from conftest import cli_error
 

@@ -13,7 +13,7 @@ from ovito_mlclass.neighbors import InputError
 from ovito_mlclass.properties import (Crystal, PropertyModel, UnseenElementWarning, build_graph, builtin_property_models,
                                       read_cgcnn_folder, read_extxyz, write_cgcnn_folder)
 from ovito_mlclass.properties.cgcnn import CGCNN, Batch
-from ovito_mlclass.properties.elements import encode
+from ovito_mlclass.properties.graph_features import encode
 
 from conftest import cli_error
 
@@ -457,7 +457,7 @@ def test_shipped_model_reproduces_its_recorded_test_mae(name):
 def test_packaged_element_table_agrees_with_mendeleev():
     """The shipped table against mendeleev queried afresh for O, F, Fe, Ce: one-hot group / period /
     block, and the standardised columns up to their (affine) standardisation."""
-    from ovito_mlclass.properties.elements import CONTINUOUS, N_BINS, element_table, raw_properties
+    from ovito_mlclass.properties.graph_features import CONTINUOUS, N_BINS, element_table, raw_properties
 
     table = element_table()
     z = [8, 9, 26, 58]

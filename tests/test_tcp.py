@@ -121,7 +121,7 @@ def test_generate_writes_cache_and_skips_existing(tmp_path):
     assert len(paths) == len(set(paths)) and all(p.exists() for p in paths)
     assert {p.parent.name for p in paths} == {"train", "val"}
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert sorted(e["file"] for e in manifest["files"]) == sorted(str(p.relative_to(tmp_path)) for p in paths)
+    assert sorted(e["path"] for e in manifest["files"]) == sorted(str(p.relative_to(tmp_path)) for p in paths)
     assert manifest["classes"] == list(tcp.CLASSES)
     phases = {e["meta"]["phase"] for e in manifest["files"]}
     assert phases == set(tcp.CLASSES)

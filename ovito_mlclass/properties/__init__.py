@@ -1,11 +1,15 @@
-"""Property prediction from structure: crystal graph convolutional networks (CGCNN, Xie & Grossman 2018);
-from composition: ``perovskites`` (band gaps by kernel ridge regression) and ``adsorption``
-(adsorption energies from electronic fingerprints), with ``element_data``.
+"""Property prediction, by two kinds of model.
 
-Data flow: ``graph`` (crystals from extended XYZ, CGCNN folders or OVITO data -> crystal graphs via
-OVITO's neighbour finder) -> ``elements`` (atom features from mendeleev) -> ``cgcnn`` (the network) ->
-``model`` (TorchScript file with metadata; prediction, uncertainty, per-atom contributions) ->
-``modifiers.PropertyPredictorModifier`` (the OVITO shell). ``train`` fits a model from a config.
+From structure (crystal graph convolutional networks, CGCNN, Xie & Grossman 2018): ``graph``
+(crystals from extended XYZ, CGCNN folders or OVITO data -> crystal graphs via OVITO's neighbour
+finder) -> ``graph_features`` (atom features of the graph, from mendeleev) -> ``cgcnn`` (the
+network) -> ``model`` (TorchScript file with metadata; prediction, uncertainty, per-atom
+contributions) -> ``modifiers.PropertyPredictorModifier`` (the OVITO shell). ``train`` fits a model
+from a config.
+
+From composition: ``perovskites`` (band gaps by kernel ridge regression) and ``adsorption``
+(adsorption energies from electronic fingerprints), both on the elemental properties of
+``composition_features``.
 """
 from .graph import (Crystal, Graph, build_graph, crystal_from_atoms, crystal_from_data, read_cgcnn_folder,
                     read_extxyz, write_cgcnn_folder)

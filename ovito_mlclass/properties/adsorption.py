@@ -11,11 +11,11 @@ trajectories ``OH_Images_Unrelaxed.traj`` (slab + adsorbate; O at index 16) and
 Fingerprints per entry (:data:`FINGERPRINTS`), the subset of Ma et al.'s that the data or the
 element database provide: the d-band centre, half-width and V_ad² from the data; the site atom's
 d-band filling (its valence d electrons, free atom), Pauling electronegativity, first ionisation
-energy, electron affinity and atomic radius (mendeleev, :mod:`.element_data`); the local Pauling
+energy, electron affinity and atomic radius (mendeleev, :mod:`.composition_features`); the local Pauling
 electronegativity (mean over the site's 9 nearest metal neighbours in the clean slab, found by
 OVITO's ``NearestNeighborFinder``, periodic images included) and the neighbours' mean d filling.
 Work function, d-band skewness and kurtosis are not in the data; for the spatial extent of the d
-orbitals only a Slater-orbital radius would be at hand (:mod:`.element_data`), and adding it made
+orbitals only a Slater-orbital radius would be at hand (:mod:`.composition_features`), and adding it made
 the network slightly worse on the selection folds (below), so it is left out.
 
 The network (PyTorch, as every network of this package): standardised inputs, two tanh hidden
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .element_data import property_matrix
+from .composition_features import property_matrix
 
 TARGET_FILE = "ead.txt"
 DATA_FILES = {"d_band_centre": "d_cen.txt", "d_band_half_width": "half_width.txt", "v_ad2": "vad2.txt"}

@@ -4,7 +4,7 @@ One TorchScript-able module maps a batch of crystal graphs to a prediction, its 
 atom's contribution. Inputs: atomic numbers (n,), the directed edge list ``center`` / ``neighbor``
 (E,), edge lengths (E,) in Å, the crystal index of every atom (n,) and the number of crystals. Inside:
 
-1. atom vectors: the element table (:mod:`.elements`, a buffer of the module) -> a linear embedding, plus
+1. atom vectors: the element table (:mod:`.graph_features`, a buffer of the module) -> a linear embedding, plus
    a learned vector per element (initialised to zero): the table gives every element a start from its
    chemistry, the learned part lets the data correct it where the listed properties fall short (the
    element embeddings of SchNet and MEGNet; on the formation-energy validation split it lowered the

@@ -5,8 +5,8 @@ features (Pilania et al., "Machine learning bandgaps of double perovskites", Sci
 1. Features: 7 elemental properties per site × 4 sites (A1, B1, A2, B2) = 28 columns:
    Pauling electronegativity, first ionisation energy, highest occupied and lowest unoccupied
    Kohn–Sham level of the atom, and the s/p/d valence orbital radii. The LUMO comes from a table
-   the caller gives (:func:`~.element_data.read_lumo_table`); the rest from mendeleev, with the
-   substitutes for the HOMO and for Zunger's orbital radii named in :mod:`.element_data`.
+   the caller gives (:func:`~.composition_features.read_lumo_table`); the rest from mendeleev, with the
+   substitutes for the HOMO and for Zunger's orbital radii named in :mod:`.composition_features`.
    Under Slater's rules the s and p radii of a shell are equal, so r_p repeats r_s and the
    filter below drops it.
 2. Pearson filter (:class:`PearsonFilter`, fitted on the training data only): the features are
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .element_data import PROPERTIES, UnknownElementError, property_matrix, read_csv_table
+from .composition_features import PROPERTIES, UnknownElementError, property_matrix, read_csv_table
 
 SITES = ("A1", "B1", "A2", "B2")
 SITE_COLUMNS = ("a_1", "b_1", "a_2", "b_2")          # matminer's double_perovskites_gap columns

@@ -223,7 +223,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, epochs: 
 
     from .. import __version__
     from ..model import quiet_torchscript
-    from .elements import element_table
+    from .graph_features import element_table
     from .model import KIND, PropertyModel
 
     t0 = time.time()

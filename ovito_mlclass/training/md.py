@@ -68,48 +68,69 @@ def lammps_state(lmp):
     return positions, cell, pbc, types, ids[order]
 
 
-MVV2E = 1.0364269e-4   # LAMMPS metal units: (g/mol) (Å/ps)^2 -> eV
-KB = 8.617343e-5       # eV/K, LAMMPS metal units
+def by_id(lmp, array) -> np.ndarray:
+    """A per-atom array of the local atoms (as ``lmp.numpy`` gives it), in the order of the atom ids."""
+    n = lmp.get_natoms()
+    ids = np.asarray(lmp.numpy.extract_atom("id")[:n])
+    return np.array(array[:n])[np.argsort(ids)]
 
 
-def kinetic_temperature(v, masses) -> float:
-    """Equipartition temperature (K) of velocities ``v`` (Å/ps) with per-atom (or one) masses (g/mol);
-    3N - 3 degrees of freedom (total momentum removed)."""
+# LAMMPS unit styles: (mvv2e: (g/mol) (length/time)^2 -> energy, Boltzmann constant, time units per ps)
+UNITS = {"metal": (1.0364269e-4, 8.617343e-5, 1.0),        # Å/ps, eV, ps
+         "real": (1e7 / 4184.0, 0.0019872067, 1000.0)}     # Å/fs, kcal/mol, fs
+
+
+def kinetic_temperature(v, masses, units: str = "metal") -> float:
+    """Equipartition temperature (K) of velocities ``v`` with per-atom (or one) masses (g/mol);
+    3N - 3 degrees of freedom (the centre-of-mass motion removed)."""
+    mvv2e, kb, _ = UNITS[units]
+    v = np.asarray(v, dtype=np.float64)
     m = np.broadcast_to(np.asarray(masses, dtype=np.float64), (len(v),))
-    return float(MVV2E * np.sum(m[:, None] * v * v) / ((3 * len(v) - 3) * KB))
+    v = v - m @ v / m.sum()
+    return float(mvv2e * np.sum(m[:, None] * v * v) / ((3 * len(v) - 3) * kb))
 
 
 class LammpsRun:
-    """One LAMMPS instance in metal units, built from NumPy positions in an orthogonal box: atoms of
-    one or more types under one pair style. Every MD step is counted and logged, so that a snapshot
-    can record the protocol that made it."""
+    """One LAMMPS instance built from NumPy positions in an orthogonal box: atoms of one or more types
+    under one pair style. Every MD step is counted and logged, so that a snapshot can record the
+    protocol that made it.
+
+    Metal units at P = 0 with Nose-Hoover damping 0.1 ps (T) and 1 ps (P) unless told otherwise;
+    ``tdamp`` and ``pdamp`` are in the time unit of ``units``. ``positions`` None: an empty box, for
+    the caller to fill (``create_atoms random``)."""
 
     def __init__(self, positions, box, types, masses, pair_style: str, pair_coeff: str, timestep: float,
-                 seed: int, pbc=(True, True, True), threads: int = 1):
-        self.seed, self.timestep = seed, timestep
+                 seed: int, pbc=(True, True, True), threads: int = 1, units: str = "metal",
+                 pressure: float = 0.0, tdamp: float = 0.1, pdamp: float = 1.0, skin: float = 1.0):
+        self.seed, self.timestep, self.units = seed, timestep, units
+        self.pressure, self.tdamp, self.pdamp = pressure, tdamp, pdamp
         self.masses = np.asarray(masses, dtype=np.float64)          # per type
         self.lmp = lmp = new_lammps(threads)
         lmp.commands_list([
-            "units metal", "atom_style atomic", "atom_modify map array",
+            f"units {units}", "atom_style atomic", "atom_modify map array",
             "boundary " + " ".join("p" if p else "f" for p in pbc),
             f"region box block 0 {float(box[0])!r} 0 {float(box[1])!r} 0 {float(box[2])!r} units box",
             f"create_box {len(self.masses)} box",
         ])
-        n = len(positions)
-        self.types = np.asarray(types, dtype=np.int32)               # by atom id - 1
-        lmp.create_atoms(n, list(range(1, n + 1)), self.types.tolist(), np.asarray(positions, float).ravel().tolist())
-        if lmp.get_natoms() != n:
-            raise RuntimeError(f"LAMMPS created {lmp.get_natoms()} of {n} atoms")
+        self.types = None                                           # by atom id - 1
+        if positions is not None:
+            n = len(positions)
+            self.types = np.asarray(types, dtype=np.int32)
+            lmp.create_atoms(n, list(range(1, n + 1)), self.types.tolist(),
+                             np.asarray(positions, float).ravel().tolist())
+            if lmp.get_natoms() != n:
+                raise RuntimeError(f"LAMMPS created {lmp.get_natoms()} of {n} atoms")
         lmp.commands_list([f"mass {k + 1} {m}" for k, m in enumerate(self.masses)] + [
             f"pair_style {pair_style}", f"pair_coeff {pair_coeff}",
-            "neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
+            f"neighbor {skin} bin", "neigh_modify every 1 delay 0 check yes",
             f"timestep {timestep}",
         ])
         self.steps = 0
         self.log: list[str] = []
 
     def ps(self, t_ps: float) -> int:
-        return max(1, int(round(t_ps / self.timestep)))
+        """MD steps in ``t_ps`` picoseconds."""
+        return max(1, int(round(t_ps * UNITS[self.units][2] / self.timestep)))
 
     def velocities(self, T: float, seed_offset: int = 0, rot: bool = False):
         self.lmp.command(f"velocity all create {T} {self.seed + seed_offset} mom yes rot {'yes' if rot else 'no'} "
@@ -122,12 +143,12 @@ class LammpsRun:
         self.log.append(f"{what}: {t_ps:g} ps ({n} steps)")
 
     def npt_mean_box(self, T: float, t_ps: float, couple: str = "iso", T_end: float | None = None):
-        """NPT at P = 0 (``couple``: iso, aniso, 'xy' for lateral only or 'z'), then the box := its mean
-        over the second half."""
+        """NPT at the run's pressure (``couple``: iso, aniso, 'xy' for lateral only or 'z'), then the
+        box := its mean over the second half."""
         T_end = T if T_end is None else T_end
-        dims = {"iso": "iso 0 0 1", "aniso": "aniso 0 0 1", "xy": "x 0 0 1 y 0 0 1 couple xy",
-                "z": "z 0 0 1"}[couple]
-        self.lmp.command(f"fix ens all npt temp {T} {T_end} 0.1 {dims}")
+        p = f"{self.pressure} {self.pressure} {self.pdamp}"
+        dims = {"iso": f"iso {p}", "aniso": f"aniso {p}", "xy": f"x {p} y {p} couple xy", "z": f"z {p}"}[couple]
+        self.lmp.command(f"fix ens all npt temp {T} {T_end} {self.tdamp} {dims}")
         self.run(t_ps / 2, f"NPT {couple} {T:.0f}->{T_end:.0f} K")
         n = self.ps(t_ps / 2)
         every = max(1, n // 50)
@@ -145,19 +166,17 @@ class LammpsRun:
         return lx, ly, lz
 
     def nvt(self, T: float, T_end: float | None = None):
-        self.lmp.command(f"fix ens all nvt temp {T} {T if T_end is None else T_end} 0.1")
+        self.lmp.command(f"fix ens all nvt temp {T} {T if T_end is None else T_end} {self.tdamp}")
 
     def state(self):
         """(positions, OVITO cell, pbc, velocities), sorted by atom id."""
-        positions, cell, pbc, _, ids = lammps_state(self.lmp)
-        n = len(ids)
-        v = np.array(self.lmp.numpy.extract_atom("v")[:n], dtype=np.float64)
-        raw_ids = np.array(self.lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
-        v = v[np.argsort(raw_ids)]
-        return positions, cell, pbc, v
+        positions, cell, pbc, _, _ = lammps_state(self.lmp)
+        return positions, cell, pbc, by_id(self.lmp, self.lmp.numpy.extract_atom("v")).astype(np.float64)
 
     def kinetic_temperature(self, v) -> float:
-        return kinetic_temperature(v, self.masses[self.types - 1])
+        """Kinetic temperature (K) of velocities ``v`` of this run's atoms, sorted by id."""
+        types = by_id(self.lmp, self.lmp.numpy.extract_atom("type"))
+        return kinetic_temperature(v, self.masses[types - 1], self.units)
 
     def close(self):
         self.lmp.close()

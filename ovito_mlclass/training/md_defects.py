@@ -63,7 +63,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -71,10 +70,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import kinetic_temperature
+from .md import lammps_state, run_jobs
 from .md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _meta, \
     _periodic_distance, _remove_close, _Run, crystal, element
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "openworld-defects"
 OOD_DATASET = "openworld-ood"
@@ -734,8 +733,6 @@ def _circular_mean(x, length) -> float:
 
 def quench(el: Element, positions, cell, pbc, iterations: int = 300) -> np.ndarray:
     """The inherent structure of a snapshot: a copy minimised by CG (fixed box), atoms in the same order."""
-    from .md import lammps_state
-
     run = _Run(el, positions - cell[:, 3], np.diag(cell[:, :3]), 0, pbc)
     try:
         run.lmp.commands_list(["min_style cg", f"minimize 0 1e-6 {iterations} {10 * iterations}"])
@@ -1004,8 +1001,6 @@ MINIMISE = "minimize 0 1e-5 1000 10000"
 
 def _minimised(el: Element, positions, box, seed, pbc=(True, True, True)):
     """(energy eV, positions) after a CG minimisation in the fixed box."""
-    from .md import lammps_state
-
     run = _Run(el, positions, box, seed, pbc)
     try:
         run.lmp.commands_list(["min_style cg", MINIMISE])
@@ -1078,7 +1073,7 @@ def _simulate(spec: RunSpec, el: Element, built: Built, couple: str | None, labe
             meta = _meta(spec, el, run, T, snapshot=k)
             meta.update(built.info)
             meta.update(info, dataset=spec.extra.get("dataset", DATASET),
-                        T_kinetic=kinetic_temperature(v, el.mass))
+                        T_kinetic=run.kinetic_temperature(v))
             snaps.append(Snapshot(positions, cell, pbc, labels, CLASSES, extra=dict(extra, velocity=v), meta=meta))
         return snaps, None
     finally:
@@ -1372,24 +1367,6 @@ def fixtures(folder) -> list[Path]:
     return paths
 
 
-def write_manifest(folder: Path) -> Path:
-    """``manifest.json`` of one dataset folder: every snapshot (path, atoms, label counts, meta) and every
-    dropped run with its reason."""
-    files, dropped = [], []
-    for split in SPLITS:
-        for path in sorted((folder / split).glob("*.npz")):
-            snap = Snapshot.load(path)
-            counts = {c: int(np.sum(snap.labels == i)) for i, c in enumerate(snap.classes)}
-            counts["NO_LABEL"] = int(np.sum(snap.labels == NO_LABEL))
-            files.append({"path": str(path.relative_to(folder)), "atoms": len(snap), "label_counts": counts,
-                          "extra": sorted(snap.extra), "meta": snap.meta})
-        dropped += [json.loads(p.read_text()) for p in sorted((folder / split).glob("*.dropped.json"))]
-    path = folder / "manifest.json"
-    path.write_text(json.dumps({"dataset": folder.name, "classes": list(CLASSES), "files": files,
-                                "dropped": dropped}, indent=1))
-    return path
-
-
 def summarize(folder) -> str:
     """Runs, snapshots and atoms (labelled by class, NO_LABEL) per split, kind, element and T/T_m."""
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
@@ -1427,21 +1404,14 @@ def generate(split: str = "all", quick: bool = False, threads: int = 1, force: b
         raise ValueError(f"threads must be >= 1, got {threads}")
     root = Path(root) if root is not None else cache_dir()
     specs = sorted((s for sp in splits for s in plan(sp, quick)), key=lambda s: -s.cost)
-    jobs = [(s, root, force) for s in specs]
     t0 = time.time()
-    pool = multiprocessing.get_context("spawn").Pool(int(threads)) if threads > 1 else None
-    try:
-        results = pool.imap_unordered(_execute, jobs) if pool else map(_execute, jobs)
-        for i, (name, written, dropped, dt, cached) in enumerate(results, 1):
-            status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
-            print(f"[{i}/{len(jobs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
-    finally:
-        if pool:
-            pool.close()
-            pool.join()
+    for i, (name, written, dropped, dt, cached) in enumerate(
+            run_jobs(_execute, [(s, root, force) for s in specs], threads), 1):
+        status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
+        print(f"[{i}/{len(specs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
     folders = sorted({root / s.extra["dataset"] for s in specs})
     for folder in folders:
-        write_manifest(folder)
+        write_manifest(folder, CLASSES)
     print(f"{len(specs)} runs in {time.time() - t0:.0f} s -> {', '.join(map(str, folders))}", flush=True)
     return sorted(p for s in specs for p in (root / s.extra["dataset"] / s.split).glob(f"{s.name}_s*.npz"))
 

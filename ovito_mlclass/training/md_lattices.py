@@ -137,8 +137,8 @@ import numpy as np
 
 from .md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_jobs
 from .md_metals import ELEMENTS as METALS
-from .md_metals import _Run, _tag, _write_manifest
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .md_metals import _Run, _tag
+from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 from .tcp import _random_rotation
 
 DATASET = "openworld-bulk"
@@ -1003,7 +1003,7 @@ def generate(split: str = "both", quick: bool = False, threads: int = 1, force: 
             run_jobs(_execute, [(s, root, force) for s in specs], threads), 1):
         status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
         print(f"[{i}/{len(specs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
-    _write_manifest(root, dataset, CLASSES)
+    write_manifest(root, CLASSES, dataset)
     print(f"{dataset}: {len(specs)} runs in {time.time() - t0:.0f} s -> {root}", flush=True)
     return sorted(p for sp in splits for p in (root / sp).glob("*.npz"))
 

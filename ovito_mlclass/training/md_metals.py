@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -63,8 +62,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import LammpsRun, kinetic_temperature, nph_coexistence, potential_path
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_jobs
+from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "metals"
 CLASSES = ("FCC", "BCC", "HCP", "Liquid")
@@ -355,8 +354,6 @@ class RunSpec:
 
 
 def _meta(spec: RunSpec, el: Element, run: _Run, T: float, **kw) -> dict:
-    from .md import load_lammps
-
     lmp_version = run.lmp.version()
     return dict(dataset=DATASET, split=spec.split, kind=spec.kind, element=el.symbol, lattice=el.lattice,
                 T=T, T_over_Tm=T / el.T_m, T_m=el.T_m, T_m_source=el.T_m_source,
@@ -368,7 +365,7 @@ def _meta(spec: RunSpec, el: Element, run: _Run, T: float, **kw) -> dict:
 
 def _snapshot(run: _Run, labels, meta, extra=None) -> Snapshot:
     positions, cell, pbc, v = run.state()
-    meta = dict(meta, T_kinetic=kinetic_temperature(v, run.el.mass))
+    meta = dict(meta, T_kinetic=run.kinetic_temperature(v))
     return Snapshot(positions, cell, pbc, labels, CLASSES, extra=dict(extra or {}, velocity=v), meta=meta)
 
 
@@ -717,21 +714,6 @@ def _execute(args):
     return spec.name, written, dropped, time.time() - t0, False
 
 
-def _write_manifest(root: Path, dataset: str, classes=CLASSES):
-    files, dropped = [], []
-    for split in SPLITS:
-        for path in sorted((root / split).glob("*.npz")):
-            snap = Snapshot.load(path)
-            counts = {c: int(np.sum(snap.labels == i)) for i, c in enumerate(snap.classes)}
-            counts["NO_LABEL"] = int(np.sum(snap.labels == NO_LABEL))
-            files.append({"path": str(path.relative_to(root)), "atoms": len(snap), "label_counts": counts,
-                          "meta": snap.meta})
-        for path in sorted((root / split).glob("*.dropped.json")):
-            dropped.append(json.loads(path.read_text()))
-    (root / "manifest.json").write_text(json.dumps({"dataset": dataset, "classes": list(classes), "files": files,
-                                                    "dropped": dropped}, indent=1))
-
-
 def summarize(root) -> str:
     """A table of a generated dataset (from its manifest): snapshots and labelled atoms per split,
     kind, element and T/T_m, with the mean PTM fraction of the expected structure for crystals."""
@@ -773,22 +755,12 @@ def generate(split: str = "both", quick: bool = False, threads: int = 1, force: 
     dataset = DATASET + ("-quick" if quick else "")
     root = Path(out) if out is not None else cache_dir() / dataset
     specs = sorted((s for sp in splits for s in plan(sp, quick)), key=lambda s: -s.cost)
-    jobs = [(s, root, force) for s in specs]
     t0 = time.time()
-    if threads == 1:
-        results = map(_execute, jobs)
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(int(threads))
-        results = pool.imap_unordered(_execute, jobs)
-    try:
-        for i, (name, written, dropped, dt, cached) in enumerate(results, 1):
-            status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
-            print(f"[{i}/{len(jobs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
-    finally:
-        if threads != 1:
-            pool.close()
-            pool.join()
-    _write_manifest(root, dataset)
+    for i, (name, written, dropped, dt, cached) in enumerate(
+            run_jobs(_execute, [(s, root, force) for s in specs], threads), 1):
+        status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
+        print(f"[{i}/{len(specs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
+    write_manifest(root, CLASSES, dataset)
     print(f"{dataset}: {len(specs)} runs in {time.time() - t0:.0f} s -> {root}", flush=True)
     return sorted(p for sp in splits for p in (root / sp).glob("*.npz"))
 

@@ -54,8 +54,9 @@ Validation runs use other seeds, other box sizes and other temperatures (0.5, 0.
 
 Layout: ``<cache>/ice/<split>/<run>_<k>.npz`` (``ice-quick`` for ``--quick``), and
 ``<cache>/ice/manifest.json`` listing every file with its ``meta``.  Each snapshot also
-carries ``extra["velocity"]`` (A/fs) and its Chill+/IdentifyDiamond fractions in
-``meta["checks"]``.
+carries ``extra["velocity"]`` (A/fs), its kinetic temperature ``meta["T_kinetic"]`` (K; files
+written before it was named so have ``meta["kinetic_temperature_K"]``) and its
+Chill+/IdentifyDiamond fractions in ``meta["checks"]``.
 
 Usage: ``python -m ovito_mlclass.training.md_water [--quick] [--threads N] [--split both]
 [--force] [--out DIR]``.  The training split has 21 runs, 84 snapshots, 2,240-3,672 molecules
@@ -66,7 +67,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import tempfile
 import time
@@ -75,8 +75,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import lammps_state, new_lammps
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from .md import LammpsRun, by_id
+from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "ice"
 CLASSES = ("Hexagonal ice", "Cubic ice", "Clathrate", "Liquid water")
@@ -274,62 +274,13 @@ def sw_file_text() -> str:
             f"{p['costheta0']:.12f} {p['A']} {p['B']} {p['p']} {p['q']} {p['tol']}\n")
 
 
-def _setup(lmp, cell_rows, positions, sw_path):
-    lx, ly, lz = np.diag(cell_rows)
-    lmp.commands_list([
-        "units real", "atom_style atomic", "atom_modify map array", "boundary p p p",
-        f"region box block 0 {lx} 0 {ly} 0 {lz} units box", "create_box 1 box",
-        f"mass 1 {MASS}", "pair_style sw", f"pair_coeff * * {sw_path} mW",
-        "neighbor 2.0 bin", "neigh_modify every 1 delay 0 check yes", f"timestep {TIMESTEP}",
-        "variable lxv equal lx", "variable lyv equal ly", "variable lzv equal lz",
-        "compute peatom all pe/atom",
-    ])
-    if positions is not None:
-        n = len(positions)
-        lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, np.ascontiguousarray(positions).ravel().tolist())
-
-
-def _steps(ps):
-    return max(1, int(round(ps * 1000.0 / TIMESTEP)))
-
-
-def _npt_mean_box(lmp, temp, ps, couple):
-    """NPT for ``ps``; then set the box to its mean over the second half. Returns the steps run."""
-    half = max(10, int(round(_steps(ps) / 20.0)) * 10)
-    lmp.commands_list(["reset_timestep 0",   # fix ave/time below outputs at multiples of ``half``
-                       f"fix npt all npt temp {temp} {temp} {TDAMP} {couple} {PRESSURE} {PRESSURE} {PDAMP}",
-                       f"run {half}",
-                       f"fix avbox all ave/time 10 {half // 10} {half} v_lxv v_lyv v_lzv",
-                       f"run {half}"])
-    lengths = [lmp.extract_fix("avbox", 0, 1, i) for i in range(3)]
-    if not all(length > 0 for length in lengths):
-        raise RuntimeError(f"box averaging failed: mean lengths {lengths}")
-    lmp.commands_list(["unfix avbox", "unfix npt",
-                       "change_box all x final 0 {} y final 0 {} z final 0 {} remap units box".format(*lengths)])
-    return 2 * half
-
-
-def _sorted_per_atom(lmp, array):
-    n = lmp.get_natoms()
-    ids = np.array(lmp.numpy.extract_atom("id")[:n])
-    return np.array(array[:n])[np.argsort(ids)]
-
-
-def _state(lmp):
-    positions, cell, pbc, _, _ = lammps_state(lmp)
-    velocity = _sorted_per_atom(lmp, lmp.numpy.extract_atom("v")).astype(np.float64)
-    return positions, cell, pbc, velocity
-
-
-MVV2E = 1e7 / 4184.0              # (g/mol)(A/fs)^2 in kcal/mol
-KB = 0.0019872067                 # kcal/(mol K)
-
-
-def kinetic_temperature(velocity) -> float:
-    """Instantaneous temperature (K) of mW particles with velocities in A/fs (3N - 3 dof)."""
-    v = np.asarray(velocity, dtype=float)
-    v = v - v.mean(axis=0)
-    return float(MASS * MVV2E * np.sum(v * v) / ((3 * len(v) - 3) * KB))
+def _lammps(positions, box, sw_path, seed: int, threads: int = 1) -> LammpsRun:
+    """A LAMMPS run of mW particles in an orthogonal ``box`` (lengths); ``positions`` None: an empty box."""
+    run = LammpsRun(positions, box, None if positions is None else np.ones(len(positions), np.int32), [MASS],
+                    "sw", f"* * {sw_path} mW", TIMESTEP, seed, threads=threads, units="real", pressure=PRESSURE,
+                    tdamp=TDAMP, pdamp=PDAMP, skin=2.0)
+    run.lmp.command("compute peatom all pe/atom")
+    return run
 
 
 # --- independent checks with OVITO ---------------------------------------------------------
@@ -446,64 +397,63 @@ def simulate(spec: RunSpec, threads: int = 1) -> list[Snapshot]:
         raise ValueError(f"unknown phase {spec.phase!r}")
     if not spec.temperature > 0:
         raise ValueError(f"temperature must be positive, got {spec.temperature}")
-    lmp = new_lammps(threads)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            sw = Path(tmp) / "mW.sw"
-            sw.write_text(sw_file_text())
-            return _simulate(lmp, spec, sw)
-    finally:
-        lmp.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        sw = Path(tmp) / "mW.sw"
+        sw.write_text(sw_file_text())
+        if spec.phase == "liquid":
+            length = (spec.reps[0] * MASS / 0.6022140760 / 1.0) ** (1 / 3)   # A, at 1 g/cm^3
+            run = _lammps(None, [length] * 3, sw, spec.seed, threads)
+        else:
+            positions, cell = build_structure("ih" if spec.phase == "interface" else spec.phase, spec.reps)
+            run = _lammps(positions, np.diag(cell), sw, spec.seed, threads)
+        try:
+            return _simulate(run, spec)
+        finally:
+            run.close()
 
 
-def _simulate(lmp, spec, sw):
+def _simulate(run, spec):
+    lmp = run.lmp
     meta = _base_meta(spec, lmp)
     stages = {}
-    seed = spec.seed
     group = None
     temp = spec.temperature
     if spec.phase == "liquid":
-        (n,) = spec.reps
-        length = (n * MASS / 0.6022140760 / 1.0) ** (1 / 3)   # A, at 1 g/cm^3
-        _setup(lmp, np.diag([length] * 3), None, sw)
-        lmp.commands_list([f"create_atoms 1 random {n} {seed} NULL overlap 2.2 maxtry 200",
-                           "minimize 1e-4 1e-6 200 2000", "reset_timestep 0",
-                           f"velocity all create {T_HOT} {seed + 1} mom yes rot no dist gaussian",
-                           f"fix nvt all nvt temp {T_HOT} {T_HOT} {TDAMP}"])
-        stages["melt_nvt_400K_steps"] = _steps(spec.melt_ps)
-        lmp.command(f"run {_steps(spec.melt_ps)}")
-        lmp.command("unfix nvt")
-        lmp.command(f"velocity all scale {temp}")
-        stages["npt_steps"] = _npt_mean_box(lmp, temp, spec.npt_ps, "iso")
+        lmp.commands_list([f"create_atoms 1 random {spec.reps[0]} {spec.seed} NULL overlap 2.2 maxtry 200",
+                           "minimize 1e-4 1e-6 200 2000"])
+        run.velocities(T_HOT, seed_offset=1)
+        run.nvt(T_HOT)
+        stages["melt_nvt_400K_steps"] = run.ps(spec.melt_ps)
+        run.run(spec.melt_ps, f"NVT melt at {T_HOT:.0f} K")
+        lmp.commands_list(["unfix ens", f"velocity all scale {temp}", "reset_timestep 0"])  # time from the NPT on
     else:
-        cryst = "ih" if spec.phase == "interface" else spec.phase
-        positions, cell = build_structure(cryst, spec.reps)
-        _setup(lmp, cell, positions, sw)
-        lmp.command(f"velocity all create {temp} {seed} mom yes rot no dist gaussian")
-        stages["npt_steps"] = _npt_mean_box(lmp, temp, spec.npt_ps, "aniso" if cryst == "ih" else "iso")
+        run.velocities(temp)
+    steps = run.steps
+    run.npt_mean_box(temp, spec.npt_ps, "aniso" if spec.phase in ("ih", "interface") else "iso")
+    stages["npt_steps"] = run.steps - steps
     if spec.phase == "interface":
-        group = _melt_half(lmp, spec, stages)
+        group = _melt_half(run, spec, stages)
         lmp.command(f"fix ens all npt temp {temp} {temp} {TDAMP} z {PRESSURE} {PRESSURE} {PDAMP}")
         meta["ensemble_sampling"] = "NPT along z (x, y fixed at the ice lattice)"
     else:
-        lmp.command(f"fix ens all nvt temp {temp} {temp} {TDAMP}")
+        run.nvt(temp)
         meta["ensemble_sampling"] = "NVT at the mean NPT box"
-    stages["equilibration_steps"] = _steps(spec.nvt_ps)
-    lmp.command(f"run {_steps(spec.nvt_ps)}")
-    stages["sample_interval_steps"] = _steps(spec.interval_ps)
+    stages["equilibration_steps"] = run.ps(spec.nvt_ps)
+    run.run(spec.nvt_ps, "equilibration")
+    stages["sample_interval_steps"] = run.ps(spec.interval_ps)
     meta["stages"] = stages
     snaps = []
     for k in range(spec.n_snap):
         if k:
-            lmp.command(f"run {_steps(spec.interval_ps)}")
-        positions, cell, pbc, velocity = _state(lmp)
+            run.run(spec.interval_ps, "sampling")
+        positions, cell, pbc, velocity = run.state()
         n = len(positions)
         extra = {"velocity": velocity}
         t_ps = round(lmp.extract_global("ntimestep") * TIMESTEP / 1000.0, 3)
-        snap_meta = dict(meta, snapshot=k, time_ps_since_npt=t_ps,
-                         n_atoms=n, kinetic_temperature_K=round(kinetic_temperature(velocity), 3))
+        snap_meta = dict(meta, snapshot=k, time_ps_since_npt=t_ps, n_atoms=n,
+                         T_kinetic=run.kinetic_temperature(velocity))
         if spec.phase == "interface":
-            pe = _sorted_per_atom(lmp, lmp.numpy.extract_compute("peatom", 1, 1))
+            pe = by_id(lmp, lmp.numpy.extract_compute("peatom", 1, 1))
             lz = cell[2, 2]
             labels, signed, (z_up, z_down) = interface_labels(positions[:, 2] - cell[2, 3], pe, lz)
             extra["interface_distance"] = signed
@@ -531,11 +481,11 @@ def _simulate(lmp, spec, sw):
     return snaps
 
 
-def _melt_half(lmp, spec, stages):
+def _melt_half(run, spec, stages):
     """Melt the outer half (along z) of an equilibrated ice box; return the initial region per atom."""
-    temp = spec.temperature
+    lmp, temp = run.lmp, spec.temperature
     lz = lmp.get_thermo("lz")
-    positions, cell, _, _, _ = lammps_state(lmp)
+    positions, cell, _, _ = run.state()
     zf = (positions[:, 2] - cell[2, 3]) / lz
     region = ((zf >= 0.25) & (zf <= 0.75)).astype(np.int8)   # 1 = started in the ice slab, 0 = melted
     lmp.commands_list([
@@ -544,16 +494,16 @@ def _melt_half(lmp, spec, stages):
         f"fix lgv_s crystal langevin {temp} {temp} {TDAMP / 10} {spec.seed + 11} zero yes",
         f"fix lgv_l liquid langevin {T_MELT_SLAB} {T_MELT_SLAB} {TDAMP / 10} {spec.seed + 12} zero yes",
     ])
-    stages[f"melt_langevin_{T_MELT_SLAB:.0f}K_fixed_box_steps"] = _steps(spec.melt_ps)
-    lmp.command(f"run {_steps(spec.melt_ps)}")
+    stages[f"melt_langevin_{T_MELT_SLAB:.0f}K_fixed_box_steps"] = run.ps(spec.melt_ps)
+    run.run(spec.melt_ps, f"melt outer half at {T_MELT_SLAB:.0f} K")
     lmp.commands_list(["unfix lgv_l",
                        f"fix lgv_l liquid langevin {temp} {temp} {TDAMP / 10} {spec.seed + 13} zero yes"])
-    stages["cool_liquid_langevin_steps"] = _steps(spec.melt_ps / 2)
-    lmp.command(f"run {_steps(spec.melt_ps / 2)}")
+    stages["cool_liquid_langevin_steps"] = run.ps(spec.melt_ps / 2)
+    run.run(spec.melt_ps / 2, "cool liquid")
     lmp.commands_list(["unfix lgv_l", "unfix lgv_s", "unfix nve"])
-    stages["coexistence_npt_z_steps"] = _steps(spec.npt_ps)
+    stages["coexistence_npt_z_steps"] = run.ps(spec.npt_ps)
     lmp.command(f"fix coex all npt temp {temp} {temp} {TDAMP} z {PRESSURE} {PRESSURE} {PDAMP}")
-    lmp.command(f"run {_steps(spec.npt_ps)}")
+    run.run(spec.npt_ps, "coexistence NPT along z")
     lmp.command("unfix coex")
     return region
 
@@ -589,20 +539,6 @@ def _progress(items):
         return tqdm(items, desc="mW runs")
     except ImportError:
         return items
-
-
-def write_manifest(root: Path) -> Path:
-    """``manifest.json`` listing every snapshot under ``root`` with its meta."""
-    files = []
-    for split in ("train", "val"):
-        for path in sorted((root / split).glob("*.npz")):
-            files.append({"path": f"{split}/{path.name}", "split": split, "meta": Snapshot.load(path).meta})
-    manifest = {"dataset": root.name, "classes": list(CLASSES), "no_label": NO_LABEL, "files": files}
-    out = root / "manifest.json"
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out)
-    return out
 
 
 def generate(split: str = "both", quick: bool = False, threads: int = 1, force: bool = False,
@@ -642,8 +578,8 @@ def generate(split: str = "both", quick: bool = False, threads: int = 1, force: 
         print(f"[{i + 1}/{len(specs)}] {spec.split}/{spec.name}: {len(snaps)} snapshots of {len(snaps[-1])} "
               f"molecules in {time.time() - t0:.1f} s; Chill+ hex {fr['chill+.HEXAGONAL_ICE']:.3f} "
               f"cubic {fr['chill+.CUBIC_ICE']:.3f} hydrate {fr['chill+.HYDRATE']:.3f} "
-              f"T_kin {snaps[-1].meta['kinetic_temperature_K']:.1f} K", flush=True)
-    write_manifest(root)
+              f"T_kin {snaps[-1].meta['T_kinetic']:.1f} K", flush=True)
+    write_manifest(root, CLASSES)
     print(f"{len(written)} snapshots in {root} ({time.time() - t_all:.0f} s)", flush=True)
     if failed:
         raise RuntimeError(f"{len(failed)} run(s) failed:\n" + "\n".join(failed))

@@ -106,3 +106,26 @@ class Snapshot:
             particles.create_property("Particle Type", data=self.species)
         particles.create_property("Label", data=self.labels.astype(np.int32))
         return data
+
+
+def write_manifest(root, classes, dataset: str | None = None, dropped=()) -> Path:
+    """Write ``root/manifest.json``, the index of a generated dataset: every snapshot ``root/<split>/*.npz``
+    (path, split, atoms, label counts, extra arrays, meta) and every dropped run, read from the
+    ``root/<split>/*.dropped.json`` markers the generators leave, plus ``dropped`` (entries
+    ``{"run": {...}, "dropped": reason}``). ``dataset`` defaults to the folder's name."""
+    root = Path(root)
+    files = []
+    for path in sorted(root.glob("*/*.npz")):
+        snap = Snapshot.load(path)
+        counts = {c: int(np.sum(snap.labels == i)) for i, c in enumerate(snap.classes)}
+        counts["NO_LABEL"] = int(np.sum(snap.labels == NO_LABEL))
+        files.append({"path": str(path.relative_to(root)), "split": path.parent.name, "atoms": len(snap),
+                      "label_counts": counts, "extra": sorted(snap.extra), "meta": snap.meta})
+    markers = [json.loads(p.read_text()) for p in sorted(root.glob("*/*.dropped.json"))]
+    manifest = {"dataset": dataset or root.name, "classes": list(classes), "no_label": NO_LABEL,
+                "files": files, "dropped": markers + list(dropped)}
+    out = root / "manifest.json"
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(out)        # readers never see a half-written manifest
+    return out

@@ -62,7 +62,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -70,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .snapshots import Snapshot, cache_dir
+from .snapshots import Snapshot, cache_dir, write_manifest
 
 CLASSES = ("A15", "C14", "C15", "C36", "Sigma", "Mu")
 D_NN = 2.6  # Å, mean Frank–Kasper bond length after scaling
@@ -498,37 +497,23 @@ def generate(split: str = "both", quick: bool = False, force: bool = False, out=
     ``out`` is the dataset folder (default ``cache_dir()/tcp``, or ``tcp-quick`` with ``quick``).
     Files already present are kept unless ``force``.  ``md=False`` skips the LAMMPS runs.  An MD frame
     whose phase did not survive (quenched Voronoi match < 0.99) is not written and is listed under
-    ``"skipped"`` in the manifest.
+    ``"dropped"`` in the manifest.
     """
     root = Path(out) if out is not None else cache_dir() / (DATASET + ("-quick" if quick else ""))
     jobs = _plan(split, quick, md, threads)
-    paths, skipped = [], []
+    paths, dropped = [], []
     for sp, stem, make in _progress(jobs, "tcp"):
         path = root / sp / f"{stem}.npz"
         if force or not path.exists():
             snap = make()
             if snap is None:
-                skipped.append(f"{sp}/{stem}")
+                dropped.append({"run": {"split": sp, "name": stem}, "dropped": "the phase did not survive the MD run"})
                 print(f"tcp: {sp}/{stem}: the phase did not survive the MD run; not written", file=sys.stderr)
                 continue
             snap.save(path)
         paths.append(path)
-    _write_manifest(root, skipped)
+    write_manifest(root, CLASSES, dropped=dropped)
     return paths
-
-
-def _write_manifest(root: Path, skipped=()) -> Path:
-    entries = []
-    for path in sorted(root.glob("*/*.npz")):
-        snap = Snapshot.load(path)
-        entries.append({"file": str(path.relative_to(root)), "split": path.parent.name, "atoms": len(snap),
-                        "meta": snap.meta})
-    manifest = root / "manifest.json"
-    tmp = manifest.with_name(manifest.name + ".part")
-    tmp.write_text(json.dumps({"dataset": root.name, "classes": list(CLASSES), "files": entries,
-                               "skipped": list(skipped)}, indent=1))
-    tmp.replace(manifest)
-    return manifest
 
 
 def main(argv=None) -> int:

@@ -8,7 +8,7 @@ those elements (CGCNN's binning, which lets the first layer respond non-linearly
 (e.g. the electron affinity of N, the electronegativity of He) is 0 standardised with no bin set.
 
 The table ships with the package (``element_features.npy``, made by ``python -m
-ovito_mlclass.properties.elements``: querying mendeleev for 100 elements takes about a minute) and is
+ovito_mlclass.properties.graph_features``: querying mendeleev for 100 elements takes about a minute) and is
 stored inside every trained model, so neither training nor prediction queries mendeleev.
 """
 from __future__ import annotations
