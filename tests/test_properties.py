@@ -387,11 +387,15 @@ def test_modifier_outputs_and_warning(tiny_model):
 
 
 def test_modifier_rejects_structures_without_elements(tiny_model):
+    from ovito.data import DataCollection
+
     from ovito_mlclass import PropertyPredictorModifier
-    from ovito_mlclass.properties.graph import ovito_data
 
     model, folder = tiny_model
-    data = ovito_data(rock_salt())
+    crystal = rock_salt()
+    data = DataCollection()   # cell and positions, no particle types
+    data.create_cell(np.column_stack([crystal.cell.T, crystal.origin]), pbc=crystal.pbc)
+    data.create_particles(count=len(crystal.numbers)).create_property("Position", data=crystal.positions)
     with pytest.raises(RuntimeError, match="Particle Type"):
         data.apply(PropertyPredictorModifier(model=str(folder / "tiny.pt")))
 

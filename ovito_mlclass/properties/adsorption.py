@@ -72,15 +72,14 @@ def _read_column(path: Path) -> np.ndarray:
 
 def site_and_neighbours(clean, adsorbed, adsorbate_index: int, metals: int, neighbours: int = NEIGHBOURS):
     """Index of the metal atom nearest the adsorbate's anchor atom (minimum image), and the
-    indices of that atom's ``neighbours`` nearest metal atoms in the clean slab (OVITO)."""
-    from ovito.data import NearestNeighborFinder
-    from ovito.io.ase import ase_to_ovito
+    indices of that atom's ``neighbours`` nearest metal atoms in the clean slab."""
+    from ..frames import as_frame
+    from ..neighbors import nearest_neighbors
 
     distances = adsorbed.get_distances(adsorbate_index, np.arange(metals), mic=True)
     site = int(np.argmin(distances))
-    finder = NearestNeighborFinder(neighbours, ase_to_ovito(clean[:metals]))
-    indices, _ = finder.find_all(indices=[site])
-    return site, indices[0]
+    found = nearest_neighbors(as_frame(clean[:metals]), neighbours)
+    return site, found.neighbors[found.offsets[site]:found.offsets[site + 1]]
 
 
 def load_adsorption_set(folder, *, adsorbate_index: int = 16, metals: int = 16) -> AdsorptionSet:

@@ -4,8 +4,9 @@ A :class:`Crystal` is the plain description of one periodic structure (atomic nu
 positions, cell rows, periodic flags). :func:`build_graph` turns it into the crystal graph of Xie &
 Grossman (2018): an undirected multigraph in which every atom is joined to each neighbour within
 ``cutoff`` (at most its ``max_neighbors`` nearest, plus any tied with the last of them), periodic images
-of the same atom being separate edges. OVITO's ``CutoffNeighborFinder`` finds the neighbours,
-including the several images of one atom that a cell smaller than the cutoff brings in.
+of the same atom being separate edges. The neighbours come from the cell-list search of
+:func:`ovito_mlclass.neighbors.cutoff_neighbors` in a supercell, so that the several images of one
+atom that a cell smaller than the cutoff brings in are distinct atoms.
 
 Readers: :func:`read_extxyz` (multi-frame extended XYZ with targets in each frame's info),
 :func:`read_cgcnn_folder` / :func:`write_cgcnn_folder` (CGCNN's own format: a folder of CIFs plus
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..neighbors import InputError
+from ..frames import Frame
+from ..neighbors import InputError, cutoff_neighbors
 
 TIE_TOLERANCE = 1e-4  # Å: neighbours this close to the M-th nearest count as tied with it
 # A crystal graph is made from a supercell that holds every neighbour within the cutoff: a cell so
@@ -67,23 +69,9 @@ class Graph:
         return len(self.numbers)
 
 
-def ovito_data(crystal: Crystal):
-    """The crystal as an OVITO DataCollection (cell and positions only)."""
-    from ovito.data import DataCollection
-
-    data = DataCollection()
-    matrix = np.column_stack([crystal.cell.T, crystal.origin])
-    data.create_cell(matrix, pbc=crystal.pbc)
-    particles = data.create_particles(count=len(crystal.numbers))
-    particles.create_property("Position", data=crystal.positions)
-    return data
-
-
 def build_graph(crystal: Crystal, cutoff: float = 8.0, max_neighbors: int = 12) -> Graph:
     """Neighbours within ``cutoff`` (Å), the ``max_neighbors`` nearest of each atom plus any tied with
     the last of them within :data:`TIE_TOLERANCE` (so the graph does not depend on atom order)."""
-    from ovito.data import CutoffNeighborFinder
-
     n = len(crystal.numbers)
     if n == 0:
         raise InputError(f"{crystal.name or 'structure'}: no atoms; a property needs at least one atom.")
@@ -92,8 +80,12 @@ def build_graph(crystal: Crystal, cutoff: float = 8.0, max_neighbors: int = 12) 
     if not np.all(np.isfinite(crystal.positions)):
         raise InputError(f"{crystal.name or 'structure'}: positions are not finite.")
     supercell = _replicated(crystal, cutoff)
-    pairs, vectors = CutoffNeighborFinder(cutoff, ovito_data(supercell)).find_all(indices=np.arange(n))
-    pairs = pairs % n  # copy k of atom j has index k * n + j
+    found = cutoff_neighbors(Frame(supercell.positions, np.column_stack([supercell.cell.T, supercell.origin]),
+                                   supercell.pbc), cutoff)
+    end = found.offsets[n]  # the bonds of the first copy's atoms
+    centres = np.repeat(np.arange(n), np.diff(found.offsets[: n + 1]))
+    pairs = np.column_stack([centres, found.neighbors[:end] % n])  # copy k of atom j has index k * n + j
+    vectors = found.vectors[:end]
     isolated = np.setdiff1d(np.arange(n), pairs[:, 0])
     if len(isolated):
         raise InputError(f"{crystal.name or 'structure'}: {len(isolated)} atom(s) have no neighbour within "
@@ -116,9 +108,8 @@ def build_graph(crystal: Crystal, cutoff: float = 8.0, max_neighbors: int = 12) 
 
 def _replicated(crystal: Crystal, cutoff: float) -> Crystal:
     """The crystal repeated along its periodic axes until each cell width is at least twice the
-    cutoff. OVITO's neighbour finder never lists an atom's own periodic images and refuses cells
-    much thinner than the cutoff; in the supercell every image within the cutoff of an atom of the
-    first copy is a distinct atom that the finder lists exactly once."""
+    cutoff: in the supercell every image within the cutoff of an atom of the first copy is a
+    distinct atom that the search lists exactly once."""
     volume = abs(np.linalg.det(crystal.cell))
     widths = np.array([volume / np.linalg.norm(np.cross(crystal.cell[(k + 1) % 3], crystal.cell[(k + 2) % 3]))
                        for k in range(3)])
