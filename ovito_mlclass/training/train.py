@@ -415,85 +415,47 @@ def report(metadata: dict, training_counts) -> list[str]:
     return lines
 
 
-def train(config_name_or_path, output=None, threads: int | None = None, progress: bool = True) -> Path:
-    import torch
-
-    from .. import __version__
-
-    t0 = time.time()
-    config, config_path = load_config(config_name_or_path)
-    if not config["data"].get("datasets"):  # your own structures or labelled frames
-        from .user_data import prepare
-
-        config["data"]["datasets"] = [prepare(config, config_path)]
-    classes = list(config["classes"])
-    if OTHER in classes:
-        raise ValueError(f"'{OTHER}' is the reject label and cannot be a class.")
-    colors = dict(config.get("colors", {}))
-    unnamed = [c for c in classes if c not in colors and standard_color(c) is None]
-    for k, c in enumerate(unnamed):  # a class with neither its own nor OVITO's colour: the palette's
-        colors[c] = list(PALETTE[k % len(PALETTE)])
-    spec = FeatureSpec.from_dict(config["features"])
-    settings = {"epochs": 200, "batch_size": 1024, "learning_rate": 2e-3, "weight_decay": 1e-5,
-                "patience": 15, "max_atoms_per_class": 100_000, **config.get("training", {})}
-    seed = int(config.get("seed", 0))
-    threads = threads or int(settings.get("threads", 2))
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
-
-    site_classes = list(config.get("sites", {}).get("classes", []))
-    net = make_network(config, spec, len(spec.names), len(classes), len(site_classes))  # checks [network] first
-    average = int(config.get("network", {}).get("neighbor_average", 0))
-    train_split = load_split(config, spec, "train", progress, neighbors=average)
-    val_split = load_split(config, spec, "val", progress, neighbors=average)
-    # what early stopping, θ and the novelty are chosen on: the calibration snapshots, else val
-    calibration = float(settings.get("calibration", 0.0))
-    choose_split = load_split(config, spec, "calibration", progress, neighbors=average) if calibration else val_split
-    log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
-        f"val: {len(val_split.y)} atoms from {len(val_split.files)} snapshots")
-    pick = balanced_subsample(train_split.y, int(settings["max_atoms_per_class"]), rng)
-    outlier_weight = float(settings.get("outlier_weight", 0.0))
-    if outlier_weight:  # atoms that must be Other join training, pushed towards uniform posteriors
-        outliers = np.flatnonzero(train_split.y == -2)
+def training_sample(split: Split, settings: dict, classes: list, rng) -> np.ndarray:
+    """Rows of the training split to learn from: a class-balanced subsample, plus (with
+    ``outlier_weight``) as many atoms that must be Other."""
+    pick = balanced_subsample(split.y, int(settings["max_atoms_per_class"]), rng)
+    if float(settings.get("outlier_weight", 0.0)):  # atoms that must be Other, pushed towards uniform posteriors
+        outliers = np.flatnonzero(split.y == -2)
         if len(outliers) > int(settings["max_atoms_per_class"]):
             outliers = rng.choice(outliers, int(settings["max_atoms_per_class"]), replace=False)
         pick = np.sort(np.concatenate([pick, outliers]))
-    X, y, sites = train_split.X[pick], train_split.y[pick], train_split.sites[pick]
-    counts = np.bincount(y[y >= 0], minlength=len(classes))
+    counts = np.bincount(split.y[pick][split.y[pick] >= 0], minlength=len(classes))
     if (counts == 0).any():
         raise ValueError(f"No training atoms for class(es) {[c for c, n in zip(classes, counts) if n == 0]}.")
-    pointnet = config.get("network", {}).get("kind") == "pointnet"
-    eval_batch = 256 if pointnet else None  # as StructureModel.batch_size: cache-sized
-    if pointnet:  # validation clouds in random orientations, fixed once (see the module docstring)
-        for split in {id(val_split): val_split, id(choose_split): choose_split}.values():
-            split.X = rotate_clouds(torch.from_numpy(split.X), torch.Generator().manual_seed(seed + 1)).numpy()
-    else:
-        net.set_standardisation(X[y >= 0].mean(axis=0), X[y >= 0].std(axis=0))
-    val_keep = choose_split.y >= 0
-    if "max_val_atoms_per_class" in settings:  # early stopping on a subsample (the final scores use all)
-        pick_val = balanced_subsample(choose_split.y, int(settings["max_val_atoms_per_class"]),
-                                      np.random.default_rng(seed + 2))
-        val_keep = np.isin(np.arange(len(choose_split.y)), pick_val)
-    Xv, yv, sv = choose_split.X[val_keep], choose_split.y[val_keep], choose_split.sites[val_keep]
-    class_weight = torch.as_tensor((y >= 0).sum() / (len(classes) * counts), dtype=torch.float32)
+    return pick
+
+
+def fit_network(net, train: tuple, check: tuple, n_classes: int, settings: dict, seed: int, pointnet: bool,
+                eval_batch, has_sites: bool, log, t0: float) -> tuple[int, int, object]:
+    """Minimise the class-weighted cross-entropy (plus outlier exposure and the site loss) with
+    Adam; stop early on the loss of the ``check`` atoms. ``train`` and ``check`` are (X, y, sites)
+    tensors. Leaves the best state in ``net``; returns (epochs run, best epoch, the class loss)."""
+    import torch
+
+    Xt, yt, st = train
+    Xvt, yvt, svt = check
+    counts = np.bincount(yt[yt >= 0].numpy(), minlength=n_classes)
+    class_weight = torch.as_tensor((yt >= 0).sum().item() / (n_classes * counts), dtype=torch.float32)
     loss_classes = torch.nn.CrossEntropyLoss(weight=class_weight)
     loss_sites = torch.nn.CrossEntropyLoss(ignore_index=-1)
+    check_counts = np.maximum(np.bincount(yvt[yvt >= 0].numpy(), minlength=n_classes), 1)
+    loss_val = torch.nn.CrossEntropyLoss(weight=torch.as_tensor(len(yvt) / (n_classes * check_counts),
+                                                                 dtype=torch.float32))
+    outlier_weight = float(settings.get("outlier_weight", 0.0))
     optimiser = torch.optim.Adam(net.parameters(), lr=float(settings["learning_rate"]),
                                  weight_decay=float(settings["weight_decay"]))
-    Xt, yt, st = torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(sites)
-    Xvt, yvt, svt = torch.from_numpy(Xv), torch.from_numpy(yv), torch.from_numpy(sv)
-    val_weight = torch.as_tensor(len(yv) / (len(classes) * np.maximum(np.bincount(yv, minlength=len(classes)), 1)),
-                                 dtype=torch.float32)
-    loss_val = torch.nn.CrossEntropyLoss(weight=val_weight)
 
     def objective(logits, site_logits, target, site_target, loss):
         inlier = target >= 0
         value = loss(logits[inlier], target[inlier])
         if outlier_weight and not inlier.all():  # outlier exposure (Hendrycks et al., ICLR 2019)
             value = value - outlier_weight * torch.log_softmax(logits[~inlier], dim=1).mean()
-        if site_classes and (site_target >= 0).any():
+        if has_sites and (site_target >= 0).any():
             value = value + loss_sites(site_logits, site_target)
         return value
 
@@ -529,17 +491,105 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
             break
     net.load_state_dict(best_state)
     net.eval()
+    return epoch + 1, best_epoch, (loss_classes, loss_val, generator)
+
+
+def validation_scores(val_split: Split, predicted: np.ndarray, classes: list) -> dict:
+    """Confusion matrix, recalls, balanced accuracy and accuracy per kind of snapshot of the
+    final predictions (class index, -1 = Other) of every validation atom."""
+    matrix = confusion(val_split.y, predicted, len(classes))
+    by_group = {}
+    for g, name in enumerate(val_split.groups):
+        sel = val_split.group == g
+        m = confusion(val_split.y[sel], predicted[sel], len(classes))
+        if m.sum():
+            by_group[name] = {"atoms": int(m.sum()), "accuracy": float(np.trace(m) / m.sum())}
+    return {"confusion": matrix.tolist(), "confusion_axes": classes + [OTHER],
+            "recall": dict(zip(classes + [OTHER], [None if np.isnan(r) else float(r) for r in recalls(matrix)])),
+            "balanced_accuracy": float(np.nanmean(recalls(matrix))), "by_group": by_group,
+            "atoms": int(matrix.sum())}
+
+
+def class_colors(config: dict, classes: list) -> list:
+    """Each class's colour: the config's, else OVITO's for its name, else the palette's."""
+    colors = dict(config.get("colors", {}))
+    unnamed = [c for c in classes if c not in colors and standard_color(c) is None]
+    for k, c in enumerate(unnamed):
+        colors[c] = list(PALETTE[k % len(PALETTE)])
+    return [list(colors.get(c) or standard_color(c)) for c in classes]
+
+
+def train(config_name_or_path, output=None, threads: int | None = None, progress: bool = True) -> Path:
+    """Train the model a config describes and write it (``output``, default ``<name>.pt``):
+    features of the splits -> training sample -> network -> (neighbour-averaged head) -> novelty
+    -> reject threshold -> validation scores -> TorchScript file with metadata."""
+    import torch
+
+    from .. import __version__
+
+    t0 = time.time()
+    config, config_path = load_config(config_name_or_path)
+    if not config["data"].get("datasets"):  # your own structures or labelled frames
+        from .user_data import prepare
+
+        config["data"]["datasets"] = [prepare(config, config_path)]
+    classes = list(config["classes"])
+    if OTHER in classes:
+        raise ValueError(f"'{OTHER}' is the reject label and cannot be a class.")
+    spec = FeatureSpec.from_dict(config["features"])
+    settings = {"epochs": 200, "batch_size": 1024, "learning_rate": 2e-3, "weight_decay": 1e-5,
+                "patience": 15, "max_atoms_per_class": 100_000, **config.get("training", {})}
+    seed = int(config.get("seed", 0))
+    threads = threads or int(settings.get("threads", 2))
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if progress else (lambda *a: None)
+
+    # the data: train, val (only scored) and what early stopping, θ and the novelty are chosen on
+    # (the calibration snapshots set aside from training, else val)
+    site_classes = list(config.get("sites", {}).get("classes", []))
+    net = make_network(config, spec, len(spec.names), len(classes), len(site_classes))  # checks [network] first
+    average = int(config.get("network", {}).get("neighbor_average", 0))
+    train_split = load_split(config, spec, "train", progress, neighbors=average)
+    val_split = load_split(config, spec, "val", progress, neighbors=average)
+    calibration = float(settings.get("calibration", 0.0))
+    choose_split = load_split(config, spec, "calibration", progress, neighbors=average) if calibration else val_split
+    log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
+        f"val: {len(val_split.y)} atoms from {len(val_split.files)} snapshots")
+    pick = training_sample(train_split, settings, classes, rng)
+    X, y, sites = train_split.X[pick], train_split.y[pick], train_split.sites[pick]
+    counts = np.bincount(y[y >= 0], minlength=len(classes))
+    pointnet = config.get("network", {}).get("kind") == "pointnet"
+    eval_batch = 256 if pointnet else None  # as StructureModel.batch_size: cache-sized
+    if pointnet:  # validation clouds in random orientations, fixed once (see the module docstring)
+        for split in {id(val_split): val_split, id(choose_split): choose_split}.values():
+            split.X = rotate_clouds(torch.from_numpy(split.X), torch.Generator().manual_seed(seed + 1)).numpy()
+    else:
+        net.set_standardisation(X[y >= 0].mean(axis=0), X[y >= 0].std(axis=0))
+    val_keep = choose_split.y >= 0
+    if "max_val_atoms_per_class" in settings:  # early stopping on a subsample (the final scores use all)
+        pick_val = balanced_subsample(choose_split.y, int(settings["max_val_atoms_per_class"]),
+                                      np.random.default_rng(seed + 2))
+        val_keep = np.isin(np.arange(len(choose_split.y)), pick_val)
+    check = tuple(torch.from_numpy(a[val_keep]) for a in (choose_split.X, choose_split.y, choose_split.sites))
+
+    # the network
+    epochs_run, best_epoch, (loss_classes, loss_val, generator) = fit_network(
+        net, (torch.from_numpy(X), torch.from_numpy(y), torch.from_numpy(sites)), check, len(classes), settings,
+        seed, pointnet, eval_batch, bool(site_classes), log, t0)
     head_epochs = None
     if average:  # stage 2 (module docstring): the head on neighbour-averaged features
         train_split.X = rotate_clouds(torch.from_numpy(train_split.X), generator).numpy()
         choose_features = averaged_features(net, choose_split, eval_batch)
         val_features = choose_features if choose_split is val_split else averaged_features(net, val_split, eval_batch)
-        head_epochs = train_head(net, averaged_features(net, train_split, eval_batch)[pick], yt,
-                                 choose_features[torch.from_numpy(val_keep)], yvt, loss_classes, loss_val, settings,
-                                 generator, log)
+        head_epochs = train_head(net, averaged_features(net, train_split, eval_batch)[pick], torch.from_numpy(y),
+                                 choose_features[torch.from_numpy(val_keep)], check[1], loss_classes, loss_val,
+                                 settings, generator, log)
 
+    # novelty and the reject threshold, chosen on the calibration (else validation) atoms
     novelty_config = config.get("novelty")
-    novelty_record, novel = None, None
+    novelty_record = None
     if calibration:
         log(f"calibration (early stopping, θ, novelty): {len(choose_split.y)} atoms from "
             f"{len(choose_split.files)} training snapshots set aside; val is only scored")
@@ -559,37 +609,26 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
             novel = net(torch.from_numpy(split.X))[2].numpy() > 1.0 if novelty_record is not None else None
             return torch.softmax(logits, dim=1).numpy(), site_logits, novel
 
-    # the reject threshold, on all atoms of the split things are chosen on (also those to reject)
     probs, _, novel = outputs(choose_split, choose_features if average else None)
     theta, _ = choose_threshold(probs, choose_split.y, len(classes), novel)
+
     # the validation scores: every validation atom, with everything fixed
     probs, site_logits, novel = outputs(val_split, val_features if average else None)
     predicted = np.where((probs.max(axis=1) < theta) | (novel if novel is not None else False), -1,
                          probs.argmax(axis=1))
-    matrix = confusion(val_split.y, predicted, len(classes))
-    balanced = float(np.nanmean(recalls(matrix)))
-    by_group = {}
-    for g, name in enumerate(val_split.groups):
-        sel = val_split.group == g
-        m = confusion(val_split.y[sel], predicted[sel], len(classes))
-        correct, total = np.trace(m), m.sum()
-        if total:
-            by_group[name] = {"atoms": int(total), "accuracy": float(correct / total)}
-    validation = {"confusion": matrix.tolist(), "confusion_axes": classes + [OTHER],
-                  "recall": dict(zip(classes + [OTHER], [None if np.isnan(r) else float(r) for r in recalls(matrix)])),
-                  "balanced_accuracy": balanced, "by_group": by_group, "atoms": int(matrix.sum())}
+    validation = validation_scores(val_split, predicted, classes)
     if pointnet:
         validation["orientation"] = f"every validation cloud randomly rotated (seed {seed + 1})"
     if site_classes:
         ok = val_split.sites >= 0
         site_pred = site_logits.argmax(dim=1).numpy()
         validation["site_accuracy"] = float((site_pred[ok] == val_split.sites[ok]).mean()) if ok.any() else None
-
     if novelty_record is not None:
         should_be_other = val_split.y == -2
         novelty_record["validation"] = {
             "class_atoms_novel": float(novel[val_split.y >= 0].mean()),
             "should_be_other_atoms_novel": float(novel[should_be_other].mean()) if should_be_other.any() else None}
+
     metadata = {
         # version-1 readers cannot build point clouds, version-2 readers would not average, version-3
         # readers would not reject novel atoms
@@ -599,7 +638,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
         "name": config["name"],
         "description": config.get("description", ""),
         "classes": classes,
-        "colors": [list(colors.get(c) or standard_color(c)) for c in classes],
+        "colors": class_colors(config, classes),
         "site_classes": site_classes,
         "site_property": config.get("sites", {}).get("property", ""),
         **({"site_classes_of": list(config["sites"].get("of", classes))} if site_classes else {}),
@@ -612,7 +651,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
             "config": config,
             "seed": seed,
             "threads": threads,
-            "epochs_run": epoch + 1,
+            "epochs_run": epochs_run,
             "best_epoch": best_epoch,
             **({"head_epochs_run": head_epochs} if average else {}),
             "training_atoms": {c: int(n) for c, n in zip(classes, counts)},
@@ -628,10 +667,9 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     }
     with quiet_torchscript():
         scripted = torch.jit.script(net)
-    model = StructureModel(module=scripted, metadata=metadata)
     path = Path(output) if output else Path(f"{config['name']}.pt")
-    model.save(path)
-    log(f"saved {path}: θ = {theta:.2f}, balanced validation accuracy {balanced:.4f}, "
+    StructureModel(module=scripted, metadata=metadata).save(path)
+    log(f"saved {path}: θ = {theta:.2f}, balanced validation accuracy {validation['balanced_accuracy']:.4f}, "
         f"{time.time() - t0:.0f} s")
     for line in report(metadata, counts):
         log(line)
