@@ -223,6 +223,16 @@ def nph_coexistence(run: LammpsRun, T: float, t_coex: float, T_hot: float, coupl
     return np.asarray(temps)
 
 
+def run_plan(execute, specs, root, force: bool, threads: int) -> None:
+    """``execute((spec, root, force))`` for every run of a generator's plan (the largest first), with
+    a line per run: its snapshots and time, "cached", or why it was dropped."""
+    specs = sorted(specs, key=lambda s: -s.cost)
+    for i, (name, written, dropped, dt, cached) in enumerate(
+            run_jobs(execute, [(s, root, force) for s in specs], threads), 1):
+        status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
+        print(f"[{i}/{len(specs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
+
+
 def run_jobs(function, jobs, threads: int = 1):
     """``function(job)`` for every job, in this process (threads = 1) or in ``threads`` worker processes
     (each job a single-threaded LAMMPS run); yields the results as they come."""

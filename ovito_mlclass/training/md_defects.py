@@ -70,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import lammps_state, run_jobs
+from .md import lammps_state, run_plan
 from .md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _meta, \
     _periodic_distance, _remove_close, _Run, crystal, element
 from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
@@ -1405,10 +1405,7 @@ def generate(split: str = "all", quick: bool = False, threads: int = 1, force: b
     root = Path(root) if root is not None else cache_dir()
     specs = sorted((s for sp in splits for s in plan(sp, quick)), key=lambda s: -s.cost)
     t0 = time.time()
-    for i, (name, written, dropped, dt, cached) in enumerate(
-            run_jobs(_execute, [(s, root, force) for s in specs], threads), 1):
-        status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
-        print(f"[{i}/{len(specs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
+    run_plan(_execute, specs, root, force, threads)
     folders = sorted({root / s.extra["dataset"] for s in specs})
     for folder in folders:
         write_manifest(folder, CLASSES)

@@ -135,7 +135,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_jobs
+from .md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_jobs, run_plan
 from .md_metals import ELEMENTS as METALS
 from .md_metals import _Run, _tag
 from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
@@ -999,10 +999,7 @@ def generate(split: str = "both", quick: bool = False, threads: int = 1, force: 
     specs = sorted((s for sp in splits for s in plan(sp, quick) if systems is None or s.system in systems),
                    key=lambda s: -s.cost)
     t0 = time.time()
-    for i, (name, written, dropped, dt, cached) in enumerate(
-            run_jobs(_execute, [(s, root, force) for s in specs], threads), 1):
-        status = "cached" if cached else f"{len(written)} snapshots in {dt:.0f} s"
-        print(f"[{i}/{len(specs)}] {name}: {status}" + (f"; DROPPED {dropped}" if dropped else ""), flush=True)
+    run_plan(_execute, specs, root, force, threads)
     write_manifest(root, CLASSES, dataset)
     print(f"{dataset}: {len(specs)} runs in {time.time() - t0:.0f} s -> {root}", flush=True)
     return sorted(p for sp in splits for p in (root / sp).glob("*.npz"))
