@@ -80,19 +80,21 @@ def kinetic_temperature(v, masses) -> float:
 
 
 class LammpsRun:
-    """One LAMMPS instance in metal units, built from NumPy positions in an orthogonal box: atoms of
-    one or more types under one pair style. Every MD step is counted and logged, so that a snapshot
-    can record the protocol that made it."""
+    """One LAMMPS instance in metal units, built from NumPy positions in an orthogonal box (or a
+    triclinic one with ``tilt`` = (xy, xz, yz), LAMMPS's convention): atoms of one or more types under
+    one pair style. Every MD step is counted and logged, so that a snapshot can record the protocol
+    that made it."""
 
     def __init__(self, positions, box, types, masses, pair_style: str, pair_coeff: str, timestep: float,
-                 seed: int, pbc=(True, True, True), threads: int = 1):
+                 seed: int, pbc=(True, True, True), threads: int = 1, tilt=None):
         self.seed, self.timestep = seed, timestep
         self.masses = np.asarray(masses, dtype=np.float64)          # per type
         self.lmp = lmp = new_lammps(threads)
         lmp.commands_list([
             "units metal", "atom_style atomic", "atom_modify map array",
             "boundary " + " ".join("p" if p else "f" for p in pbc),
-            f"region box block 0 {float(box[0])!r} 0 {float(box[1])!r} 0 {float(box[2])!r} units box",
+            f"region box {'prism' if tilt is not None else 'block'} 0 {float(box[0])!r} 0 {float(box[1])!r} "
+            f"0 {float(box[2])!r} " + ("" if tilt is None else " ".join(repr(float(t)) for t in tilt)) + " units box",
             f"create_box {len(self.masses)} box",
         ])
         n = len(positions)
