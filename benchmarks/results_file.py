@@ -1,12 +1,12 @@
 """benchmarks/RESULTS.md is shared: bench_descriptors.py writes the file, and bench_accuracy.py,
-bench_classify.py, bench_unsupervised.py, bench_scale.py and bench_orientation.py each own a section between HTML-comment markers that the others keep
+bench_classify.py, bench_unsupervised.py, bench_scale.py, bench_orientation.py and bench_user_training.py each own a section between HTML-comment markers that the others keep
 (the PointNet runs of bench_accuracy.py and bench_classify.py write sections of their own, ``--section``)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties",
-            "properties-krr", "scale", "fuzz", "orientation")
+            "properties-krr", "scale", "fuzz", "orientation", "user-training")
 
 
 def markers(name: str) -> tuple[str, str]:
