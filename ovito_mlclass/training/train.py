@@ -425,7 +425,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     if not config["data"].get("datasets"):  # your own structures or labelled frames
         from .user_data import prepare
 
-        config["data"]["datasets"] = [prepare(config, config_path)]
+        config["data"]["datasets"] = [prepare(config, config_path, progress)]
     classes = list(config["classes"])
     if OTHER in classes:
         raise ValueError(f"'{OTHER}' is the reject label and cannot be a class.")

@@ -63,9 +63,9 @@ DEFAULT_DISPLACEMENTS = (0.01, 0.03, 0.05, 0.07, 0.09)
 SEEDS_PER_AMPLITUDE = 3
 
 
-def prepare(config: dict, config_path: Path) -> str:
+def prepare(config: dict, config_path: Path, progress: bool = True) -> str:
     """Writes the snapshots of a config's ``[[data.structures]]`` and ``[[data.frames]]`` and
-    returns the dataset name to train on."""
+    returns the dataset name to train on; ``progress``: a progress bar for MD runs."""
     data = config["data"]
     classes = list(config["classes"])
     name = f"user-{config['name']}"
@@ -76,7 +76,7 @@ def prepare(config: dict, config_path: Path) -> str:
     base = config_path.parent
     written = 0
     for k, entry in enumerate(data.get("structures", [])):
-        written += _from_structure(entry, classes, base, root, k, config.get("seed", 0))
+        written += _from_structure(entry, classes, base, root, k, config.get("seed", 0), progress)
     for k, entry in enumerate(data.get("frames", [])):
         written += _from_frames(entry, classes, base, root, k)
     if not written:
@@ -111,7 +111,7 @@ def _nearest_distance(positions, cell, pbc) -> float:
     return float(np.median(np.linalg.norm(found.vectors, axis=1)))
 
 
-def _from_structure(entry: dict, classes: list, base: Path, root: Path, k: int, seed: int) -> int:
+def _from_structure(entry: dict, classes: list, base: Path, root: Path, k: int, seed: int, progress: bool) -> int:
     """Perturbed copies of one perfect structure, or short MD of it (``md``)."""
     cls = entry.get("class")
     if cls not in classes:
@@ -133,7 +133,8 @@ def _from_structure(entry: dict, classes: list, base: Path, root: Path, k: int, 
     label = np.full(len(positions), classes.index(cls), dtype=np.int16)
     d_nn = _nearest_distance(positions, cell, pbc)
     if "md" in entry:
-        return _from_md(entry, cls, classes, positions, species, cell, pbc, data, base, root, k, seed, d_nn)
+        return _from_md(entry, cls, classes, positions, species, cell, pbc, data, base, root, k, seed, d_nn,
+                        progress)
     amplitudes = [float(a) for a in entry.get("displacements", DEFAULT_DISPLACEMENTS)]
     between = [(a + b) / 2 for a, b in zip(amplitudes, amplitudes[1:])] or amplitudes
     rng = np.random.default_rng([seed, k])
@@ -317,7 +318,7 @@ def _md_job(job: dict):
         run.close()
 
 
-def _from_md(entry, cls, classes, positions, species, cell, pbc, data, base, root, k, seed, d_nn) -> int:
+def _from_md(entry, cls, classes, positions, species, cell, pbc, data, base, root, k, seed, d_nn, progress) -> int:
     """Short MD of the repeated structure at each temperature: the snapshots, labelled by construction."""
     from .md import run_jobs
 
@@ -338,12 +339,10 @@ def _from_md(entry, cls, classes, positions, species, cell, pbc, data, base, roo
                          "box": box, "tilt": None if orthogonal else tilt, "types": types, "pbc": pbc,
                          "d_nn": d_nn, "settings": settings, "where": where,
                          "seed": 1 + 1000 * (seed % 100_000) + 10 * k + j + offset})  # LAMMPS: 0 < seed
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        tqdm = None
     results = run_jobs(_md_job, jobs, settings["threads"])
-    if tqdm is not None:
+    if progress:
+        from tqdm import tqdm
+
         results = tqdm(results, total=len(jobs), desc=f"MD of {cls} ({len(positions)} atoms)", unit="run",
                        file=sys.stderr)
     label = np.full(len(positions), classes.index(cls), dtype=np.int16)
