@@ -198,6 +198,10 @@ def test_md_errors_name_what_to_mend(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="'Cu_nowhere.eam.alloy': not found next to the config"):
         train(md_config(tmp_path, 'potential = "Cu_nowhere.eam.alloy"\nelements = ["Cu"]\ntemperatures = [300]'),
               progress=False)
+    both = md_config(tmp_path, 'potential = "Cu_mishin1.eam.alloy"\nelements = ["Cu"]\ntemperatures = [300]')
+    both.write_text(both.read_text().replace("atoms = 256", "atoms = 256\ndisplacements = [0.05]"))
+    with pytest.raises(ValueError, match="give displacements or md, not both"):
+        train(both, progress=False)
     with pytest.raises(ValueError, match="md needs a list of temperatures"):
         train(md_config(tmp_path, 'potential = "Cu_mishin1.eam.alloy"\nelements = ["Cu"]\ntemperatures = []'),
               progress=False)

@@ -133,6 +133,9 @@ def _from_structure(entry: dict, classes: list, base: Path, root: Path, k: int, 
     label = np.full(len(positions), classes.index(cls), dtype=np.int16)
     d_nn = _nearest_distance(positions, cell, pbc)
     if "md" in entry:
+        if "displacements" in entry:
+            raise ValueError(f"[[data.structures]] #{k + 1}: give displacements or md, not both; for both, "
+                             f"give the structure twice.")
         return _from_md(entry, cls, classes, positions, species, cell, pbc, data, base, root, k, seed, d_nn,
                         progress)
     amplitudes = [float(a) for a in entry.get("displacements", DEFAULT_DISPLACEMENTS)]
@@ -267,16 +270,15 @@ def _types_and_masses(data, settings: dict, n_atoms: int, where: str):
 
 
 def lammps_frame(positions, cell, pbc):
-    """Positions (wrapped into the cell) and cell turned into LAMMPS's triclinic convention (a along x, b in the xy plane):
-    the R of the QR decomposition of the cell vectors, mirrored where needed to keep lx, ly, lz > 0.
-    Returns positions (origin at 0), box lengths and tilts (xy, xz, yz)."""
+    """Positions (wrapped into the cell) and cell turned into LAMMPS's triclinic convention (a along x,
+    b in the xy plane): the R of the QR decomposition of the cell vectors, mirrored where needed to
+    keep lx, ly, lz > 0. Returns positions (origin at 0), box lengths and tilts (xy, xz, yz)."""
     q, r = np.linalg.qr(cell[:, :3])
     signs = np.where(np.diag(r) < 0, -1.0, 1.0)
     q, r = q * signs, r * signs[:, None]
     frac = np.linalg.solve(cell[:, :3], (positions - cell[:, 3]).T).T
     periodic = list(pbc)
-    frac[:, periodic] %= 1.0
-    frac[frac >= 1.0] = 0.0  # (-1e-17 % 1.0 is 1.0)
+    frac[:, periodic] = np.where(frac[:, periodic] % 1.0 >= 1.0, 0.0, frac[:, periodic] % 1.0)  # -1e-17 % 1 == 1
     return frac @ r.T, np.diag(r).copy(), (r[0, 1], r[0, 2], r[1, 2])
 
 
@@ -295,7 +297,7 @@ def _md_job(job: dict):
     try:
         T = job["T"]
         run.velocities(T)
-        if s["ensemble"] == "npt":
+        if s["ensemble"] == "npt" and any(job["pbc"]):  # (a box without periodic axes has no pressure)
             free = " ".join(f"{d} 0 0 1" for d, p in zip("xyz", job["pbc"]) if p)
             run.lmp.command(f"fix ens all npt temp {T} {T} 0.1 {free}")
         else:
