@@ -200,7 +200,9 @@ def main():
              "set (`md_metals`, other seeds, boxes and protocol), never seen by the training. Accuracy = the "
              "fraction of a run's atoms labelled with their lattice (Other counts as wrong); mean over the "
              f"training seeds {', '.join(map(str, args.seeds))} with the range (min–max) in brackets; no seed "
-             "was chosen. Time = the whole `train` call (MD, features, training), per seed.", "",
+             "was chosen. Time = the whole `train` call (MD, features, training), per seed. The models know only "
+             "these three classes, so the held-out liquids are not scored: nothing here tests the rejection of other "
+             "structures.", "",
              f"### Per class at {TARGET} T_m (Cu, Fe, Mg; 2 snapshots each)", "",
              "| variant | FCC (Cu) | BCC (Fe) | HCP (Mg) | time to train [s] | training atoms | epochs |",
              "|---|---|---|---|---|---|---|"]
