@@ -37,7 +37,7 @@ bulk("Mg", "hcp", a=3.184, c=5.18).write(work / "mg.xyz")
 # equilibrates for ``equilibration`` ps at zero pressure, then takes ``snapshots`` snapshots
 # ``interval`` ps apart.
 config = work / "mine.toml"
-config.write_text("""
+text = """
 name = "mine"
 classes = ["FCC", "BCC", "HCP"]
 seed = 1
@@ -83,11 +83,12 @@ hidden = [32, 32]
 
 [training]
 epochs = 40
-""")
+"""
 
 # %%
 # The same as ``ovito-mlclass train mine.toml -o mine.pt`` on the command line. The validation
 # confusion matrix shows how well the classes are told apart at the temperatures in between.
+config.write_text(text)
 model = StructureModel.load(train(config, output=work / "mine.pt", progress=False))
 for name, recall in model.metadata["validation"]["recall"].items():
     if recall is not None:
