@@ -539,7 +539,8 @@ def main(argv=None) -> int:
     run_map.add_argument("--table", metavar="CSV", help="also write the values, one row per atom")
     run_map.set_defaults(handler=structure_map)
     run_train = commands.add_parser("train", help="train a model from a config: a built-in one (metals, ice, tcp, "
-                                    "metals-pointnet, ice-pointnet) or your own, with your structures or labelled frames")
+                                    "metals-pointnet, ice-pointnet) or your own, from your structures (perturbed "
+                                    "or by MD) or labelled frames")
     run_train.add_argument("config", help="config name or TOML file")
     run_train.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
     run_train.add_argument("--threads", type=count(1), default=None, help="torch threads (default: the config's)")

@@ -91,9 +91,9 @@ def kinetic_temperature(v, masses, units: str = "metal") -> float:
 
 
 class LammpsRun:
-    """One LAMMPS instance built from NumPy positions in an orthogonal box: atoms of one or more types
-    under one pair style. Every MD step is counted and logged, so that a snapshot can record the
-    protocol that made it.
+    """One LAMMPS instance built from NumPy positions in an orthogonal box (or a triclinic one with
+    ``tilt`` = (xy, xz, yz), LAMMPS's convention): atoms of one or more types under one pair style.
+    Every MD step is counted and logged, so that a snapshot can record the protocol that made it.
 
     Metal units at P = 0 with Nose-Hoover damping 0.1 ps (T) and 1 ps (P) unless told otherwise;
     ``tdamp`` and ``pdamp`` are in the time unit of ``units``. ``positions`` None: an empty box, for
@@ -101,7 +101,7 @@ class LammpsRun:
 
     def __init__(self, positions, box, types, masses, pair_style: str, pair_coeff: str, timestep: float,
                  seed: int, pbc=(True, True, True), threads: int = 1, units: str = "metal",
-                 pressure: float = 0.0, tdamp: float = 0.1, pdamp: float = 1.0, skin: float = 1.0):
+                 pressure: float = 0.0, tdamp: float = 0.1, pdamp: float = 1.0, skin: float = 1.0, tilt=None):
         self.seed, self.timestep, self.units = seed, timestep, units
         self.pressure, self.tdamp, self.pdamp = pressure, tdamp, pdamp
         self.masses = np.asarray(masses, dtype=np.float64)          # per type
@@ -109,7 +109,8 @@ class LammpsRun:
         lmp.commands_list([
             f"units {units}", "atom_style atomic", "atom_modify map array",
             "boundary " + " ".join("p" if p else "f" for p in pbc),
-            f"region box block 0 {float(box[0])!r} 0 {float(box[1])!r} 0 {float(box[2])!r} units box",
+            f"region box {'prism' if tilt is not None else 'block'} 0 {float(box[0])!r} 0 {float(box[1])!r} "
+            f"0 {float(box[2])!r} " + ("" if tilt is None else " ".join(repr(float(t)) for t in tilt)) + " units box",
             f"create_box {len(self.masses)} box",
         ])
         self.types = None                                           # by atom id - 1

@@ -165,8 +165,9 @@ def group_name(meta: dict) -> str:
     """How results are broken down: kind of run, lattice and temperature (as a fraction of T_m)."""
     kind = meta.get("kind", "")
     phase = meta.get("lattice") or meta.get("phase") or meta.get("structure") or ""
-    t, u = meta.get("T_over_Tm"), meta.get("amplitude_d_nn")
-    condition = f"{t:.2f} Tm" if isinstance(t, (int, float)) else (f"u = {u:.2f} d_nn" if isinstance(u, (int, float)) else "")
+    t, u, T = meta.get("T_over_Tm"), meta.get("amplitude_d_nn"), meta.get("temperature_K")
+    condition = f"{t:.2f} Tm" if isinstance(t, (int, float)) else (f"u = {u:.2f} d_nn" if isinstance(u, (int, float)) else
+                                                                  f"{T:g} K" if isinstance(T, (int, float)) else "")
     return " ".join(str(p) for p in (kind, phase, condition) if p) or "all"
 
 
@@ -532,7 +533,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     if not config["data"].get("datasets"):  # your own structures or labelled frames
         from .user_data import prepare
 
-        config["data"]["datasets"] = [prepare(config, config_path)]
+        config["data"]["datasets"] = [prepare(config, config_path, progress)]
     classes = list(config["classes"])
     if OTHER in classes:
         raise ValueError(f"'{OTHER}' is the reject label and cannot be a class.")
