@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BCC_BASIS, FCC_BASIS, crystal
+from conftest import BCC_BASIS, FCC_BASIS, crystal, make_data
 from ovito_mlclass.classify import classify
 from ovito_mlclass.cli import main
 from ovito_mlclass.model import StructureModel
@@ -55,6 +55,11 @@ threads = 1
     for kind in ("fcc", "bcc"):  # thermal lattices of another size and seed, in lattice-constant units
         result = classify(crystal(kind, 5, sigma=0.035, seed=21), model)
         assert (result.type_names == kind.upper()).mean() >= 0.98
+    # like the built-in default model, it scores novelty: a lattice of neither class is Other
+    assert model.has_novelty and model.metadata["novelty"]["quantile"] == 0.999
+    grid = np.stack(np.meshgrid(*[np.arange(7)] * 3, indexing="ij"), -1).reshape(-1, 3) * 2.6
+    simple_cubic = make_data(grid + np.random.default_rng(3).normal(0, 0.03, grid.shape), np.eye(3) * 7 * 2.6)
+    assert (classify(simple_cubic, model).type_names == "Other").mean() >= 0.95
 
 
 def test_a_model_from_labelled_frames(tmp_path, monkeypatch):

@@ -89,9 +89,13 @@ def load_config(name_or_path) -> tuple[dict, Path]:
     """A structure-classifier config by built-in name (``metals``, ``ice``, ``tcp``, ``metals-pointnet``,
     ``ice-pointnet``) or path. A config of your own may leave out ``[features]`` (then
     :data:`DEFAULT_FEATURES`) and give its data as structures or labelled frames
-    (:mod:`.user_data`) instead of datasets."""
+    (:mod:`.user_data`) instead of datasets; such a model gets the novelty score of the built-in
+    default model (``[novelty] quantile = 0.999``) unless the config says otherwise."""
     config, path = read_config(name_or_path, ("name", "classes", "data"))
     config.setdefault("features", DEFAULT_FEATURES)
+    own_data = not config["data"].get("datasets")
+    if own_data and config.get("network", {}).get("kind", "feedforward") == "feedforward":
+        config.setdefault("novelty", {"quantile": 0.999})
     return config, path
 
 
