@@ -5,8 +5,9 @@
   logits, with an optional second head for a per-atom site label (Frank–Kasper coordination), and a
   novelty score: how unlike the training atoms of its predicted class an atom is, from
   class-conditional Gaussians of the standardised descriptors (Mahalanobis distances, as DC3's
-  outlier detection works in the descriptor space), each scaled so that 1 is its threshold. The descriptors, not a hidden layer:
-  a layer trained to tell the classes apart maps structures of no class into the class regions.
+  outlier detection works in the descriptor space), each scaled so that 1 is its threshold. The
+  descriptors, not a hidden layer: a layer trained to tell the classes apart maps structures of no
+  class into the class regions.
 - :class:`PointNet` (Qi et al., CVPR 2017, as used for crystal structures by DeFever et al., Chem.
   Sci. 10, 7503 (2019)): the scaled vectors to an atom's N nearest neighbours (the ``point_cloud``
   feature block) -> one small MLP applied to every point -> max over the points -> MLP head.
