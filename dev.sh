@@ -65,6 +65,8 @@ case "${1:-}" in
     OMP_NUM_THREADS=1 python benchmarks/bench_properties_krr.py || echo "composition-model benchmark skipped: it needs ../shared/data" >&2
     python benchmarks/bench_scale.py   # Dask vs serial on 100 x 100k atoms, in-situ LAMMPS overhead (~10 minutes)
     python benchmarks/bench_orientation.py   # orientation near melting vs PTM (MD snapshots made on the first run)
+    python benchmarks/bench_user_training.py   # a model from perfect lattices alone (MD with the wheel's potentials)
+    python benchmarks/bench_install.py   # install size and start-up, against the revision before the lean install
     ;;
   *)
     sed -n '2,7p' "$0"

@@ -403,7 +403,7 @@ def table(rows, methods, group_label="T/T_m"):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["openworld", "metals", "ice", "tcp"])
+    parser.add_argument("--models", nargs="+", default=["metals", "ice", "tcp"])
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--section", default="accuracy", help="marked section of the output file to (re)write")
     args = parser.parse_args()
