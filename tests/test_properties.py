@@ -179,11 +179,145 @@ def test_composition_baseline_is_the_least_squares_fit():
     np.testing.assert_allclose(after - before, np.mean((offsets - old)[[11, 17]]), atol=1e-4)
 
 
-def test_scripted_network_matches_eager():
-    net = random_network()
+def constrained_network(output, seed=0):
+    """A random network whose readout carries an output constraint; its shift and baselines are
+    set far negative, so that only the construction can keep the outputs non-negative."""
+    torch.manual_seed(seed)
+    table = np.random.default_rng(seed).normal(size=(101, 20)).astype(np.float32)
+    net = CGCNN(table, cutoff=6.0, gaussian_step=0.3, width=16, n_conv=2, hidden=[24], output=output,
+                softplus_beta=3.0)
+    net.element_baseline.copy_(torch.randn(101) - 20.0)
+    net.target_mean.fill_(-30.0)
+    net.target_std.fill_(5.0)
+    return net.eval()
+
+
+def random_crystals(seed, single_element=False, count=12):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n = int(rng.integers(1, 7))
+        cell = np.diag(rng.uniform(2.5, 5.0, 3)) + rng.normal(0, 0.4, (3, 3))
+        numbers = np.full(n, rng.integers(1, 95)) if single_element else rng.integers(1, 95, n)
+        yield Crystal(numbers, rng.random((n, 3)) @ cell, cell)
+
+
+def elemental_crystals():
+    """fcc Cu, bcc Fe, diamond Si, hcp Mg at their experimental lattice constants (ase.build.bulk)."""
+    from ase.build import bulk
+
+    from ovito_mlclass.properties import crystal_from_atoms
+
+    return {name: crystal_from_atoms(bulk(*args, **kw), name) for name, args, kw in [
+        ("fcc Cu", ("Cu", "fcc"), {"a": 3.615}), ("bcc Fe", ("Fe", "bcc"), {"a": 2.867}),
+        ("diamond Si", ("Si", "diamond"), {"a": 5.431}), ("hcp Mg", ("Mg", "hcp"), {"a": 3.209, "c": 5.211})]}
+
+
+def test_non_negative_output_is_a_softplus_of_each_contribution():
+    """output = "non_negative": each contribution is softplus_β of the unconstrained value, so contributions
+    and their mean are >= 0 on random crystals (a shift of -30 target units does not break it)."""
+    net = constrained_network("non_negative")
+    free = constrained_network("linear")
+    free.load_state_dict(net.state_dict())
+    for crystal in list(random_crystals(3)) + list(elemental_crystals().values()):
+        value, sigma, contributions = predict(net, crystal)
+        unconstrained = predict(free, crystal)[2]
+        expected = np.logaddexp(0.0, 3.0 * unconstrained) / 3.0
+        np.testing.assert_allclose(contributions, expected, rtol=1e-5, atol=1e-6)
+        assert value >= 0 and (contributions >= 0).all() and sigma > 0
+        np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5, atol=1e-7)
+
+
+def test_elemental_reference_output_vanishes_for_single_element_mixing():
+    """output = "elemental_reference": in a single-element crystal the prediction is the mean of
+    softplus_β(excess) >= 0, independent of the element baselines and of the shift; with the excess
+    head pushed down it is 0 for every element; a compound's prediction is that of the unconstrained
+    readout, its contributions additive."""
+    net = constrained_network("elemental_reference")
+    elemental = list(random_crystals(5, single_element=True)) + list(elemental_crystals().values())
+    before = [predict(net, c)[0] for c in elemental]
+    assert min(before) >= 0
+    with torch.no_grad():
+        net.element_baseline.add_(torch.randn(101) * 10)
+        net.target_mean.fill_(17.0)
+    np.testing.assert_allclose([predict(net, c)[0] for c in elemental], before, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        net.contribution[-1].bias[1] = -1e3  # excess -> softplus(-5000)/3 = 0
+    for crystal in elemental:
+        value, _, contributions = predict(net, crystal)
+        assert value == 0.0 and (contributions == 0.0).all()
+    free = constrained_network("linear")
+    state = {k: v for k, v in net.state_dict().items() if not k.startswith("contribution.")}
+    free.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        free.contribution[0].load_state_dict(net.contribution[0].state_dict())
+        free.contribution[-1].weight.copy_(net.contribution[-1].weight[:1])
+        free.contribution[-1].bias.copy_(net.contribution[-1].bias[:1])
+    value, _, contributions = predict(net, rock_salt())
+    expected = predict(free, rock_salt())
+    np.testing.assert_allclose([value, *contributions], [expected[0], *expected[2]], rtol=1e-5)
+    np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5)
+
+
+def test_elemental_reference_baseline_is_the_least_squares_fit():
+    """With output = "elemental_reference" the composition baseline is the least-squares fit (numpy's
+    as the reference) of the crystals of two or more elements only, and 0 for single-element ones."""
+    from ovito_mlclass.properties.train import fit_composition_baseline
+
+    rng = np.random.default_rng(8)
+    elements = np.array([3, 8, 11, 17, 26, 29])
+    graphs, fractions = [], []
+    for k in range(60):
+        numbers = np.concatenate([elements[[k % 6, (k + 1 + k // 6) % 6]], rng.choice(elements, rng.integers(0, 6))])
+        if k % 5 == 0:
+            numbers = np.full(3, elements[k % 6])
+        graphs.append(build_graph(Crystal(numbers, rng.random((len(numbers), 3)) * 5.0, np.eye(3) * 5.0), 6.0, 12))
+        fractions.append([np.mean(numbers == z) for z in elements])
+    fractions = np.asarray(fractions)
+    compound = (fractions > 0).sum(axis=1) > 1
+    y = fractions @ rng.normal(size=len(elements))
+    y[~compound] = rng.uniform(0, 0.5, (~compound).sum())  # not on the line: must not enter the fit
+    expected = np.linalg.lstsq(fractions[compound], y[compound], rcond=None)[0]
+    net = constrained_network("elemental_reference")
+    baseline = fit_composition_baseline(net, graphs, y, alpha=1e-9)
+    np.testing.assert_allclose(net.element_baseline.numpy()[elements], expected, atol=1e-4)
+    np.testing.assert_allclose(baseline[compound], y[compound], atol=1e-5)
+    assert np.all(baseline[~compound] == 0.0)
+
+
+def test_ensemble_combines_its_members():
+    """Deep ensemble: prediction = members' mean, σ² = mean σ² + variance of the predictions (times
+    sigma_scale), contributions = members' mean; eager and TorchScript agree; constraints survive."""
+    from ovito_mlclass.properties.cgcnn import Ensemble
+
+    for output in ("linear", "non_negative"):
+        members = [random_network(seed=k) if output == "linear" else constrained_network(output, seed=k) for k in range(3)]
+        ensemble = Ensemble(members).eval()
+        ensemble.sigma_scale.fill_(1.7)
+        with quiet_torchscript():
+            scripted = torch.jit.script(ensemble)
+        crystals = list(crystal_cases()) + [rock_salt()]
+        batch = Batch([build_graph(c, 6.0, 12) for c in crystals])
+        with torch.no_grad():
+            outs = [batch.run(m) for m in members]
+            value, sigma, contributions = batch.run(ensemble)
+            scripted_out = batch.run(scripted)
+        p = torch.stack([o[0] for o in outs])
+        np.testing.assert_allclose(value, p.mean(0), rtol=1e-5, atol=1e-6)
+        expected_sigma = 1.7 * np.sqrt(np.mean([o[1].numpy() ** 2 for o in outs], axis=0) + p.numpy().var(axis=0))
+        np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-5)
+        np.testing.assert_allclose(contributions, torch.stack([o[2] for o in outs]).mean(0), rtol=1e-5, atol=1e-6)
+        for a, b in zip((value, sigma, contributions), scripted_out):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+        if output == "non_negative":
+            assert value.min() >= 0 and contributions.min() >= 0
+
+
+@pytest.mark.parametrize("output", ["linear", "non_negative", "elemental_reference"])
+def test_scripted_network_matches_eager(output):
+    net = random_network() if output == "linear" else constrained_network(output)
     with quiet_torchscript():
         scripted = torch.jit.script(net)
-    batch = Batch([build_graph(c, 6.0, 12) for c in crystal_cases()])
+    batch = Batch([build_graph(c, 6.0, 12) for c in list(crystal_cases()) + [rock_salt()]])
     with torch.no_grad():
         pairs = list(zip(batch.run(net), batch.run(scripted)))
     for a, b in pairs:
@@ -331,6 +465,27 @@ batch_size = 8
 ''')
     assert main(["train-property", str(config), "-o", str(folder / "tiny.pt")]) == 0
     return PropertyModel.load(folder / "tiny.pt"), folder
+
+
+def test_training_an_ensemble(tiny_model, tmp_path):
+    """``ensemble = 2``: one file with two members from seeds 1 and 2, σ calibrated on validation."""
+    from ovito_mlclass.cli import main
+    from ovito_mlclass.properties.train import load_dataset, split_indices
+
+    _, folder = tiny_model
+    config = tmp_path / "tiny2.toml"
+    config.write_text((folder / "tiny.toml").read_text().replace("epochs = 2", "epochs = 2\nensemble = 2"))
+    assert main(["train-property", str(config), "-o", str(tmp_path / "tiny2.pt")]) == 0
+    model = PropertyModel.load(tmp_path / "tiny2.pt")
+    meta = model.metadata
+    assert meta["ensemble"] == 2 and meta["training"]["member_seeds"] == [1, 2]
+    assert len(list(model.module.members.named_children())) == 2
+    from ovito_mlclass.properties.train import load_config
+
+    crystals, y, _ = load_dataset(load_config(config)[0])
+    _, val_idx, _ = split_indices(len(y), 1, 0.25, 0.25)
+    prediction, sigma, _ = model.predict_graphs([model.graph(crystals[i]) for i in val_idx])
+    np.testing.assert_allclose(np.mean(((y[val_idx] - prediction) / sigma) ** 2), 1.0, rtol=1e-4)
 
 
 def test_training_records_split_scores_and_calibration(tiny_model):
@@ -492,3 +647,34 @@ def test_train_property_refuses_other_configs(tmp_path, capsys):
     config.write_text('kind = "property"\nname = "x"\nquantity = "x"\nunit = "eV"\n[data]\nfile = "missing.extxyz"\n'
                       'target = "x"\n')
     assert "training data not found" in cli_error(["train-property", str(config)], capsys)
+
+
+def test_shipped_band_gap_is_non_negative():
+    """The band-gap model's readout is softplus per atom: >= 0 for metals (fcc Cu), random crystals of
+    any elements, and the crystals of its data."""
+    model = PropertyModel.load("band-gap")
+    assert model.metadata["network"]["output"] == "non_negative"
+    crystals = list(elemental_crystals().values()) + list(random_crystals(11, count=30))
+    if (MATERIALS / SHIPPED["band-gap"]).exists():
+        crystals += read_extxyz(MATERIALS / SHIPPED["band-gap"], ["band_gap"])[:200]
+    values, _, contributions = model.predict_graphs([model.graph(c) for c in crystals])
+    assert values.min() >= 0 and min(c.min() for c in contributions) >= 0
+
+
+def test_shipped_formation_energy_of_elemental_crystals():
+    """Formation energy is zero for an element's ground state by definition and >= 0 for its other
+    crystals: fcc Cu, bcc Fe, diamond Si, hcp Mg within 0.03 eV/atom of 0 (none of them is in the
+    training data), random single-element structures and the data's elemental crystals >= 0."""
+    model = PropertyModel.load("formation-energy")
+    assert model.metadata["network"]["output"] == "elemental_reference"
+    ground = elemental_crystals()
+    values, _, contributions = model.predict_graphs([model.graph(c) for c in ground.values()])
+    assert np.abs(values).max() <= 0.03, dict(zip(ground, values.round(4)))
+    for value, contrib in zip(values, contributions):
+        np.testing.assert_allclose(contrib.mean(), value, rtol=1e-5, atol=1e-7)
+    others = list(random_crystals(12, single_element=True, count=30))
+    if (MATERIALS / SHIPPED["formation-energy"]).exists():
+        data = read_extxyz(MATERIALS / SHIPPED["formation-energy"], ["formation_energy_per_atom"])
+        others += [c for c in data if len(set(c.numbers.tolist())) == 1]
+    values, _, _ = model.predict_graphs([model.graph(c) for c in others])
+    assert values.min() >= 0

@@ -21,7 +21,17 @@ atom's contribution. Inputs: atomic numbers (n,), the directed edge list ``cente
    and the prediction is the average of the contributions (the original code pools first and applies
    the MLP to the pooled vector, which has no per-atom decomposition). Each contribution includes its
    element's ``element_baseline`` (a linear composition model fitted before training, or zero);
-5. uncertainty: a second MLP on c gives log σ (a Gaussian negative-log-likelihood head), multiplied by
+5. output constraint (``output``), built into the readout so that it holds for every structure:
+   ``"linear"`` (none); ``"non_negative"`` (a band gap): each contribution is softplus_β(u_i) =
+   log(1 + exp(β u_i)) / β ≥ 0, u_i the atom's value in the target's unit, so the prediction, their
+   mean, is ≥ 0; ``"elemental_reference"`` (a formation energy, zero for the elements' reference
+   crystals by definition): in a crystal of two or more elements contribution_i = u_i + e_Z as in
+   ``"linear"``; in a single-element crystal contribution_i = softplus_β(w_i), w_i a second output of
+   the atom's MLP: no element offset and no shift enter, only a non-negative excess over the element's
+   reference, which the network drives towards 0 for ground states (softplus_β(w) -> 0 as w -> -∞;
+   β = ``softplus_beta`` per unit of the target, so that the excess reaches 0.01 eV/atom at a modest
+   w). The composition baseline is then fitted to the compounds only;
+6. uncertainty: a second MLP on c gives log σ (a Gaussian negative-log-likelihood head), multiplied by
    ``sigma_scale``, the calibration factor fitted on validation data after training.
 
 Targets are standardised inside the module (``target_mean``, ``target_std``), so its outputs are in
@@ -91,8 +101,14 @@ def mlp(widths: List[int]) -> nn.Sequential:
 
 class CGCNN(nn.Module):
     def __init__(self, element_table, cutoff: float = 8.0, gaussian_step: float = 0.2, width: int = 64,
-                 n_conv: int = 3, hidden: List[int] = (128,), convolution: str = "gated"):
+                 n_conv: int = 3, hidden: List[int] = (128,), convolution: str = "gated", output: str = "linear",
+                 softplus_beta: float = 1.0):
         super().__init__()
+        modes = {"linear": 0, "non_negative": 1, "elemental_reference": 2}
+        if output not in modes:
+            raise ValueError(f"output must be one of {sorted(modes)}, not {output!r}")
+        self.output_mode = modes[output]
+        self.softplus_beta = float(softplus_beta)
         self.register_buffer("elements", torch.as_tensor(element_table, dtype=torch.float32))
         self.expand = GaussianExpansion(cutoff, gaussian_step)
         edge_width = int(self.expand.centers.numel())
@@ -101,7 +117,7 @@ class CGCNN(nn.Module):
         nn.init.zeros_(self.element_vectors.weight)
         conv = {"gated": GatedConv, "simple": SimpleConv}[convolution]
         self.convs = nn.ModuleList([conv(width, edge_width) for _ in range(n_conv)])
-        self.contribution = mlp([2 * width] + list(hidden) + [1])
+        self.contribution = mlp([2 * width] + list(hidden) + [2 if self.output_mode == 2 else 1])
         self.log_sigma = mlp([width] + list(hidden)[:1] + [1])
         # per-element offset of the atom contributions (see fit_composition_baseline); zero = none
         self.register_buffer("element_baseline", torch.zeros(self.elements.shape[0]))
@@ -120,12 +136,55 @@ class CGCNN(nn.Module):
             0, crystal, torch.ones_like(crystal, dtype=atoms.dtype))
         pooled = torch.zeros((n_crystals, atoms.shape[1]), dtype=atoms.dtype, device=atoms.device).index_add_(
             0, crystal, atoms) / counts[:, None]
-        per_atom = self.contribution(torch.cat([atoms, pooled[crystal]], dim=1)).squeeze(1)
-        contributions = per_atom * self.target_std + self.target_mean + self.element_baseline[numbers]
+        heads = self.contribution(torch.cat([atoms, pooled[crystal]], dim=1))
+        per_atom = heads[:, 0]
+        if self.output_mode == 2:
+            # single-element crystals: every atom's element makes up the whole crystal
+            n_z = self.elements.shape[0]
+            key = crystal * n_z + numbers
+            same = torch.zeros(n_crystals * n_z, dtype=atoms.dtype, device=atoms.device).index_add_(
+                0, key, torch.ones_like(per_atom))
+            single = (same[key] == counts[crystal]).to(atoms.dtype)
+            mixing = per_atom * self.target_std + self.target_mean + self.element_baseline[numbers]
+            excess = nn.functional.softplus(heads[:, 1] * self.target_std, beta=self.softplus_beta)
+            contributions = (1.0 - single) * mixing + single * excess
+        elif self.output_mode == 1:
+            contributions = nn.functional.softplus(
+                per_atom * self.target_std + self.target_mean + self.element_baseline[numbers], beta=self.softplus_beta)
+        else:
+            contributions = per_atom * self.target_std + self.target_mean + self.element_baseline[numbers]
         prediction = torch.zeros(n_crystals, dtype=atoms.dtype, device=atoms.device).index_add_(
             0, crystal, contributions) / counts
         sigma = torch.exp(self.log_sigma(pooled).squeeze(1)) * self.target_std * self.sigma_scale
         return prediction, sigma, contributions
+
+
+class Ensemble(nn.Module):
+    """A deep ensemble (Lakshminarayanan et al., NeurIPS 2017): N networks of the same architecture
+    trained from different initialisations and data orders. Same inputs and outputs as one network:
+    prediction = the members' mean; σ² = mean of the members' σ² (each one's noise estimate) + the
+    variance of their predictions (their disagreement), σ times ``sigma_scale`` (calibrated on
+    validation data); contributions = the members' mean contributions, so their mean is still the
+    prediction, and every member's output constraint holds for the mean too."""
+
+    def __init__(self, members: List[CGCNN]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.register_buffer("sigma_scale", torch.ones(()))
+
+    def forward(self, numbers: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, distance: torch.Tensor,
+                crystal: torch.Tensor, n_crystals: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        predictions: List[torch.Tensor] = []
+        sigmas: List[torch.Tensor] = []
+        contributions: List[torch.Tensor] = []
+        for member in self.members:
+            p, s, c = member(numbers, center, neighbor, distance, crystal, n_crystals)
+            predictions.append(p)
+            sigmas.append(s)
+            contributions.append(c)
+        p_all = torch.stack(predictions)
+        variance = (torch.stack(sigmas) ** 2).mean(0) + p_all.var(0, unbiased=False)
+        return p_all.mean(0), torch.sqrt(variance) * self.sigma_scale, torch.stack(contributions).mean(0)
 
 
 class Batch:

@@ -63,6 +63,31 @@ def load_dataset(config: dict) -> tuple[list, np.ndarray, Path]:
     return [c for c, ok in zip(crystals, usable) if ok], y[usable], path
 
 
+def elemental_references(elements, cutoff: float, max_neighbors: int) -> tuple[list, list[str]]:
+    """Graphs of the elements' reference crystals (ase's ``reference_states``: the experimental
+    ground-state structure and lattice constants, built by ``ase.build.bulk``) for the given atomic
+    numbers, where ase can build one, and their names ("Cu fcc", ...). Their formation energy is 0
+    by definition, so a formation-energy config may add them to its training data
+    (``[data] elemental_references = true``) as labels that need no calculation."""
+    from ase.build import bulk
+    from ase.data import chemical_symbols, reference_states
+
+    from .graph import crystal_from_atoms
+
+    graphs, names = [], []
+    for z in sorted(set(int(z) for z in elements)):
+        state = reference_states[z] if z < len(reference_states) else None
+        if not state or state.get("symmetry") in (None, "atom", "diatom"):
+            continue
+        try:
+            atoms = bulk(chemical_symbols[z])
+        except Exception:  # ase has no builder for this structure (e.g. orthorhombic Ga, cubic Mn)
+            continue
+        graphs.append(build_graph(crystal_from_atoms(atoms, chemical_symbols[z]), cutoff, max_neighbors))
+        names.append(f"{chemical_symbols[z]} {state['symmetry']}")
+    return graphs, names
+
+
 def split_indices(n: int, seed: int, val_fraction: float, test_fraction: float):
     """Fixed seeded split: a permutation of range(n) cut into train / validation / test."""
     order = np.random.default_rng(seed).permutation(n)
@@ -108,7 +133,8 @@ def make_network(config: dict, element_table):
     g, n = config.get("graph", {}), config.get("network", {})
     return CGCNN(element_table, cutoff=float(g.get("cutoff", 8.0)), gaussian_step=float(g.get("gaussian_step", 0.2)),
                  width=int(n.get("width", 64)), n_conv=int(n.get("n_conv", 3)), hidden=list(n.get("hidden", [128])),
-                 convolution=n.get("convolution", "gated"))
+                 convolution=n.get("convolution", "gated"), output=n.get("output", "linear"),
+                 softplus_beta=float(n.get("softplus_beta", 1.0)))
 
 
 def evaluate(net, graphs, batch: int = 256):
@@ -136,8 +162,14 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
     baseline = np.zeros(len(y_train))
     if settings.get("composition_baseline", False):
         baseline = fit_composition_baseline(net, train_graphs, y_train)
-    net.target_mean.fill_(float((y_train - baseline).mean()))
-    net.target_std.fill_(float((y_train - baseline).std()))
+    residual = y_train - baseline
+    net.target_std.fill_(float(residual.std()))
+    compound = np.array([len(np.unique(g.numbers)) > 1 for g in train_graphs])
+    if getattr(net, "output_mode", 0) == 2 and compound.any():
+        net.target_mean.fill_(float(residual[compound].mean()))  # the shift enters compounds only
+        net.target_std.fill_(float(residual[compound].std()))
+    else:
+        net.target_mean.fill_(float(residual.mean()))
     epochs, batch = int(settings["epochs"]), int(settings["batch_size"])
     optimiser = torch.optim.AdamW(net.parameters(), lr=float(settings["learning_rate"]),
                                   weight_decay=float(settings.get("weight_decay", 1e-4)))
@@ -185,7 +217,9 @@ def fit_composition_baseline(net, graphs, y, alpha: float = 1e-3) -> np.ndarray:
     ridge regression on the training crystals, stores e_Z as the network's ``element_baseline``
     (elements absent from the training data get the mean target) and returns the baseline of
     every training crystal. The network then learns what composition alone does not explain; its
-    atom contributions stay additive (each atom's contribution includes its element's e_Z)."""
+    atom contributions stay additive (each atom's contribution includes its element's e_Z).
+    For a network with ``output = "elemental_reference"`` the model is fitted to the crystals of two
+    or more elements only, and is 0 for single-element crystals (as the network's readout)."""
     import torch
     from sklearn.linear_model import Ridge
 
@@ -193,11 +227,14 @@ def fit_composition_baseline(net, graphs, y, alpha: float = 1e-3) -> np.ndarray:
     fractions = np.zeros((len(graphs), n_elements))
     for k, g in enumerate(graphs):
         np.add.at(fractions[k], g.numbers, 1.0 / g.n_atoms)
-    ridge = Ridge(alpha=alpha, fit_intercept=True).fit(fractions, y)
-    seen = fractions.any(axis=0)
-    offsets = np.where(seen, ridge.coef_ + ridge.intercept_, float(np.mean(y)))
+    use = np.ones(len(graphs), dtype=bool)
+    if getattr(net, "output_mode", 0) == 2:
+        use = (fractions > 0).sum(axis=1) > 1
+    seen = fractions[use].any(axis=0)
+    ridge = Ridge(alpha=alpha, fit_intercept=True).fit(fractions[use], y[use])
+    offsets = np.where(seen, ridge.coef_ + ridge.intercept_, float(np.mean(y[use])))
     net.element_baseline.copy_(torch.as_tensor(offsets, dtype=torch.float32))
-    return fractions @ offsets
+    return np.where(use, fractions @ offsets, 0.0)
 
 
 def calibrate(net, val_graphs, y_val) -> float:
@@ -251,9 +288,31 @@ def train(config_name_or_path, output=None, threads: int | None = None, epochs: 
     log(f"{config['name']}: {len(crystals)} crystals from {source.name}; split {len(train_idx)} / {len(val_idx)} / "
         f"{len(test_idx)} (seed {seed})")
     table = element_table()
-    torch.manual_seed(seed)
-    net = make_network(config, table)
-    record = fit(net, pick(train_idx), y[train_idx], pick(val_idx), y[val_idx], settings, seed, log)
+    train_graphs, y_train, references = pick(train_idx), y[train_idx], []
+    if config["data"].get("elemental_references", False):
+        seen_train = np.unique(np.concatenate([graphs[i].numbers for i in train_idx]))
+        extra, references = elemental_references(seen_train, graph_settings["cutoff"], graph_settings["max_neighbors"])
+        train_graphs, y_train = train_graphs + extra, np.concatenate([y_train, np.zeros(len(extra))])
+        log(f"  + {len(extra)} elemental reference crystals (target 0 by definition) in the training set")
+    n_members = int(settings.get("ensemble", 1))
+    members, member_records = [], []
+    for k in range(n_members):  # member k: initialisation and data order from seed + k
+        if n_members > 1:
+            log(f"ensemble member {k + 1}/{n_members} (seed {seed + k})")
+        torch.manual_seed(seed + k)
+        member = make_network(config, table)
+        member_records.append(fit(member, train_graphs, y_train, pick(val_idx), y[val_idx], settings, seed + k, log))
+        if n_members > 1:
+            member_records[-1]["validation_mae"] = float(np.abs(evaluate(member, pick(val_idx))[0] - y[val_idx]).mean())
+        members.append(member)
+    if n_members > 1:
+        from .cgcnn import Ensemble
+
+        net = Ensemble(members).eval()
+        record = {"ensemble": n_members, "member_seeds": [seed + k for k in range(n_members)], "members": member_records,
+                  "seconds": round(sum(r["seconds"] for r in member_records), 1)}
+    else:
+        net, record = members[0], member_records[0]
     scale = calibrate(net, pick(val_idx), y[val_idx])
     val_scores = scores(*evaluate(net, pick(val_idx)), y[val_idx])
     test_scores = scores(*evaluate(net, pick(test_idx)), y[test_idx])
@@ -265,12 +324,17 @@ def train(config_name_or_path, output=None, threads: int | None = None, epochs: 
         "quantity": config["quantity"], "unit": config["unit"], "transform": config["data"].get("transform", "none"),
         "target": config["data"]["target"], "graph": graph_settings, "elements": seen, "max_z": int(len(table) - 1),
         "network": config.get("network", {}),
-        "uncertainty": {"method": "Gaussian NLL head, σ scaled on the validation split", "sigma_scale": scale},
+        "uncertainty": {"method": ("Gaussian NLL head, σ scaled on the validation split" if n_members == 1 else
+                                   f"deep ensemble of {n_members}: σ² = members' mean σ² (Gaussian NLL heads) + "
+                                   f"variance of their predictions, σ scaled on the validation split"),
+                        "sigma_scale": scale},
+        "ensemble": n_members,
         "validation": val_scores, "test": test_scores,
         "training": {"command": command + (f" --epochs {epochs}" if epochs is not None else "")
                      + (f" --limit {limit}" if limit else ""),
                      "config_file": config_path.name, "config": config, "data_file": str(config["data"]["file"]),
                      "data_sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None,
+                     "elemental_references": references,
                      "split_seed": seed, "split_sizes": {"train": len(train_idx), "validation": len(val_idx),
                                                          "test": len(test_idx)},
                      "threads": threads, "settings": settings, **record, "total_seconds": round(time.time() - t0, 1),
