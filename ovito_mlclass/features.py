@@ -17,6 +17,11 @@ features are scale-free, so one model serves every element of a lattice:
   at distance 1, as in the paper; a mean over a shell is less noisy in hot crystals), flattened
   to 3N columns x1, y1, z1, x2, ...
 
+``neighbor_mean = k`` (off by default) reaches one shell farther: every column of the blocks is
+repeated, averaged over the atom and its k nearest neighbours (of a q̄_l, an average of averages;
+names ending ``_mean<k>``). Structures that differ only beyond the blocks' reach, such as the
+stacking variants of a layered phase, differ in these averages.
+
 Every block needs all the neighbours it names: a frame in which some atom has fewer (a small
 non-periodic system) is refused with an :class:`~ovito_mlclass.neighbors.InputError`, whatever the
 block (a model trained on full neighbourhoods has no answer for a partial one).
@@ -84,11 +89,13 @@ class FeatureSpec:
     """Recipe of a feature vector. ``blocks``: see the module docstring. ``scale_neighbors``: the
     frame's length unit is the median over atoms of the mean distance to this many nearest
     neighbours. ``types``: particle type ids to describe (the others are left out entirely, as if
-    absent — e.g. the hydrogens of water); ``None`` = all."""
+    absent — e.g. the hydrogens of water); ``None`` = all. ``neighbor_mean``: see the module
+    docstring (0 = off)."""
 
     blocks: tuple = ()
     scale_neighbors: int = 12
     types: tuple | None = None
+    neighbor_mean: int = 0
     _names: tuple = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -101,20 +108,23 @@ class FeatureSpec:
         object.__setattr__(self, "scale_neighbors", int(self.scale_neighbors))
         if self.types is not None:
             object.__setattr__(self, "types", tuple(int(t) for t in self.types))
+        if not (isinstance(self.neighbor_mean, int) and self.neighbor_mean >= 0):
+            raise ValueError(f"neighbor_mean must be 0 (off) or a number of nearest neighbours, got {self.neighbor_mean!r}.")
         object.__setattr__(self, "_names", tuple(self._make_names()))
 
     # ---- serialisation ---------------------------------------------------------------------
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
-        unknown = set(d) - {"blocks", "scale_neighbors", "types"}
+        unknown = set(d) - {"blocks", "scale_neighbors", "types", "neighbor_mean"}
         if unknown:
             raise ValueError(f"Unknown key(s) {sorted(unknown)} in a feature specification.")
         return cls(blocks=tuple(d.get("blocks", ())), scale_neighbors=d.get("scale_neighbors", 12),
-                   types=d.get("types"))
+                   types=d.get("types"), neighbor_mean=d.get("neighbor_mean", 0))
 
     def to_dict(self) -> dict:
-        return {"blocks": [dict(b) for b in self.blocks], "scale_neighbors": self.scale_neighbors,
-                "types": None if self.types is None else list(self.types)}
+        d = {"blocks": [dict(b) for b in self.blocks], "scale_neighbors": self.scale_neighbors,
+             "types": None if self.types is None else list(self.types)}
+        return {**d, "neighbor_mean": self.neighbor_mean} if self.neighbor_mean else d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -125,6 +135,12 @@ class FeatureSpec:
         return list(self._names)
 
     def _make_names(self):
+        names = list(self._block_names())
+        yield from names
+        if self.neighbor_mean:
+            yield from (f"{name}_mean{self.neighbor_mean}" for name in names)
+
+    def _block_names(self):
         for b in self.blocks:
             if b["kind"] == "steinhardt":
                 tag = "vor" if b["neighbors"] == "voronoi" else f"nn{b['neighbors']}"
@@ -180,6 +196,7 @@ class FeatureSpec:
         # one nearest-neighbour search serves every block that needs one (the largest k)
         needs = [b["neighbors"] for b in self.blocks if b["kind"] in NEAREST_KINDS and b["neighbors"] != "voronoi"]
         needs += [self.scale_neighbors] if any(b["kind"] == "symmetry_functions" for b in self.blocks) else []
+        needs += [self.neighbor_mean]
         k_max = max(needs + [neighbors], default=0)
         report = progress or (lambda fraction, text: None)
         report(0.0, "neighbours")
@@ -217,10 +234,26 @@ class FeatureSpec:
             if b["kind"] != "point_cloud":
                 out[:, column:column + values.shape[1]] = values
             column += values.shape[1]
+        if self.neighbor_mean:
+            report(1.0, "features: neighbour mean")
+            require(self.neighbor_mean)
+            neighbor_mean(out[:, :column], nearest.neighbors.reshape(n, k_max)[:, :self.neighbor_mean],
+                          out=out[:, column:])
         report(1.0, "features done")
         if neighbors:
             return out, np.ascontiguousarray(nearest.neighbors.reshape(n, k_max)[:, :neighbors], dtype=np.int64)
         return out
+
+
+def neighbor_mean(values: np.ndarray, neighbors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Every row of ``values`` (n, m) averaged over the atom and its neighbours, the rows
+    ``neighbors`` (n, k) (all present), into ``out`` if given."""
+    out = np.empty_like(values) if out is None else out
+    out[:] = values
+    for j in range(neighbors.shape[1]):
+        out += values[neighbors[:, j]]
+    out /= neighbors.shape[1] + 1
+    return out
 
 
 def _first_k(nearest: nb.NeighborList, k_max: int, k: int) -> nb.NeighborList:

@@ -118,3 +118,33 @@ def test_every_block_refuses_a_frame_with_fewer_neighbours(block):
     # the extra rows a model averages over may be missing (-1)
     X, rows = FeatureSpec(blocks=({"kind": "distances", "neighbors": 7, "normalize": 7},)).compute(cube, neighbors=12)
     assert X.shape == (8, 7) and (rows[:, 7:] == -1).all() and (rows[:, :7] >= 0).all()
+
+
+def test_neighbor_mean_averages_every_column_over_the_nearest_neighbours():
+    """The ``_mean<k>`` columns are the block columns averaged over the atom and its k nearest
+    neighbours, found here by OVITO's own neighbour finder."""
+    from ovito.data import NearestNeighborFinder
+
+    data = crystal("bcc", 3, sigma=0.05, seed=3)
+    blocks = (STEINHARDT, {"kind": "distances", "neighbors": 14, "normalize": 8})
+    X = FeatureSpec(blocks=blocks, neighbor_mean=8).compute(data)
+    base = FeatureSpec(blocks=blocks).compute(data)
+    rows, _ = NearestNeighborFinder(8, data).find_all()
+    expected = np.array([base[np.r_[i, rows[i]]].mean(axis=0) for i in range(len(base))])
+    np.testing.assert_allclose(X, np.hstack([base, expected]), rtol=1e-12, atol=1e-14)
+
+
+def test_neighbor_mean_of_a_perfect_crystal_repeats_the_columns():
+    # every atom of ideal fcc is alike: its neighbours' mean is its own value
+    X = FeatureSpec(blocks=(STEINHARDT,), neighbor_mean=12).compute(crystal("fcc", 3))
+    np.testing.assert_allclose(X[:, 4:], X[:, :4], atol=1e-12)
+
+
+def test_neighbor_mean_round_trip_and_names():
+    spec = FeatureSpec.from_dict({"blocks": [{"kind": "distances", "neighbors": 2, "normalize": 2}],
+                                  "neighbor_mean": 6})
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    assert spec.names == ["d1/d2", "d2/d2", "d1/d2_mean6", "d2/d2_mean6"]
+    assert "neighbor_mean" not in FeatureSpec(blocks=spec.blocks).to_dict()  # older specs keep their form
+    with pytest.raises(ValueError, match="neighbor_mean"):
+        FeatureSpec(blocks=spec.blocks, neighbor_mean=-1)

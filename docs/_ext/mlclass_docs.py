@@ -139,7 +139,9 @@ class ModelCard(Directive):
             out += [f"   * - {shown}", f"     - {type_id}", f"     - {', '.join(f'{c:.2f}' for c in color)}",
                     f"     - {r:.4f}" if isinstance(r, float) else "     - "]
         out += ["", f"- Features: {len(model.features.names)} numbers per atom from "
-                f"{', '.join(_block(b) for b in model.features.blocks)}.",
+                f"{', '.join(_block(b) for b in model.features.blocks)}"
+                + (f", each also averaged over the atom and its {model.features.neighbor_mean} nearest neighbours"
+                   if model.features.neighbor_mean else "") + ".",
                 f"- Reject threshold θ = {model.reject_threshold:.2f} (chosen on validation data)."]
         if model.has_novelty:
             nov = meta["novelty"]
