@@ -127,3 +127,16 @@ def test_tcp_model_gives_no_frank_kasper_site_outside_the_tcp_phases(kind):
     result = classify(crystal(kind, 5, sigma=0.02, seed=4), "tcp")
     assert (result.type_names == kind.upper()).mean() > 0.99
     assert (np.array(result.site_names)[result.site_types] == "None").all()
+
+
+def test_tcp_modifier_writes_no_frank_kasper_site_in_fcc():
+    """The same through the OVITO modifier: every atom of an fcc crystal (by construction) gets
+    site type 0, named None."""
+    from ovito_mlclass import StructureClassifierModifier
+
+    data = crystal("fcc", 5, sigma=0.02, seed=6)
+    data.apply(StructureClassifierModifier(model="tcp"))
+    site = data.particles["Frank-Kasper Site"]
+    assert site.type_by_id(0).name == "None"
+    assert (np.asarray(site) == 0).all()
+    assert (np.asarray(data.particles["Structure Type"]) == 1).mean() > 0.99  # OVITO's FCC id
