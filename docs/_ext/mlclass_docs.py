@@ -129,6 +129,7 @@ class ModelCard(Directive):
         model = StructureModel.load(self.arguments[0], device="cpu")
         meta, kinds = model.metadata, model.structure_types
         v, t = meta.get("validation", {}), meta.get("training", {})
+        chosen_on = "calibration snapshots set aside from training" if t.get("calibration_files") else "validation data"
         out = [f"**{model.name}** — {meta.get('description', '')}", ""]
         out += [".. list-table:: Classes", "   :header-rows: 1", "", "   * - class", "     - structure type id",
                 "     - colour (RGB)", "     - validation recall"]
@@ -142,11 +143,11 @@ class ModelCard(Directive):
                 f"{', '.join(_block(b) for b in model.features.blocks)}"
                 + (f", each also averaged over the atom and its {model.features.neighbor_mean} nearest neighbours"
                    if model.features.neighbor_mean else "") + ".",
-                f"- Reject threshold θ = {model.reject_threshold:.2f} (chosen on validation data)."]
+                f"- Reject threshold θ = {model.reject_threshold:.2f} (chosen on {chosen_on})."]
         if model.has_novelty:
             nov = meta["novelty"]
             out.append(f"- Novelty: class-conditional Gaussians of the {nov['space']}; threshold at the "
-                       f"{nov['quantile']} quantile of each class's validation atoms.")
+                       f"{nov['quantile']} quantile of each class's atoms in the {chosen_on}.")
         if model.site_classes:
             out.append(f"- Site output ``{meta.get('site_property')}``: {', '.join(model.site_classes)} "
                        f"(for atoms of {', '.join(model.classes_with_sites)}).")
