@@ -245,14 +245,18 @@ class FeatureSpec:
         return out
 
 
-def neighbor_mean(values: np.ndarray, neighbors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def neighbor_mean(values: np.ndarray, neighbors: np.ndarray, out: np.ndarray | None = None,
+                  chunk: int = 65536) -> np.ndarray:
     """Every row of ``values`` (n, m) averaged over the atom and its neighbours, the rows
-    ``neighbors`` (n, k) (all present), into ``out`` if given."""
+    ``neighbors`` (n, k) (all present), into ``out`` if given; in chunks of atoms, so that the
+    temporaries stay small."""
     out = np.empty_like(values) if out is None else out
-    out[:] = values
-    for j in range(neighbors.shape[1]):
-        out += values[neighbors[:, j]]
-    out /= neighbors.shape[1] + 1
+    for start in range(0, len(values), chunk):
+        rows = slice(start, start + chunk)
+        total = values[rows].copy()
+        for j in range(neighbors.shape[1]):
+            total += values[neighbors[rows, j]]
+        out[rows] = total / (neighbors.shape[1] + 1)
     return out
 
 

@@ -5,7 +5,7 @@ from ovito.modifiers import SteinhardtParametersModifier as OvitoSteinhardt
 
 from conftest import crystal, make_data
 from ovito_mlclass.descriptors import SymmetryFunctions
-from ovito_mlclass.features import FeatureSpec
+from ovito_mlclass.features import FeatureSpec, neighbor_mean
 from ovito_mlclass import neighbors as nb
 
 STEINHARDT = {"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6], "averaged": True, "wl": False}
@@ -132,6 +132,7 @@ def test_neighbor_mean_averages_every_column_over_the_nearest_neighbours():
     rows, _ = NearestNeighborFinder(8, data).find_all()
     expected = np.array([base[np.r_[i, rows[i]]].mean(axis=0) for i in range(len(base))])
     np.testing.assert_allclose(X, np.hstack([base, expected]), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(neighbor_mean(base, rows.astype(np.int64), chunk=7), expected, rtol=1e-12, atol=1e-14)
 
 
 def test_neighbor_mean_of_a_perfect_crystal_repeats_the_columns():
