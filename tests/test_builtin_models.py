@@ -106,7 +106,7 @@ def test_metals_model_finds_the_stacking_fault():
 
 
 @pytest.mark.parametrize("phase", tcp.CLASSES)
-@pytest.mark.parametrize("u", [0.0, 0.02])  # rms displacement in nearest-neighbour distances
+@pytest.mark.parametrize("u", [0.0, 0.02, 0.05])  # 3D rms displacement in units of d_nn
 def test_tcp_model_on_ideal_and_perturbed_phases(phase, u):
     positions, cell, fk = tcp.build(phase)  # Wyckoff positions (published tables), FK site per atom
     reps = (3, 3, 3) if len(positions) < 40 else (2, 2, 1)
