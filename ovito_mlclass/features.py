@@ -89,8 +89,9 @@ class FeatureSpec:
     """Recipe of a feature vector. ``blocks``: see the module docstring. ``scale_neighbors``: the
     frame's length unit is the median over atoms of the mean distance to this many nearest
     neighbours. ``types``: particle type ids to describe (the others are left out entirely, as if
-    absent — e.g. the hydrogens of water); ``None`` = all. ``neighbor_mean``: see the module
-    docstring (0 = off)."""
+    absent — e.g. the hydrogens of water); ``None`` = all. ``neighbor_mean = k > 0``: every
+    column is also given averaged over the atom and its k nearest neighbours (names ending
+    ``_mean<k>``); 0 = off."""
 
     blocks: tuple = ()
     scale_neighbors: int = 12
