@@ -247,10 +247,10 @@ class FeatureSpec:
 
 
 def neighbor_mean(values: np.ndarray, neighbors: np.ndarray, out: np.ndarray | None = None,
-                  chunk: int = 65536) -> np.ndarray:
+                  chunk: int = 4096) -> np.ndarray:
     """Every row of ``values`` (n, m) averaged over the atom and its neighbours, the rows
-    ``neighbors`` (n, k) (all present), into ``out`` if given; in chunks of atoms, so that the
-    temporaries stay small."""
+    ``neighbors`` (n, k) (all present), into ``out`` if given; in chunks of atoms small enough
+    that a chunk's running sum stays in the CPU cache."""
     out = np.empty_like(values) if out is None else out
     for start in range(0, len(values), chunk):
         rows = slice(start, start + chunk)
