@@ -20,14 +20,14 @@ constexpr int kMaxDegree = 16;
 // SIMD lanes: each lane is one atom, so the sums over its bonds need no reduction across lanes.
 // GCC/Clang vector extensions, one register wide: 8 doubles with AVX-512, 4 otherwise (a vector
 // wider than the registers is passed through memory and spills, an order of magnitude slower).
-// kChains: bond slots whose recurrences run side by side (each is a chain of dependent
-// multiply-adds); 32 registers hold four chains, 16 only one.
+// kChains: bond slots whose recurrences run side by side, filling the pipeline while one waits
+// for its results; as many as the registers hold (32 with AVX-512, 16 otherwise).
 #ifdef __AVX512F__
 constexpr int kLanes = 8;
 constexpr int kChains = 4;
 #else
 constexpr int kLanes = 4;
-constexpr int kChains = 1;
+constexpr int kChains = 2;
 #endif
 typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double))));
 
@@ -101,7 +101,10 @@ inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const
             for (int u = 0; u < n_l; ++u) {
                 Lanes sr = sum_re[u], si = sum_im[u];
                 for (int q = 0; q < Q; ++q) {
-                    const Lanes p = zq[q] * (a1[u] * p1[q] + c1[u]) - a2[u] * p2[q] + c0[u];
+                    // p = z (a1 p1 + c1) - a2 p2 + c0, arranged so that only the last multiply-add
+                    // waits for p1: the chain from one degree to the next is one instruction long
+                    const Lanes addend = zq[q] * c1[u] - a2[u] * p2[q] + c0[u];
+                    const Lanes p = (a1[u] * zq[q]) * p1[q] + addend;
                     sr += p * rq[q];
                     si += p * iq[q];
                     p2[q] = p1[q];
