@@ -40,13 +40,14 @@ import numpy as np
 from results_file import replace_section
 
 HERE = Path(__file__).parent
+sys.path.append(str(HERE.parent / "training_data"))   # the training-data generators (repository scripts)
 SIZES = {"FCC": (9, 9, 9), "BCC": (11, 11, 11), "HCP": (11, 7, 9)}   # md_metals' validation boxes
 LATTICE_ID = {"FCC": 1, "HCP": 2, "BCC": 3}                           # OVITO's structure type ids
 
 
 def snapshot(symbol: str, fraction: float, seed: int):
     """One MD snapshot of the element's crystal at ``fraction`` T_m (cached)."""
-    from ovito_mlclass.training import md_metals
+    import md_metals
     from ovito_mlclass.training.snapshots import Snapshot, cache_dir
 
     path = cache_dir() / "orientation-bench" / f"{symbol}_T{round(100 * fraction):03d}_seed{seed}.npz"
@@ -84,7 +85,7 @@ def accuracy_row(symbol, fraction, seed):
 
     from ovito_mlclass.classify import classify
     from ovito_mlclass.orientation import disorientation, orientations
-    from ovito_mlclass.training import md_metals
+    import md_metals
 
     el = md_metals.element(symbol)
     snap = snapshot(symbol, fraction, seed)

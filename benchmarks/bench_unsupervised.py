@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +30,7 @@ import numpy as np
 from results_file import replace_section
 
 HERE = Path(__file__).parent
+sys.path.append(str(HERE.parent / "training_data"))   # the training-data generators (repository scripts)
 
 
 def purity(truth, predicted):
@@ -53,7 +55,7 @@ def score(truth, predicted):
 
 
 def cases():
-    from ovito_mlclass.training import phases
+    import phases
     from ovito_mlclass.training.snapshots import Snapshot, cache_dir
 
     val = cache_dir() / "metals" / "val"
@@ -95,7 +97,7 @@ def accuracy():
 def timing():
     from ovito_mlclass import unsupervised as U
     from ovito_mlclass.classify import classify
-    from ovito_mlclass.training import phases
+    import phases
     from ovito_mlclass.training.snapshots import Snapshot
 
     box = phases.build("fcc_liquid_bcc_liquid_val")

@@ -39,6 +39,7 @@ import numpy as np
 from results_file import replace_section
 
 HERE = Path(__file__).parent
+sys.path.append(str(HERE.parent / "training_data"))   # the training-data generators (repository scripts)
 ELEMENT_OF = {"FCC": "Cu", "BCC": "Fe", "HCP": "Mg"}
 TRAIN_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 TARGET = 0.75   # T/T_m of the reported held-out runs
@@ -47,7 +48,7 @@ PTM_ID = {"FCC": 1, "HCP": 2, "BCC": 3}
 
 def unit_cell(symbol: str):
     """The conventional cubic cell (fcc, bcc) or the hexagonal cell (hcp) at the 0 K lattice constant."""
-    from ovito_mlclass.training.md_metals import element
+    from md_metals import element
 
     el = element(symbol)
     a = el.a0
@@ -68,7 +69,7 @@ def write_xyz(path: Path, symbol: str):
 
 
 def config_text(variant: str, seed: int, threads: int) -> str:
-    from ovito_mlclass.training.md_metals import element
+    from md_metals import element
 
     lines = [f'name = "bench-{variant}"', 'classes = ["FCC", "BCC", "HCP"]', f"seed = {seed}"]
     for cls, symbol in ELEMENT_OF.items():
@@ -96,7 +97,7 @@ def held_out():
     files = held_out_files()
     if not files:
         raise SystemExit(f"no held-out snapshots in {cache_dir() / 'metals' / 'val'}: "
-                         "python -m ovito_mlclass.training.md_metals --split val")
+                         "python training_data/md_metals.py --split val")
     out = []
     for path in files:
         snap = Snapshot.load(path)
@@ -147,7 +148,7 @@ def main():
     import torch
 
     from ovito_mlclass.model import StructureModel
-    from ovito_mlclass.training.md_metals import element
+    from md_metals import element
     from ovito_mlclass.training.train import train
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-user-training-"))

@@ -18,9 +18,17 @@ namespace mlclass {
 constexpr int kMaxDegree = 16;
 
 // SIMD lanes: each lane is one atom, so the sums over its bonds need no reduction across lanes.
-// GCC/Clang vector extensions: AVX-512 where the build machine has it, two or four narrower
-// registers otherwise.
+// GCC/Clang vector extensions, one register wide: 8 doubles with AVX-512, 4 otherwise (a vector
+// wider than the registers is passed through memory and spills, an order of magnitude slower).
+// kChains: bond slots whose recurrences run side by side, filling the pipeline while one waits
+// for its results; as many as the registers hold (32 with AVX-512, 16 otherwise).
+#ifdef __AVX512F__
 constexpr int kLanes = 8;
+constexpr int kChains = 4;
+#else
+constexpr int kLanes = 4;
+constexpr int kChains = 2;
+#endif
 typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double))));
 
 // (l, m), m <= l, packed as l (l + 1) / 2 + m.
@@ -82,9 +90,7 @@ inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const
         const double* c0 = t.c0.data() + k;
         Lanes sum_re[kMaxDegree + 1], sum_im[kMaxDegree + 1];
         for (int u = 0; u < n_l; ++u) sum_re[u] = sum_im[u] = Lanes{};
-        // Q slots side by side: each recurrence is a chain of dependent multiply-adds, and the
-        // other chains fill the pipeline while one waits for its results (Q = 4: 1.4x faster than
-        // one slot at a time, measured on l <= 12 with 12 slots).
+        // Q slots side by side: the other chains fill the pipeline while one waits for its results.
         auto slots = [&](auto q_constant, size_t j) {
             constexpr int Q = decltype(q_constant)::value;
             Lanes zq[Q], rq[Q], iq[Q], p1[Q] = {}, p2[Q] = {};
@@ -95,7 +101,10 @@ inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const
             for (int u = 0; u < n_l; ++u) {
                 Lanes sr = sum_re[u], si = sum_im[u];
                 for (int q = 0; q < Q; ++q) {
-                    const Lanes p = zq[q] * (a1[u] * p1[q] + c1[u]) - a2[u] * p2[q] + c0[u];
+                    // p = z (a1 p1 + c1) - a2 p2 + c0, arranged so that only the last multiply-add
+                    // waits for p1: the chain from one degree to the next is one instruction long
+                    const Lanes addend = zq[q] * c1[u] - a2[u] * p2[q] + c0[u];
+                    const Lanes p = (a1[u] * zq[q]) * p1[q] + addend;
                     sr += p * rq[q];
                     si += p * iq[q];
                     p2[q] = p1[q];
@@ -111,7 +120,7 @@ inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const
             }
         };
         size_t j = 0;
-        for (; j + 4 <= size_t(n_slots); j += 4) slots(std::integral_constant<int, 4>(), j);
+        for (; j + kChains <= size_t(n_slots); j += kChains) slots(std::integral_constant<int, kChains>(), j);
         for (; j < size_t(n_slots); ++j) slots(std::integral_constant<int, 1>(), j);
         for (int u = 0; u < n_l; ++u) {
             store(re + lm_index(m + u, m) * kLanes, sum_re[u]);

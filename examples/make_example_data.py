@@ -73,13 +73,15 @@ import argparse
 import gzip
 import os
 import shutil
+import sys
 import tempfile
 import time
 
 from ovito_mlclass.training.md import LammpsRun, potential_path
-from ovito_mlclass.training.md_metals import ELEMENTS, crystal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.append(os.path.join(HERE, os.pardir, "training_data"))   # the training-data generators
+from md_metals import ELEMENTS, crystal  # noqa: E402
 DATA_DIR = os.path.join(HERE, os.pardir, "ovito_mlclass", "example_data")
 
 CU = ELEMENTS["Cu"]      # Cu_mishin1.eam.alloy, a0 = 3.615 A, T_m = 1327 K (Mishin et al. 2001)

@@ -30,26 +30,21 @@ def example_file() -> Path:
 def demo(args) -> int:
     """The main job on the bundled snapshot: classify it with the built-in metals model, print the
     counts (next to OVITO's PTM on the same atoms) and render a PNG coloured by structure type."""
-    from ovito.io import import_file
-    from ovito.modifiers import PolyhedralTemplateMatchingModifier
-
     from . import BACKEND
     from .modifiers import StructureClassifierModifier
     from .render import render_png
-    from .trajectory import type_counts
+    from .trajectory import open_trajectory, ptm_counts, type_counts
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     print(f"[1/3] reading {example_file().name}: a Cu crystal slab in its melt at T_m (real MD, EAM)")
-    pipeline = import_file(str(example_file()))
+    pipeline = open_trajectory(example_file())
     pipeline.modifiers.append(StructureClassifierModifier(model="metals"))
     started = time.perf_counter()
     data = pipeline.compute()
     elapsed = time.perf_counter() - started
     ours = type_counts(data.particles["Structure Type"])
-    reference = data.clone()
-    reference.apply(PolyhedralTemplateMatchingModifier())
-    ptm = type_counts(reference.particles["Structure Type"])
+    ptm = ptm_counts(data)
     print(f"[2/3] {data.particles.count} atoms classified in {elapsed:.2f} s ({BACKEND} kernel, model 'metals')")
     print(f"  {'structure':<10s} {'atoms':>8s} {'share':>7s}   OVITO PTM (default)")
     for name, count in ours.items():
@@ -146,10 +141,8 @@ def classify_files(args) -> int:
 def cluster_files(args) -> int:
     """Unsupervised structure discovery: fit on one frame, label the chosen frames, write the
     labelled file, PNG plots of both elbow curves and of the latent space, optionally a model."""
-    from ovito.io import export_file
-
     from .modifiers import UnsupervisedClassifierModifier
-    from .trajectory import check_output_folder, parse_frames, scan_trajectory, selection_modifier
+    from .trajectory import check_output_folder, export_frames, parse_frames, scan_trajectory, selection_modifier
 
     if args.neighbors == "voronoi":
         neighbors = {"neighbor_mode": "voronoi"}
@@ -200,15 +193,9 @@ def cluster_files(args) -> int:
         counts = [data.attributes[f"UnsupervisedClassifier.counts.{n.replace(' ', '_')}"] for n in class_names]
         print(f"{frame:5d}  " + "  ".join(f"{c:10d}" for c in counts), flush=True)
     if output is not None:
-        columns = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
-                   "Cluster Type", "Cluster Probability"]
-        available = [c for c in columns if c.split(".")[0] in data.particles]
-        fmt = FORMATS[output.suffix]
-        if len(frames) == 1:
-            export_file(pipeline, str(output), fmt, frame=frames[0], columns=available)
-        else:
-            export_file(pipeline, str(output), fmt, multiple_frames=True, start_frame=frames[0], end_frame=frames[-1],
-                        every_nth_frame=max(1, frames[1] - frames[0]), columns=available)
+        export_frames(pipeline, output, FORMATS[output.suffix], frames,
+                      ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
+                       "Cluster Type", "Cluster Probability"])
         print(f"wrote {output}")
     if args.plots:
         for png in plot_fit(modifier.last_fit, pipeline.compute(reference), Path(args.plots)):

@@ -319,6 +319,30 @@ def type_counts(prop) -> dict:
     return {t.name: int(counts[t.id]) for t in prop.types}
 
 
+def ptm_counts(data) -> dict:
+    """name -> particles of OVITO's PTM (default settings) on a copy of ``data``: the reference
+    printed next to a classifier's counts."""
+    from ovito.modifiers import PolyhedralTemplateMatchingModifier
+
+    reference = data.clone()
+    reference.apply(PolyhedralTemplateMatchingModifier())
+    return type_counts(reference.particles["Structure Type"])
+
+
+def export_frames(pipeline, output: Path, fmt: str, frames: list[int], columns: list[str]) -> None:
+    """Write ``frames`` of ``pipeline`` (one, or evenly spaced ones) to ``output`` in OVITO's file
+    format ``fmt``, with those of ``columns`` the last computed frame has."""
+    from ovito.io import export_file
+
+    particles = pipeline.compute(frames[-1]).particles
+    available = [c for c in columns if c.split(".")[0] in particles]
+    if len(frames) == 1:
+        export_file(pipeline, str(output), fmt, frame=frames[0], columns=available)
+    else:
+        export_file(pipeline, str(output), fmt, multiple_frames=True, start_frame=frames[0], end_frame=frames[-1],
+                    every_nth_frame=max(1, frames[1] - frames[0]), columns=available)
+
+
 def classify_frame(job: FrameJob) -> FrameResult:
     """Classify one frame and write it if asked; never raises for a bad frame (the error is returned)."""
     started, cpu = time.perf_counter(), time.process_time()

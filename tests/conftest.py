@@ -1,7 +1,14 @@
 """Structure builders and shared checks for the test suite."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ovito.data import DataCollection, ParticleType
+
+# The training-data generators are scripts of the repository, not modules of the installed package.
+# Appended, so that the installed (compiled) ovito_mlclass keeps precedence over the source tree.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "training_data"))
 
 FCC_BASIS = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
 BCC_BASIS = np.array([[0, 0, 0], [0.5, 0.5, 0.5]])

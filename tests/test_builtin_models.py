@@ -10,7 +10,8 @@ from conftest import crystal, make_data, random_rotation
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import StructureModel, builtin_models
 from ovito_mlclass.structure_types import ALIASES
-from ovito_mlclass.training import md_water, tcp
+import md_water
+import tcp
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
 
 DATA = Path(__file__).parent / "data"

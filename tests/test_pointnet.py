@@ -11,7 +11,7 @@ from ovito_mlclass.classify import classify
 from ovito_mlclass.features import FeatureSpec
 from ovito_mlclass.model import FORMAT_VERSION, ModelError, StructureModel, quiet_torchscript
 from ovito_mlclass.neighbors import InputError
-from ovito_mlclass.training import md_water
+import md_water
 from ovito_mlclass.training import train as tr
 from ovito_mlclass.training.network import PointNet, StructureNet
 

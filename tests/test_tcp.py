@@ -9,7 +9,7 @@ from ovito.data import DataCollection, NearestNeighborFinder
 from ovito.modifiers import VoronoiAnalysisModifier
 from ovito.pipeline import Pipeline, StaticSource
 
-from ovito_mlclass.training import tcp
+import tcp
 from ovito_mlclass.training.snapshots import Snapshot
 
 pytest.importorskip("ase")

@@ -96,15 +96,10 @@ class Snapshot:
 
     def to_data_collection(self):
         """An ``ovito.data.DataCollection`` with the positions, cell, types and a ``Label`` property."""
-        from ovito.data import DataCollection
+        from ..ovito_adapter import data_collection
 
-        data = DataCollection()
-        data.create_cell(self.cell, pbc=self.pbc)
-        particles = data.create_particles(count=len(self))
-        particles.create_property("Position", data=self.positions)
-        if self.species is not None:
-            particles.create_property("Particle Type", data=self.species)
-        particles.create_property("Label", data=self.labels.astype(np.int32))
+        data = data_collection(self.frame())
+        data.particles_.create_property("Label", data=self.labels.astype(np.int32))
         return data
 
 

@@ -88,13 +88,12 @@ def prepare(config: dict, config_path: Path, progress: bool = True) -> str:
 
 
 def _read(path: Path, frame: int = 0):
-    from ovito.io import import_file
-
-    from ..frames import with_cell
+    from ..ovito_adapter import with_cell
+    from ..trajectory import open_trajectory
 
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
-    pipeline = import_file(str(path), multiple_frames=True)
+    pipeline = open_trajectory(path)
     return pipeline, with_cell(pipeline.compute(frame))
 
 

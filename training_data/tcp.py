@@ -57,7 +57,7 @@ Layout: ``cache_dir()/tcp/{train,val}/<phase>_u<amplitude>_<copy>.npz`` and
 
 Usage::
 
-    python -m ovito_mlclass.training.tcp [--quick] [--split train|val|both] [--force] [--threads N] [--out DIR] [--no-md]
+    python training_data/tcp.py [--quick] [--split train|val|both] [--force] [--threads N] [--out DIR] [--no-md]
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .snapshots import Snapshot, cache_dir, write_manifest
+from ovito_mlclass.training.snapshots import Snapshot, cache_dir, write_manifest
 
 CLASSES = ("A15", "C14", "C15", "C36", "Sigma", "Mu")
 D_NN = 2.6  # Å, mean Frank–Kasper bond length after scaling
@@ -262,7 +262,7 @@ def thermal_snapshot(phase: str, amplitude: float, seed: int, target_atoms: int 
         "amplitude_d_nn": amplitude, "rms_displacement_A": amplitude * D_NN,
         "measured_rms_displacement_A": float(np.sqrt(np.mean(np.sum(displacement ** 2, axis=1)))),
         "displacement_model": "independent Gaussian, 3D rms = amplitude * d_nn",
-        "seed": seed, "generator": "ovito_mlclass.training.tcp", "generator_version": GENERATOR_VERSION,
+        "seed": seed, "generator": "training_data/tcp.py", "generator_version": GENERATOR_VERSION,
     }
     cell = np.hstack([sup_rows.T, np.zeros((3, 1))])
     return Snapshot(positions=positions, cell=cell, pbc=(True, True, True),
@@ -357,7 +357,7 @@ def md_snapshot(system: str, temperature: float, seed: int, target_atoms: int = 
     energy minimisation of the frame equals their site's Frank–Kasper coordination (< 0.99 means the
     phase did not survive; such frames are not written by ``generate``).
     """
-    from .md import lammps_state, new_lammps, potential_path
+    from ovito_mlclass.training.md import lammps_state, new_lammps, potential_path
 
     try:
         sysdef = MD_SYSTEMS[system]
@@ -517,7 +517,7 @@ def generate(split: str = "both", quick: bool = False, force: bool = False, out=
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ovito_mlclass.training.tcp", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python training_data/tcp.py", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small dataset 'tcp-quick' in seconds (for tests)")
     parser.add_argument("--split", default="both", choices=("train", "val", "both"))
     parser.add_argument("--force", action="store_true", help="regenerate files that already exist")

@@ -13,7 +13,7 @@ features are angular, hence scale-free; the nearest-neighbour distances of Cu an
 3 %). Atoms within ``seam`` of a seam keep their structure but lose their label (NO_LABEL), like
 the interface band of a coexistence snapshot: their neighbour shells straddle two slabs.
 
-    python -m ovito_mlclass.training.phases      # writes cache_dir()/unsupervised/*.npz (needs the metals data)
+    python training_data/phases.py      # writes cache_dir()/unsupervised/*.npz (needs the metals data)
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .snapshots import NO_LABEL, Snapshot, cache_dir
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, cache_dir
 
 SEAM = 5.0  # Å: two nearest-neighbour distances of Cu, the reach of a 12-neighbour q̄_l average
 
@@ -75,8 +75,8 @@ def build(name: str, root: Path | None = None) -> Snapshot:
     root = root or cache_dir() / "metals" / split
     missing = [s for s in stems if not (root / f"{s}.npz").exists()]
     if missing:
-        raise FileNotFoundError(f"metals snapshots {missing} not in {root}: run python -m "
-                                f"ovito_mlclass.training.md_metals --split {split}")
+        raise FileNotFoundError(f"metals snapshots {missing} not in {root}: run "
+                                f"python training_data/md_metals.py --split {split}")
     return stack([Snapshot.load(root / f"{s}.npz") for s in stems], meta={"name": name, "sources": stems})
 
 

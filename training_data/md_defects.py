@@ -56,7 +56,7 @@ hcp the other element than train at the same structure and T where the hcp range
 
 Usage::
 
-    python -m ovito_mlclass.training.md_defects [--quick] [--threads N] [--split train|val|ood|all] [--force]
+    python training_data/md_defects.py [--quick] [--threads N] [--split train|val|ood|all] [--force]
 """
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import lammps_state, run_plan
-from .md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _meta, \
+from ovito_mlclass.training.md import lammps_state, run_plan
+from md_metals import ELEMENTS, Element, RunSpec, _BASIS, _cell_lengths, _meta, \
     _periodic_distance, _remove_close, _Run, crystal, element
-from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "openworld-defects"
 OOD_DATASET = "openworld-ood"
@@ -650,7 +650,7 @@ def polycrystal(el: Element, length: float, n_grains: int, seed: int) -> Built:
     0.6 d_nn one is removed. ``extra["grain"]``: grain index."""
     from scipy.spatial import cKDTree
 
-    from .tcp import _random_rotation
+    from tcp import _random_rotation
 
     rng = np.random.default_rng(seed)
     box = np.full(3, float(length))
@@ -1089,7 +1089,7 @@ def _run_lattice(spec: RunSpec):
 
 def _run_tcp(spec: RunSpec):
     """A Frank-Kasper phase, metastable in a wheel potential, from tcp.md_snapshot (NPT, one frame)."""
-    from . import tcp
+    import tcp
 
     snap, match = tcp.md_snapshot(spec.extra["system"], spec.extra["T"], spec.seed, spec.extra.get("atoms", 2000))
     if match < tcp.MIN_QUENCHED_MATCH:
@@ -1414,7 +1414,7 @@ def generate(split: str = "all", quick: bool = False, threads: int = 1, force: b
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ovito_mlclass.training.md_defects",
+    ap = argparse.ArgumentParser(prog="python training_data/md_defects.py",
                                  description="Generate the 'openworld-defects' (train, val) and 'openworld-ood' "
                                              "(held-out test) MD snapshots.")
     ap.add_argument("--quick", action="store_true", help="tiny boxes and short runs (seconds; for tests)")

@@ -36,8 +36,8 @@ Elements (``ELEMENTS``), with the source of each T_m recorded in every snapshot'
 
 Usage::
 
-    python -m ovito_mlclass.training.md_metals [--quick] [--threads N] [--split train|val|both] [--force]
-    python -m ovito_mlclass.training.md_metals --measure-tm Cu Al      # NPH coexistence T_m
+    python training_data/md_metals.py [--quick] [--threads N] [--split train|val|both] [--force]
+    python training_data/md_metals.py --measure-tm Cu Al      # NPH coexistence T_m
 
 ``--threads N`` runs N independent single-threaded LAMMPS runs at once (worker processes). Reruns
 skip snapshots that exist unless ``--force``. ``--quick`` makes tiny boxes and short runs (seconds,
@@ -62,8 +62,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_plan
-from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
+from ovito_mlclass.training.md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_plan
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "metals"
 CLASSES = ("FCC", "BCC", "HCP", "Liquid")
@@ -297,8 +297,8 @@ def ptm_fractions(snap: Snapshot, rmsd_cutoff: float = 0.1) -> dict:
 
 def qbar6(snap: Snapshot, n_neighbors: int) -> np.ndarray:
     """Neighbour-averaged q6 (Lechner-Dellago) over the ``n_neighbors`` nearest neighbours."""
-    from ..descriptors import Steinhardt
-    from ..neighbors import nearest_neighbors
+    from ovito_mlclass.descriptors import Steinhardt
+    from ovito_mlclass.neighbors import nearest_neighbors
 
     nl = nearest_neighbors(snap.frame(), n_neighbors)
     return Steinhardt(degrees=(6,), averaged=True, wl=False).compute(nl)[:, 1]
@@ -795,7 +795,7 @@ def measure_melting_point(symbol: str, T_guess: float | None = None, reps=None, 
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ovito_mlclass.training.md_metals",
+    ap = argparse.ArgumentParser(prog="python training_data/md_metals.py",
                                  description="Generate the 'metals' training/validation MD snapshots.")
     ap.add_argument("--quick", action="store_true", help="tiny boxes and short runs (seconds; for tests)")
     ap.add_argument("--threads", type=int, default=1, help="LAMMPS runs at once (each single-threaded)")

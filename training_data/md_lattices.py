@@ -102,10 +102,10 @@ Every MD snapshot carries ``extra["velocity"]`` (Å/ps) and its kinetic temperat
 
 Usage::
 
-    python -m ovito_mlclass.training.md_lattices [--quick] [--threads N] [--split train|val|both] [--force]
+    python training_data/md_lattices.py [--quick] [--threads N] [--split train|val|both] [--force]
                                                  [--systems SYSTEM ...]
-    python -m ovito_mlclass.training.md_lattices --measure-tm Si-SW NiAl [--seeds 777 778] [--T-guess K]
-    python -m ovito_mlclass.training.md_lattices --fixtures tests/data/openworld   # copy the test fixtures
+    python training_data/md_lattices.py --measure-tm Si-SW NiAl [--seeds 777 778] [--T-guess K]
+    python training_data/md_lattices.py --fixtures tests/data/openworld   # copy the test fixtures
 
 ``--threads N`` runs N independent single-threaded LAMMPS runs at once. Reruns skip runs that finished
 (``<run>.done.json``) unless ``--force``. ``--quick`` makes tiny boxes and short runs (seconds, for tests)
@@ -135,11 +135,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_jobs, run_plan
-from .md_metals import ELEMENTS as METALS
-from .md_metals import _Run, _tag
-from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
-from .tcp import _random_rotation
+from ovito_mlclass.training.md import LammpsRun, load_lammps, nph_coexistence, potential_path, run_jobs, run_plan
+from md_metals import ELEMENTS as METALS
+from md_metals import _Run, _tag
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
+from tcp import _random_rotation
 
 DATASET = "openworld-bulk"
 CLASSES = ("FCC", "HCP", "BCC", "ICO", "Simple cubic", "Cubic diamond", "Hexagonal diamond", "Graphene", "Liquid")
@@ -1055,7 +1055,7 @@ def write_fixtures(folder, root=None) -> list[Path]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ovito_mlclass.training.md_lattices",
+    ap = argparse.ArgumentParser(prog="python training_data/md_lattices.py",
                                  description="Generate the 'openworld-bulk' training/validation MD snapshots.")
     ap.add_argument("--quick", action="store_true", help="tiny boxes and short runs (seconds; for tests)")
     ap.add_argument("--threads", type=int, default=1, help="LAMMPS runs at once (each single-threaded)")

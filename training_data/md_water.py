@@ -58,7 +58,7 @@ carries ``extra["velocity"]`` (A/fs), its kinetic temperature ``meta["T_kinetic"
 written before it was named so have ``meta["kinetic_temperature_K"]``) and its
 Chill+/IdentifyDiamond fractions in ``meta["checks"]``.
 
-Usage: ``python -m ovito_mlclass.training.md_water [--quick] [--threads N] [--split both]
+Usage: ``python training_data/md_water.py [--quick] [--threads N] [--split both]
 [--force] [--out DIR]``.  The training split has 21 runs, 84 snapshots, 2,240-3,672 molecules
 each; the validation split 17 runs, 68 snapshots; ``--quick`` makes tiny ones.  A crystal that breaks is reported and the
 remaining runs go on; ``generate`` raises at the end, listing the failed runs.
@@ -75,8 +75,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .md import LammpsRun, by_id
-from .snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
+from ovito_mlclass.training.md import LammpsRun, by_id
+from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, cache_dir, write_manifest
 
 DATASET = "ice"
 CLASSES = ("Hexagonal ice", "Cubic ice", "Clathrate", "Liquid water")
@@ -384,7 +384,7 @@ def _base_meta(spec, lmp):
                              "interface": IH_SOURCE}.get(spec.phase, "random liquid, see docstring"),
         "seed": spec.seed, "reps": list(spec.reps), "timestep_fs": TIMESTEP,
         "thermostat": f"Nose-Hoover tdamp {TDAMP} fs, pdamp {PDAMP} fs",
-        "lammps_version": int(lmp.version()), "generator": "ovito_mlclass.training.md_water",
+        "lammps_version": int(lmp.version()), "generator": "training_data/md_water.py",
         "spec": asdict(spec),
     }
 
@@ -591,7 +591,7 @@ def _stopped_early(existing):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m ovito_mlclass.training.md_water",
+    ap = argparse.ArgumentParser(prog="python training_data/md_water.py",
                                  description="mW water/ice training and validation data (LAMMPS).")
     ap.add_argument("--quick", action="store_true", help="tiny boxes and short runs (seconds; for tests)")
     ap.add_argument("--threads", type=int, default=1, help="OpenMP threads for LAMMPS (default 1)")
