@@ -1,5 +1,6 @@
 """Property prediction (CGCNN): crystal graphs, invariances, CGCNN folders, shipped models, errors."""
 import itertools
+import math
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from conftest import cli_error
 
 SHARED = Path(os.environ.get("OVITO_MLCLASS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MATERIALS = SHARED / "materials"
+ONE_SIGMA = math.erf(1 / math.sqrt(2))  # P(|z| <= 1) for a standard normal
 
 # a triclinic two-atom cell thinner than the 8 Å cutoff (widths about 2.6-3.4 Å)
 SMALL_CELL = np.array([[3.1, 0.0, 0.0], [0.9, 2.8, 0.0], [-0.6, 0.7, 3.3]])
@@ -227,6 +229,38 @@ def test_non_negative_output_is_a_softplus_of_each_contribution():
         np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5, atol=1e-7)
 
 
+def test_bounded_output_is_a_scaled_sigmoid_of_each_contribution():
+    """output = "bounded" with bounds (lo, hi) = (-1, 0.5) (a Poisson ratio): each contribution is
+    lo + (hi - lo) expit(logit((m - lo) / (hi - lo)) + 4 u s / (hi - lo)), u = (c - m) / s the
+    unconstrained network's standardised contribution c (scipy's expit and logit as the reference);
+    contributions and their mean stay within the bounds even with the last layer scaled 1000-fold."""
+    from scipy.special import expit, logit
+
+    lo, hi, m, s = -1.0, 0.5, 0.29, 0.07
+    torch.manual_seed(3)
+    table = np.random.default_rng(3).normal(size=(101, 20)).astype(np.float32)
+    net, free = (CGCNN(table, cutoff=6.0, gaussian_step=0.3, width=16, n_conv=2, hidden=[24], output=output,
+                       bounds=(lo, hi)).eval() for output in ("bounded", "linear"))
+    net.target_mean.fill_(m)
+    net.target_std.fill_(s)
+    free.load_state_dict(net.state_dict())
+    crystals = list(random_crystals(4)) + list(elemental_crystals().values())
+    for crystal in crystals:
+        value, sigma, contributions = predict(net, crystal)
+        u = (predict(free, crystal)[2] - m) / s
+        expected = lo + (hi - lo) * expit(logit((m - lo) / (hi - lo)) + 4 * u * s / (hi - lo))
+        np.testing.assert_allclose(contributions, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5, atol=1e-7)
+        assert sigma > 0
+    with torch.no_grad():
+        net.contribution[-1].weight.mul_(1000.0)
+        net.contribution[-1].bias.fill_(0.0)
+    extremes = np.concatenate([predict(net, c)[2] for c in crystals])
+    assert lo <= extremes.min() < lo + 0.01 and hi - 0.01 < extremes.max() <= hi  # saturated at both bounds
+    with pytest.raises(ValueError, match="lower < upper"):
+        CGCNN(table, output="bounded", bounds=(0.5, -1.0))
+
+
 def test_elemental_reference_output_vanishes_for_single_element_mixing():
     """output = "elemental_reference": in a single-element crystal the prediction is the mean of
     softplus_β(excess) >= 0, independent of the element baselines and of the shift; with the excess
@@ -312,7 +346,7 @@ def test_ensemble_combines_its_members():
             assert value.min() >= 0 and contributions.min() >= 0
 
 
-@pytest.mark.parametrize("output", ["linear", "non_negative", "elemental_reference"])
+@pytest.mark.parametrize("output", ["linear", "non_negative", "elemental_reference", "bounded"])
 def test_scripted_network_matches_eager(output):
     net = random_network() if output == "linear" else constrained_network(output)
     with quiet_torchscript():
@@ -485,7 +519,7 @@ def test_training_an_ensemble(tiny_model, tmp_path):
     crystals, y, _ = load_dataset(load_config(config)[0])
     _, val_idx, _ = split_indices(len(y), 1, 0.25, 0.25)
     prediction, sigma, _ = model.predict_graphs([model.graph(crystals[i]) for i in val_idx])
-    np.testing.assert_allclose(np.mean(((y[val_idx] - prediction) / sigma) ** 2), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(np.quantile(np.abs(y[val_idx] - prediction) / sigma, ONE_SIGMA), 1.0, rtol=1e-4)
 
 
 def test_training_records_split_scores_and_calibration(tiny_model):
@@ -502,7 +536,8 @@ def test_training_records_split_scores_and_calibration(tiny_model):
     assert meta["elements"] == sorted(set(np.concatenate([crystals[i].numbers for i in train_idx]).tolist()))
     graphs = [model.graph(c) for c in crystals]
     prediction, sigma, _ = model.predict_graphs([graphs[i] for i in val_idx])
-    np.testing.assert_allclose(np.mean(((y[val_idx] - prediction) / sigma) ** 2), 1.0, rtol=1e-4)  # calibrated
+    # calibrated: the erf(1/√2) quantile of the validation |z| is 1
+    np.testing.assert_allclose(np.quantile(np.abs(y[val_idx] - prediction) / sigma, ONE_SIGMA), 1.0, rtol=1e-4)
     prediction, _, _ = model.predict_graphs([graphs[i] for i in test_idx])
     np.testing.assert_allclose(meta["test"]["mae"], np.abs(prediction - y[test_idx]).mean(), rtol=1e-5)
 
