@@ -231,8 +231,8 @@ def test_non_negative_output_is_a_softplus_of_each_contribution():
 
 def test_bounded_output_is_a_scaled_sigmoid_of_each_contribution():
     """output = "bounded" with bounds (lo, hi) = (-1, 0.5) (a Poisson ratio): each contribution is
-    lo + (hi - lo) expit(logit((m - lo) / (hi - lo)) + 4 u s / (hi - lo)), u = (c - m) / s the
-    unconstrained network's standardised contribution c (scipy's expit and logit as the reference);
+    lo + (hi - lo) expit(logit(p) + u s / ((hi - lo) p (1 - p))), p = (m - lo) / (hi - lo), u = (c - m) / s
+    the unconstrained network's standardised contribution c (scipy's expit and logit as the reference);
     contributions and their mean stay within the bounds even with the last layer scaled 1000-fold."""
     from scipy.special import expit, logit
 
@@ -248,7 +248,8 @@ def test_bounded_output_is_a_scaled_sigmoid_of_each_contribution():
     for crystal in crystals:
         value, sigma, contributions = predict(net, crystal)
         u = (predict(free, crystal)[2] - m) / s
-        expected = lo + (hi - lo) * expit(logit((m - lo) / (hi - lo)) + 4 * u * s / (hi - lo))
+        p = (m - lo) / (hi - lo)
+        expected = lo + (hi - lo) * expit(logit(p) + u * s / ((hi - lo) * p * (1 - p)))
         np.testing.assert_allclose(contributions, expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5, atol=1e-7)
         assert sigma > 0
@@ -617,10 +618,11 @@ def test_cli_predict_property(tiny_model, capsys):
 
 
 SHIPPED = {"formation-energy": "mp_formation_energy_flla2015.extxyz.gz", "band-gap": "mp_dielectric_petousis2017.extxyz.gz",
-           "bulk-modulus": "mp_elastic_dejong2015.extxyz.gz", "shear-modulus": "mp_elastic_dejong2015.extxyz.gz"}
+           "bulk-modulus": "mp_elastic_dejong2015.extxyz.gz", "shear-modulus": "mp_elastic_dejong2015.extxyz.gz",
+           "poisson-ratio": "mp_elastic_dejong2015.extxyz.gz"}
 
 
-@pytest.mark.parametrize("name", ["band-gap", "shear-modulus"])
+@pytest.mark.parametrize("name", ["band-gap", "shear-modulus", "poisson-ratio"])
 def test_shipped_model_reproduces_its_recorded_test_mae(name):
     """Re-scores a shipped model on its fixed, seeded test split of the shared data."""
     from ovito_mlclass.properties.train import load_config, split_indices
@@ -713,3 +715,30 @@ def test_shipped_formation_energy_of_elemental_crystals():
         others += [c for c in data if len(set(c.numbers.tolist())) == 1]
     values, _, _ = model.predict_graphs([model.graph(c) for c in others])
     assert values.min() >= 0
+
+
+def test_shipped_poisson_ratio_within_physical_bounds(tmp_path):
+    """An isotropic, stable solid has -1 < ν < 1/2: the Poisson-ratio model's readout is bounded per
+    atom, so random crystals of any elements, metals and the crystals of its data stay inside; the
+    modifier reports the same value."""
+    from ovito.io import import_file
+
+    from ovito_mlclass import PropertyPredictorModifier
+
+    model = PropertyModel.load("poisson-ratio")
+    assert model.metadata["network"]["output"] == "bounded" and model.metadata["network"]["bounds"] == [-1.0, 0.5]
+    crystals = list(elemental_crystals().values()) + list(random_crystals(13, count=30))
+    if (MATERIALS / SHIPPED["poisson-ratio"]).exists():
+        crystals += read_extxyz(MATERIALS / SHIPPED["poisson-ratio"], ["poisson_ratio"])[:200]
+    values, sigmas, contributions = model.predict_graphs([model.graph(c) for c in crystals])
+    assert -1.0 <= values.min() and values.max() <= 0.5 and (sigmas > 0).all()
+    assert min(c.min() for c in contributions) >= -1.0 and max(c.max() for c in contributions) <= 0.5
+    crystal = rock_salt()
+    crystal.name, crystal.targets = "nacl", {"y": 0.0}
+    write_cgcnn_folder([crystal], tmp_path, "y")
+    pipeline = import_file(str(tmp_path / "nacl.cif"))
+    pipeline.modifiers.append(PropertyPredictorModifier(model="poisson-ratio"))
+    data = pipeline.compute()
+    expected = model.predict(read_cgcnn_folder(tmp_path, "y")[0])
+    np.testing.assert_allclose(data.attributes["PropertyPredictor.poisson_ratio"], expected.value, rtol=1e-5)
+    assert -1.0 < expected.value < 0.5

@@ -32,10 +32,10 @@ atom's contribution. Inputs: atomic numbers (n,), the directed edge list ``cente
    β = ``softplus_beta`` per unit of the target, so that the excess reaches 0.01 eV/atom at a modest
    w). The composition baseline is then fitted to the compounds only; ``"bounded"`` (a quantity with
    physical bounds lo < hi, ``bounds``, e.g. a Poisson ratio in (-1, 0.5)): each contribution is
-   lo + (hi - lo) σ(t_i), σ the logistic sigmoid, t_i = logit((m - lo) / (hi - lo)) + 4 u_i s / (hi - lo)
-   (m, s the training targets' mean and standard deviation, u_i the atom's standardised value), so every
-   contribution and their mean lie strictly inside (lo, hi); near the mean it acts as ``"linear"``
-   (slope s at the sigmoid's centre) and it bends towards the bounds only far from it;
+   lo + (hi - lo) σ(t_i), σ the logistic sigmoid, t_i = logit(p) + u_i s / ((hi - lo) p (1 - p)),
+   p = (m - lo) / (hi - lo) (m, s the training targets' mean and standard deviation, u_i the atom's
+   standardised value), so every contribution and their mean lie within the bounds; at the mean it acts
+   as ``"linear"`` (value m, slope s) and it bends towards the bounds away from it;
 6. uncertainty: a second MLP on c gives log σ (a Gaussian negative-log-likelihood head), multiplied by
    ``sigma_scale``, the calibration factor fitted on validation data after training.
 
@@ -158,8 +158,9 @@ class CGCNN(nn.Module):
             contributions = (1.0 - single) * mixing + single * excess
         elif self.output_mode == 3:
             span = self.upper - self.lower
-            centre = torch.logit(((self.target_mean - self.lower) / span).clamp(1e-3, 1 - 1e-3))
-            contributions = self.lower + span * torch.sigmoid(centre + per_atom * (4.0 * self.target_std / span))
+            p0 = ((self.target_mean - self.lower) / span).clamp(1e-3, 1 - 1e-3)
+            slope = self.target_std / (span * p0 * (1.0 - p0))  # d contribution / d u = s at the mean
+            contributions = self.lower + span * torch.sigmoid(torch.logit(p0) + per_atom * slope)
         elif self.output_mode == 1:
             contributions = nn.functional.softplus(
                 per_atom * self.target_std + self.target_mean + self.element_baseline[numbers], beta=self.softplus_beta)
