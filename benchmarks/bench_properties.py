@@ -53,7 +53,8 @@ gated convolution's linear map evaluated per atom and gathered onto the edges (s
 the per-edge arithmetic); an additive readout (each atom's value from its vector and the crystal's mean
 vector; the prediction is their mean) instead of pooling first; output constraints in that readout (band
 gap: each contribution a softplus, so ≥ 0; formation energy: contribution (1 − x_i)(u_i + e_Z) + x_i softplus(w_i),
-x_i the atom fraction of the atom's element, so a single-element crystal gets a non-negative excess only);
+x_i the atom fraction of the atom's element, so a single-element crystal gets a non-negative excess only;
+Poisson ratio: each contribution a scaled sigmoid within (−1, 0.5));
 for formation energy only, a composition model Σ_Z x_Z (1 − x_Z) e_Z fitted first (ridge regression, stored as
 the per-element e_Z, so the network learns what composition alone does not explain); L1 loss instead of MSE; AdamW with a 5%
 warm-up and cosine decay instead of constant-rate Adam; a Gaussian-NLL σ head. Times are wall-clock on a
