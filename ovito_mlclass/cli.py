@@ -536,13 +536,14 @@ def main(argv=None) -> int:
                                       "structure of a file or CGCNN folder")
     run_predict.add_argument("input", help="CGCNN folder (CIFs + id_prop.csv), extended XYZ, or any file OVITO reads")
     run_predict.add_argument("-m", "--model", default="formation-energy",
-                             help="formation-energy (default), bulk-modulus, shear-modulus, band-gap, or a model file")
+                             help="formation-energy (default), bulk-modulus, shear-modulus, poisson-ratio, band-gap, "
+                                  "or a model file")
     run_predict.add_argument("-o", "--output", help="CSV file for the predictions")
     run_predict.add_argument("--plot", metavar="PNG", help="parity plot and residual histogram (when the input holds "
                                                            "targets)")
     run_predict.set_defaults(handler=predict_property)
     run_train_property = commands.add_parser("train-property", help="train a property model (CGCNN) from a config "
-                                             "(built-in: formation-energy, bulk-modulus, shear-modulus, band-gap)")
+                                             "(built-in: formation-energy, bulk-modulus, shear-modulus, poisson-ratio, band-gap)")
     run_train_property.add_argument("config", help="config name or TOML file")
     run_train_property.add_argument("-o", "--output", help="model file to write (default: <name>.pt)")
     run_train_property.add_argument("--threads", type=count(1), default=None, help="torch threads (default: the config's)")

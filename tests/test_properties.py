@@ -1,5 +1,6 @@
 """Property prediction (CGCNN): crystal graphs, invariances, CGCNN folders, shipped models, errors."""
 import itertools
+import math
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from conftest import cli_error
 
 SHARED = Path(os.environ.get("OVITO_MLCLASS_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 MATERIALS = SHARED / "materials"
+ONE_SIGMA = math.erf(1 / math.sqrt(2))  # P(|z| <= 1) for a standard normal
 
 # a triclinic two-atom cell thinner than the 8 Å cutoff (widths about 2.6-3.4 Å)
 SMALL_CELL = np.array([[3.1, 0.0, 0.0], [0.9, 2.8, 0.0], [-0.6, 0.7, 3.3]])
@@ -227,6 +229,39 @@ def test_non_negative_output_is_a_softplus_of_each_contribution():
         np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5, atol=1e-7)
 
 
+def test_bounded_output_is_a_scaled_sigmoid_of_each_contribution():
+    """output = "bounded" with bounds (lo, hi) = (-1, 0.5) (a Poisson ratio): each contribution is
+    lo + (hi - lo) expit(logit(p) + u s / ((hi - lo) p (1 - p))), p = (m - lo) / (hi - lo), u = (c - m) / s
+    the unconstrained network's standardised contribution c (scipy's expit and logit as the reference);
+    contributions and their mean stay within the bounds even with the last layer scaled 1000-fold."""
+    from scipy.special import expit, logit
+
+    lo, hi, m, s = -1.0, 0.5, 0.29, 0.07
+    torch.manual_seed(3)
+    table = np.random.default_rng(3).normal(size=(101, 20)).astype(np.float32)
+    net, free = (CGCNN(table, cutoff=6.0, gaussian_step=0.3, width=16, n_conv=2, hidden=[24], output=output,
+                       bounds=(lo, hi)).eval() for output in ("bounded", "linear"))
+    net.target_mean.fill_(m)
+    net.target_std.fill_(s)
+    free.load_state_dict(net.state_dict())
+    crystals = list(random_crystals(4)) + list(elemental_crystals().values())
+    for crystal in crystals:
+        value, sigma, contributions = predict(net, crystal)
+        u = (predict(free, crystal)[2] - m) / s
+        p = (m - lo) / (hi - lo)
+        expected = lo + (hi - lo) * expit(logit(p) + u * s / ((hi - lo) * p * (1 - p)))
+        np.testing.assert_allclose(contributions, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(contributions.mean(), value, rtol=1e-5, atol=1e-7)
+        assert sigma > 0
+    with torch.no_grad():
+        net.contribution[-1].weight.mul_(1000.0)
+        net.contribution[-1].bias.fill_(0.0)
+    extremes = np.concatenate([predict(net, c)[2] for c in crystals])
+    assert lo <= extremes.min() < lo + 0.01 and hi - 0.01 < extremes.max() <= hi  # saturated at both bounds
+    with pytest.raises(ValueError, match="lower < upper"):
+        CGCNN(table, output="bounded", bounds=(0.5, -1.0))
+
+
 def test_elemental_reference_output_vanishes_for_single_element_mixing():
     """output = "elemental_reference": in a single-element crystal the prediction is the mean of
     softplus_β(excess) >= 0, independent of the element baselines and of the shift; with the excess
@@ -312,7 +347,7 @@ def test_ensemble_combines_its_members():
             assert value.min() >= 0 and contributions.min() >= 0
 
 
-@pytest.mark.parametrize("output", ["linear", "non_negative", "elemental_reference"])
+@pytest.mark.parametrize("output", ["linear", "non_negative", "elemental_reference", "bounded"])
 def test_scripted_network_matches_eager(output):
     net = random_network() if output == "linear" else constrained_network(output)
     with quiet_torchscript():
@@ -485,7 +520,7 @@ def test_training_an_ensemble(tiny_model, tmp_path):
     crystals, y, _ = load_dataset(load_config(config)[0])
     _, val_idx, _ = split_indices(len(y), 1, 0.25, 0.25)
     prediction, sigma, _ = model.predict_graphs([model.graph(crystals[i]) for i in val_idx])
-    np.testing.assert_allclose(np.mean(((y[val_idx] - prediction) / sigma) ** 2), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(np.quantile(np.abs(y[val_idx] - prediction) / sigma, ONE_SIGMA), 1.0, rtol=1e-4)
 
 
 def test_training_records_split_scores_and_calibration(tiny_model):
@@ -502,7 +537,8 @@ def test_training_records_split_scores_and_calibration(tiny_model):
     assert meta["elements"] == sorted(set(np.concatenate([crystals[i].numbers for i in train_idx]).tolist()))
     graphs = [model.graph(c) for c in crystals]
     prediction, sigma, _ = model.predict_graphs([graphs[i] for i in val_idx])
-    np.testing.assert_allclose(np.mean(((y[val_idx] - prediction) / sigma) ** 2), 1.0, rtol=1e-4)  # calibrated
+    # calibrated: the erf(1/√2) quantile of the validation |z| is 1
+    np.testing.assert_allclose(np.quantile(np.abs(y[val_idx] - prediction) / sigma, ONE_SIGMA), 1.0, rtol=1e-4)
     prediction, _, _ = model.predict_graphs([graphs[i] for i in test_idx])
     np.testing.assert_allclose(meta["test"]["mae"], np.abs(prediction - y[test_idx]).mean(), rtol=1e-5)
 
@@ -582,10 +618,11 @@ def test_cli_predict_property(tiny_model, capsys):
 
 
 SHIPPED = {"formation-energy": "mp_formation_energy_flla2015.extxyz.gz", "band-gap": "mp_dielectric_petousis2017.extxyz.gz",
-           "bulk-modulus": "mp_elastic_dejong2015.extxyz.gz", "shear-modulus": "mp_elastic_dejong2015.extxyz.gz"}
+           "bulk-modulus": "mp_elastic_dejong2015.extxyz.gz", "shear-modulus": "mp_elastic_dejong2015.extxyz.gz",
+           "poisson-ratio": "mp_elastic_dejong2015.extxyz.gz"}
 
 
-@pytest.mark.parametrize("name", ["band-gap", "shear-modulus"])
+@pytest.mark.parametrize("name", ["band-gap", "shear-modulus", "poisson-ratio"])
 def test_shipped_model_reproduces_its_recorded_test_mae(name):
     """Re-scores a shipped model on its fixed, seeded test split of the shared data."""
     from ovito_mlclass.properties.train import load_config, split_indices
@@ -678,3 +715,30 @@ def test_shipped_formation_energy_of_elemental_crystals():
         others += [c for c in data if len(set(c.numbers.tolist())) == 1]
     values, _, _ = model.predict_graphs([model.graph(c) for c in others])
     assert values.min() >= 0
+
+
+def test_shipped_poisson_ratio_within_physical_bounds(tmp_path):
+    """An isotropic, stable solid has -1 < ν < 1/2: the Poisson-ratio model's readout is bounded per
+    atom, so random crystals of any elements, metals and the crystals of its data stay inside; the
+    modifier reports the same value."""
+    from ovito.io import import_file
+
+    from ovito_mlclass import PropertyPredictorModifier
+
+    model = PropertyModel.load("poisson-ratio")
+    assert model.metadata["network"]["output"] == "bounded" and model.metadata["network"]["bounds"] == [-1.0, 0.5]
+    crystals = list(elemental_crystals().values()) + list(random_crystals(13, count=30))
+    if (MATERIALS / SHIPPED["poisson-ratio"]).exists():
+        crystals += read_extxyz(MATERIALS / SHIPPED["poisson-ratio"], ["poisson_ratio"])[:200]
+    values, sigmas, contributions = model.predict_graphs([model.graph(c) for c in crystals])
+    assert -1.0 <= values.min() and values.max() <= 0.5 and (sigmas > 0).all()
+    assert min(c.min() for c in contributions) >= -1.0 and max(c.max() for c in contributions) <= 0.5
+    crystal = rock_salt()
+    crystal.name, crystal.targets = "nacl", {"y": 0.0}
+    write_cgcnn_folder([crystal], tmp_path, "y")
+    pipeline = import_file(str(tmp_path / "nacl.cif"))
+    pipeline.modifiers.append(PropertyPredictorModifier(model="poisson-ratio"))
+    data = pipeline.compute()
+    expected = model.predict(read_cgcnn_folder(tmp_path, "y")[0])
+    np.testing.assert_allclose(data.attributes["PropertyPredictor.poisson_ratio"], expected.value, rtol=1e-5)
+    assert -1.0 < expected.value < 0.5

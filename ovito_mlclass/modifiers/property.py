@@ -20,8 +20,8 @@ class PropertyPredictorModifier(ModifierInterface):
     """Predicts a property of the whole crystal with a crystal graph network (CGCNN).
 
     ``model``: a built-in property model (``formation-energy`` in eV/atom, ``bulk-modulus`` and
-    ``shear-modulus`` in log10 GPa, ``band-gap`` in eV) or a model file; ``model_file`` (the GUI's file
-    picker) overrides it. The particles need element names as their types and the cell its periodicity.
+    ``shear-modulus`` in log10 GPa, ``poisson-ratio`` (dimensionless), ``band-gap`` in eV) or a model
+    file; ``model_file`` (the GUI's file picker) overrides it. The particles need element names as their types and the cell its periodicity.
 
     Outputs: global attributes ``PropertyPredictor.<quantity>`` and ``PropertyPredictor.<quantity>.uncertainty``
     (calibrated 1σ), ``PropertyPredictor.unseen_elements`` (comma-separated symbols absent from the

@@ -30,7 +30,12 @@ atom's contribution. Inputs: atomic numbers (n,), the directed edge list ``cente
    the atom's MLP: no element offset and no shift enter, only a non-negative excess over the element's
    reference, which the network drives towards 0 for ground states (softplus_β(w) -> 0 as w -> -∞;
    β = ``softplus_beta`` per unit of the target, so that the excess reaches 0.01 eV/atom at a modest
-   w). The composition baseline is then fitted to the compounds only;
+   w). The composition baseline is then fitted to the compounds only; ``"bounded"`` (a quantity with
+   physical bounds lo < hi, ``bounds``, e.g. a Poisson ratio in (-1, 0.5)): each contribution is
+   lo + (hi - lo) σ(t_i), σ the logistic sigmoid, t_i = logit(p) + u_i s / ((hi - lo) p (1 - p)),
+   p = (m - lo) / (hi - lo) (m, s the training targets' mean and standard deviation, u_i the atom's
+   standardised value), so every contribution and their mean lie within the bounds; at the mean it acts
+   as ``"linear"`` (value m, slope s) and it bends towards the bounds away from it;
 6. uncertainty: a second MLP on c gives log σ (a Gaussian negative-log-likelihood head), multiplied by
    ``sigma_scale``, the calibration factor fitted on validation data after training.
 
@@ -102,12 +107,15 @@ def mlp(widths: List[int]) -> nn.Sequential:
 class CGCNN(nn.Module):
     def __init__(self, element_table, cutoff: float = 8.0, gaussian_step: float = 0.2, width: int = 64,
                  n_conv: int = 3, hidden: List[int] = (128,), convolution: str = "gated", output: str = "linear",
-                 softplus_beta: float = 1.0):
+                 softplus_beta: float = 1.0, bounds: Tuple[float, float] = (0.0, 1.0)):
         super().__init__()
-        modes = {"linear": 0, "non_negative": 1, "elemental_reference": 2}
+        modes = {"linear": 0, "non_negative": 1, "elemental_reference": 2, "bounded": 3}
         if output not in modes:
             raise ValueError(f"output must be one of {sorted(modes)}, not {output!r}")
+        if output == "bounded" and not (len(bounds) == 2 and float(bounds[0]) < float(bounds[1])):
+            raise ValueError(f"output = 'bounded' needs bounds = [lower, upper] with lower < upper, not {bounds!r}")
         self.output_mode = modes[output]
+        self.lower, self.upper = float(bounds[0]), float(bounds[1])
         self.softplus_beta = float(softplus_beta)
         self.register_buffer("elements", torch.as_tensor(element_table, dtype=torch.float32))
         self.expand = GaussianExpansion(cutoff, gaussian_step)
@@ -148,6 +156,11 @@ class CGCNN(nn.Module):
             mixing = per_atom * self.target_std + self.target_mean + self.element_baseline[numbers]
             excess = nn.functional.softplus(heads[:, 1] * self.target_std, beta=self.softplus_beta)
             contributions = (1.0 - single) * mixing + single * excess
+        elif self.output_mode == 3:
+            span = self.upper - self.lower
+            p0 = ((self.target_mean - self.lower) / span).clamp(1e-3, 1 - 1e-3)
+            slope = self.target_std / (span * p0 * (1.0 - p0))  # d contribution / d u = s at the mean
+            contributions = self.lower + span * torch.sigmoid(torch.logit(p0) + per_atom * slope)
         elif self.output_mode == 1:
             contributions = nn.functional.softplus(
                 per_atom * self.target_std + self.target_mean + self.element_baseline[numbers], beta=self.softplus_beta)
