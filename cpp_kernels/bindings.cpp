@@ -131,6 +131,30 @@ void check_output(const Output& out, int64_t rows, int64_t cols) {
 
 }  // namespace
 
+template <typename T>
+void define_neighbor_mean(py::module_& m) {
+    m.def(
+        "neighbor_mean",
+        [](Input<T> h, Input<int64_t> neighbors) {
+            require(h.ndim() == 2 && neighbors.ndim() == 2 && neighbors.shape(0) == h.shape(0),
+                    "h (n, features) and neighbors (n, k) expected");
+            const int64_t n = h.shape(0);
+            const int64_t* index = neighbors.data();
+            for (int64_t m = 0; m < neighbors.size(); ++m)
+                require(index[m] >= -1 && index[m] < n, "neighbour indices must lie in [-1, n - 1]");
+            py::array_t<T> out({n, h.shape(1)});
+            T* dst = out.mutable_data();
+            const T* src = h.data();
+            {
+                py::gil_scoped_release release;
+                neighbor_mean(n, int(h.shape(1)), src, int(neighbors.shape(1)), index, dst);
+            }
+            return out;
+        },
+        py::arg("h"), py::arg("neighbors"),
+        "Row i: the mean of row i of h and the rows neighbors[i] of h (-1: missing, left out).");
+}
+
 PYBIND11_MODULE(_kernels, m) {
     m.doc() = "Compiled kernels of ovito_mlclass (neighbour search, spherical harmonics, Steinhardt, symmetry functions, Voronoi face areas).";
     m.attr("MAX_DEGREE") = kMaxDegree;
@@ -215,26 +239,8 @@ PYBIND11_MODULE(_kernels, m) {
         "PointNet.embed (training/network.py) of every row of `clouds`, float32 (n, last width): the first layer on "
         "(x, y, z, |r|) in each cloud's own frame (align_radius > 0), the ReLU layers, the max over the points.");
 
-    m.def(
-        "neighbor_mean",
-        [](Input<float> h, Input<int64_t> neighbors) {
-            require(h.ndim() == 2 && neighbors.ndim() == 2 && neighbors.shape(0) == h.shape(0),
-                    "h (n, features) and neighbors (n, k) expected");
-            const int64_t n = h.shape(0);
-            const int64_t* index = neighbors.data();
-            for (int64_t m = 0; m < neighbors.size(); ++m)
-                require(index[m] >= -1 && index[m] < n, "neighbour indices must lie in [-1, n - 1]");
-            py::array_t<float> out({n, h.shape(1)});
-            float* dst = out.mutable_data();
-            const float* src = h.data();
-            {
-                py::gil_scoped_release release;
-                neighbor_mean(n, int(h.shape(1)), src, int(neighbors.shape(1)), index, dst);
-            }
-            return out;
-        },
-        py::arg("h"), py::arg("neighbors"),
-        "Row i: the mean of row i of h and the rows neighbors[i] of h (-1: missing, left out).");
+    define_neighbor_mean<float>(m);
+    define_neighbor_mean<double>(m);  // overloads: pybind11 picks by the array type
 
     m.def(
         "relative_distances",

@@ -90,7 +90,8 @@ void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud
 
 // Row i of out: the mean of row i of h (n x features) and the rows neighbors[i] (n x k; -1 =
 // missing, left out).
-void neighbor_mean(int64_t n, int features, const float* h, int k, const int64_t* neighbors, float* out);
+template <typename T>  // float (learnt embeddings) and double (descriptors)
+void neighbor_mean(int64_t n, int features, const T* h, int k, const int64_t* neighbors, T* out);
 
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.

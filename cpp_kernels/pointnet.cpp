@@ -183,25 +183,29 @@ void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud
     errors.rethrow();
 }
 
-void neighbor_mean(int64_t n, int features, const float* h, int k, const int64_t* neighbors, float* out) {
+template <typename T>
+void neighbor_mean(int64_t n, int features, const T* h, int k, const int64_t* neighbors, T* out) {
     ThreadErrors errors;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) errors.run([&] {
-        float* row = out + int64_t(features) * i;
-        const float* own = h + int64_t(features) * i;
+        T* row = out + int64_t(features) * i;
+        const T* own = h + int64_t(features) * i;
         for (int f = 0; f < features; ++f) row[f] = own[f];
         int count = 1;
         for (int m = 0; m < k; ++m) {
             const int64_t j = neighbors[int64_t(k) * i + m];
             if (j < 0) continue;
-            const float* other = h + int64_t(features) * j;
+            const T* other = h + int64_t(features) * j;
 #pragma omp simd
             for (int f = 0; f < features; ++f) row[f] += other[f];
             ++count;
         }
-        for (int f = 0; f < features; ++f) row[f] /= float(count);
+        for (int f = 0; f < features; ++f) row[f] /= T(count);
     });
     errors.rethrow();
 }
+
+template void neighbor_mean<float>(int64_t, int, const float*, int, const int64_t*, float*);
+template void neighbor_mean<double>(int64_t, int, const double*, int, const int64_t*, double*);
 
 }  // namespace mlclass
