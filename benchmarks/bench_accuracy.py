@@ -335,22 +335,27 @@ def openworld_ood(model_names, confident=0.9):
     """Structures no class describes (held-out lattices, the surfaces of voids, cracks and polycrystals,
     never trained on): the share of atoms that must be Other and are, and of those called a class
     with confidence ≥ 0.9; the labelled grain interiors: right."""
-    rows = {}
+    rows, icosahedral_rows = {}, {}
     for path, snap in snapshots_of("openworld-ood", "test"):
         data = snap.to_data_collection()
         must = snap.extra["must_be_other"].astype(bool) if "must_be_other" in snap.extra else np.zeros(len(snap), bool)
+        icosahedral = snap.extra.get("icosahedral_site", np.zeros(len(snap))).astype(bool)
         labels = snap.labels
         truth = np.where(labels >= 0, np.array(snap.classes)[np.maximum(labels, 0)], "Other")
         name = path.stem.rsplit("_s", 1)[0]
+        ptm = ovito_anchors(data)[0]["PTM (0.1)"]
         for model in model_names:
             types, _, confidence = classified(data, model)
             entry = rows.setdefault(name, {})
             entry[f"{model}: Other"] = types[must] == "Other"
             entry[f"{model}: confident class"] = (types[must] != "Other") & (confidence[must] >= confident)
             entry[f"{model}: labelled right"] = types[labels >= 0] == truth[labels >= 0]
-        ptm = ovito_anchors(data)[0]["PTM (0.1)"]
+            if icosahedral.any():
+                icosahedral_rows.setdefault(name, {})[model] = np.isin(types[icosahedral], ("ICO", "Other"))
         rows[name]["PTM (0.1): Other"] = ptm[must] == "Other"
         rows[name]["PTM (0.1): labelled right"] = ptm[labels >= 0] == truth[labels >= 0]
+        if icosahedral.any():
+            icosahedral_rows[name]["PTM (0.1)"] = np.isin(ptm[icosahedral], ("ICO", "Other"))
     columns = list(next(iter(rows.values())))
     lines = ["| structure | must be Other | labelled | " + " | ".join(columns) + " |",
              "|---|---|---|" + "---|" * len(columns)]
@@ -358,6 +363,13 @@ def openworld_ood(model_names, confident=0.9):
         must_n = len(entry[columns[0]])
         labelled_n = len(entry[f"{model_names[0]}: labelled right"])
         lines.append(f"| {name} | {must_n} | {labelled_n} | " + " | ".join(percent(entry[c]) for c in columns) + " |")
+    if icosahedral_rows:
+        methods = list(next(iter(icosahedral_rows.values())))
+        lines += ["", "The Z12 sites of the Frank–Kasper phases (above, not among the atoms that must be Other): their "
+                  "first shell is an icosahedron by construction, so ICO or Other is right; share of them that get one "
+                  "of the two:", "", "| structure | Z12 sites | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+        for name, entry in sorted(icosahedral_rows.items()):
+            lines.append(f"| {name} | {len(entry[methods[0]])} | " + " | ".join(percent(entry[m]) for m in methods) + " |")
     return "\n".join(lines)
 
 
