@@ -29,12 +29,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from ovito_mlclass.model import builtin_models
+from ovito_mlclass.properties.model import builtin_property_models
+
 HERE = Path(__file__).parent
 FAILURES = ("crash", "hang", "non-finite", "unexpected")
 SHAPES = ("cube", "triclinic", "slab", "wire", "open", "2d", "tiny", "thin", "flat")
 DEFECTS = ("duplicate", "heap", "far", "nan", "inf", "vacancy", "far origin")
-MODELS = ("metals", "ice", "tcp", "metals-pointnet", "ice-pointnet")
-PROPERTY_MODELS = ("formation-energy", "band-gap", "bulk-modulus", "shear-modulus")
+MODELS = tuple(builtin_models())  # every shipped classifier and property model
+PROPERTY_MODELS = tuple(builtin_property_models())
 # each modifier's share of the cases: the unsupervised fit (seconds per case) and CGCNN get less
 MODIFIERS = {"steinhardt-nearest": 2, "steinhardt-cutoff": 2, "steinhardt-voronoi": 2, "symmetry-functions": 2,
              **{f"classifier:{m}": 1 for m in MODELS}, "unsupervised": 0.5, "property": 0.5}

@@ -24,7 +24,9 @@ atom's contribution. Inputs: atomic numbers (n,), the directed edge list ``cente
 5. output constraint (``output``), built into the readout so that it holds for every structure:
    ``"linear"`` (none); ``"non_negative"`` (a band gap): each contribution is softplus_β(u_i) =
    log(1 + exp(β u_i)) / β ≥ 0, u_i the atom's value in the target's unit, so the prediction, their
-   mean, is ≥ 0; ``"elemental_reference"`` (a formation energy, zero for the elements' reference
+   mean, is ≥ 0; ``"non_negative_mean"``: the prediction is softplus_β(ū) of the mean ū of the u_i,
+   so atoms may pull it down, and contribution_i = P + P'(ū)(u_i - ū), the first-order share, whose
+   mean is P; ``"elemental_reference"`` (a formation energy, zero for the elements' reference
    crystals by definition): in a crystal of two or more elements contribution_i = u_i + e_Z as in
    ``"linear"``; in a single-element crystal contribution_i = softplus_β(w_i), w_i a second output of
    the atom's MLP: no element offset and no shift enter, only a non-negative excess over the element's
@@ -109,7 +111,7 @@ class CGCNN(nn.Module):
                  n_conv: int = 3, hidden: List[int] = (128,), convolution: str = "gated", output: str = "linear",
                  softplus_beta: float = 1.0, bounds: Tuple[float, float] = (0.0, 1.0)):
         super().__init__()
-        modes = {"linear": 0, "non_negative": 1, "elemental_reference": 2, "bounded": 3}
+        modes = {"linear": 0, "non_negative": 1, "elemental_reference": 2, "bounded": 3, "non_negative_mean": 4}
         if output not in modes:
             raise ValueError(f"output must be one of {sorted(modes)}, not {output!r}")
         if output == "bounded" and not (len(bounds) == 2 and float(bounds[0]) < float(bounds[1])):
@@ -146,6 +148,7 @@ class CGCNN(nn.Module):
             0, crystal, atoms) / counts[:, None]
         heads = self.contribution(torch.cat([atoms, pooled[crystal]], dim=1))
         per_atom = heads[:, 0]
+        total = torch.empty(0)
         if self.output_mode == 2:
             # single-element crystals: every atom's element makes up the whole crystal
             n_z = self.elements.shape[0]
@@ -161,6 +164,15 @@ class CGCNN(nn.Module):
             p0 = ((self.target_mean - self.lower) / span).clamp(1e-3, 1 - 1e-3)
             slope = self.target_std / (span * p0 * (1.0 - p0))  # d contribution / d u = s at the mean
             contributions = self.lower + span * torch.sigmoid(torch.logit(p0) + per_atom * slope)
+        elif self.output_mode == 4:
+            # the crystal's value softplus_β(ū) of the mean unconstrained value; each contribution its
+            # first-order share c_i = P + P'(ū)(u_i - ū), whose mean is P exactly
+            free = per_atom * self.target_std + self.target_mean + self.element_baseline[numbers]
+            mean_free = torch.zeros(n_crystals, dtype=atoms.dtype, device=atoms.device).index_add_(
+                0, crystal, free) / counts
+            total = nn.functional.softplus(mean_free, beta=self.softplus_beta)
+            slope = torch.sigmoid(self.softplus_beta * mean_free)
+            contributions = total[crystal] + slope[crystal] * (free - mean_free[crystal])
         elif self.output_mode == 1:
             contributions = nn.functional.softplus(
                 per_atom * self.target_std + self.target_mean + self.element_baseline[numbers], beta=self.softplus_beta)
@@ -168,6 +180,8 @@ class CGCNN(nn.Module):
             contributions = per_atom * self.target_std + self.target_mean + self.element_baseline[numbers]
         prediction = torch.zeros(n_crystals, dtype=atoms.dtype, device=atoms.device).index_add_(
             0, crystal, contributions) / counts
+        if self.output_mode == 4:
+            prediction = total  # equal to the contributions' mean, without its rounding below zero
         sigma = torch.exp(self.log_sigma(pooled).squeeze(1)) * self.target_std * self.sigma_scale
         return prediction, sigma, contributions
 
