@@ -8,7 +8,8 @@ from pathlib import Path
 
 SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties",
             "properties-krr", "scale", "fuzz", "orientation", "install",
-            "accuracy-openworld", "classify-openworld", "user-training", "descriptors-avx2", "properties-unseen")
+            "accuracy-openworld", "classify-openworld", "user-training", "descriptors-avx2", "properties-unseen",
+            "properties-unseen-before")
 
 
 def markers(name: str) -> tuple[str, str]:
