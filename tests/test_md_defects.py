@@ -304,3 +304,23 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="cannot hold"):
         D.fcc_stacking(ELEMENTS["Cu"], 2, 2, 13, "intrinsic")
 
+
+
+def test_frank_kasper_ood_lattice_leaves_its_icosahedral_sites_out_of_must_be_other():
+    """A held-out Frank-Kasper phase (A15: 2 Z12 and 6 Z14 sites per cell): the Z12 sites have an
+    icosahedral first shell (PTM: ICO), so only the Z14 sites must be Other; OVITO's Voronoi
+    coordination of the MD frame agrees with the construction on nearly every atom."""
+    from ovito.modifiers import VoronoiAnalysisModifier
+
+    spec = D.RunSpec("ood-lattice", "", "test", "a15", 5, extra=dict(system="A15-W", T=300.0, atoms=250,
+                                                                      dataset="openworld-ood"))
+    (snap,), dropped = D._run(spec)
+    assert dropped is None
+    z12 = snap.extra["icosahedral_site"].astype(bool)
+    assert z12.mean() == pytest.approx(2 / 8)
+    np.testing.assert_array_equal(snap.extra["must_be_other"].astype(bool), ~z12)
+    np.testing.assert_array_equal(snap.extra["fk_coordination"][z12], 12)
+    data = snap.to_data_collection()
+    data.apply(VoronoiAnalysisModifier())
+    coordination = np.asarray(data.particles["Coordination"])
+    assert np.mean(coordination == snap.extra["fk_coordination"]) > 0.95
