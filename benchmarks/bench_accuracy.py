@@ -339,7 +339,7 @@ def openworld_ood(model_names, confident=0.9):
     for path, snap in snapshots_of("openworld-ood", "test"):
         data = snap.to_data_collection()
         must = snap.extra["must_be_other"].astype(bool) if "must_be_other" in snap.extra else np.zeros(len(snap), bool)
-        icosahedral = snap.extra.get("icosahedral_site", np.zeros(len(snap))).astype(bool)
+        icosahedral = snap.extra.get("fk_coordination", np.zeros(len(snap))) == 12  # Frank-Kasper Z12 sites
         labels = snap.labels
         truth = np.where(labels >= 0, np.array(snap.classes)[np.maximum(labels, 0)], "Other")
         name = path.stem.rsplit("_s", 1)[0]

@@ -36,7 +36,7 @@ HERE = Path(__file__).parent
 FAILURES = ("crash", "hang", "non-finite", "unexpected")
 SHAPES = ("cube", "triclinic", "slab", "wire", "open", "2d", "tiny", "thin", "flat")
 DEFECTS = ("duplicate", "heap", "far", "nan", "inf", "vacancy", "far origin")
-MODELS = tuple(builtin_models())  # every shipped classifier and property model
+MODELS = tuple(builtin_models())  # every shipped model: the fuzzer must not miss a new one
 PROPERTY_MODELS = tuple(builtin_property_models())
 # each modifier's share of the cases: the unsupervised fit (seconds per case) and CGCNN get less
 MODIFIERS = {"steinhardt-nearest": 2, "steinhardt-cutoff": 2, "steinhardt-voronoi": 2, "symmetry-functions": 2,

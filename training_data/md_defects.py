@@ -43,9 +43,9 @@ Kinds (``meta["kind"]``)
     nanoparticle  fcc cuboctahedra, truncated octahedra and decahedra, bcc rhombic dodecahedra in vacuum;
                   ``surface_layer`` here counts neighbour hops from the surface shell (0 = incomplete shell).
     held out (``openworld-ood``, split ``test``; ``extra["must_be_other"]`` = 1 where a model should say
-    Other: every atom of an ``ood-lattice`` but the Z12 sites of the Frank-Kasper phases, the surface
-    shell (incomplete shells) of the others; ``extra["icosahedral_site"]`` = 1 on those Z12 sites,
-    whose first shell is an icosahedron: ICO or Other is right there)
+    Other: every atom of an ``ood-lattice`` but the Z12 sites of the Frank-Kasper phases
+    (``extra["fk_coordination"]`` == 12), whose first shell is an icosahedron: ICO or Other is right
+    there; the surface shell (incomplete shells) of the others)
     ood-lattice   lattices no class describes: beta-Sn and simple hexagonal (no potential: Gaussian
                   displacements), A15 W, sigma (beta-Ta) and C15 ZrCu2 (MD with ``tcp.md_snapshot``);
     polycrystal   Voronoi polycrystals with random grain orientations (Cu, Fe);
@@ -1105,8 +1105,8 @@ def _run_tcp(spec: RunSpec):
     # the Z14, Z15 and Z16 sites have no class
     icosahedral = snap.extra["fk_coordination"] == 12
     return [Snapshot(snap.positions, snap.cell, snap.pbc, np.full(n, NO_LABEL), CLASSES, species=snap.species,
-                     extra={"must_be_other": (~icosahedral).astype(np.int8), "icosahedral_site": icosahedral.astype(np.int8),
-                            "fk_coordination": snap.extra["fk_coordination"], "defect_distance": np.zeros(n)},
+                     extra={"must_be_other": (~icosahedral).astype(np.int8), "fk_coordination": snap.extra["fk_coordination"],
+                            "defect_distance": np.zeros(n)},
                      meta=meta)], None
 
 
