@@ -26,6 +26,8 @@ class Posteriors:
     sites: np.ndarray | None       # (n, S) float32 site posteriors, or None
     described: np.ndarray          # (n,) bool: particles the model describes (its particle types)
     novelty: np.ndarray | None = None  # (n,) float32: above 1, unlike every training class; None: no score
+    neighbors: np.ndarray | None = None  # (n, k) int32 rows of the k nearest described particles (-1: none),
+                                         # for a model with a bulk phase (its rule looks at them); else None
 
 
 @dataclass
@@ -84,18 +86,23 @@ def posteriors_steps(data, model):
     probs = np.zeros((n, len(model.classes)), dtype=np.float32)
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
+    bulk = model.bulk_phase
+    rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32) if bulk else None
     if described.any():
         yield 0.0, "neighbours and descriptors"
-        features, neighbors = (model.features.compute(frame, neighbors=model.neighbor_average)
-                               if model.neighbor_average else (model.features.compute(frame), None))
+        k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0)
+        features, neighbors = model.features.compute(frame, neighbors=k) if k else (model.features.compute(frame), None)
         yield 0.8, "network"
-        prediction = model.predict(features, neighbors)
+        prediction = model.predict(features, neighbors[:, :model.neighbor_average] if model.neighbor_average else None)
         probs[described] = prediction.probabilities
         if sites is not None:
             sites[described] = prediction.sites
         if novelty is not None:
             novelty[described] = prediction.novelty
-    return Posteriors(probs, sites, described, novelty)
+        if bulk:  # rows of the described subset -> rows of the frame
+            near = neighbors[:, :bulk["neighbors"]]
+            rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
+    return Posteriors(probs, sites, described, novelty, rows)
 
 
 class MixedSpeciesWarning(UserWarning):
@@ -149,6 +156,11 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     if post.novelty is not None:
         rejected |= post.novelty > novelty_threshold
     types[rejected] = 0
+    if model.bulk_phase:
+        if post.neighbors is None:
+            raise ValueError(f"Model {model.name!r} names a bulk phase ({model.bulk_phase['class']}), whose rule needs "
+                             "every particle's nearest neighbours: Posteriors.neighbors is missing.")
+        types = bulk_phase_types(types, post.neighbors, model)
     site_types = None
     if post.sites is not None:  # a site only where the atom is of a class that has sites
         site_types = (post.sites.argmax(axis=1) + 1).astype(np.int32)
@@ -157,6 +169,43 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     return Classification(types=types, confidence=confidence.astype(np.float32), posteriors=post,
                           structure_types=kinds, site_types=site_types,
                           site_names=["None"] + model.site_classes if post.sites is not None else None)
+
+
+def bulk_phase_region(candidates: np.ndarray, counted: np.ndarray, neighbors: np.ndarray,
+                      min_neighbors: int) -> np.ndarray:
+    """The candidates that form a bulk region: the largest subset S of ``candidates`` in which
+    every atom has at least ``min_neighbors`` of its neighbours (rows of ``neighbors``, -1: none) in
+    S or among the ``counted`` atoms (the k-core of the candidates' neighbour graph). Found by
+    removing the atoms short of neighbours until none is; the order of removal does not matter.
+
+    A liquid fills space, so inside it every atom is surrounded by liquid; a grain-boundary core, a
+    surface layer or a defect core is a sheet or a line, in which an atom has at most a few
+    neighbours of its own kind: these atoms leave the region."""
+    keep = np.asarray(candidates, dtype=bool).copy()
+    counted = np.asarray(counted, dtype=bool)
+    rows = np.flatnonzero(keep)
+    while len(rows):
+        near = neighbors[rows]
+        inside = keep | counted
+        short = (inside[near] & (near >= 0)).sum(axis=1) < min_neighbors
+        if not short.any():
+            break
+        keep[rows[short]] = False
+        rows = rows[~short]
+    return keep
+
+
+def bulk_phase_types(types: np.ndarray, neighbors: np.ndarray, model) -> np.ndarray:
+    """``types`` with the model's bulk phase (its metadata 'bulk_phase', e.g. Liquid) kept only
+    where its atoms form a bulk region (:func:`bulk_phase_region`: at least ``min_neighbors`` of the
+    ``neighbors`` nearest are of that phase or of a ``counting`` class, e.g. the icosahedral
+    centres of a metallic liquid); elsewhere Other."""
+    rule, kinds = model.bulk_phase, model.structure_types
+    type_of = dict(zip(kinds.names, kinds.ids))
+    phase = types == type_of[rule["class"]]
+    counted = np.isin(types, [type_of[c] for c in rule["counting"] if c != rule["class"]])
+    keep = bulk_phase_region(phase, counted, neighbors[:, :rule["neighbors"]], rule["min_neighbors"])
+    return np.where(phase & ~keep, 0, types).astype(types.dtype)  # 0: Other
 
 
 def classify(data, model=DEFAULT_MODEL, reject_threshold: float | None = None,

@@ -27,6 +27,13 @@ puts them in a non-periodic OVITO DataCollection and computes the same features 
 modifier; the network then sees the local atoms only (and, for a model that pools over
 neighbours, the rows it pools).
 
+A model with a bulk phase (``openworld``: Liquid only where it fills space,
+:func:`~ovito_mlclass.classify.bulk_phase_region`) also classifies the ghosts among the local
+atoms' 12 nearest; a ghost that is a periodic image of a local atom is that atom, so on one rank
+the result is the offline one. Under MPI the rule is applied within each rank: a ghost owned by
+another rank keeps its label, so at a rank boundary an atom may keep Liquid where the whole box
+would call it Other.
+
 Correctness needs the ghost shell to hold every atom the local atoms' features see: the k-th
 nearest neighbour at distance d_k(i), and for neighbour-averaged Steinhardt parameters the
 neighbours of those neighbours, so reach(i) = d_k(i) + max_j d_k(j). The driver sets ``comm_modify
@@ -92,10 +99,17 @@ def neighbor_reach(model: StructureModel, positions: np.ndarray, nearest: np.nda
         if _averaged_reach(block):
             d_k = d_k + at_neighbors(d_k, k).max(axis=1)
         reach = np.maximum(reach, d_k)
-    k_a = getattr(model, "neighbor_average", 0)
-    if k_a:
-        reach = np.maximum(reach, distance[:, k_a - 1] + at_neighbors(reach, k_a).max(axis=1))
+    # a learnt feature averaged over k_a neighbours, and the bulk-phase rule over its k_b nearest
+    # (which needs those neighbours classified), reach one shell farther, each
+    for k in (getattr(model, "neighbor_average", 0), _bulk_neighbors(model)):
+        if k:
+            reach = np.maximum(reach, distance[:, k - 1] + at_neighbors(reach, k).max(axis=1))
     return reach
+
+
+def _bulk_neighbors(model) -> int:
+    rule = getattr(model, "bulk_phase", None)
+    return rule["neighbors"] if rule else 0
 
 
 def default_ghost_cutoff(model: StructureModel, atoms: int, volume: float, margin: float = 1.5) -> float:
@@ -108,8 +122,8 @@ def default_ghost_cutoff(model: StructureModel, atoms: int, volume: float, margi
         return (3 * k / (4 * np.pi * rho)) ** (1 / 3)
 
     reach = max(r(b["neighbors"]) * (2 if _averaged_reach(b) else 1) for b in model.features.blocks)
-    k_a = getattr(model, "neighbor_average", 0)
-    return float(margin * (reach + (r(k_a) if k_a else 0.0)))
+    shells = [k for k in (getattr(model, "neighbor_average", 0), _bulk_neighbors(model)) if k]
+    return float(margin * (reach + sum(r(k) for k in shells)))
 
 
 class InSituClassifier:
@@ -134,7 +148,7 @@ class InSituClassifier:
         supported(self.model)
         self.reject_threshold = reject_threshold
         self.k_max = max([b["neighbors"] for b in self.model.features.blocks]
-                         + [getattr(self.model, "neighbor_average", 0)])
+                         + [getattr(self.model, "neighbor_average", 0), _bulk_neighbors(self.model)])
         boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
         volume = float(np.prod(np.subtract(boxhi, boxlo)))
         self.ghost_cutoff = float(ghost_cutoff or default_ghost_cutoff(self.model, self._described_atoms(), volume))
@@ -192,9 +206,8 @@ class InSituClassifier:
         # come first among them
         described = model.features.selection(data)
         local = int(described[:nlocal].sum())
-        probs = np.zeros((nlocal, len(model.classes)), dtype=np.float32)
-        sites = np.zeros((nlocal, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
-        novelty = np.zeros(nlocal, dtype=np.float32) if model.has_novelty else None
+        types = np.zeros(nlocal, dtype=np.int32)
+        confidence = np.zeros(nlocal, dtype=np.float32)
         if local > 0:
             # one search serves the features and the check of their reach
             features, nearest = model.features.compute(data, neighbors=self.k_max)
@@ -203,31 +216,49 @@ class InSituClassifier:
                 raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
                                   f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
                                   f"ghost_cutoff >= {1.1 * reach:.3g}")
-            prediction = self._predict_local(features, nearest, local)
-            probs[described[:nlocal]] = prediction.probabilities
-            if sites is not None:
-                sites[described[:nlocal]] = prediction.sites
-            if novelty is not None:
-                novelty[described[:nlocal]] = prediction.novelty
-        result = assign(Posteriors(probs, sites, described[:nlocal], novelty), model, self.reject_threshold)
-        lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = result.types
-        lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = result.confidence
+            ids = np.array(lmp.numpy.extract_atom("id", nelem=nall)[:nall], dtype=np.int64)[described]
+            result = assign(self._posteriors(features, nearest, local, ids), model, self.reject_threshold)
+            types[described[:nlocal]] = result.types[:local]
+            confidence[described[:nlocal]] = result.confidence[:local]
+        lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = types
+        lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = confidence
         self.classifications += 1
         return result
 
-    def _predict_local(self, features, nearest, local):
-        """Posteriors of the first ``local`` rows: the network sees those rows only (ghosts can
-        outnumber the local atoms several times in small domains), and, for a model that pools
-        over its k_a nearest neighbours, the rows it pools."""
+    def _posteriors(self, features, nearest, local, ids):
+        """Posteriors of the first ``local`` rows (the local atoms), then, for a model with a bulk
+        phase, of the ghosts among their k_b nearest that are no periodic image of a local atom (its
+        rule looks at them; a ghost's own neighbours are not all here, so it is listed as its own k_b
+        neighbours and keeps its type). ``ids``: the LAMMPS atom ids of the rows."""
+        k_b = _bulk_neighbors(self.model)
+        ring = nearest[:local, :k_b]
+        if k_b:  # an image of a local atom is that atom
+            order = np.argsort(ids[:local])
+            at = np.minimum(np.searchsorted(ids[:local], ids[ring], sorter=order), local - 1)
+            ring = np.where((ring >= local) & (ids[:local][order[at]] == ids[ring]), order[at], ring)
+        rows = np.union1d(np.arange(local), ring[ring >= 0])  # sorted: the local rows first
+        prediction = self._predict_rows(features, nearest, rows)
+        neighbors = None
+        if k_b:
+            neighbors = np.repeat(np.arange(len(rows), dtype=np.int32)[:, None], k_b, axis=1)
+            neighbors[:local] = np.where(ring >= 0, np.searchsorted(rows, ring), -1)
+        return Posteriors(prediction.probabilities, prediction.sites, np.ones(len(rows), bool), prediction.novelty,
+                          neighbors)
+
+    def _predict_rows(self, features, nearest, rows):
+        """Posteriors of ``rows`` (sorted): the network sees those rows only (ghosts can outnumber
+        the local atoms several times in small domains), and, for a model that pools over its k_a
+        nearest neighbours, the rows it pools."""
         k_a = self.model.neighbor_average
         if not k_a:
-            return self.model.predict(features[:local])
-        pool = nearest[:local, :k_a]
-        rows = np.union1d(np.arange(local), pool[pool >= 0])  # sorted: the local rows first
-        neighbors = np.full((len(rows), k_a), -1, dtype=np.int64)  # the others' pools are not needed
-        neighbors[:local] = np.where(pool >= 0, np.searchsorted(rows, pool), -1)
-        prediction = self.model.predict(features[rows], neighbors)
-        return Prediction(*(None if values is None else values[:local] for values in prediction))
+            return self.model.predict(features[rows])
+        pool = nearest[rows, :k_a]
+        seen = np.union1d(rows, pool[pool >= 0])
+        at = np.searchsorted(seen, rows)
+        neighbors = np.full((len(seen), k_a), -1, dtype=np.int64)  # the others' pools are not needed
+        neighbors[at] = np.where(pool >= 0, np.searchsorted(seen, pool), -1)
+        prediction = self.model.predict(features[seen], neighbors)
+        return Prediction(*(None if values is None else values[at] for values in prediction))
 
     # ---- running -----------------------------------------------------------------------------
     def check(self) -> None:

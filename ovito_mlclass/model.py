@@ -37,8 +37,9 @@ from .features import FeatureSpec
 METADATA_FILE = "ovito_mlclass.json"
 # 2: may hold 'point_cloud' feature blocks (PointNet models), which version-1 readers cannot build;
 # 3: may average over neighbours ('neighbor_average'), which version-2 readers would silently skip;
-# 4: the network may return a novelty score, which version-3 readers would silently ignore
-FORMAT_VERSION = 4
+# 4: the network may return a novelty score, which version-3 readers would silently ignore;
+# 5: may name a bulk phase ('bulk_phase', classify.bulk_phase_region), which version-4 readers would ignore
+FORMAT_VERSION = 5
 BUILTIN_DIR = Path(__file__).parent / "models"
 
 
@@ -207,6 +208,13 @@ class StructureModel:
     def has_novelty(self) -> bool:
         """Does the network score how unlike every training class an atom is (metadata 'novelty')?"""
         return "novelty" in self.metadata
+
+    @property
+    def bulk_phase(self) -> dict | None:
+        """The class that exists only as a bulk (3-D) phase, and its rule (metadata 'bulk_phase':
+        ``class``, ``neighbors``, ``min_neighbors``, ``counting``; :func:`~ovito_mlclass.classify.bulk_phase_region`),
+        or None."""
+        return self.metadata.get("bulk_phase")
 
     @property
     def neighbor_average(self) -> int:
@@ -395,6 +403,25 @@ def check_metadata(meta, where: str) -> None:
         fail(f"'neighbor_average' must be a non-negative integer, got {k!r}.")
     if "novelty" in meta and (version < 4 or not isinstance(meta["novelty"], dict)):
         fail("'novelty' needs metadata format 4 (older readers would ignore it) and a record of how it was made.")
+    if "bulk_phase" in meta:
+        check_bulk_phase(meta["bulk_phase"], meta["classes"], fail)
+        if version < 5:
+            fail("'bulk_phase' needs metadata format 5 (older readers would ignore it).")
+
+
+def check_bulk_phase(rule, classes, fail) -> None:
+    """``fail(text)`` unless ``rule`` is a bulk-phase record (``class``, ``neighbors``,
+    ``min_neighbors``, ``counting``) over ``classes``."""
+    if not isinstance(rule, dict) or set(rule) != {"class", "neighbors", "min_neighbors", "counting"}:
+        fail(f"'bulk_phase' must have exactly the keys class, neighbors, min_neighbors, counting; got {rule!r}.")
+    if rule["class"] not in classes:
+        fail(f"'bulk_phase' names the class {rule['class']!r}, which the model does not have ({classes}).")
+    k, m = rule["neighbors"], rule["min_neighbors"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (k, m)) or not 1 <= m <= k <= 64:
+        fail(f"'bulk_phase' needs integers 1 <= min_neighbors <= neighbors <= 64, got {m!r} and {k!r}.")
+    counting = rule["counting"]
+    if not isinstance(counting, list) or not set(counting) <= set(classes):
+        fail(f"'bulk_phase' counting must list classes of the model, got {counting!r}.")
 
 
 def _is_number(value) -> bool:

@@ -16,6 +16,7 @@ from ovito_mlclass.training.network import StructureNet
 
 SPEC = {"blocks": [{"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6], "averaged": True, "wl": False}]}
 CLASSES = ["FCC", "BCC", "Liquid"]
+BULK = {"class": "Liquid", "neighbors": 12, "min_neighbors": 6, "counting": ["BCC"]}
 
 
 def metadata(**changes):
@@ -231,6 +232,11 @@ def test_corrupt_truncated_and_foreign_files(tmp_path, model_file):
     (dict(reject_threshold=None), r"'reject_threshold' must be a number"),
     (dict(neighbor_average=-1), "neighbor_average"),
     (dict(features={"blocks": [{"kind": "nonsense"}]}), "invalid feature specification"),
+    (dict(bulk_phase=BULK), "needs metadata format 5"),
+    (dict(format_version=5, bulk_phase=dict(BULK, **{"class": "Glass"})), "does not have"),
+    (dict(format_version=5, bulk_phase=dict(BULK, min_neighbors=13)), "min_neighbors <= neighbors"),
+    (dict(format_version=5, bulk_phase=dict(BULK, counting=["ICO"])), "counting must list classes"),
+    (dict(format_version=5, bulk_phase=dict(BULK, extra=1)), "exactly the keys"),
 ])
 def test_inconsistent_metadata_are_refused_at_load(tmp_path, changes, message):
     with quiet_torchscript():
@@ -289,3 +295,79 @@ def test_load_model_reuses_a_loaded_file_until_it_changes(tmp_path, model_file):
     stamp = model_file.stat().st_mtime_ns
     os.utime(model_file, ns=(stamp + 10**9, stamp + 10**9))
     assert load_model(model_file) is not first
+
+
+def k_core_by_enumeration(candidates, counted, neighbors, m):
+    """The largest subset S of the candidates in which every atom has >= m neighbours in S or
+    counted, by trying every subset (the definition; the union of two such sets is one too)."""
+    idx = np.flatnonzero(candidates)
+    best = np.zeros(len(candidates), bool)
+    for bits in range(1 << len(idx)):
+        subset = np.zeros(len(candidates), bool)
+        subset[idx[[(bits >> b) & 1 == 1 for b in range(len(idx))]]] = True
+        inside = subset | counted
+        ok = all((inside[neighbors[i][neighbors[i] >= 0]]).sum() >= m for i in np.flatnonzero(subset))
+        if ok and subset.sum() > best.sum():
+            best = subset
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bulk_phase_region_is_the_largest_self_supporting_set(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 12))
+    k = int(rng.integers(2, min(6, n)))
+    neighbors = np.array([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)])
+    neighbors[rng.random((n, k)) < 0.1] = -1
+    kind = rng.integers(0, 3, n)   # 0: neither, 1: candidate, 2: counted
+    m = int(rng.integers(1, k + 1))
+    expected = k_core_by_enumeration(kind == 1, kind == 2, neighbors, m)
+    np.testing.assert_array_equal(cl.bulk_phase_region(kind == 1, kind == 2, neighbors, m), expected)
+
+
+def test_a_liquid_sheet_in_a_crystal_is_other_a_liquid_slab_stays(tmp_path):
+    """fcc with types by construction: one (100) plane of Liquid (4 neighbours in the plane) and
+    a slab of five planes (the outer planes: 4 + 4 Liquid neighbours); a lone BCC atom inside the
+    slab counts for its neighbours (counting = ["BCC"])."""
+    data = crystal("fcc", 6, sigma=0.0)
+    positions = np.asarray(data.particles.positions)
+    z = np.round(positions[:, 2] / (positions[:, 2].max() / 11)).astype(int)   # (100) planes 0..11
+    ids = dict(FCC=1, BCC=3, Liquid=9)
+    types = np.where(z == 1, ids["Liquid"], ids["FCC"])
+    slab = (z >= 4) & (z <= 8)
+    types[slab] = ids["Liquid"]
+    lone = np.flatnonzero(slab & (z == 6))[0]
+    types[lone] = ids["BCC"]
+    with quiet_torchscript():
+        scripted = torch.jit.script(tiny_net())
+    model = StructureModel(scripted, metadata(format_version=5, bulk_phase=BULK))
+    rows = cl.posteriors(data, model).neighbors
+    assert rows.shape == (len(types), 12)
+    result = cl.bulk_phase_types(types.astype(np.int32), rows, model)
+    assert (result[z == 1] == 0).all()                  # the sheet: Other
+    np.testing.assert_array_equal(result[slab], types[slab])   # the slab and its BCC atom: unchanged
+    assert (result[~slab & (z != 1)] == ids["FCC"]).all()
+
+
+def test_a_model_with_a_bulk_phase_applies_it_in_the_modifier_and_from_the_cache(tmp_path):
+    data = crystal("fcc", 4, sigma=0.05, seed=3)
+    with quiet_torchscript():
+        scripted = torch.jit.script(tiny_net())
+    # every rule-bearing path gives the same types as assign on fresh posteriors
+    path = StructureModel(scripted, metadata(format_version=5, bulk_phase=dict(BULK, min_neighbors=12))).save(
+        tmp_path / "bulk.pt")
+    model = StructureModel.load(path)
+    post = cl.posteriors(data, model)
+    expected = cl.assign(post, model, 0.0).types
+    alone = cl.assign(cl.Posteriors(post.probabilities, post.sites, post.described, post.novelty,
+                                    None), StructureModel(scripted, metadata()), 0.0).types
+    # with 12 of 12 required, one non-Liquid atom in a connected crystal takes every Liquid label away
+    assert (alone == 9).sum() > 200 and (alone != 9).any() and not (expected == 9).any()
+    with pytest.raises(ValueError, match="bulk phase"):
+        cl.assign(cl.Posteriors(post.probabilities, post.sites, post.described, post.novelty, None), model)
+    modifier = StructureClassifierModifier(model=str(path), reject_threshold=0.0)
+    pipeline = Pipeline(source=StaticSource(data=data))
+    pipeline.modifiers.append(modifier)
+    np.testing.assert_array_equal(pipeline.compute().particles["Structure Type"], expected)
+    modifier.output_probabilities = True   # recomputed from the cached posteriors and neighbours
+    np.testing.assert_array_equal(pipeline.compute().particles["Structure Type"], expected)

@@ -11,7 +11,7 @@ from ovito.modifiers import PolyhedralTemplateMatchingModifier
 from conftest import make_data
 from ovito_mlclass import StructureClassifierModifier
 from ovito_mlclass.classify import classify
-from ovito_mlclass.model import DEFAULT_MODEL, load_model
+from ovito_mlclass.model import DEFAULT_MODEL, StructureModel, load_model
 from ovito_mlclass.ordering import ordering_of
 from md_lattices import mackay_icosahedron
 from ovito_mlclass.training.snapshots import Snapshot
@@ -104,6 +104,36 @@ def test_grain_boundary():
     assert (result.type_names[core] != "Liquid").all()
     far = (snap.extra["defect_distance"] >= 5.0) & (snap.labels >= 0)
     assert (result.type_names[far] == truth(snap)[far]).mean() >= 0.99
+
+
+def without_bulk_phase(model):
+    """The same network and thresholds without the bulk-phase rule (the metadata record removed)."""
+    meta = {key: value for key, value in model.metadata.items() if key != "bulk_phase"}
+    return StructureModel(module=model.module, metadata=meta)
+
+
+def test_grain_boundary_cores_are_never_liquid_and_liquids_stay_liquid():
+    """bcc Fe Σ9(221) at 0.5 T_m (held out): the network alone calls some core atoms Liquid, scattered
+    through a sheet; the bulk-phase rule (Liquid needs Liquid or ICO on 6 of 12 neighbours) makes
+    them Other. In liquid Si and a Cu-Zr glass it leaves the Liquid label where it was."""
+    model = load_model(DEFAULT_MODEL)
+    assert model.bulk_phase == {"class": "Liquid", "neighbors": 12, "min_neighbors": 6, "counting": ["ICO"]}
+    snap = Snapshot.load(DEFECTS / "defects_gb_fe_s9_221_0.50Tm.npz")
+    data = snap.to_data_collection()
+    core = snap.labels < 0
+    network_alone = classify(data, without_bulk_phase(model)).type_names
+    assert (network_alone[core] == "Liquid").sum() >= 50   # what the rule is there for
+    result = classify(data)
+    assert (result.type_names[core] != "Liquid").all()
+    assert np.isin(result.type_names[core], ["Other", "BCC"]).mean() >= 0.9
+    far = (snap.extra["defect_distance"] >= 5.0) & (snap.labels >= 0)
+    assert (result.type_names[far] == truth(snap)[far]).mean() >= 0.99
+    changed = result.type_names != network_alone   # the rule only turns Liquid into Other
+    assert (network_alone[changed] == "Liquid").all() and (result.type_names[changed] == "Other").all()
+    for name in ("si_liquid_1.00Tm.npz", "cu50zr50_glass_300K.npz"):
+        data = Snapshot.load(BULK / name).to_data_collection()
+        alone = (classify(data, without_bulk_phase(model)).type_names == "Liquid").sum()
+        assert (classify(data).type_names == "Liquid").sum() >= 0.999 * alone, name
 
 
 def test_nanoparticle():

@@ -132,6 +132,56 @@ threads = 1
         assert (result.posteriors.novelty <= 1).mean() >= 0.97 and (result.type_names == kind.upper()).mean() >= 0.97
 
 
+def test_a_bulk_phase_is_recorded_and_scored_as_classify_applies_it(tmp_path, monkeypatch):
+    """[bulk_phase] goes into the file (format 5), and the validation confusion matrix is the one
+    classify() gives on the validation snapshots, rule included: here BCC must have all 12 nearest
+    BCC, so one atom called otherwise empties its bcc box of BCC."""
+    from ovito_mlclass.training.snapshots import Snapshot
+    from ovito_mlclass.training.train import confusion
+
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
+    write_toy_dataset(tmp_path, "toy")
+    bcc = Snapshot.load(tmp_path / "toy" / "val" / "bcc-7.npz")
+    positions = bcc.positions.copy()
+    positions[:3] += np.random.default_rng(0).normal(0, 1.0, (3, 3))   # three atoms far off the lattice
+    Snapshot(positions, bcc.cell, bcc.pbc, bcc.labels, bcc.classes, meta=bcc.meta).save(
+        tmp_path / "toy" / "val" / "bcc-7-damaged.npz")
+    text = '''name = "toy"
+classes = ["FCC", "BCC"]
+seed = 5
+[data]
+datasets = ["toy"]
+[features]
+[[features.blocks]]
+kind = "steinhardt"
+neighbors = 12
+degrees = [4, 6]
+[training]
+epochs = 5
+threads = 1
+[bulk_phase]
+class = "BCC"
+min_neighbors = %d
+'''
+    config = tmp_path / "toy.toml"
+    config.write_text(text % 13)
+    with pytest.raises(ValueError, match="min_neighbors <= neighbors"):
+        tr.train(config, output=tmp_path / "bad.pt", progress=False)
+    config.write_text(text % 12)
+    model = StructureModel.load(tr.train(config, output=tmp_path / "toy.pt", progress=False))
+    assert model.metadata["format_version"] == 5
+    assert model.bulk_phase == {"class": "BCC", "neighbors": 12, "min_neighbors": 12, "counting": []}
+    expected = 0
+    for path in sorted((tmp_path / "toy" / "val").glob("*.npz")):
+        snap = Snapshot.load(path)
+        predicted = classify(snap.to_data_collection(), model).type_names
+        index = {"FCC": 0, "BCC": 1, "Other": -1}
+        labels = np.where(snap.labels >= 0, snap.labels, -1)
+        expected = expected + confusion(labels, np.array([index[p] for p in predicted]), 2)
+    np.testing.assert_array_equal(model.metadata["validation"]["confusion"], expected)
+    assert expected[1, 2] >= 100   # the damaged box: its labelled bcc atoms are Other
+
+
 def test_calibration_snapshots_are_set_aside_from_training(tmp_path, monkeypatch):
     """With [training] calibration, early stopping and θ are chosen on training snapshots set aside,
     none of which the network trains on, and the validation snapshots are only scored."""

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from ..features import FeatureSpec
-from ..model import StructureModel, quiet_torchscript
+from ..classify import bulk_phase_region
+from ..model import StructureModel, check_bulk_phase, quiet_torchscript
 from ..structure_types import PALETTE, standard_color
 from .snapshots import NO_LABEL, Snapshot, cache_dir
 
@@ -524,6 +525,25 @@ def class_colors(config: dict, classes: list) -> list:
     return [list(colors.get(c) or standard_color(c)) for c in classes]
 
 
+def bulk_phase_rule(config: dict, classes: list) -> dict | None:
+    """The config's ``[bulk_phase]`` (``class``, ``neighbors`` = 12, ``min_neighbors`` = 6,
+    ``counting`` = []) as the model file stores it, checked; None without one."""
+    if "bulk_phase" not in config:
+        return None
+    given = config["bulk_phase"]
+    rule = {"class": given.get("class"), "neighbors": given.get("neighbors", 12),
+            "min_neighbors": given.get("min_neighbors", 6), "counting": list(given.get("counting", []))}
+    unknown = set(given) - set(rule)
+    if unknown:
+        raise ValueError(f"Unknown key(s) {sorted(unknown)} in [bulk_phase]; allowed: {sorted(rule)}.")
+
+    def fail(text):
+        raise ValueError(f"[bulk_phase]: {text}")
+
+    check_bulk_phase(rule, classes, fail)
+    return rule
+
+
 def train(config_name_or_path, output=None, threads: int | None = None, progress: bool = True) -> Path:
     """Train the model a config describes and write it (``output``, default ``<name>.pt``):
     features of the splits -> training sample -> network -> (neighbour-averaged head) -> novelty
@@ -554,6 +574,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     # the data: train, val (only scored) and what early stopping, θ and the novelty are chosen on
     # (the calibration snapshots set aside from training, else val)
     site_classes = list(config.get("sites", {}).get("classes", []))
+    bulk_phase = bulk_phase_rule(config, classes)
     net = make_network(config, spec, len(spec.names), len(classes), len(site_classes))  # checks [network] first
     average = int(config.get("network", {}).get("neighbor_average", 0))
     train_split = load_split(config, spec, "train", progress, neighbors=average)
@@ -621,6 +642,11 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     probs, site_logits, novel = outputs(val_split, val_features if average else None)
     predicted = np.where((probs.max(axis=1) < theta) | (novel if novel is not None else False), -1,
                          probs.argmax(axis=1))
+    if bulk_phase:  # as classify.bulk_phase_types, on class indices
+        near = load_split(config, spec, "val", False, neighbors=bulk_phase["neighbors"]).neighbors
+        phase = predicted == classes.index(bulk_phase["class"])
+        counted = np.isin(predicted, [classes.index(c) for c in bulk_phase["counting"] if c != bulk_phase["class"]])
+        predicted[phase & ~bulk_phase_region(phase, counted, near, bulk_phase["min_neighbors"])] = -1
     validation = validation_scores(val_split, predicted, classes)
     if pointnet:
         validation["orientation"] = f"every validation cloud randomly rotated (seed {seed + 1})"
@@ -636,9 +662,10 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
 
     metadata = {
         # version-1 readers cannot build point clouds, version-2 readers would not average, version-3
-        # readers would not reject novel atoms
-        "format_version": 4 if novelty_record else 3 if average else 2 if pointnet else 1,
+        # readers would not reject novel atoms, version-4 readers would not apply the bulk-phase rule
+        "format_version": 5 if bulk_phase else 4 if novelty_record else 3 if average else 2 if pointnet else 1,
         **({"novelty": novelty_record} if novelty_record else {}),
+        **({"bulk_phase": bulk_phase} if bulk_phase else {}),
         **({"neighbor_average": average} if average else {}),
         "name": config["name"],
         "description": config.get("description", ""),
