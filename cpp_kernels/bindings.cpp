@@ -94,13 +94,16 @@ void bins_from_python(const py::object& bins, int64_t n, BinsInput& in) {
 }
 
 NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& neighbors, const Input<double>& vectors,
-                           const py::object& weights, Input<double>& weights_buffer) {
+                           const py::object& weights, Input<double>& weights_buffer, int64_t first = -1) {
     const int64_t n_bonds = neighbors.ndim() == 1 ? neighbors.shape(0) : -1;
     require(n_bonds >= 0, "neighbors must be a 1-d array");
     const int64_t n = check_csr(offsets, vectors, n_bonds);
     const int64_t* off = offsets.data();
     const int64_t* nb = neighbors.data();
-    for (int64_t b = 0; b < n_bonds; ++b) require(nb[b] >= 0 && nb[b] < n, "neighbour index out of range");
+    const int64_t take = first < 0 ? INT64_MAX : first;  // the bonds that count: the first `take` of each row
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t b = off[i]; b < off[i] + std::min(off[i + 1] - off[i], take); ++b)
+            require(nb[b] >= 0 && nb[b] < n, "neighbour index out of range");
     const double* w = nullptr;
     if (!weights.is_none()) {
         weights_buffer = Input<double>::ensure(weights);
@@ -108,7 +111,7 @@ NeighborList neighbor_list(const Input<int64_t>& offsets, const Input<int64_t>& 
                 "weights must be a 1-d array of length n_bonds");
         w = weights_buffer.data();
     }
-    return NeighborList{n, off, nb, vectors.data(), w};
+    return NeighborList{n, off, nb, vectors.data(), w, take};
 }
 
 // Positions (n, 3), the (3, 4) cell matrix and the pbc flags of a neighbour search.
@@ -283,9 +286,9 @@ PYBIND11_MODULE(_kernels, m) {
         "steinhardt",
         [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
            py::object bins, Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start,
-           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t cache_bytes, Output out) {
+           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t cache_bytes, Output out, int64_t first) {
             Input<double> weights_buffer;
-            const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer);
+            const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer, first);
             BinsInput bins_input;
             bins_from_python(bins, nl.n_atoms, bins_input);
             const int nd = int(degrees.size());
@@ -305,8 +308,9 @@ PYBIND11_MODULE(_kernels, m) {
         },
         py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("bins"),
         py::arg("degrees"), py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"),
-        py::arg("wigner_coeff"), py::arg("cache_bytes"), py::arg("out"),
-        "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`.");
+        py::arg("wigner_coeff"), py::arg("cache_bytes"), py::arg("out"), py::arg("first") = -1,
+        "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`; "
+        "with first = k >= 0, only the first k bonds of each row count.");
 
     m.def(
         "symmetry_functions",

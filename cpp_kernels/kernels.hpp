@@ -3,6 +3,7 @@
 // `neighbors` (index of the neighbour) and `vectors` (x_j - x_i, minimum image already applied).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -18,6 +19,12 @@ struct NeighborList {
     const int64_t* neighbors; // (n_bonds)
     const double* vectors;    // (n_bonds, 3)
     const double* weights;    // (n_bonds) or nullptr for uniform weights
+    // Only the first `first` bonds of each row count: the rows of a k-nearest list sorted by
+    // distance serve every k' <= k without copying them.
+    int64_t first = INT64_MAX;
+
+    int64_t begin(int64_t i) const { return offsets[i]; }
+    int64_t count(int64_t i) const { return std::min(offsets[i + 1] - offsets[i], first); }
 };
 
 // Coupling coefficients for the third-order invariants w_l, one block of rows per degree:

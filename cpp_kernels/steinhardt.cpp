@@ -121,13 +121,13 @@ struct BlockScratch {
 void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const LegendreTable& table,
                const std::vector<Degree>& degrees, int size, BlockScratch& s, double* const* rows) {
     int slots = 0;
-    for (int a = 0; a < count; ++a) slots = std::max(slots, int(nl.offsets[atoms[a] + 1] - nl.offsets[atoms[a]]));
+    for (int a = 0; a < count; ++a) slots = std::max(slots, int(nl.count(atoms[a])));
     const size_t n_lanes = size_t(std::max(slots, 1)) * kLanes;
     s.x.assign(n_lanes, 0.0); s.y.assign(n_lanes, 0.0); s.z.assign(n_lanes, 0.0); s.w.assign(n_lanes, 0.0);
     s.power.resize(2 * n_lanes);
     double norm[kLanes] = {};
     for (int a = 0; a < count; ++a) {
-        const int64_t begin = nl.offsets[atoms[a]], n = nl.offsets[atoms[a] + 1] - begin;
+        const int64_t begin = nl.begin(atoms[a]), n = nl.count(atoms[a]);
         double weight_sum = 0.0;
         for (int64_t j = 0; j < n; ++j) {
             const double* v = nl.vectors + 3 * (begin + j);
@@ -254,7 +254,7 @@ struct Location {
 // in nearest-neighbour mode) has its q_lm recomputed.
 void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* degrees, int n_degrees,
                 bool with_wl, bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out) {
-    const int64_t n = nl.n_atoms, n_bonds = nl.offsets[n];
+    const int64_t n = nl.n_atoms;
     const int n_blocks = 1 + (with_wl ? 1 : 0) + (averaged ? 1 + (with_wl ? 1 : 0) : 0);
     const int width = n_blocks * n_degrees;
     const int col_w = n_degrees, col_qbar = n_degrees * (with_wl ? 2 : 1), col_wbar = col_qbar + n_degrees;
@@ -266,9 +266,11 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
         int64_t count = 0;
         ThreadErrors errors;
 #pragma omp parallel for schedule(static) reduction(+ : count)
-        for (int64_t b = 0; b < n_bonds; ++b) errors.run([&] {
-            const double* v = nl.vectors + 3 * b;
-            count += !(v[0] * v[0] + v[1] * v[1] + v[2] * v[2] > 0.0);
+        for (int64_t i = 0; i < n; ++i) errors.run([&] {
+            for (int64_t b = nl.begin(i); b < nl.begin(i) + nl.count(i); ++b) {
+                const double* v = nl.vectors + 3 * b;
+                count += !(v[0] * v[0] + v[1] * v[1] + v[2] * v[2] > 0.0);
+            }
         });
         errors.rethrow();
         throw_zero_length_bonds(count);
@@ -429,7 +431,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
                     for (int y = y0; y < y1; ++y) {
                         const int64_t bin = bin_index(x, y, z);
                         for (int64_t r = start[bin]; r < start[bin + 1]; ++r) {
-                            const int64_t i = atom_at(r), begin = nl.offsets[i], count = nl.offsets[i + 1] - begin;
+                            const int64_t i = atom_at(r), begin = nl.begin(i), count = nl.count(i);
                             sources.resize(count + 1);
                             sources[0] = row_of(where[i]);
                             writer->add(i, sources[0], 0, col_w);

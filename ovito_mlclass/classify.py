@@ -26,7 +26,7 @@ class Posteriors:
     sites: np.ndarray | None       # (n, S) float32 site posteriors, or None
     described: np.ndarray          # (n,) bool: particles the model describes (its particle types)
     novelty: np.ndarray | None = None  # (n,) float32: above 1, unlike every training class; None: no score
-    neighbors: np.ndarray | None = None  # (n, k) int32 rows of the k nearest described particles (-1: none),
+    neighbors: np.ndarray | None = None  # (n, k) int64 rows of the k nearest described particles (-1: none),
                                          # for a model with a bulk phase (its rule looks at them); else None
 
 
@@ -87,7 +87,7 @@ def posteriors_steps(data, model):
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
     bulk = model.bulk_phase
-    rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32) if bulk else None
+    rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int64) if bulk else None
     if described.any():
         yield 0.0, "neighbours and descriptors"
         k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0)
@@ -101,7 +101,10 @@ def posteriors_steps(data, model):
             novelty[described] = prediction.novelty
         if bulk:  # rows of the described subset -> rows of the frame
             near = neighbors[:, :bulk["neighbors"]]
-            rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
+            if described.all():
+                rows = near
+            else:
+                rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
     return Posteriors(probs, sites, described, novelty, rows)
 
 

@@ -217,9 +217,11 @@ class FeatureSpec:
             report(i / len(self.blocks), f"features: {b['kind']}")
             if b["kind"] == "steinhardt":
                 recipe = Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"])
-                neighbor_list = (nb.voronoi_neighbors(work) if b["neighbors"] == "voronoi"
-                                 else complete(b["neighbors"]))
-                values = recipe.compute(neighbor_list)
+                if b["neighbors"] == "voronoi":
+                    values = recipe.compute(nb.voronoi_neighbors(work))
+                else:  # the first k bonds of each row of the one search
+                    require(b["neighbors"])
+                    values = recipe.compute(nearest, first=b["neighbors"])
             elif b["kind"] == "distances":
                 values = relative_distances(complete(b["neighbors"]), b["neighbors"], b["normalize"])
             elif b["kind"] == "point_cloud":  # written in place: 3N columns per atom is the bulk of the memory

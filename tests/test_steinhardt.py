@@ -175,6 +175,37 @@ def test_compiled_kernel_equals_numba_reference(mode, hot_crystal):
     np.testing.assert_allclose(spec.compute(neighbor_list), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("structure", ["fcc", "cluster"])
+@pytest.mark.parametrize("k", [1, 4, 12])
+def test_the_first_k_bonds_of_a_longer_list_equal_the_k_nearest(structure, k):
+    """``first = k`` on a 16-nearest list (rows sorted by distance) equals a list of the k nearest
+    of its own, bit for bit (compiled) and against the numba reference. The cluster is the 14
+    atoms of an fcc cube with its face centres: every 16-nearest row ends in 3 missing
+    neighbours (-1), beyond the first k, and taking all 16 is refused."""
+    if structure == "fcc":
+        data = _structures()["fcc"]
+    else:
+        corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
+        faces = np.array([[0.5, 0.5, 0], [0.5, 0.5, 1], [0.5, 0, 0.5], [0.5, 1, 0.5], [0, 0.5, 0.5], [1, 0.5, 0.5]])
+        positions = np.vstack([corners, faces]) * 3.6 + np.random.default_rng(3).normal(0, 0.05, (14, 3)) + 10
+        data = make_data(positions, np.eye(3) * 30, pbc=(False,) * 3)
+    longer = nb.nearest_neighbors(data, 16, allow_missing=True)
+    rows = longer.neighbors.reshape(-1, 16)
+    assert (rows[:, :k] >= 0).all() and ((rows < 0).sum() == 3 * 14 if structure == "cluster" else True)
+    own = nb.nearest_neighbors(data, k)
+    np.testing.assert_array_equal(own.neighbors.reshape(-1, k), rows[:, :k])
+    spec = Steinhardt(degrees=(2, 3, 4, 6, 12), averaged=True, wl=True)
+    np.testing.assert_array_equal(spec.compute(longer, first=k), spec.compute(own))
+    start, m, coeff = coupling_table(spec.degrees)
+    expected = np.empty((own.n_atoms, len(spec.feature_names)))
+    reference.steinhardt(longer.offsets, longer.neighbors, longer.vectors, None, None, np.array(spec.degrees), True,
+                         True, start, m, coeff, 0, expected, k)
+    np.testing.assert_allclose(spec.compute(own), expected, rtol=0, atol=1e-12)
+    if structure == "cluster":
+        with pytest.raises(ValueError, match="neighbour index out of range"):
+            spec.compute(longer, first=16)
+
+
 def _structures():
     """Periodic fcc, a sheared cell, a slab (periodic in x and y) and an open cluster, each with
     thermal disorder."""

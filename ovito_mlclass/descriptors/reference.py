@@ -125,10 +125,18 @@ def _steinhardt(offsets, vectors, neighbors, weights, use_weights, l, w3j, with_
 
 
 def steinhardt(offsets, neighbors, vectors, weights, bins, degrees, with_wl, averaged, wigner_start, wigner_m,
-               wigner_coeff, cache_bytes, out):
+               wigner_coeff, cache_bytes, out, first=-1):
     """Same contract as the compiled kernel; the Wigner table arguments are ignored (the
     reference builds a dense 3j table of its own), and so are ``bins`` and ``cache_bytes``
-    (the reference keeps q_lm of one degree for all atoms)."""
+    (the reference keeps q_lm of one degree for all atoms). ``first = k >= 0``: the first k
+    bonds of each row, copied into a list of their own."""
+    if first >= 0:
+        offsets = np.asarray(offsets, np.int64)
+        keep = np.arange(offsets[-1]) - np.repeat(offsets[:-1], np.diff(offsets)) < first
+        counts = np.minimum(np.diff(offsets), first)
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        neighbors, vectors = np.asarray(neighbors)[keep], np.asarray(vectors)[keep]
+        weights = None if weights is None else np.asarray(weights)[keep]
     vectors = np.ascontiguousarray(vectors, dtype=np.float64)
     if np.any((vectors ** 2).sum(axis=1) == 0):
         raise ValueError("neighbour vector(s) of zero length: two atoms occupy the same position")

@@ -58,8 +58,12 @@ class Steinhardt:
         return [f"{block}{l}" for block in blocks for l in self.degrees]
 
     def compute(self, neighbors: NeighborList, species: np.ndarray | None = None,
-                out: np.ndarray | None = None) -> np.ndarray:
-        """Descriptors of every atom of ``neighbors``, shape ``(n_atoms, len(feature_names))``."""
+                out: np.ndarray | None = None, first: int | None = None) -> np.ndarray:
+        """Descriptors of every atom of ``neighbors``, shape ``(n_atoms, len(feature_names))``.
+        ``first = k``: only the first k bonds of each row count (the k nearest of a longer
+        nearest-neighbour list, whose rows are sorted by distance), without copying them."""
+        if first is not None and (self.same_species_only or first < 1):
+            raise ValueError("'first' needs a positive number of bonds and all species.")
         if self.same_species_only:
             if species is None:
                 raise InputError("same_species_only needs the species of every atom.")
@@ -72,5 +76,5 @@ class Steinhardt:
         bins = None if neighbors.bins is None else neighbors.bins.as_tuple()
         _compiled.kernels.steinhardt(neighbors.offsets, neighbors.neighbors, neighbors.vectors, neighbors.weights, bins,
                            np.asarray(self.degrees, dtype=np.int32), self.wl, self.averaged, start, m, coeff,
-                           CACHE_BYTES, out)
+                           CACHE_BYTES, out, -1 if first is None else int(first))
         return out
