@@ -304,10 +304,12 @@ def openworld_defects(model_names):
             where["outermost layer: Other"] = (layer == 0, lambda p, m: p[m] == "Other")
             where["second layer: right or Other"] = (layer == 1, lambda p, m: (p[m] == truth[m]) | (p[m] == "Other"))
             where["third layer inwards: right"] = ((layer >= 2) & (labels >= 0), lambda p, m: p[m] == truth[m])
-        elif kind == "nanoparticle":
+        elif kind == "nanoparticle":  # shells of neighbour hops from the surface shell, as the layers of a slab
             layer = extra["surface_layer"]
             where["surface shell: Other"] = (layer == 0, lambda p, m: p[m] == "Other")
-            where["labelled: right"] = (labels >= 0, lambda p, m: p[m] == truth[m])
+            where["second shell: right or Other"] = ((layer == 1) & (labels >= 0),
+                                                     lambda p, m: (p[m] == truth[m]) | (p[m] == "Other"))
+            where["third shell inwards: right"] = ((layer >= 2) & (labels >= 0), lambda p, m: p[m] == truth[m])
         else:
             distance = extra["defect_distance"]
             core = labels < 0
