@@ -143,8 +143,30 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     """Structure types from posteriors: the most probable class, or Other where its posterior is
     below the reject threshold (the model's own θ unless given), where the atom is unlike every
     training class (novelty above ``novelty_threshold``; 1 = the model's own, from validation data)
-    or where it is one of the ``disabled`` classes (names or OVITO type ids)."""
+    or where it is one of the ``disabled`` classes (names or OVITO type ids); then, for a model
+    with a bulk phase, Other where that phase does not fill space (:func:`bulk_phase_types`)."""
     model = as_model(model)
+    types, confidence, best = network_types(post, model, reject_threshold, disabled, novelty_threshold)
+    kinds = model.structure_types
+    if model.bulk_phase:
+        if post.neighbors is None:
+            raise ValueError(f"Model {model.name!r} names a bulk phase ({model.bulk_phase['class']}), whose rule needs "
+                             "every particle's nearest neighbours: Posteriors.neighbors is missing.")
+        types = bulk_phase_types(types, post.neighbors, model)
+    site_types = None
+    if post.sites is not None:  # a site only where the atom is of a class that has sites
+        site_types = (post.sites.argmax(axis=1) + 1).astype(np.int32)
+        has_sites = np.isin(best, [k for k, c in enumerate(model.classes) if c in model.classes_with_sites])
+        site_types[~post.described | (types == 0) | ~has_sites] = 0
+    return Classification(types=types, confidence=confidence.astype(np.float32), posteriors=post,
+                          structure_types=kinds, site_types=site_types,
+                          site_names=["None"] + model.site_classes if post.sites is not None else None)
+
+
+def network_types(post: Posteriors, model, reject_threshold: float | None = None, disabled=(),
+                  novelty_threshold: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`assign`'s types before the bulk-phase rule, the confidence and the most probable
+    class index of every particle."""
     theta = model.reject_threshold if reject_threshold is None else float(reject_threshold)
     if not 0.0 <= theta <= 1.0:
         raise ValueError(f"The reject threshold must lie in [0, 1], got {theta}.")
@@ -159,19 +181,7 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     if post.novelty is not None:
         rejected |= post.novelty > novelty_threshold
     types[rejected] = 0
-    if model.bulk_phase:
-        if post.neighbors is None:
-            raise ValueError(f"Model {model.name!r} names a bulk phase ({model.bulk_phase['class']}), whose rule needs "
-                             "every particle's nearest neighbours: Posteriors.neighbors is missing.")
-        types = bulk_phase_types(types, post.neighbors, model)
-    site_types = None
-    if post.sites is not None:  # a site only where the atom is of a class that has sites
-        site_types = (post.sites.argmax(axis=1) + 1).astype(np.int32)
-        has_sites = np.isin(best, [k for k, c in enumerate(model.classes) if c in model.classes_with_sites])
-        site_types[~post.described | (types == 0) | ~has_sites] = 0
-    return Classification(types=types, confidence=confidence.astype(np.float32), posteriors=post,
-                          structure_types=kinds, site_types=site_types,
-                          site_names=["None"] + model.site_classes if post.sites is not None else None)
+    return types, confidence, best
 
 
 def bulk_phase_region(candidates: np.ndarray, counted: np.ndarray, neighbors: np.ndarray,
@@ -203,12 +213,18 @@ def bulk_phase_types(types: np.ndarray, neighbors: np.ndarray, model) -> np.ndar
     where its atoms form a bulk region (:func:`bulk_phase_region`: at least ``min_neighbors`` of the
     ``neighbors`` nearest are of that phase or of a ``counting`` class, e.g. the icosahedral
     centres of a metallic liquid); elsewhere Other."""
-    rule, kinds = model.bulk_phase, model.structure_types
-    type_of = dict(zip(kinds.names, kinds.ids))
-    phase = types == type_of[rule["class"]]
-    counted = np.isin(types, [type_of[c] for c in rule["counting"] if c != rule["class"]])
+    phase, counted = bulk_phase_members(types, model)
+    rule = model.bulk_phase
     keep = bulk_phase_region(phase, counted, neighbors[:, :rule["neighbors"]], rule["min_neighbors"])
     return np.where(phase & ~keep, 0, types).astype(types.dtype)  # 0: Other
+
+
+def bulk_phase_members(types: np.ndarray, model) -> tuple[np.ndarray, np.ndarray]:
+    """Which particles are of the model's bulk phase, and which count for it (its ``counting`` classes)."""
+    rule, kinds = model.bulk_phase, model.structure_types
+    type_of = dict(zip(kinds.names, kinds.ids))
+    return (types == type_of[rule["class"]],
+            np.isin(types, [type_of[c] for c in rule["counting"] if c != rule["class"]]))
 
 
 def classify(data, model=DEFAULT_MODEL, reject_threshold: float | None = None,

@@ -28,11 +28,10 @@ modifier; the network then sees the local atoms only (and, for a model that pool
 neighbours, the rows it pools).
 
 A model with a bulk phase (``openworld``: Liquid only where it fills space,
-:func:`~ovito_mlclass.classify.bulk_phase_region`) also classifies the ghosts among the local
-atoms' 12 nearest; a ghost that is a periodic image of a local atom is that atom, so on one rank
-the result is the offline one. Under MPI the rule is applied within each rank: a ghost owned by
-another rank keeps its label, so at a rank boundary an atom may keep Liquid where the whole box
-would call it Other.
+:func:`~ovito_mlclass.classify.bulk_phase_region`) applies its rule across the whole box: the
+removal of atoms short of neighbours runs in rounds, and after each round every rank learns from
+the others (an MPI allgather of atom ids) which of its ghosts are still in the phase, until no rank
+removes any; the result is the offline one.
 
 Correctness needs the ghost shell to hold every atom the local atoms' features see: the k-th
 nearest neighbour at distance d_k(i), and for neighbour-averaged Steinhardt parameters the
@@ -54,7 +53,7 @@ import time
 
 import numpy as np
 
-from .classify import Posteriors, as_model, assign
+from .classify import Posteriors, as_model, bulk_phase_members, network_types
 from .frames import Frame
 from .model import DEFAULT_MODEL, Prediction, StructureModel
 
@@ -99,12 +98,18 @@ def neighbor_reach(model: StructureModel, positions: np.ndarray, nearest: np.nda
         if _averaged_reach(block):
             d_k = d_k + at_neighbors(d_k, k).max(axis=1)
         reach = np.maximum(reach, d_k)
-    # a learnt feature averaged over k_a neighbours, and the bulk-phase rule over its k_b nearest
-    # (which needs those neighbours classified), reach one shell farther, each
-    for k in (getattr(model, "neighbor_average", 0), _bulk_neighbors(model)):
-        if k:
-            reach = np.maximum(reach, distance[:, k - 1] + at_neighbors(reach, k).max(axis=1))
-    return reach
+    k_a = getattr(model, "neighbor_average", 0)
+    if k_a:
+        reach = np.maximum(reach, distance[:, k_a - 1] + at_neighbors(reach, k_a).max(axis=1))
+    k_b = _bulk_neighbors(model)  # the bulk-phase rule: the k_b nearest present (their types come from their owners)
+    return np.maximum(reach, distance[:, k_b - 1]) if k_b else reach
+
+
+def _no_atoms():
+    """What a rank without atoms to classify contributes: types, confidences, neighbour rows, ids,
+    which local atoms are described."""
+    return (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros((0, 1), np.int64), np.zeros(0, np.int64),
+            np.zeros(0, bool))
 
 
 def _bulk_neighbors(model) -> int:
@@ -122,8 +127,9 @@ def default_ghost_cutoff(model: StructureModel, atoms: int, volume: float, margi
         return (3 * k / (4 * np.pi * rho)) ** (1 / 3)
 
     reach = max(r(b["neighbors"]) * (2 if _averaged_reach(b) else 1) for b in model.features.blocks)
-    shells = [k for k in (getattr(model, "neighbor_average", 0), _bulk_neighbors(model)) if k]
-    return float(margin * (reach + sum(r(k) for k in shells)))
+    reach = max(reach, r(_bulk_neighbors(model)) if _bulk_neighbors(model) else 0.0)
+    k_a = getattr(model, "neighbor_average", 0)
+    return float(margin * (reach + (r(k_a) if k_a else 0.0)))
 
 
 class InSituClassifier:
@@ -176,25 +182,49 @@ class InSituClassifier:
     # ---- the callback ------------------------------------------------------------------------
     def _callback(self, lmp, step, nlocal, ids, x, fext):
         fext[:] = 0.0  # we add no forces
-        if self.errors:
-            return  # stop at the first error; run() raises it
+        if self.errors:  # stop at the first error (run() raises it), but take part in the others' rounds
+            if self.model.bulk_phase:
+                types, _, nearest, ids, _ = _no_atoms()
+                self._bulk_phase_across_ranks(types, nearest, ids, 0)
+            return
         started = time.perf_counter()
         try:
             self.classify_now(int(nlocal))
+            self.classifications += 1
         except Exception as exc:  # a callback cannot raise into LAMMPS: remember, tell, raise later
             message = f"rank {self.rank}, step {step}: {type(exc).__name__}: {exc}"
             self.errors.append(message)
             print(f"ovito-mlclass in-situ classification failed on {message}", file=sys.stderr, flush=True)
         self.seconds += time.perf_counter() - started
 
-    def classify_now(self, nlocal: int | None = None):
-        """Classify the local atoms from the current local + ghost positions; returns the
-        :class:`~ovito_mlclass.classify.Classification` of the local atoms, or None on a rank
-        without any."""
+    def classify_now(self, nlocal: int | None = None) -> None:
+        """Classify the local atoms from the current local + ghost positions and store their types
+        and confidences (``i_<name>``, ``d_<name>_conf``)."""
         lmp, model = self.lmp, self.model
         nlocal = lmp.extract_setting("nlocal") if nlocal is None else nlocal
-        if nlocal == 0:  # a rank whose domain is empty (a vacuum region) has nothing to classify
-            return None
+        mine, conf, nearest, ids, where = _no_atoms()
+        failure = None
+        try:
+            if nlocal > 0:  # a rank whose domain is empty (a vacuum region) has nothing to classify
+                mine, conf, nearest, ids, where = self._network_types(nlocal)
+        except Exception as exc:  # the other ranks wait for this one in the bulk-phase rounds: join them first
+            failure = exc
+        if model.bulk_phase:
+            mine = self._bulk_phase_across_ranks(mine, nearest, ids, len(mine))
+        if failure is not None:
+            raise failure
+        if nlocal > 0:
+            types = np.zeros(nlocal, dtype=np.int32)
+            confidence = np.zeros(nlocal, dtype=np.float32)
+            types[where], confidence[where] = mine, conf
+            lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = types
+            lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = confidence
+
+    def _network_types(self, nlocal):
+        """Types (before the bulk-phase rule) and confidences of the described local atoms, their
+        rows of the nearest-neighbour search (local + ghost rows), the atom ids of those rows, and
+        which local atoms are described."""
+        lmp, model = self.lmp, self.model
         nall = nlocal + lmp.extract_setting("nghost")
         positions = np.array(lmp.numpy.extract_atom("x", nelem=nall, dim=3)[:nall], dtype=np.float64)
         types = np.array(lmp.numpy.extract_atom("type", nelem=nall)[:nall], dtype=np.int32)
@@ -206,59 +236,58 @@ class InSituClassifier:
         # come first among them
         described = model.features.selection(data)
         local = int(described[:nlocal].sum())
-        types = np.zeros(nlocal, dtype=np.int32)
-        confidence = np.zeros(nlocal, dtype=np.float32)
-        if local > 0:
-            # one search serves the features and the check of their reach
-            features, nearest = model.features.compute(data, neighbors=self.k_max)
-            reach = neighbor_reach(model, positions[described], nearest)[:local].max()
-            if reach > self.ghost_cutoff:
-                raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
-                                  f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
-                                  f"ghost_cutoff >= {1.1 * reach:.3g}")
-            ids = np.array(lmp.numpy.extract_atom("id", nelem=nall)[:nall], dtype=np.int64)[described]
-            result = assign(self._posteriors(features, nearest, local, ids), model, self.reject_threshold)
-            types[described[:nlocal]] = result.types[:local]
-            confidence[described[:nlocal]] = result.confidence[:local]
-        lmp.numpy.extract_atom(f"i_{self.name}", nelem=nlocal)[:nlocal] = types
-        lmp.numpy.extract_atom(f"d_{self.name}_conf", nelem=nlocal)[:nlocal] = confidence
-        self.classifications += 1
-        return result
+        if local == 0:
+            return _no_atoms()[:4] + (described[:nlocal],)
+        # one search serves the features and the check of their reach
+        features, nearest = model.features.compute(data, neighbors=self.k_max)
+        reach = neighbor_reach(model, positions[described], nearest)[:local].max()
+        if reach > self.ghost_cutoff:
+            raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
+                              f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
+                              f"ghost_cutoff >= {1.1 * reach:.3g}")
+        prediction = self._predict_local(features, nearest, local)
+        post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty)
+        mine, conf, _ = network_types(post, model, self.reject_threshold)
+        ids = np.array(lmp.numpy.extract_atom("id", nelem=nall)[:nall], dtype=np.int64)[described]
+        return mine, conf, nearest, ids, described[:nlocal]
 
-    def _posteriors(self, features, nearest, local, ids):
-        """Posteriors of the first ``local`` rows (the local atoms), then, for a model with a bulk
-        phase, of the ghosts among their k_b nearest that are no periodic image of a local atom (its
-        rule looks at them; a ghost's own neighbours are not all here, so it is listed as its own k_b
-        neighbours and keeps its type). ``ids``: the LAMMPS atom ids of the rows."""
-        k_b = _bulk_neighbors(self.model)
-        ring = nearest[:local, :k_b]
-        if k_b:  # an image of a local atom is that atom
-            order = np.argsort(ids[:local])
-            at = np.minimum(np.searchsorted(ids[:local], ids[ring], sorter=order), local - 1)
-            ring = np.where((ring >= local) & (ids[:local][order[at]] == ids[ring]), order[at], ring)
-        rows = np.union1d(np.arange(local), ring[ring >= 0])  # sorted: the local rows first
-        prediction = self._predict_rows(features, nearest, rows)
-        neighbors = None
-        if k_b:
-            neighbors = np.repeat(np.arange(len(rows), dtype=np.int32)[:, None], k_b, axis=1)
-            neighbors[:local] = np.where(ring >= 0, np.searchsorted(rows, ring), -1)
-        return Posteriors(prediction.probabilities, prediction.sites, np.ones(len(rows), bool), prediction.novelty,
-                          neighbors)
 
-    def _predict_rows(self, features, nearest, rows):
-        """Posteriors of ``rows`` (sorted): the network sees those rows only (ghosts can outnumber
-        the local atoms several times in small domains), and, for a model that pools over its k_a
-        nearest neighbours, the rows it pools."""
+    def _predict_local(self, features, nearest, local):
+        """Posteriors of the first ``local`` rows: the network sees those rows only (ghosts can
+        outnumber the local atoms several times in small domains), and, for a model that pools
+        over its k_a nearest neighbours, the rows it pools."""
         k_a = self.model.neighbor_average
         if not k_a:
-            return self.model.predict(features[rows])
-        pool = nearest[rows, :k_a]
-        seen = np.union1d(rows, pool[pool >= 0])
-        at = np.searchsorted(seen, rows)
-        neighbors = np.full((len(seen), k_a), -1, dtype=np.int64)  # the others' pools are not needed
-        neighbors[at] = np.where(pool >= 0, np.searchsorted(seen, pool), -1)
-        prediction = self.model.predict(features[seen], neighbors)
-        return Prediction(*(None if values is None else values[at] for values in prediction))
+            return self.model.predict(features[:local])
+        pool = nearest[:local, :k_a]
+        rows = np.union1d(np.arange(local), pool[pool >= 0])  # sorted: the local rows first
+        neighbors = np.full((len(rows), k_a), -1, dtype=np.int64)  # the others' pools are not needed
+        neighbors[:local] = np.where(pool >= 0, np.searchsorted(rows, pool), -1)
+        prediction = self.model.predict(features[rows], neighbors)
+        return Prediction(*(None if values is None else values[:local] for values in prediction))
+
+    def _bulk_phase_across_ranks(self, types, nearest, ids, local):
+        """The local atoms' ``types`` after the model's bulk-phase rule over the whole box: the
+        removal of :func:`~ovito_mlclass.classify.bulk_phase_region` in rounds; before each round,
+        every rank hears which atoms (by id) are still in the phase or counted for it, so a ghost
+        (another rank's atom or a periodic image) counts as its owner does. Removing every atom
+        short of neighbours at once, round by round, ends at the same set as one at a time."""
+        rule, comm = self.model.bulk_phase, _world()
+        phase, counted = bulk_phase_members(types, self.model)
+        near = nearest[:local, :rule["neighbors"]]
+        keep = phase.copy()
+        while True:
+            members = ids[:local][keep | counted]
+            if comm is not None and comm.Get_size() > 1:
+                members = np.concatenate(comm.allgather(members))
+            inside = np.isin(ids, members)
+            short = keep & ((inside[near] & (near >= 0)).sum(axis=1) < rule["min_neighbors"])
+            keep &= ~short
+            removed = int(short.sum())
+            if comm is not None and comm.Get_size() > 1:
+                removed = comm.allreduce(removed)
+            if not removed:
+                return np.where(phase & ~keep, 0, types).astype(types.dtype)  # 0: Other
 
     # ---- running -----------------------------------------------------------------------------
     def check(self) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from ovito_mlclass.classify import classify
 from ovito_mlclass.cli import example_file, main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -189,8 +190,6 @@ def test_asking_for_cuda_without_it_is_a_clear_error(trajectory, capsys):
 def test_gpu_posteriors_equal_cpu_posteriors(trajectory):
     from ovito.io import import_file
 
-    from ovito_mlclass.classify import classify
-
     data = import_file(str(trajectory[0])).compute(0)
     for name in ("metals", "metals-pointnet"):
         cpu, gpu = classify(data, name, device="cpu"), classify(data, name, device="cuda")
@@ -239,6 +238,38 @@ def test_insitu_under_mpi_equals_offline_classification_of_the_dumps(tmp_path):
             ptm_fcc.append(data.attributes["PolyhedralTemplateMatching.counts.FCC"] / data.particles.count)
     # the run goes from fcc to liquid (by PTM), so both kinds of neighbourhoods were compared
     assert ptm_fcc[0] > 0.95 and ptm_fcc[1] < 0.05, ptm_fcc
+
+
+@needs_lammps
+@pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or _mpiexec() is None,
+                    reason="needs mpi4py and mpiexec (pip install 'ovito-mlclass[test]')")
+def test_insitu_bulk_phase_rule_under_mpi_equals_offline(tmp_path):
+    """The default model's bulk-phase rule (Liquid only where it fills space) is a fixed point over
+    the whole box: run in rounds across 2 ranks, it gives the offline answer while the crystal
+    melts, where the rule takes Liquid off atoms of patches that do not fill space. (The first dump
+    is the perfect lattice, whose 4- and 16-nearest neighbours tie: not compared.)"""
+    from ovito.io import import_file
+
+    from ovito_mlclass.model import StructureModel, load_model
+
+    dump = tmp_path / "heat.dump"
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               LD_LIBRARY_PATH=os.pathsep.join([str(Path(sys.prefix) / "lib"), os.environ.get("LD_LIBRARY_PATH", "")]))
+    run = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(REPO / "examples" / "insitu_lammps.py"),
+                          "--cells", "7", "--steps", "2000", "--every", "100", "--model", "openworld", "-o", str(dump)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    model = load_model("openworld")
+    network_alone = StructureModel(module=model.module,
+                                   metadata={k: v for k, v in model.metadata.items() if k != "bulk_phase"})
+    pipeline = import_file(str(dump), multiple_frames=True)
+    changed = 0
+    for frame in range(1, pipeline.num_frames):
+        data = pipeline.compute(frame)
+        offline = classify(data, model).types
+        np.testing.assert_array_equal(np.asarray(data.particles["i_mlclass"]), offline, err_msg=f"frame {frame}")
+        changed += int((classify(data, network_alone).types != offline).sum())
+    assert changed >= 20   # the rule did take Liquid off atoms in this run
 
 
 def cu_lammps(types: int = 1):
@@ -296,7 +327,6 @@ def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, mod
     """Single process: the ghosts are the periodic images only; the neighbour-averaged PointNet
     reaches three neighbour shells deep, wider than this small box; openworld's bulk-phase rule is
     a fixed point over the whole box."""
-    from ovito_mlclass.classify import classify
     from ovito_mlclass.lammps import InSituClassifier
     from ovito_mlclass.training.md import lammps_state
 
@@ -307,8 +337,7 @@ def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, mod
     monkeypatch.setattr(insitu.model, "predict", lambda features, *args: seen.append(len(features)) or predict(features, *args))
     insitu.run(0)
     nall = 256 + small_lammps.extract_setting("nghost")
-    # the PointNet pools over ghosts; openworld's bulk-phase rule looks at the 12 nearest, here all
-    # periodic images of local atoms, which it takes for those atoms
+    # the PointNet pools over ghosts (openworld's bulk-phase rule hears their types from their owners)
     assert seen[0] == 256 if model != "metals-pointnet" else 256 < seen[0] < nall, (seen, nall)
     ids = np.array(small_lammps.numpy.extract_atom("id", nelem=256)[:256])
     ours = np.array(small_lammps.numpy.extract_atom("i_mlclass", nelem=256)[:256])[np.argsort(ids)]
