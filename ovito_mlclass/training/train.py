@@ -150,7 +150,7 @@ def data_hash(files: list[Path]) -> str:
 
 
 def _features_cached(path: Path, data, spec: FeatureSpec, neighbors: int = 0):
-    if neighbors:  # PointNets only (make_network checks)
+    if neighbors:  # PointNets (make_network checks) and the validation scores of a bulk phase
         X, rows = spec.compute(data, neighbors=neighbors)
         return X.astype(np.float32), rows
     if any(b["kind"] == "point_cloud" for b in spec.blocks):
@@ -354,14 +354,14 @@ def _evaluate(net, X, batch: int | None):
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def averaged_features(net, split: Split, batch: int):
-    """Every atom's pooled PointNet feature averaged over the atom and its nearest neighbours."""
+def averaged_features(net, split: Split, batch: int, k: int):
+    """Every atom's pooled PointNet feature averaged over the atom and its k nearest neighbours."""
     import torch
 
     from ..model import embed_all, neighbor_mean
 
     with torch.no_grad():
-        return neighbor_mean(embed_all(net, split.X, batch), torch.from_numpy(split.neighbors))
+        return neighbor_mean(embed_all(net, split.X, batch), torch.from_numpy(np.ascontiguousarray(split.neighbors[:, :k])))
 
 
 def train_head(net, h, y, h_val, y_val, loss, loss_val, settings: dict, generator, log) -> int:
@@ -578,7 +578,9 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     net = make_network(config, spec, len(spec.names), len(classes), len(site_classes))  # checks [network] first
     average = int(config.get("network", {}).get("neighbor_average", 0))
     train_split = load_split(config, spec, "train", progress, neighbors=average)
-    val_split = load_split(config, spec, "val", progress, neighbors=average)
+    # the validation scores of a bulk phase look at each atom's nearest neighbours: the same search
+    val_split = load_split(config, spec, "val", progress,
+                           neighbors=max(average, bulk_phase["neighbors"] if bulk_phase else 0))
     calibration = float(settings.get("calibration", 0.0))
     choose_split = load_split(config, spec, "calibration", progress, neighbors=average) if calibration else val_split
     log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
@@ -607,9 +609,10 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     head_epochs = None
     if average:  # stage 2 (module docstring): the head on neighbour-averaged features
         train_split.X = rotate_clouds(torch.from_numpy(train_split.X), generator).numpy()
-        choose_features = averaged_features(net, choose_split, eval_batch)
-        val_features = choose_features if choose_split is val_split else averaged_features(net, val_split, eval_batch)
-        head_epochs = train_head(net, averaged_features(net, train_split, eval_batch)[pick], torch.from_numpy(y),
+        choose_features = averaged_features(net, choose_split, eval_batch, average)
+        val_features = (choose_features if choose_split is val_split
+                        else averaged_features(net, val_split, eval_batch, average))
+        head_epochs = train_head(net, averaged_features(net, train_split, eval_batch, average)[pick], torch.from_numpy(y),
                                  choose_features[torch.from_numpy(val_keep)], check[1], loss_classes, loss_val,
                                  settings, generator, log)
 
@@ -643,7 +646,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     predicted = np.where((probs.max(axis=1) < theta) | (novel if novel is not None else False), -1,
                          probs.argmax(axis=1))
     if bulk_phase:  # as classify.bulk_phase_types, on class indices
-        near = load_split(config, spec, "val", False, neighbors=bulk_phase["neighbors"]).neighbors
+        near = val_split.neighbors[:, :bulk_phase["neighbors"]]
         phase = predicted == classes.index(bulk_phase["class"])
         counted = np.isin(predicted, [classes.index(c) for c in bulk_phase["counting"] if c != bulk_phase["class"]])
         predicted[phase & ~bulk_phase_region(phase, counted, near, bulk_phase["min_neighbors"])] = -1
