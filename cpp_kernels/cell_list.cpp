@@ -253,6 +253,33 @@ inline void prefetch_row(int64_t* neighbors, double* vectors, int64_t first, int
     for (int64_t m = 0; m < 3 * count; m += 8) __builtin_prefetch(vectors + 3 * first + m, 1);
 }
 
+// The k nearest of atom `atom` (rows neighbors[0..count), vectors[0..3 count), by increasing
+// distance): neighbours at the same distance (within 1e-10, relative) are put in an order drawn
+// from a hash of the two atom indices. In a perfect lattice rounding would order them alike on
+// neighbouring atoms, and a descriptor over the first few of a shell (the 4 nearest of an fcc
+// atom's 12) would see a pattern along the lattice that thermal motion never makes; a hashed order
+// is what motion too small to matter gives. Rows without ties (thermal structures) are unchanged.
+inline uint64_t pair_hash(int64_t i, int64_t j) {
+    uint64_t h = uint64_t(i) * 0x9E3779B97F4A7C15ull ^ uint64_t(j) * 0xC2B2AE3D27D4EB4Full;
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return h ^ (h >> 29);
+}
+
+void order_ties(int64_t atom, int count, int64_t* neighbors, double* vectors) {
+    auto d2 = [&](int m) { const double* v = vectors + 3 * m; return v[0] * v[0] + v[1] * v[1] + v[2] * v[2]; };
+    for (int first = 0; first + 1 < count;) {
+        int end = first + 1;
+        while (end < count && d2(end) - d2(first) <= 2e-10 * d2(end)) ++end;
+        for (int m = first + 1; m < end; ++m)  // insertion sort of the run by hash
+            for (int q = m; q > first && pair_hash(atom, neighbors[q]) < pair_hash(atom, neighbors[q - 1]); --q) {
+                std::swap(neighbors[q], neighbors[q - 1]);
+                for (int c = 0; c < 3; ++c) std::swap(vectors[3 * q + c], vectors[3 * (q - 1) + c]);
+            }
+        first = end;
+    }
+}
+
 struct Pick {
     double d2;
     uint32_t c;  // candidate index in the block
@@ -387,6 +414,7 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
                             out[1] = block.y[c] - yi;
                             out[2] = block.z[c] - zi;
                         }
+                        order_ties(g.atom[i], k, neighbors + row, vectors + 3 * row);
                         continue;
                     }
                     const int count = search_shells(g, i, b, k, cache, best.data(), zeros);
@@ -405,6 +433,7 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
                             out[0] = out[1] = out[2] = 0.0;
                         }
                     }
+                    order_ties(g.atom[i], count, neighbors + row, vectors + 3 * row);
                 }
             });
         }

@@ -161,9 +161,12 @@ def _refuse_coincident(structure: Frame) -> None:
 
 def nearest_neighbors(data, n: int, allow_missing: bool = False) -> NeighborList:
     """The ``n`` nearest neighbours of every particle, by increasing distance (the results of
-    OVITO's ``NearestNeighborFinder``). A particle with fewer than ``n`` neighbours (a small
-    non-periodic system) is an :class:`InputError`, unless ``allow_missing``: then its missing
-    neighbours come last, with index -1 and vector 0 (see :func:`require_neighbors`)."""
+    OVITO's ``NearestNeighborFinder``). Neighbours at the same distance (within 1e-10, relative:
+    the shells of a perfect lattice) come in an order drawn per particle from a hash of the two
+    indices, not in an order rounding would make alike along the lattice. A particle with fewer
+    than ``n`` neighbours (a small non-periodic system) is an :class:`InputError`, unless
+    ``allow_missing``: then its missing neighbours come last, with index -1 and vector 0 (see
+    :func:`require_neighbors`)."""
     if not 1 <= n <= MAX_NEIGHBORS:
         raise InputError(f"The number of neighbours must be in 1..{MAX_NEIGHBORS}, got {n}.")
     structure = Frame.of(data)

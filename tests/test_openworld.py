@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ovito.modifiers import PolyhedralTemplateMatchingModifier
 
-from conftest import make_data
+from conftest import crystal, make_data
 from ovito_mlclass import StructureClassifierModifier
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import DEFAULT_MODEL, StructureModel, load_model
@@ -62,6 +62,20 @@ def test_liquid_silicon_and_the_icosahedra_of_a_metallic_glass():
     assert np.isin(result.type_names[labels == "Liquid"], ["Liquid", "Other"]).mean() >= 0.9
     assert not np.isin(result.type_names, ["FCC", "HCP", "BCC", "Simple cubic", "Cubic diamond",
                                            "Hexagonal diamond", "Graphene"]).any()
+
+
+@pytest.mark.parametrize("kind", ["fcc", "bcc", "hcp"])
+def test_a_perfect_lattice_in_any_atom_order_is_all_its_lattice(kind):
+    """Atoms exactly on their sites: the equidistant neighbours of a shell tie, and which 4 of an
+    fcc atom's 12 the 4-neighbour block takes must not depend on the atom order (rounding would
+    choose alike along the lattice; the search orders ties by a hash of the atom pair)."""
+    perfect = crystal(kind, 6, sigma=0.0)
+    positions = np.asarray(perfect.particles.positions)
+    for seed in range(4):
+        data = perfect.clone()
+        order = np.random.default_rng(seed).permutation(len(positions))
+        data.particles_.positions_[:] = positions[order] + np.random.default_rng(seed).random(3) * 3
+        assert (classify(data).type_names == kind.upper()).all(), (kind, seed)
 
 
 @pytest.mark.parametrize("sigma", [0.0, 0.03])   # Gaussian displacements per component, in d_nn
