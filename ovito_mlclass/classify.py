@@ -87,7 +87,7 @@ def posteriors_steps(data, model):
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
     bulk = model.bulk_phase
-    rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int64) if bulk else None
+    rows = None
     if described.any():
         yield 0.0, "neighbours and descriptors"
         k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0)
@@ -104,7 +104,10 @@ def posteriors_steps(data, model):
             if described.all():
                 rows = near
             else:
+                rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int64)
                 rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
+    elif bulk:  # nothing described: no neighbours
+        rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int64)
     return Posteriors(probs, sites, described, novelty, rows)
 
 

@@ -104,6 +104,15 @@ def transformed_copies(data, seed=0):
     ]
 
 
+# the start of a config of a model of the toy dataset (write_toy_dataset); tests add its name and features
+TOY_CONFIG_HEAD = '''classes = ["FCC", "BCC"]
+seed = 5
+[data]
+datasets = ["toy"]
+[features]
+'''
+
+
 def write_toy_dataset(root, name):
     """A tiny training set in ``root/name/{train,val}``: fcc and bcc with thermal noise (0.03-0.05 a),
     the first 10 bcc atoms of every snapshot unlabelled (NO_LABEL)."""

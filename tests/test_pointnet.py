@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import crystal, icosahedron, make_data, random_rotation, write_toy_dataset
+from conftest import TOY_CONFIG_HEAD, crystal, icosahedron, make_data, random_rotation, write_toy_dataset
 from ovito_mlclass.classify import classify
 from ovito_mlclass.features import FeatureSpec
 from ovito_mlclass.model import FORMAT_VERSION, ModelError, StructureModel, quiet_torchscript
@@ -408,13 +408,7 @@ def test_train_pointnet_end_to_end(tmp_path, monkeypatch, average):
     monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
     write_toy_dataset(tmp_path, "toy")
     config = tmp_path / "toy.toml"
-    config.write_text('''name = "toy-pointnet"
-classes = ["FCC", "BCC"]
-seed = 5
-[data]
-datasets = ["toy"]
-[features]
-[[features.blocks]]
+    config.write_text('name = "toy-pointnet"\n' + TOY_CONFIG_HEAD + '''[[features.blocks]]
 kind = "point_cloud"
 neighbors = 16
 normalize = 8

@@ -2,11 +2,18 @@
 import numpy as np
 import pytest
 
-from conftest import crystal, write_toy_dataset
+from conftest import TOY_CONFIG_HEAD, crystal, write_toy_dataset
 from ovito_mlclass.classify import classify
 from ovito_mlclass.model import StructureModel
 from ovito_mlclass.training import train as tr
 
+
+# a two-class model of the toy dataset (conftest.write_toy_dataset); tests add [training] and more
+TOY = 'name = "toy"\n' + TOY_CONFIG_HEAD + '''[[features.blocks]]
+kind = "steinhardt"
+neighbors = 12
+degrees = [4, 6]
+'''
 
 def test_confusion_counts_rejections_and_atoms_to_reject():
     y_true = np.array([0, 0, 1, 1, -2, -2, -1])
@@ -46,17 +53,7 @@ def test_train_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
     write_toy_dataset(tmp_path, "toy")
     config = tmp_path / "toy.toml"
-    config.write_text('''name = "toy"
-classes = ["FCC", "BCC"]
-seed = 5
-[data]
-datasets = ["toy"]
-[features]
-[[features.blocks]]
-kind = "steinhardt"
-neighbors = 12
-degrees = [4, 6]
-[training]
+    config.write_text(TOY + '''[training]
 epochs = 40
 patience = 40
 threads = 1
@@ -95,17 +92,7 @@ def test_novelty_calls_a_lattice_of_no_class_other(tmp_path, monkeypatch):
     monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
     write_toy_dataset(tmp_path, "toy")
     config = tmp_path / "toy.toml"
-    config.write_text('''name = "toy"
-classes = ["FCC", "BCC"]
-seed = 5
-[data]
-datasets = ["toy"]
-[features]
-[[features.blocks]]
-kind = "steinhardt"
-neighbors = 12
-degrees = [4, 6, 8]
-[[features.blocks]]
+    config.write_text(TOY.replace("degrees = [4, 6]", "degrees = [4, 6, 8]") + '''[[features.blocks]]
 kind = "distances"
 neighbors = 12
 normalize = 12
@@ -146,17 +133,7 @@ def test_a_bulk_phase_is_recorded_and_scored_as_classify_applies_it(tmp_path, mo
     positions[:3] += np.random.default_rng(0).normal(0, 1.0, (3, 3))   # three atoms far off the lattice
     Snapshot(positions, bcc.cell, bcc.pbc, bcc.labels, bcc.classes, meta=bcc.meta).save(
         tmp_path / "toy" / "val" / "bcc-7-damaged.npz")
-    text = '''name = "toy"
-classes = ["FCC", "BCC"]
-seed = 5
-[data]
-datasets = ["toy"]
-[features]
-[[features.blocks]]
-kind = "steinhardt"
-neighbors = 12
-degrees = [4, 6]
-[training]
+    text = TOY + '''[training]
 epochs = 5
 threads = 1
 [bulk_phase]
