@@ -22,6 +22,14 @@ BORON_NITRIDE (7)      graphene                        the 3 nearest unlike; the
                                                        like the atom
 OTHER (0)              anything else                   (also atoms of no crystal structure)
 =====================  ==============================  =============================================
+
+The template's neighbours are the nearest ones. Near melting an atom of the next shell now and
+then comes nearer than one of the first (in L1₂ Ni₃Al at 0.85 T_m about one atom in a hundred),
+and the species counted are then not the template's. The FCC and BCC templates are
+centrosymmetric, every neighbour has an opposite one, while an intruder from the next shell has
+none; so an FCC or BCC atom whose nearest neighbours give no ordering is tried once more with the
+12 (14) of its 13 (15) nearest that best form opposite pairs. This recovers what PTM, which picks
+its neighbours by their Voronoi solid angles rather than their distances, gets right there.
 """
 from __future__ import annotations
 
@@ -45,46 +53,93 @@ OTHER, PURE, L10, L12_A, L12_B, B2, ZINCBLENDE_WURTZITE, BORON_NITRIDE = range(8
 # is the first shells' first shells)
 TEMPLATES = {1: 12, 2: 12, 3: 14, 4: 12, 5: 6, 6: 4, 7: 4, 8: 3}
 BONDED = {6: ZINCBLENDE_WURTZITE, 7: ZINCBLENDE_WURTZITE, 8: BORON_NITRIDE}
+CENTROSYMMETRIC = (1, 3)  # FCC, BCC: the template's neighbours come in opposite pairs
+# like neighbours among the k + 1 from which leaving one out can give an ordering (FCC: 0, 4, 8, 12; BCC: 6, 14)
+RETRY_COUNTS = {1: (0, 1, 4, 5, 8, 9, 12, 13), 3: (6, 7, 14, 15)}
+NEIGHBORS_NEEDED = max(TEMPLATES.values()) + 1  # the one candidate beyond the largest template
 OPPOSITE = -0.7  # cosine below which two neighbour directions count as opposite (thermal spread allowed)
 
 
 def ordering_types(structure_types, species, neighbors, vectors) -> np.ndarray:
     """The ordering type (ids above) of every atom: ``structure_types`` (n,) OVITO structure type
-    ids, ``species`` (n,) particle types, ``neighbors`` (n, k >= 14) indices of every atom's nearest
-    neighbours by increasing distance (-1: missing) and ``vectors`` (n, k, 3) the vectors to them."""
+    ids, ``species`` (n,) particle types, ``neighbors`` (n, k >= 14; 15 for the second try of BCC
+    atoms) indices of every atom's nearest neighbours by increasing distance (-1: missing) and
+    ``vectors`` (n, k, 3) the vectors to them."""
     structure_types = np.asarray(structure_types)
     species = np.asarray(species)
     neighbors = np.asarray(neighbors)
+    vectors = np.asarray(vectors)
     out = np.zeros(len(structure_types), dtype=np.int32)
     for structure, k in TEMPLATES.items():
         atoms = np.flatnonzero(structure_types == structure)
-        if not len(atoms):
+        if not len(atoms) or neighbors.shape[1] < k:  # none, or a frame too small for this template
             continue
-        if neighbors.shape[1] < k:  # a frame too small for this template
-            continue
-        first = neighbors[atoms, :k]
-        if structure in BONDED:  # the first shells of the first shell (the atom itself among them: like)
-            second = neighbors[np.where(first >= 0, first, 0)][:, :, :k].reshape(len(atoms), -1)
-            second = np.where((first >= 0).repeat(k, axis=1), second, -1)
-            rows = np.concatenate([first, second], axis=1)
-        else:
-            rows = first
-        complete = (rows >= 0).all(axis=1)
-        like = species[np.where(rows >= 0, rows, 0)] == species[atoms, None]
-        n_like = like.sum(axis=1)
-        out[atoms[complete & (n_like == like.shape[1])]] = PURE
-        if structure in BONDED:  # the first shell all unlike, the second all like
-            ordered = complete & ~like[:, :k].any(axis=1) & like[:, k:].all(axis=1)
-            out[atoms[ordered]] = BONDED[structure]
-        elif structure == 3:  # BCC: B2 has its 8 first neighbours unlike, its 6 second like
-            out[atoms[complete & (n_like == 6)]] = B2
-        elif structure == 1:  # FCC: L10 and L12
-            out[atoms[complete & (n_like == 0)]] = L12_B
-            pairs_like = _two_opposite_pairs(vectors[atoms, :12], like)
-            pairs_unlike = _two_opposite_pairs(vectors[atoms, :12], ~like)
-            out[atoms[complete & (n_like == 4) & pairs_like]] = L10
-            out[atoms[complete & (n_like == 8) & pairs_unlike]] = L12_A
+        out[atoms] = _ordering(structure, k, atoms, species, neighbors, neighbors[atoms, :k], vectors[atoms, :k])
+        if structure in CENTROSYMMETRIC and neighbors.shape[1] > k:
+            again = atoms[out[atoms] == OTHER]
+            again = again[(neighbors[again, :k + 1] >= 0).all(axis=1)]
+            # only where leaving one out can give a count of like neighbours that some ordering has
+            n_like = (species[neighbors[again, :k + 1]] == species[again, None]).sum(axis=1)
+            again = again[np.isin(n_like, RETRY_COUNTS[structure])]
+            if len(again):
+                keep = _most_centrosymmetric(vectors[again, :k + 1])
+                rows = np.take_along_axis(neighbors[again, :k + 1], keep, axis=1)
+                rows_vectors = np.take_along_axis(vectors[again, :k + 1], keep[:, :, None], axis=1)
+                out[again] = _ordering(structure, k, again, species, neighbors, rows, rows_vectors)
     return out
+
+
+def _ordering(structure, k, atoms, species, neighbors, first, first_vectors) -> np.ndarray:
+    """Ordering of ``atoms`` of one structure type whose template neighbours are ``first`` (m, k)
+    with the vectors ``first_vectors`` (m, k, 3); ``neighbors``: every atom's nearest (the second
+    shell of the bonded structures)."""
+    out = np.zeros(len(atoms), dtype=np.int32)
+    if structure in BONDED:  # the first shells of the first shell (the atom itself among them: like)
+        second = neighbors[np.where(first >= 0, first, 0)][:, :, :k].reshape(len(atoms), -1)
+        second = np.where((first >= 0).repeat(k, axis=1), second, -1)
+        rows = np.concatenate([first, second], axis=1)
+    else:
+        rows = first
+    complete = (rows >= 0).all(axis=1)
+    like = species[np.where(rows >= 0, rows, 0)] == species[atoms, None]
+    n_like = like.sum(axis=1)
+    out[complete & (n_like == like.shape[1])] = PURE
+    if structure in BONDED:  # the first shell all unlike, the second all like
+        out[complete & ~like[:, :k].any(axis=1) & like[:, k:].all(axis=1)] = BONDED[structure]
+    elif structure == 3:  # BCC: B2 has its 8 first neighbours unlike, its 6 second like
+        out[complete & (n_like == 6)] = B2
+    elif structure == 1:  # FCC: L10 and L12
+        out[complete & (n_like == 0)] = L12_B
+        out[complete & (n_like == 4) & _two_opposite_pairs(first_vectors, like)] = L10
+        out[complete & (n_like == 8) & _two_opposite_pairs(first_vectors, ~like)] = L12_A
+    return out
+
+
+def _most_centrosymmetric(vectors, chunk: int = 32768) -> np.ndarray:
+    """Per atom, of its k + 1 nearest neighbours ``vectors`` (m, k + 1, 3): the positions (m, k),
+    ascending, of the k that best form opposite pairs, i.e. the one left out minimises the sum over
+    the others of 1 + cos(angle to the most nearly opposite of the others)."""
+    m, candidates = vectors.shape[:2]
+    keep = np.empty((m, candidates - 1), dtype=np.int64)
+    everyone = np.arange(candidates)
+    for start in range(0, m, chunk):
+        unit = vectors[start:start + chunk]
+        unit = unit / np.sqrt(np.einsum("aij,aij->ai", unit, unit))[:, :, None]
+        cosines = unit @ unit.transpose(0, 2, 1)
+        cosines[:, everyone, everyone] = np.inf
+        partner = cosines.argmin(axis=2)          # each neighbour's most nearly opposite one
+        rows = np.arange(len(unit))[:, None]
+        best = cosines[rows, everyone, partner]
+        cosines[rows, everyone, partner] = np.inf
+        second = cosines.min(axis=2)              # its next best, should the partner be left out
+        # leaving out d: the others keep their partners unless it was d
+        cost = (1.0 + best).sum(axis=1)[:, None] - (1.0 + best)
+        cost += np.bincount((rows * candidates + partner).ravel(), weights=(second - best).ravel(),
+                            minlength=cost.size).reshape(cost.shape)
+        left_out = cost.argmin(axis=1)
+        keep[start:start + len(unit)] = np.where(everyone[None, :-1] < left_out[:, None], everyone[None, :-1],
+                                                 everyone[None, 1:])
+    return keep
 
 
 def _two_opposite_pairs(vectors, chosen) -> np.ndarray:
@@ -110,7 +165,7 @@ def ordering_of(data, structure_types) -> np.ndarray:
     them every crystalline atom is PURE)."""
     frame = as_frame(data)
     n = frame.count
-    k = min(max(TEMPLATES.values()), n - 1)
+    k = min(NEIGHBORS_NEEDED, n - 1)
     if k < 1:
         return np.zeros(n, dtype=np.int32)
     found = nearest_neighbors(frame, k, allow_missing=True)
