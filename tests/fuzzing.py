@@ -88,7 +88,8 @@ def case_strategy(modifier: str, threads=(1, 2)):
         "property": st.fixed_dictionaries({"model": st.sampled_from(PROPERTY_MODELS)}),
     }
     classifier = st.fixed_dictionaries({"reject_threshold": numbers(0.5, 0.0, 0.99, -1.0),
-                                        "output_probabilities": st.booleans(), "only_selected": st.booleans()})
+                                        "output_probabilities": st.booleans(), "only_selected": st.booleans(),
+                                        "output_ordering": st.booleans()})
     return st.fixed_dictionaries({"structure": structure, "modifier": st.just(modifier),
                                   "params": params.get(modifier, classifier), "threads": st.sampled_from(threads)})
 
