@@ -132,6 +132,19 @@ void check_output(const Output& out, int64_t rows, int64_t cols) {
     require(out.writeable(), "out must be writeable");
 }
 
+// An output of shape (rows, cols) whose rows are contiguous but may lie inside a wider array (a
+// block of columns of a feature matrix): (first element, doubles from one row to the next). Bound
+// with noconvert(), so that an array of another type is refused rather than silently copied.
+std::pair<double*, int64_t> strided_output(py::array_t<double>& out, int64_t rows, int64_t cols) {
+    constexpr int64_t size = sizeof(double);
+    require(out.ndim() == 2 && out.shape(0) == rows && out.shape(1) == cols,
+            "out must have shape (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
+    require(out.writeable(), "out must be writeable");
+    require((cols <= 1 || out.strides(1) == size) && out.strides(0) % size == 0 && out.strides(0) >= cols * size,
+            "out must have contiguous, non-overlapping rows");
+    return {out.mutable_data(), out.strides(0) / size};
+}
+
 }  // namespace
 
 template <typename T>
@@ -180,18 +193,14 @@ PYBIND11_MODULE(_kernels, m) {
                     "vectors (n * k_max, 3) of a k_max-nearest list expected");
             require(k >= 1 && k <= k_max && normalize >= 1 && normalize <= k, "need 1 <= normalize <= k <= k_max");
             const int64_t n = vectors.shape(0) / k_max;
-            require(out.writeable() && out.ndim() == 2 && out.shape(0) == n && out.shape(1) == 3 * int64_t(k) &&
-                        out.strides(1) == int64_t(sizeof(double)) && out.strides(0) % int64_t(sizeof(double)) == 0,
-                    "out must be a writeable float64 array of shape (n, 3k) with contiguous rows");
-            double* dst = out.mutable_data();
-            const int64_t stride = out.strides(0) / int64_t(sizeof(double));
+            const auto [dst, stride] = strided_output(out, n, 3 * int64_t(k));
             const double* v = vectors.data();
             {
                 py::gil_scoped_release release;
                 point_cloud(n, k_max, k, normalize, v, dst, stride);
             }
         },
-        py::arg("vectors"), py::arg("k_max"), py::arg("k"), py::arg("normalize"), py::arg("out"),
+        py::arg("vectors"), py::arg("k_max"), py::arg("k"), py::arg("normalize"), py::arg("out").noconvert(),
         "PointNet input, written into `out` (n, 3k): the first k neighbour vectors of every atom (all present) over "
         "its mean distance to its first `normalize` neighbours.");
 
@@ -247,23 +256,19 @@ PYBIND11_MODULE(_kernels, m) {
 
     m.def(
         "relative_distances",
-        [](Input<double> vectors, int k, int normalize) {
+        [](Input<double> vectors, int k, int normalize, py::array_t<double> out) {
             require(vectors.ndim() == 2 && vectors.shape(1) == 3, "vectors must have shape (n * k, 3)");
             require(k >= 1 && normalize >= 1 && normalize <= k, "need 1 <= normalize <= k");
             require(vectors.shape(0) % k == 0, "the number of vectors must be a multiple of k");
             const int64_t n = vectors.shape(0) / k;
-            py::array_t<double> out({n, int64_t(k)});
-            double* dst = out.mutable_data();
+            const auto [dst, stride] = strided_output(out, n, k);
             const double* v = vectors.data();
-            {
-                py::gil_scoped_release release;
-                relative_distances(n, k, normalize, v, dst);
-            }
-            return out;
+            py::gil_scoped_release release;
+            relative_distances(n, k, normalize, v, dst, stride);
         },
-        py::arg("vectors"), py::arg("k"), py::arg("normalize"),
+        py::arg("vectors"), py::arg("k"), py::arg("normalize"), py::arg("out").noconvert(),
         "|v| of the k vectors of every atom (rows of a k-nearest list), divided by the atom's mean over its "
-        "first `normalize`: shape (n, k).");
+        "first `normalize`, written into `out` (n, k) (contiguous rows, possibly inside a wider array).");
 
     m.def(
         "spherical_harmonics",
@@ -286,7 +291,8 @@ PYBIND11_MODULE(_kernels, m) {
         "steinhardt",
         [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
            py::object bins, Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start,
-           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t cache_bytes, Output out, int64_t first) {
+           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t cache_bytes, py::array_t<double> out,
+           int64_t first) {
             Input<double> weights_buffer;
             const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer, first);
             BinsInput bins_input;
@@ -300,16 +306,16 @@ PYBIND11_MODULE(_kernels, m) {
             require(wigner_m.size() == 3 * n_rows && wigner_start.data()[nd] == n_rows,
                     "inconsistent Wigner coupling table");
             const int blocks = 1 + with_wl + (averaged ? 1 + with_wl : 0);
-            check_output(out, nl.n_atoms, int64_t(blocks) * nd);
+            const auto [dst, stride] = strided_output(out, nl.n_atoms, int64_t(blocks) * nd);
             const WignerTable wigner{wigner_start.data(), wigner_m.data(), wigner_coeff.data()};
-            double* dst = out.mutable_data();
             py::gil_scoped_release release;
-            steinhardt(nl, bins_input.view, degrees.data(), nd, with_wl, averaged, wigner, cache_bytes, dst);
+            steinhardt(nl, bins_input.view, degrees.data(), nd, with_wl, averaged, wigner, cache_bytes, dst, stride);
         },
         py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("bins"),
         py::arg("degrees"), py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"),
-        py::arg("wigner_coeff"), py::arg("cache_bytes"), py::arg("out"), py::arg("first") = -1,
-        "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out`; "
+        py::arg("wigner_coeff"), py::arg("cache_bytes"), py::arg("out").noconvert(), py::arg("first") = -1,
+        "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out` (contiguous "
+        "rows, possibly inside a wider array); "
         "with first = k >= 0, only the first k bonds of each row count.");
 
     m.def(
@@ -335,7 +341,7 @@ PYBIND11_MODULE(_kernels, m) {
                                n_g5, dst);
         },
         py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("species"), py::arg("n_species"),
-        py::arg("cutoff"), py::arg("g2"), py::arg("g4"), py::arg("g5"), py::arg("out"),
+        py::arg("cutoff"), py::arg("g2"), py::arg("g4"), py::arg("g5"), py::arg("out").noconvert(),
         "Species-resolved G2, G4, G5 symmetry functions of every atom, written into `out`.");
 
     m.def(

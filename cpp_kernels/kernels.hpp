@@ -50,11 +50,12 @@ struct SpatialBins {
 };
 
 // Steinhardt invariants. Output columns: q_l for each degree, then (if with_wl) w^_l, then
-// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l. The neighbour average sweeps
-// the bins (see steinhardt.cpp) keeping about `cache_bytes` of q_lm per thread; without bins it
-// keeps q_lm of all atoms.
+// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l; the row of atom i starts at
+// out + i * out_stride (rows may lie inside a wider array). The neighbour average sweeps the bins
+// (see steinhardt.cpp) keeping about `cache_bytes` of q_lm per thread; without bins it keeps q_lm
+// of all atoms.
 void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* degrees, int n_degrees, bool with_wl,
-                bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out);
+                bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out, int64_t out_stride);
 
 // Behler-Parrinello symmetry functions with the cosine cutoff, resolved by neighbour species
 // (G2: one block per species; G4, G5: one block per unordered species pair a <= b, in the order
@@ -70,8 +71,9 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
 int max_threads();
 
 // Distances of the k neighbours of each atom (vectors (n, k, 3)) divided by the atom's mean distance
-// to its first `normalize` neighbours (0 where that mean is 0): out (n, k).
-void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out);
+// to its first `normalize` neighbours (0 where that mean is 0): out (n, k), the row of atom i at
+// out + i * out_stride.
+void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out, int64_t out_stride);
 
 // The point clouds of a PointNet: the first k of every atom's k_max nearest-neighbour vectors
 // divided by its mean distance to its first `normalize` neighbours. Row i of the output starts at

@@ -52,9 +52,9 @@ std::vector<Run> coupling_runs(const WignerTable& wigner, int column) {
 // computed and written.
 class InvariantWriter {
 public:
-    InvariantWriter(const std::vector<Degree>& degrees, const double* coeff, bool with_wl, int size, int width,
+    InvariantWriter(const std::vector<Degree>& degrees, const double* coeff, bool with_wl, int size, int64_t out_stride,
                     double* out)
-        : degrees_(degrees), coeff_(coeff), with_wl_(with_wl), size_(size), width_(width), out_(out),
+        : degrees_(degrees), coeff_(coeff), with_wl_(with_wl), size_(size), out_stride_(out_stride), out_(out),
           lanes_(size_t(2) * size * kLanes, 0.0) {}
 
     void add(int64_t atom, const double* row, int column_q, int column_w) {
@@ -84,7 +84,7 @@ public:
             }
             const double scale = 4.0 * M_PI / (2 * d.l + 1);
             for (int a = 0; a < count_; ++a) {
-                double* row = out_ + atom_[a] * width_;
+                double* row = out_ + atom_[a] * out_stride_;
                 row[column_q_[a] + d.column] = std::sqrt(scale * s[a]);
                 if (with_wl_) row[column_w_[a] + d.column] = s[a] > 0.0 ? sum[a] / (s[a] * std::sqrt(s[a])) : 0.0;
             }
@@ -102,7 +102,8 @@ private:
     const std::vector<Degree>& degrees_;
     const double* coeff_;
     bool with_wl_;
-    int size_, width_;
+    int size_;
+    int64_t out_stride_;  // doubles from one atom's output row to the next
     double* out_;
     std::vector<double> lanes_;  // entry k of the row of lane a at k * kLanes + a
     int count_ = 0;
@@ -253,10 +254,9 @@ struct Location {
 // A few MB per thread, so the rows stay in cache. A neighbour beyond the reach (a sparse region
 // in nearest-neighbour mode) has its q_lm recomputed.
 void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* degrees, int n_degrees,
-                bool with_wl, bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out) {
+                bool with_wl, bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out,
+                int64_t out_stride) {
     const int64_t n = nl.n_atoms;
-    const int n_blocks = 1 + (with_wl ? 1 : 0) + (averaged ? 1 + (with_wl ? 1 : 0) : 0);
-    const int width = n_blocks * n_degrees;
     const int col_w = n_degrees, col_qbar = n_degrees * (with_wl ? 2 : 1), col_wbar = col_qbar + n_degrees;
 
     // Every atom's own q_lm is computed at least once, which notes bonds of zero length; only
@@ -303,7 +303,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
             std::vector<double> buffer;
             double* rows[kLanes];
             errors.run([&] {
-                writer.emplace(all, wigner.coeff, with_wl, size, width, out);
+                writer.emplace(all, wigner.coeff, with_wl, size, out_stride, out);
                 buffer.resize(size_t(kLanes) * stride);
                 for (int a = 0; a < kLanes; ++a) rows[a] = buffer.data() + a * stride;
             });
@@ -369,7 +369,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
         std::vector<const double*> sources;
         errors.run([&] {
             planes.resize(n_planes);
-            writer.emplace(all, wigner.coeff, with_wl, size, width, out);
+            writer.emplace(all, wigner.coeff, with_wl, size, out_stride, out);
             sum.resize(stride);
         });
         int64_t atoms[kLanes];

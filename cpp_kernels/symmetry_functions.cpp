@@ -227,12 +227,12 @@ void symmetry_functions(const NeighborList& nl, const int32_t* species, int n_sp
     if (zero_length > 0) throw_zero_length_bonds(zero_length);
 }
 
-void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out) {
+void relative_distances(int64_t n, int k, int normalize, const double* vectors, double* out, int64_t out_stride) {
     ThreadErrors errors;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) errors.run([&] {
         const double* v = vectors + 3 * k * i;
-        double* row = out + int64_t(k) * i;
+        double* row = out + out_stride * i;
         double sum = 0.0;
         for (int j = 0; j < k; ++j) {
             row[j] = std::sqrt(v[3 * j] * v[3 * j] + v[3 * j + 1] * v[3 * j + 1] + v[3 * j + 2] * v[3 * j + 2]);

@@ -217,14 +217,17 @@ class FeatureSpec:
             report(i / len(self.blocks), f"features: {b['kind']}")
             if b["kind"] == "steinhardt":
                 recipe = Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"])
+                # written in place (here and below): no array of their own to fill and copy
+                block = out[:, column:column + len(recipe.feature_names)]
                 if b["neighbors"] == "voronoi":
-                    values = recipe.compute(nb.voronoi_neighbors(work))
+                    values = recipe.compute(nb.voronoi_neighbors(work), out=block)
                 else:  # the first k bonds of each row of the one search
                     require(b["neighbors"])
-                    values = recipe.compute(nearest, first=b["neighbors"])
+                    values = recipe.compute(nearest, first=b["neighbors"], out=block)
             elif b["kind"] == "distances":
-                values = relative_distances(complete(b["neighbors"]), b["neighbors"], b["normalize"])
-            elif b["kind"] == "point_cloud":  # written in place: 3N columns per atom is the bulk of the memory
+                values = relative_distances(complete(b["neighbors"]), b["neighbors"], b["normalize"],
+                                            out=out[:, column:column + b["neighbors"]])
+            elif b["kind"] == "point_cloud":  # 3N columns per atom: the bulk of the memory
                 require(b["neighbors"])
                 values = point_cloud(nearest, k_max, b["neighbors"], b["normalize"],
                                      out=out[:, column:column + 3 * b["neighbors"]])
@@ -234,7 +237,7 @@ class FeatureSpec:
                     scale = length_scale(nearest, k_max, self.scale_neighbors)
                 recipe = self._symmetry_functions(b, scale)
                 values = recipe.compute(nb.cutoff_neighbors(work, recipe.cutoff))
-            if b["kind"] != "point_cloud":
+            if b["kind"] == "symmetry_functions":
                 out[:, column:column + values.shape[1]] = values
             column += values.shape[1]
         if self.neighbor_mean:
@@ -279,12 +282,17 @@ def _first_k(nearest: nb.NeighborList, k_max: int, k: int) -> nb.NeighborList:
                            bins=nearest.bins)
 
 
-def relative_distances(nearest: nb.NeighborList, k: int, normalize: int) -> np.ndarray:
-    """Distances to the k nearest neighbours over the mean distance to the first ``normalize``."""
+def relative_distances(nearest: nb.NeighborList, k: int, normalize: int, out: np.ndarray | None = None
+                       ) -> np.ndarray:
+    """Distances to the k nearest neighbours over the mean distance to the first ``normalize``,
+    ``(n, k)``, into ``out`` if given (float64; rows may lie inside a wider array)."""
+    out = np.empty((nearest.n_atoms, k)) if out is None else out
     if _compiled.COMPILED:
-        return _compiled.kernels.relative_distances(nearest.vectors, k, normalize)
+        _compiled.kernels.relative_distances(nearest.vectors, k, normalize, out)
+        return out
     d = _distances(nearest, k)
-    return d * (normalize / d[:, :normalize].sum(axis=1))[:, None]
+    out[:] = d * (normalize / d[:, :normalize].sum(axis=1))[:, None]
+    return out
 
 
 def point_cloud(nearest: nb.NeighborList, k_max: int, k: int, normalize: int, out: np.ndarray | None = None,

@@ -153,3 +153,30 @@ def test_neighbor_mean_round_trip_and_names():
     assert "neighbor_mean" not in FeatureSpec(blocks=spec.blocks).to_dict()  # older specs keep their form
     with pytest.raises(ValueError, match="neighbor_mean"):
         FeatureSpec(blocks=spec.blocks, neighbor_mean=-1)
+
+
+def test_blocks_written_in_place_equal_their_own_arrays():
+    """The kernels write each block straight into its columns of the feature matrix (rows inside a
+    wider array): the same values, bit for bit, as each block computed into an array of its own, and
+    an output of the wrong type is refused rather than copied and lost."""
+    from ovito_mlclass import _compiled
+    from ovito_mlclass.descriptors import Steinhardt
+    from ovito_mlclass.features import relative_distances
+
+    data = crystal("fcc", 4, sigma=0.1, seed=5)
+    spec = FeatureSpec(blocks=({"kind": "steinhardt", "neighbors": 12, "degrees": [4, 6, 8], "averaged": True,
+                                "wl": False},
+                               {"kind": "steinhardt", "neighbors": 4, "degrees": [3, 4, 6], "averaged": True, "wl": True},
+                               {"kind": "distances", "neighbors": 16, "normalize": 12}))
+    nearest = nb.nearest_neighbors(data, 16)
+    separate = np.hstack([Steinhardt(degrees=(4, 6, 8), averaged=True, wl=False).compute(nearest, first=12),
+                          Steinhardt(degrees=(3, 4, 6), averaged=True, wl=True).compute(nearest, first=4),
+                          relative_distances(nearest, 16, 12)])
+    np.testing.assert_array_equal(spec.compute(data), separate)
+    if _compiled.COMPILED:
+        with pytest.raises(TypeError):
+            Steinhardt(degrees=(4, 6)).compute(nearest, out=np.empty((len(separate), 8), dtype=np.float32))
+        with pytest.raises(TypeError):
+            relative_distances(nearest, 16, 12, out=np.empty((len(separate), 16), dtype=np.float32))
+        with pytest.raises(ValueError, match="rows"):
+            relative_distances(nearest, 16, 12, out=np.empty((16, len(separate))).T)

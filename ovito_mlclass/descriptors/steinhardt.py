@@ -59,9 +59,11 @@ class Steinhardt:
 
     def compute(self, neighbors: NeighborList, species: np.ndarray | None = None,
                 out: np.ndarray | None = None, first: int | None = None) -> np.ndarray:
-        """Descriptors of every atom of ``neighbors``, shape ``(n_atoms, len(feature_names))``.
-        ``first = k``: only the first k bonds of each row count (the k nearest of a longer
-        nearest-neighbour list, whose rows are sorted by distance), without copying them."""
+        """Descriptors of every atom of ``neighbors``, shape ``(n_atoms, len(feature_names))``,
+        written into ``out`` if given (float64; its rows may lie inside a wider array, e.g. a block
+        of columns of a feature matrix). ``first = k``: only the first k bonds of each row count
+        (the k nearest of a longer nearest-neighbour list, whose rows are sorted by distance),
+        without copying them."""
         if first is not None and (self.same_species_only or first < 1):
             raise ValueError("'first' needs a positive number of bonds and all species.")
         if self.same_species_only:
