@@ -107,11 +107,16 @@ def classify_files(args) -> int:
     result = classify_trajectory(args.inputs, args.model, frames=args.frames, reject_threshold=args.threshold,
                                  device=args.device, output=args.output, output_format=fmt,
                                  workers=args.workers or 0, scheduler=args.scheduler, select=args.select,
-                                 novelty_threshold=args.novelty_threshold)
+                                 novelty_threshold=args.novelty_threshold, ordering=args.ordering)
     print("frame  " + "  ".join(f"{n:>12s}" for n in result.names))
     for frame in result.frames:
         if frame.error is None:
             print(f"{frame.frame:5d}  " + "  ".join(f"{frame.counts[n]:12d}" for n in result.names))
+    if result.ordering_names:
+        print("chemical ordering:")
+        print("frame  " + "  ".join(f"{n:>19s}" for n in result.ordering_names))
+        for frame in result.done:
+            print(f"{frame.frame:5d}  " + "  ".join(f"{frame.ordering[n]:19d}" for n in result.ordering_names))
     for frame in result.failed:
         print(f"frame {frame.frame} failed: {frame.error}", file=sys.stderr)
     done = len(result.done)
@@ -477,6 +482,9 @@ def main(argv=None) -> int:
     run_classify.add_argument("--novelty-threshold", type=positive, default=1.0, metavar="X",
                               help="atoms more novel than X are Other (1: the model's own threshold; models with a "
                                    "novelty score)")
+    run_classify.add_argument("--ordering", action="store_true",
+                              help="also the chemical ordering of two-species crystals (Ordering Type, with the ids "
+                                   "of OVITO's PTM: L12, B2, ...): counted per frame and written to the output")
     run_classify.add_argument("--render", metavar="PNG", help="render the first frame coloured by structure type")
     run_classify.add_argument("--device", default="auto", help="where the network runs: auto (CUDA if available, "
                                                                "default), cpu, cuda or cuda:N")

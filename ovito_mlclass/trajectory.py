@@ -49,7 +49,7 @@ except ImportError:  # the serial path needs no Dask
 # multi-frame file (one self-contained block per frame)
 CONCATENABLE = ("lammps/dump", "xyz")
 OUTPUT_COLUMNS = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z",
-                  "Structure Type", "Structure Confidence", "Structure Novelty"]
+                  "Structure Type", "Structure Confidence", "Structure Novelty", "Ordering Type"]
 # OVITO's output formats that hold the structure types (each takes a column list)
 TYPE_FORMATS = ("lammps/dump", "xyz", "imd", "netcdf/amber")
 EXECUTOR = "ovito"  # the Dask worker executor that runs the frames (see OvitoProcess)
@@ -68,12 +68,14 @@ class FrameJob:
     output_format: str | None = None
     select: str | None = None       # which particles to classify (selection_modifier); None: all
     novelty_threshold: float = 1.0  # atoms more novel than this are Other (1: the model's own threshold)
+    ordering: bool = False          # also the chemical ordering (the modifier's output_ordering)
 
 
 @dataclass
 class FrameResult:
     frame: int
     counts: dict | None = None      # structure type name -> atoms
+    ordering: dict | None = None    # with FrameJob.ordering: ordering type name -> atoms
     timestep: int | None = None     # the simulation step (LAMMPS dumps), if the file has one
     output: str | None = None
     error: str | None = None        # why the frame failed (None: it did not)
@@ -88,6 +90,7 @@ class TrajectoryResult:
     names: list = field(default_factory=list)  # structure type names ("Other" first)
     seconds: float = 0.0            # wall time of the whole run
     colors: dict = field(default_factory=dict)  # structure type name -> colour
+    ordering_names: list = field(default_factory=list)  # ordering type names, if asked for ("Other" first)
 
     @property
     def failed(self) -> list:
@@ -98,14 +101,17 @@ class TrajectoryResult:
         return [f for f in self.frames if f.error is None]
 
     def table(self) -> dict:
-        """Columns: frame, timestep, then atoms and fraction per structure type (successful frames)."""
+        """Columns: frame, timestep, then atoms and fraction per structure type (successful frames),
+        and with the ordering the same per ordering type ("ordering <name>")."""
         rows = self.done
         columns = {"frame": [f.frame for f in rows], "timestep": [f.timestep for f in rows]}
         totals = [max(1, sum(f.counts.values())) for f in rows]
-        for name in self.names:
-            columns[name] = [f.counts.get(name, 0) for f in rows]
-        for name in self.names:
-            columns[f"fraction {name}"] = [f.counts.get(name, 0) / t for f, t in zip(rows, totals)]
+        for kind, names, counts in (("", self.names, lambda f: f.counts),
+                                    ("ordering ", self.ordering_names, lambda f: f.ordering)):
+            for name in names:
+                columns[kind + name] = [counts(f).get(name, 0) for f in rows]
+            for name in names:
+                columns[f"fraction {kind}{name}"] = [counts(f).get(name, 0) / t for f, t in zip(rows, totals)]
         return columns
 
     def write_table(self, path) -> Path:
@@ -281,7 +287,7 @@ def selection_modifier(select: str):
 
 
 def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device: str, select: str | None = None,
-              novelty_threshold: float = 1.0):
+              novelty_threshold: float = 1.0, ordering: bool = False):
     """The pipeline of a trajectory, built once per process (OVITO scans the file once)."""
     from .modifiers import StructureClassifierModifier
 
@@ -290,7 +296,8 @@ def _pipeline(inputs: tuple, stamps: tuple, model: str, reject_threshold, device
         pipeline.modifiers.append(selection_modifier(select))
     pipeline.modifiers.append(StructureClassifierModifier(model=model, reject_threshold=reject_threshold,
                                                           device=device, only_selected=bool(select),
-                                                          novelty_threshold=novelty_threshold))
+                                                          novelty_threshold=novelty_threshold,
+                                                          output_ordering=ordering))
     return pipeline
 
 
@@ -350,16 +357,17 @@ def classify_frame(job: FrameJob) -> FrameResult:
         from ovito.io import export_file
 
         pipeline = _pipeline(job.inputs, _stamps(job.inputs), job.model, job.reject_threshold, job.device, job.select,
-                             job.novelty_threshold)
+                             job.novelty_threshold, job.ordering)
         data = pipeline.compute(job.frame)
         counts = type_counts(data.particles["Structure Type"])
+        ordering = type_counts(data.particles["Ordering Type"]) if job.ordering else None
         if job.output:
             kwargs = {}
             if job.output_format in TYPE_FORMATS:
                 kwargs["columns"] = [c for c in OUTPUT_COLUMNS if c.split(".")[0] in data.particles]
             export_file(data, job.output, job.output_format, **kwargs)
         step = data.attributes.get("Timestep")
-        return FrameResult(job.frame, counts, None if step is None else int(step), job.output,
+        return FrameResult(job.frame, counts, ordering, None if step is None else int(step), job.output,
                            seconds=time.perf_counter() - started, peak_mib=_peak_mib(),
                            cpu_seconds=time.process_time() - cpu)
     except Exception as exc:  # a corrupt frame must not take the others with it
@@ -488,7 +496,8 @@ def _join(parts: list, output: Path, fmt: str) -> None:
 def classify_trajectory(inputs, model: str = DEFAULT_MODEL, *, frames=None, reject_threshold: float | None = None,
                         device: str = "auto", output=None, output_format: str | None = None, workers: int = 0,
                         scheduler: str | None = None, frames_per_worker: int = 2, select: str | None = None,
-                        novelty_threshold: float = 1.0, progress: bool = True) -> TrajectoryResult:
+                        novelty_threshold: float = 1.0, ordering: bool = False, progress: bool = True
+                        ) -> TrajectoryResult:
     """Classify the ``frames`` (default all; a list or a text as :func:`parse_frames` reads it) of
     the trajectory ``inputs`` (a file, a wildcard
     pattern or a list of files, as OVITO's ``import_file`` takes them) with ``model`` (a built-in
@@ -500,7 +509,9 @@ def classify_trajectory(inputs, model: str = DEFAULT_MODEL, *, frames=None, reje
     frame ('*' = frame number); any other name one multi-frame file (for several frames), both in
     ``output_format`` (one that holds the structure types; default from the suffix). ``select``:
     classify only these particles (type names or ids, or an OVITO expression:
-    :func:`selection_modifier`); the others are Other. Failed frames are in
+    :func:`selection_modifier`); the others are Other. ``ordering``: also the chemical ordering of
+    two-species crystals (``Ordering Type``, PTM's ids; counted per frame, written to the output).
+    Failed frames are in
     :attr:`TrajectoryResult.failed`, with their index and the reason.
     """
 
@@ -549,8 +560,8 @@ def classify_trajectory(inputs, model: str = DEFAULT_MODEL, *, frames=None, reje
         chosen = probe.compute(frames[0] if frames else 0).particles["Selection"]
         if not np.asarray(chosen).any():
             raise ValueError(f"--select {select!r} selects no particle in frame {frames[0] if frames else 0}.")
-    jobs = [FrameJob(inputs, f, model, reject_threshold, device, target(f), output_format, select, novelty_threshold)
-            for f in frames]
+    jobs = [FrameJob(inputs, f, model, reject_threshold, device, target(f), output_format, select, novelty_threshold,
+                     bool(ordering)) for f in frames]
     if workers or scheduler:
         client, cluster = _client(workers, scheduler)
         try:
@@ -572,9 +583,10 @@ def classify_trajectory(inputs, model: str = DEFAULT_MODEL, *, frames=None, reje
     if unreadable:  # the frames OVITO's scan could not reach: one failed entry, after the frames it found
         results.append(FrameResult(count, error=unreadable))
     names = next((list(r.counts) for r in results if r.counts), [])
+    ordering_names = next((list(r.ordering) for r in results if r.ordering), [])
     kinds = load_model(model, "cpu").structure_types
     colors = dict(zip(kinds.all_names, kinds.all_colors))
-    return TrajectoryResult(results, names, time.perf_counter() - started, colors)
+    return TrajectoryResult(results, names, time.perf_counter() - started, colors, ordering_names)
 
 
 SUFFIX_FORMATS = {".dump": "lammps/dump", ".lammpstrj": "lammps/dump", ".xyz": "xyz", ".extxyz": "xyz",

@@ -83,6 +83,43 @@ def test_classify_round_trip(tmp_path, capsys):
     assert counts == list(expected.counts.values())
 
 
+def test_classify_reports_and_writes_the_chemical_ordering(tmp_path, capsys):
+    """--ordering: per-frame counts of every ordering type, the table's columns and the output's
+    Ordering Type column equal the array API's ordering of the same atoms (held-out L1_2 Ni3Al at
+    0.85 T_m, written as a LAMMPS dump with its two species)."""
+    import csv
+
+    from ovito.io import export_file
+    from ovito.pipeline import Pipeline, StaticSource
+
+    from ovito_mlclass.classify import classify
+    from ovito_mlclass.ordering import ORDERING_TYPES, ordering_of
+    from ovito_mlclass.training.snapshots import Snapshot
+
+    snap = Snapshot.load(Path(__file__).parent / "data" / "openworld" / "ni3al_l12_0.85Tm.npz")
+    data = snap.to_data_collection()
+    data.particles_.create_property("Particle Identifier", data=np.arange(1, len(snap) + 1))
+    source, out, table = tmp_path / "ni3al.dump", tmp_path / "labelled.dump", tmp_path / "counts.csv"
+    export_file(Pipeline(source=StaticSource(data=data)), str(source), "lammps/dump",
+                columns=["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "Position.Z"])
+    assert main(["classify", str(source), "--ordering", "-o", str(out), "--table", str(table)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    reread = import_file(str(source)).compute()
+    expected = ordering_of(reread, classify(reread).types)
+    names = [name for name, _, _ in ORDERING_TYPES.values()]
+    header = printed.index("chemical ordering:")
+    counts = [int(c) for c in printed[header + 2].split()[1:]]
+    assert counts == [int((expected == i).sum()) for i in ORDERING_TYPES]
+    assert counts[3] > 2000 and counts[4] > 600        # the L1_2 A and B sites
+    back = import_file(str(out), columns=["Particle Identifier", "Particle Type", "Position.X", "Position.Y",
+                                          "Position.Z", "Structure Type", "Structure Confidence",
+                                          "Structure Novelty", "Ordering Type"]).compute()
+    np.testing.assert_array_equal(np.asarray(back.particles["Ordering Type"]), expected)
+    with open(table) as f:
+        row = next(csv.DictReader(f))
+    assert [int(row[f"ordering {name}"]) for name in names] == counts
+
+
 @pytest.mark.parametrize("args, message", [
     (["classify", "no-such-file.dump"], "No such input file"),
     (["classify", "{src}", "-o", "out.unknown"], "output format"),
