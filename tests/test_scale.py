@@ -25,7 +25,8 @@ COLUMNS = ["Particle Identifier", "Particle Type", "Position.X", "Position.Y", "
 def trajectory(tmp_path_factory):
     """A 5-frame LAMMPS dump of the bundled Cu solid-liquid snapshot with thermal-size noise
     (clean), the same with an unreadable coordinate in frame 2 (corrupt), and the serial path's
-    structure types, confidences, type names and counts per type name of every frame of the clean file."""
+    structure types, confidences, type names, counts per type name and counts per ordering type name
+    of every frame of the clean file."""
     from ovito.io import export_file, import_file
 
     from ovito_mlclass.modifiers import StructureClassifierModifier
@@ -49,15 +50,17 @@ def trajectory(tmp_path_factory):
     corrupt = folder / "corrupt.dump"
     corrupt.write_text("".join(blocks))
     pipeline = import_file(str(clean), multiple_frames=True)
-    pipeline.modifiers.append(StructureClassifierModifier(model="metals"))
+    pipeline.modifiers.append(StructureClassifierModifier(model="metals", output_ordering=True))
     reference = []
     for frame in range(FRAMES):
         data = pipeline.compute(frame)
         prop = data.particles["Structure Type"]
         by_id = {t.id: t.name for t in prop.types}
         counts = {t.name: int(np.sum(np.asarray(prop) == t.id)) for t in prop.types}
+        ordering = data.particles["Ordering Type"]
+        ordering_counts = {t.name: int(np.sum(np.asarray(ordering) == t.id)) for t in ordering.types}
         reference.append((np.array(prop), np.array(data.particles["Structure Confidence"]),
-                          np.array([by_id[i] for i in np.asarray(prop)]), counts))
+                          np.array([by_id[i] for i in np.asarray(prop)]), counts, ordering_counts))
     return clean, corrupt, reference
 
 
@@ -75,7 +78,8 @@ def test_dask_equals_serial_and_a_corrupt_frame_costs_only_itself(trajectory, tm
 
     _, corrupt, reference = trajectory
     out, table, plot = tmp_path / "labelled.dump", tmp_path / "counts.csv", tmp_path / "fractions.png"
-    code = main(["classify", str(corrupt), "-m", "metals", "--workers", "2", "-o", str(out), "--table", str(table), "--plot", str(plot)])
+    code = main(["classify", str(corrupt), "-m", "metals", "--workers", "2", "-o", str(out), "--table", str(table),
+                 "--plot", str(plot), "--ordering"])
     captured = capsys.readouterr()
     assert code == 1  # some frame failed
     assert f"frame {CORRUPT} failed" in captured.err and "abc" in captured.err
@@ -96,6 +100,7 @@ def test_dask_equals_serial_and_a_corrupt_frame_costs_only_itself(trajectory, tm
         assert [int(row[n]) for n in names] == [counts[n] for n in names]
         assert [float(row[f"fraction {n}"]) for n in names] == pytest.approx([counts[n] / len(reference[frame][0])
                                                                                for n in names])
+        assert {n: int(row[f"ordering {n}"]) for n in reference[frame][4]} == reference[frame][4]
     image = np.asarray(Image.open(plot).convert("L"))
     assert image.shape[0] > 100 and image.std() > 10  # a drawn plot, not an empty canvas
 
