@@ -287,36 +287,82 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("vectors"), py::arg("lmax"),
         "Y_lm of the directions of `vectors`, column l*l + l + m (m = -l..l), scipy's sph_harm_y convention.");
 
+    // One shell of Steinhardt invariants as Python gives it: (first, degrees, with_wl, wigner_start,
+    // wigner_m, wigner_coeff, out); the arrays are held here for the length of the call.
+    struct ShellInput {
+        Input<int32_t> degrees;
+        Input<int64_t> wigner_start;
+        Input<int32_t> wigner_m;
+        Input<double> wigner_coeff;
+        py::array_t<double> out;
+    };
+    auto steinhardt_shells = [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors,
+                                py::object weights, py::object bins, bool averaged, int64_t cache_bytes,
+                                const py::list& shells) {
+        require(py::len(shells) >= 1, "at least one shell");
+        std::vector<ShellInput> inputs;
+        int64_t widest = 0;  // the bonds the widest shell counts (-1: all)
+        for (const py::handle& item : shells) {
+            const py::tuple shell = py::cast<py::tuple>(item);
+            require(shell.size() == 7, "a shell is (first, degrees, with_wl, wigner_start, wigner_m, wigner_coeff, out)");
+            const int64_t first = shell[0].cast<int64_t>();
+            require(first >= 1 || first == -1, "first must be a positive number of bonds, or -1 (all)");
+            widest = (widest < 0 || first < 0) ? -1 : std::max(widest, first);
+            // written in place: an array of another type would be converted, and the results lost
+            if (!py::isinstance<py::array>(shell[6]) ||
+                !py::reinterpret_borrow<py::array>(shell[6]).dtype().is(py::dtype::of<double>()))
+                throw py::type_error("out must be a float64 array");
+            inputs.push_back(ShellInput{shell[1].cast<Input<int32_t>>(), shell[3].cast<Input<int64_t>>(),
+                                        shell[4].cast<Input<int32_t>>(), shell[5].cast<Input<double>>(),
+                                        py::reinterpret_borrow<py::array_t<double>>(shell[6])});
+        }
+        Input<double> weights_buffer;
+        const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer, widest);
+        BinsInput bins_input;
+        bins_from_python(bins, nl.n_atoms, bins_input);
+        std::vector<SteinhardtShell> specs;
+        size_t k = 0;
+        for (const py::handle& item : shells) {
+            ShellInput& in = inputs[k++];
+            const py::tuple shell = py::cast<py::tuple>(item);
+            const int nd = int(in.degrees.size());
+            for (int d = 0; d < nd; ++d)
+                require(in.degrees.data()[d] >= 0 && in.degrees.data()[d] <= kMaxDegree,
+                        "degrees must be in 0.." + std::to_string(kMaxDegree));
+            require(in.wigner_start.size() == nd + 1, "wigner_start must have n_degrees + 1 entries");
+            const int64_t n_rows = in.wigner_coeff.size();
+            require(in.wigner_m.size() == 3 * n_rows && in.wigner_start.data()[nd] == n_rows,
+                    "inconsistent Wigner coupling table");
+            const bool with_wl = shell[2].cast<bool>();
+            const int blocks = 1 + with_wl + (averaged ? 1 + with_wl : 0);
+            const auto [dst, stride] = strided_output(in.out, nl.n_atoms, int64_t(blocks) * nd);
+            specs.push_back(SteinhardtShell{shell[0].cast<int64_t>(), in.degrees.data(), nd, with_wl,
+                                            WignerTable{in.wigner_start.data(), in.wigner_m.data(), in.wigner_coeff.data()},
+                                            dst, stride});
+        }
+        py::gil_scoped_release release;
+        steinhardt(nl, bins_input.view, specs, averaged, cache_bytes);
+    };
+    m.def("steinhardt_shells", steinhardt_shells, py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"),
+          py::arg("weights"), py::arg("bins"), py::arg("averaged"), py::arg("cache_bytes"), py::arg("shells"),
+          "Steinhardt q_l, w^_l, qbar_l, wbar^_l of several shells of one CSR neighbour list in one pass; each shell "
+          "(first, degrees, with_wl, wigner_start, wigner_m, wigner_coeff, out) counts the first `first` bonds of "
+          "each row (-1: all) and writes into its `out` (contiguous rows, possibly inside a wider array).");
     m.def(
         "steinhardt",
-        [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
-           py::object bins, Input<int32_t> degrees, bool with_wl, bool averaged, Input<int64_t> wigner_start,
-           Input<int32_t> wigner_m, Input<double> wigner_coeff, int64_t cache_bytes, py::array_t<double> out,
-           int64_t first) {
-            Input<double> weights_buffer;
-            const NeighborList nl = neighbor_list(offsets, neighbors, vectors, weights, weights_buffer, first);
-            BinsInput bins_input;
-            bins_from_python(bins, nl.n_atoms, bins_input);
-            const int nd = int(degrees.size());
-            for (int d = 0; d < nd; ++d)
-                require(degrees.data()[d] >= 0 && degrees.data()[d] <= kMaxDegree,
-                        "degrees must be in 0.." + std::to_string(kMaxDegree));
-            require(wigner_start.size() == nd + 1, "wigner_start must have n_degrees + 1 entries");
-            const int64_t n_rows = wigner_coeff.size();
-            require(wigner_m.size() == 3 * n_rows && wigner_start.data()[nd] == n_rows,
-                    "inconsistent Wigner coupling table");
-            const int blocks = 1 + with_wl + (averaged ? 1 + with_wl : 0);
-            const auto [dst, stride] = strided_output(out, nl.n_atoms, int64_t(blocks) * nd);
-            const WignerTable wigner{wigner_start.data(), wigner_m.data(), wigner_coeff.data()};
-            py::gil_scoped_release release;
-            steinhardt(nl, bins_input.view, degrees.data(), nd, with_wl, averaged, wigner, cache_bytes, dst, stride);
+        [steinhardt_shells](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
+                            py::object bins, py::array_t<int32_t> degrees, bool with_wl, bool averaged,
+                            py::array_t<int64_t> wigner_start, py::array_t<int32_t> wigner_m,
+                            py::array_t<double> wigner_coeff, int64_t cache_bytes, py::object out, int64_t first) {
+            py::list shells;
+            shells.append(py::make_tuple(first, degrees, with_wl, wigner_start, wigner_m, wigner_coeff, out));
+            steinhardt_shells(offsets, neighbors, vectors, weights, bins, averaged, cache_bytes, shells);
         },
         py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("bins"),
         py::arg("degrees"), py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"),
-        py::arg("wigner_coeff"), py::arg("cache_bytes"), py::arg("out").noconvert(), py::arg("first") = -1,
+        py::arg("wigner_coeff"), py::arg("cache_bytes"), py::arg("out"), py::arg("first") = -1,
         "Steinhardt q_l, w^_l, qbar_l, wbar^_l of every atom of a CSR neighbour list, written into `out` (contiguous "
-        "rows, possibly inside a wider array); "
-        "with first = k >= 0, only the first k bonds of each row count.");
+        "rows, possibly inside a wider array); with first = k >= 1, only the first k bonds of each row count.");
 
     m.def(
         "symmetry_functions",

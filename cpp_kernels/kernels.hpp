@@ -49,13 +49,26 @@ struct SpatialBins {
     bool periodic[3] = {false, false, false};
 };
 
-// Steinhardt invariants. Output columns: q_l for each degree, then (if with_wl) w^_l, then
-// (if averaged) qbar_l, then (if averaged and with_wl) wbar^_l; the row of atom i starts at
-// out + i * out_stride (rows may lie inside a wider array). The neighbour average sweeps the bins
-// (see steinhardt.cpp) keeping about `cache_bytes` of q_lm per thread; without bins it keeps q_lm
-// of all atoms.
-void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* degrees, int n_degrees, bool with_wl,
-                bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out, int64_t out_stride);
+// One set of Steinhardt invariants over the first `first` bonds of every row (< 0: all of them).
+// Output columns: q_l for each degree, then (if with_wl) w^_l, then (if averaged) qbar_l, then (if
+// averaged and with_wl) wbar^_l; the row of atom i starts at out + i * out_stride (rows may lie
+// inside a wider array).
+struct SteinhardtShell {
+    int64_t first;
+    const int32_t* degrees;
+    int n_degrees;
+    bool with_wl;
+    WignerTable wigner;
+    double* out;
+    int64_t out_stride;
+};
+
+// Steinhardt invariants of one or more shells of the same neighbour list (e.g. the 12 and the 4
+// nearest), in one pass: the neighbour average sweeps the bins (see steinhardt.cpp) once for all
+// of them, keeping about `cache_bytes` of q_lm per thread; without bins it keeps q_lm of all atoms.
+// `nl` must hold at least the bonds of the widest shell.
+void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vector<SteinhardtShell>& shells,
+                bool averaged, int64_t cache_bytes);
 
 // Behler-Parrinello symmetry functions with the cosine cutoff, resolved by neighbour species
 // (G2: one block per species; G4, G5: one block per unordered species pair a <= b, in the order

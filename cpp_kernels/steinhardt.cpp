@@ -1,5 +1,6 @@
 // Steinhardt bond-order invariants q_l, w^_l and their neighbour averages (Lechner & Dellago 2008).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -117,19 +118,30 @@ struct BlockScratch {
     bool zero_length = false;  // a bond of zero length was seen (an error, counted afterwards)
 };
 
-// q_lm (m >= 0) of up to kLanes atoms for the given degrees, written to rows[a] (real parts at each
-// degree's slot, imaginary parts `size` further; 0 for an atom without neighbours).
-void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const LegendreTable& table,
-               const std::vector<Degree>& degrees, int size, BlockScratch& s, double* const* rows) {
+// One shell's share of a row of q_lm: its degrees, the bonds it counts and where its q_lm lie.
+struct Shell {
+    int64_t first;                // the first `first` bonds of each row count (< 0: all)
+    std::vector<Degree> degrees;  // Degree::slot: offset of q_l0 within this shell's part
+    LegendreTable table;
+    int size;                     // sum of (l + 1) over its degrees
+    int base;                     // its real parts start here in a row, its imaginary parts `size` further
+    const SteinhardtShell* spec;
+
+    int64_t count(int64_t bonds) const { return first < 0 ? bonds : std::min(bonds, first); }
+};
+
+// q_lm (m >= 0) of up to kLanes atoms for every shell, written to rows[a] (each shell's real parts
+// at its base plus each degree's slot, imaginary parts `size` further; 0 for an atom without
+// neighbours). The bonds' directions are computed once for the widest shell.
+void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const std::vector<Shell>& shells,
+               BlockScratch& s, double* const* rows) {
     int slots = 0;
     for (int a = 0; a < count; ++a) slots = std::max(slots, int(nl.count(atoms[a])));
     const size_t n_lanes = size_t(std::max(slots, 1)) * kLanes;
     s.x.assign(n_lanes, 0.0); s.y.assign(n_lanes, 0.0); s.z.assign(n_lanes, 0.0); s.w.assign(n_lanes, 0.0);
     s.power.resize(2 * n_lanes);
-    double norm[kLanes] = {};
     for (int a = 0; a < count; ++a) {
         const int64_t begin = nl.begin(atoms[a]), n = nl.count(atoms[a]);
-        double weight_sum = 0.0;
         for (int64_t j = 0; j < n; ++j) {
             const double* v = nl.vectors + 3 * (begin + j);
             const double r2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2];
@@ -141,22 +153,28 @@ void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const Le
             const size_t at = size_t(j) * kLanes + a;
             s.x[at] = v[0] * inverse; s.y[at] = v[1] * inverse; s.z[at] = v[2] * inverse;
             s.w[at] = nl.weights ? nl.weights[begin + j] : 1.0;
-            weight_sum += s.w[at];
         }
-        norm[a] = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
     }
-    const size_t sums = size_t(lm_count(table.lmax)) * kLanes;
-    s.re.resize(sums); s.im.resize(sums);
-    ylm_sums(table, std::max(slots, 1), s.x.data(), s.y.data(), s.z.data(), s.w.data(), s.power.data(),
-             s.re.data(), s.im.data());
-    for (int a = 0; a < count; ++a) {
-        double* re = rows[a];
-        double* im = rows[a] + size;
-        for (const Degree& d : degrees) {
-            const size_t first = size_t(lm_index(d.l, 0)) * kLanes + a;
-            for (int m = 0; m <= d.l; ++m) {
-                re[d.slot + m] = s.re[first + m * kLanes] * norm[a];
-                im[d.slot + m] = s.im[first + m * kLanes] * norm[a];
+    for (const Shell& shell : shells) {
+        double norm[kLanes] = {};
+        for (int a = 0; a < count; ++a) {
+            double weight_sum = 0.0;
+            for (int64_t j = 0; j < shell.count(nl.count(atoms[a])); ++j) weight_sum += s.w[size_t(j) * kLanes + a];
+            norm[a] = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
+        }
+        const size_t sums = size_t(lm_count(shell.table.lmax)) * kLanes;
+        s.re.resize(sums); s.im.resize(sums);
+        ylm_sums(shell.table, int(std::max<int64_t>(shell.count(slots), 1)), s.x.data(), s.y.data(), s.z.data(),
+                 s.w.data(), s.power.data(), s.re.data(), s.im.data());
+        for (int a = 0; a < count; ++a) {
+            double* re = rows[a] + shell.base;
+            double* im = re + shell.size;
+            for (const Degree& d : shell.degrees) {
+                const size_t first = size_t(lm_index(d.l, 0)) * kLanes + a;
+                for (int m = 0; m <= d.l; ++m) {
+                    re[d.slot + m] = s.re[first + m * kLanes] * norm[a];
+                    im[d.slot + m] = s.im[first + m * kLanes] * norm[a];
+                }
             }
         }
     }
@@ -253,11 +271,11 @@ struct Location {
 // the reach in y and z (the halo, whose q_lm are computed again by the neighbouring pencils).
 // A few MB per thread, so the rows stay in cache. A neighbour beyond the reach (a sparse region
 // in nearest-neighbour mode) has its q_lm recomputed.
-void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* degrees, int n_degrees,
-                bool with_wl, bool averaged, const WignerTable& wigner, int64_t cache_bytes, double* out,
-                int64_t out_stride) {
+// Several shells of one neighbour list (the 12 and the 4 nearest) share the sweep: their q_lm lie
+// side by side in one row, and a neighbour's row is looked up once for all of them.
+void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vector<SteinhardtShell>& specs,
+                bool averaged, int64_t cache_bytes) {
     const int64_t n = nl.n_atoms;
-    const int col_w = n_degrees, col_qbar = n_degrees * (with_wl ? 2 : 1), col_wbar = col_qbar + n_degrees;
 
     // Every atom's own q_lm is computed at least once, which notes bonds of zero length; only
     // then are they counted, for the error message.
@@ -277,21 +295,36 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
     };
     if (n == 0) return;
 
-    std::vector<Degree> all;
-    int lmax = 0, size = 0;
-    for (int c = 0; c < n_degrees; ++c) {
-        all.push_back({degrees[c], c, size, coupling_runs(wigner, c)});
-        lmax = std::max(lmax, degrees[c]);
-        size += degrees[c] + 1;
+    std::vector<Shell> shells;
+    int used = 0;  // doubles of a row taken by the shells so far
+    for (const SteinhardtShell& spec : specs) {
+        std::vector<Degree> degrees;
+        int lmax = 0, size = 0;
+        for (int c = 0; c < spec.n_degrees; ++c) {
+            degrees.push_back({spec.degrees[c], c, size, coupling_runs(spec.wigner, c)});
+            lmax = std::max(lmax, spec.degrees[c]);
+            size += spec.degrees[c] + 1;
+        }
+        shells.push_back(Shell{spec.first, std::move(degrees), LegendreTable(lmax), size, used, &spec});
+        used += 2 * size;
     }
-    const LegendreTable table(lmax);
-    // One row of q_lm: real parts, then imaginary parts, padded to whole 8-double blocks so the
-    // averaging loop works on fixed-size blocks.
-    const int stride = (2 * size + 7) / 8 * 8;
+    // One row of q_lm: the shells' real and imaginary parts, padded to whole 8-double blocks.
+    const int stride = (used + 7) / 8 * 8;
+    // the writers of one thread, one per shell: (q_l, w_l) and (qbar_l, wbar_l) columns of each
+    auto make_writers = [&](std::vector<InvariantWriter>& writers) {
+        writers.reserve(shells.size());
+        for (const Shell& shell : shells)
+            writers.emplace_back(shell.degrees, shell.spec->wigner.coeff, shell.spec->with_wl, shell.size,
+                                 shell.spec->out_stride, shell.spec->out);
+    };
+    auto columns = [](const Shell& shell) {  // first column of w_l, qbar_l, wbar_l
+        const int nd = shell.spec->n_degrees, qbar = nd * (shell.spec->with_wl ? 2 : 1);
+        return std::array<int, 3>{nd, qbar, qbar + nd};
+    };
 
     auto compute_rows = [&](const int64_t* atoms, int count, double* const* rows, BlockScratch& scratch) {
-        block_qlm(nl, atoms, count, table, all, size, scratch, rows);
-        for (int a = 0; a < count; ++a) std::fill(rows[a] + 2 * size, rows[a] + stride, 0.0);
+        block_qlm(nl, atoms, count, shells, scratch, rows);
+        for (int a = 0; a < count; ++a) std::fill(rows[a] + used, rows[a] + stride, 0.0);
     };
 
     ThreadErrors errors;
@@ -299,11 +332,11 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
 #pragma omp parallel reduction(|| : zero_length)
         {
             BlockScratch scratch;
-            std::optional<InvariantWriter> writer;
+            std::vector<InvariantWriter> writers;
             std::vector<double> buffer;
             double* rows[kLanes];
             errors.run([&] {
-                writer.emplace(all, wigner.coeff, with_wl, size, out_stride, out);
+                make_writers(writers);
                 buffer.resize(size_t(kLanes) * stride);
                 for (int a = 0; a < kLanes; ++a) rows[a] = buffer.data() + a * stride;
             });
@@ -313,9 +346,10 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
                 const int count = int(std::min<int64_t>(kLanes, n - first));
                 for (int a = 0; a < count; ++a) atoms[a] = first + a;
                 compute_rows(atoms, count, rows, scratch);
-                for (int a = 0; a < count; ++a) writer->add(first + a, rows[a], 0, col_w);
+                for (size_t k = 0; k < shells.size(); ++k)
+                    for (int a = 0; a < count; ++a) writers[k].add(first + a, rows[a] + shells[k].base, 0, columns(shells[k])[0]);
             });
-            errors.run([&] { writer->flush(); });
+            errors.run([&] { for (InvariantWriter& writer : writers) writer.flush(); });
             zero_length = scratch.zero_length;
         }
         errors.rethrow();
@@ -364,12 +398,12 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
         };
         std::vector<Plane> planes;
         BlockScratch scratch;
-        std::optional<InvariantWriter> writer;
+        std::vector<InvariantWriter> writers;
         Buffer<double> sum, spare;
         std::vector<const double*> sources;
         errors.run([&] {
             planes.resize(n_planes);
-            writer.emplace(all, wigner.coeff, with_wl, size, out_stride, out);
+            make_writers(writers);
             sum.resize(stride);
         });
         int64_t atoms[kLanes];
@@ -434,7 +468,8 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
                             const int64_t i = atom_at(r), begin = nl.begin(i), count = nl.count(i);
                             sources.resize(count + 1);
                             sources[0] = row_of(where[i]);
-                            writer->add(i, sources[0], 0, col_w);
+                            for (size_t k = 0; k < shells.size(); ++k)
+                                writers[k].add(i, sources[0] + shells[k].base, 0, columns(shells[k])[0]);
                             int missing = 0;  // neighbours out of reach: recomputed, kLanes at a time
                             spare.resize(size_t(count) * stride);
                             for (int64_t b = 0; b < count; ++b) {
@@ -449,20 +484,28 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const int32_t* 
                             if (missing > 0) compute_rows(atoms, missing, targets, scratch);
                             double* __restrict acc = sum.data();
                             std::copy(sources[0], sources[0] + stride, acc);
-                            for (size_t u = 1; u < sources.size(); ++u) {
-                                const double* __restrict src = sources[u];
+                            for (const Shell& shell : shells) {  // each over the atom and its own neighbours
+                                const int64_t counted = shell.count(count);
+                                double* __restrict part = acc + shell.base;
+                                const int width = 2 * shell.size;
+                                for (int64_t u = 1; u <= counted; ++u) {
+                                    const double* __restrict src = sources[u] + shell.base;
 #pragma omp simd
-                                for (int t = 0; t < stride; ++t) acc[t] += src[t];
+                                    for (int t = 0; t < width; ++t) part[t] += src[t];
+                                }
+                                const double norm = 1.0 / double(counted + 1);
+#pragma omp simd
+                                for (int t = 0; t < width; ++t) part[t] *= norm;
                             }
-                            const double norm = 1.0 / double(count + 1);
-#pragma omp simd
-                            for (int t = 0; t < stride; ++t) acc[t] *= norm;
-                            writer->add(i, acc, col_qbar, col_wbar);
+                            for (size_t k = 0; k < shells.size(); ++k) {
+                                const auto column = columns(shells[k]);
+                                writers[k].add(i, acc + shells[k].base, column[1], column[2]);
+                            }
                         }
                     }
             }
         });
-        errors.run([&] { writer->flush(); });
+        errors.run([&] { for (InvariantWriter& writer : writers) writer.flush(); });
         zero_length = scratch.zero_length;
     }
     errors.rethrow();

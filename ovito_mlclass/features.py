@@ -45,6 +45,7 @@ import numpy as np
 from . import _compiled
 from . import neighbors as nb
 from .descriptors import Steinhardt, SymmetryFunctions
+from .descriptors.steinhardt import compute_together
 from .frames import Frame, as_frame
 
 KINDS = ("steinhardt", "distances", "symmetry_functions", "point_cloud")
@@ -136,23 +137,24 @@ class FeatureSpec:
         return list(self._names)
 
     def _make_names(self):
-        names = list(self._block_names())
+        names = [name for block in self._names_per_block() for name in block]
         yield from names
         if self.neighbor_mean:
             yield from (f"{name}_mean{self.neighbor_mean}" for name in names)
 
-    def _block_names(self):
-        for b in self.blocks:
-            if b["kind"] == "steinhardt":
-                tag = "vor" if b["neighbors"] == "voronoi" else f"nn{b['neighbors']}"
-                recipe = Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"])
-                yield from (f"{name}_{tag}" for name in recipe.feature_names)
-            elif b["kind"] == "distances":
-                yield from (f"d{k + 1}/d{b['normalize']}" for k in range(b["neighbors"]))
-            elif b["kind"] == "point_cloud":
-                yield from (f"{axis}{k + 1}/d{b['normalize']}" for k in range(b["neighbors"]) for axis in "xyz")
-            else:
-                yield from (f"{name}_scaled" for name in self._symmetry_functions(b, 1.0).feature_names(["all"]))
+    def _names_per_block(self) -> list[list[str]]:
+        return [list(self._names_of(b)) for b in self.blocks]
+
+    def _names_of(self, b):
+        if b["kind"] == "steinhardt":
+            tag = "vor" if b["neighbors"] == "voronoi" else f"nn{b['neighbors']}"
+            yield from (f"{name}_{tag}" for name in _recipe(b).feature_names)
+        elif b["kind"] == "distances":
+            yield from (f"d{k + 1}/d{b['normalize']}" for k in range(b["neighbors"]))
+        elif b["kind"] == "point_cloud":
+            yield from (f"{axis}{k + 1}/d{b['normalize']}" for k in range(b["neighbors"]) for axis in "xyz")
+        else:
+            yield from (f"{name}_scaled" for name in self._symmetry_functions(b, 1.0).feature_names(["all"]))
 
     @staticmethod
     def _symmetry_functions(block: dict, scale: float) -> SymmetryFunctions:
@@ -212,34 +214,38 @@ class FeatureSpec:
             return _first_k(nearest, k_max, k)
 
         scale = None
-        column = 0
+        starts = np.cumsum([0] + [len(names) for names in self._names_per_block()])
+        # Every block is written in place, into its columns: no array of its own to fill and copy.
+        # The Steinhardt blocks over the search's nearest neighbours (the first k bonds of each row)
+        # alike in averaging take one pass of the kernel together.
+        together = {}
+        for i, b in enumerate(self.blocks):
+            if b["kind"] == "steinhardt" and b["neighbors"] != "voronoi":
+                together.setdefault(b["averaged"], []).append(i)
         for i, b in enumerate(self.blocks):
             report(i / len(self.blocks), f"features: {b['kind']}")
-            if b["kind"] == "steinhardt":
-                recipe = Steinhardt(degrees=tuple(b["degrees"]), averaged=b["averaged"], wl=b["wl"])
-                # written in place (here and below): no array of their own to fill and copy
-                block = out[:, column:column + len(recipe.feature_names)]
-                if b["neighbors"] == "voronoi":
-                    values = recipe.compute(nb.voronoi_neighbors(work), out=block)
-                else:  # the first k bonds of each row of the one search
-                    require(b["neighbors"])
-                    values = recipe.compute(nearest, first=b["neighbors"], out=block)
+            block = out[:, starts[i]:starts[i + 1]]
+            if b["kind"] == "steinhardt" and b["neighbors"] != "voronoi":
+                group = together.pop(b["averaged"], [])  # empty: done with an earlier block
+                for j in group:
+                    require(self.blocks[j]["neighbors"])
+                if group:
+                    compute_together(nearest, [(_recipe(self.blocks[j]), self.blocks[j]["neighbors"],
+                                                out[:, starts[j]:starts[j + 1]]) for j in group])
+            elif b["kind"] == "steinhardt":
+                _recipe(b).compute(nb.voronoi_neighbors(work), out=block)
             elif b["kind"] == "distances":
-                values = relative_distances(complete(b["neighbors"]), b["neighbors"], b["normalize"],
-                                            out=out[:, column:column + b["neighbors"]])
+                relative_distances(complete(b["neighbors"]), b["neighbors"], b["normalize"], out=block)
             elif b["kind"] == "point_cloud":  # 3N columns per atom: the bulk of the memory
                 require(b["neighbors"])
-                values = point_cloud(nearest, k_max, b["neighbors"], b["normalize"],
-                                     out=out[:, column:column + 3 * b["neighbors"]])
+                point_cloud(nearest, k_max, b["neighbors"], b["normalize"], out=block)
             else:
                 if scale is None:
                     require(self.scale_neighbors)
                     scale = length_scale(nearest, k_max, self.scale_neighbors)
                 recipe = self._symmetry_functions(b, scale)
-                values = recipe.compute(nb.cutoff_neighbors(work, recipe.cutoff))
-            if b["kind"] == "symmetry_functions":
-                out[:, column:column + values.shape[1]] = values
-            column += values.shape[1]
+                block[:] = recipe.compute(nb.cutoff_neighbors(work, recipe.cutoff))
+        column = starts[-1]
         if self.neighbor_mean:
             report(1.0, "features: neighbour mean")
             require(self.neighbor_mean)
@@ -249,6 +255,11 @@ class FeatureSpec:
         if neighbors:
             return out, np.ascontiguousarray(nearest.neighbors.reshape(n, k_max)[:, :neighbors], dtype=np.int64)
         return out
+
+
+def _recipe(block: dict) -> Steinhardt:
+    """The Steinhardt invariants a ``steinhardt`` block names."""
+    return Steinhardt(degrees=tuple(block["degrees"]), averaged=block["averaged"], wl=block["wl"])
 
 
 def neighbor_mean(values: np.ndarray, neighbors: np.ndarray, out: np.ndarray | None = None,

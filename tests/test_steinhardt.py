@@ -206,6 +206,44 @@ def test_the_first_k_bonds_of_a_longer_list_equal_the_k_nearest(structure, k):
             spec.compute(longer, first=16)
 
 
+@pytest.mark.parametrize("structure", ["fcc", "slab", "cluster"])
+@pytest.mark.parametrize("averaged", [False, True])
+@pytest.mark.parametrize("cache_bytes", [1, 10**9])
+def test_shells_together_equal_each_on_its_own(structure, averaged, cache_bytes):
+    """Several shells of one 16-nearest list in one pass of the kernel (the 12 nearest with l up to
+    12, the 4 nearest with w_l, all 16 with weights of their own degrees) equal each shell computed
+    alone, bit for bit, and the numba reference; the open cluster's rows end in missing neighbours,
+    so a shell may count fewer bonds than it names."""
+    from ovito_mlclass.descriptors.steinhardt import compute_together
+
+    data = _structures()[structure]
+    longer = nb.nearest_neighbors(data, 16, allow_missing=True)
+    if structure == "cluster":  # keep the present neighbours of every row (a CSR list of its own)
+        keep = longer.neighbors >= 0
+        counts = keep.reshape(-1, 16).sum(axis=1)
+        longer = nb.NeighborList(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                                 longer.neighbors[keep], longer.vectors[keep], bins=longer.bins)
+    shells = [(Steinhardt(degrees=(4, 6, 8, 10, 12), averaged=averaged, wl=False), 12),
+              (Steinhardt(degrees=(3, 4, 6), averaged=averaged, wl=True), 4),
+              (Steinhardt(degrees=(2, 6), averaged=averaged, wl=True), None)]
+    import ovito_mlclass.descriptors.steinhardt as module
+    saved, module.CACHE_BYTES = module.CACHE_BYTES, cache_bytes
+    try:
+        together = compute_together(longer, [(recipe, first, None) for recipe, first in shells])
+        alone = [recipe.compute(longer, first=first) for recipe, first in shells]
+    finally:
+        module.CACHE_BYTES = saved
+    for (recipe, first), mine, own in zip(shells, together, alone):
+        np.testing.assert_array_equal(mine, own)
+        start, m, coeff = coupling_table(recipe.degrees)
+        expected = np.empty_like(own)
+        reference.steinhardt(longer.offsets, longer.neighbors, longer.vectors, None, None, np.array(recipe.degrees),
+                             recipe.wl, averaged, start, m, coeff, 0, expected, -1 if first is None else first)
+        np.testing.assert_allclose(mine, expected, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="averaged or none"):
+        compute_together(longer, [(shells[0][0], 12, None), (Steinhardt(degrees=(4,), averaged=not averaged), 4, None)])
+
+
 def _structures():
     """Periodic fcc, a sheared cell, a slab (periodic in x and y) and an open cluster, each with
     thermal disorder."""
