@@ -129,6 +129,15 @@ with warnings.catch_warnings(record=True) as caught:
     import ovito_mlclass
 assert ovito_mlclass.BACKEND == "numba", ovito_mlclass.BACKEND
 assert any("numba reference" in str(w.message) for w in caught)
+# the default model end to end on the reference kernels (its two Steinhardt shells included)
+import numpy as np
+from ovito_mlclass.classify import classify
+from ovito_mlclass.frames import from_arrays
+cell = np.eye(3) * 3.6
+grid = np.stack(np.meshgrid(*[np.arange(4)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
+basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+positions = ((grid + basis).reshape(-1, 3) @ cell) + np.random.default_rng(0).normal(0, 0.05, (256, 3))
+assert (classify(from_arrays(positions, cell * 4)).type_names == "FCC").mean() > 0.95
 print("fallback ok")
 """
     result = run_python(script)

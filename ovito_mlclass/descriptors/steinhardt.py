@@ -72,8 +72,6 @@ class Steinhardt:
             species = np.asarray(species)
             centers = np.repeat(np.arange(neighbors.n_atoms), neighbors.counts)
             neighbors = neighbors.filtered(species[neighbors.neighbors] == species[centers])
-        if out is None:
-            out = np.empty((neighbors.n_atoms, len(self.feature_names)))
         return _kernel(neighbors, [(self, first, out)], self.averaged)[0]
 
 
@@ -84,12 +82,15 @@ def compute_together(neighbors: NeighborList, shells) -> list[np.ndarray]:
     ``same_species_only``. The 12 and the 4 nearest neighbours of one search cost one sweep over
     the atoms instead of two (the neighbour average looks each neighbour up once for both).
     Returns the outputs in the order given."""
+    if not shells:
+        raise ValueError("No Steinhardt shells given.")
     if len({recipe.averaged for recipe, _, _ in shells}) != 1 or any(r.same_species_only for r, _, _ in shells):
         raise ValueError("Steinhardt shells computed together must all be averaged or none, on all species.")
     return _kernel(neighbors, shells, shells[0][0].averaged)
 
 
 def _kernel(neighbors: NeighborList, shells, averaged: bool) -> list[np.ndarray]:
+    """The compiled kernel (or the numba reference) on ``shells`` as :func:`compute_together` takes them."""
     outputs, arguments = [], []
     for recipe, first, out in shells:
         if first is not None and first < 1:
