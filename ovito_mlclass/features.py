@@ -227,9 +227,8 @@ class FeatureSpec:
             block = out[:, starts[i]:starts[i + 1]]
             if b["kind"] == "steinhardt" and b["neighbors"] != "voronoi":
                 group = together.pop(b["averaged"], [])  # empty: done with an earlier block
-                for j in group:
-                    require(self.blocks[j]["neighbors"])
                 if group:
+                    require(max(self.blocks[j]["neighbors"] for j in group))
                     compute_together(nearest, [(_recipe(self.blocks[j]), self.blocks[j]["neighbors"],
                                                 out[:, starts[j]:starts[j + 1]]) for j in group])
             elif b["kind"] == "steinhardt":
