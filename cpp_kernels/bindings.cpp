@@ -290,6 +290,8 @@ PYBIND11_MODULE(_kernels, m) {
     // One shell of Steinhardt invariants as Python gives it: (first, degrees, with_wl, wigner_start,
     // wigner_m, wigner_coeff, out); the arrays are held here for the length of the call.
     struct ShellInput {
+        int64_t first;
+        bool with_wl;
         Input<int32_t> degrees;
         Input<int64_t> wigner_start;
         Input<int32_t> wigner_m;
@@ -312,7 +314,8 @@ PYBIND11_MODULE(_kernels, m) {
             if (!py::isinstance<py::array>(shell[6]) ||
                 !py::reinterpret_borrow<py::array>(shell[6]).dtype().is(py::dtype::of<double>()))
                 throw py::type_error("out must be a float64 array");
-            inputs.push_back(ShellInput{shell[1].cast<Input<int32_t>>(), shell[3].cast<Input<int64_t>>(),
+            inputs.push_back(ShellInput{first, shell[2].cast<bool>(), shell[1].cast<Input<int32_t>>(),
+                                        shell[3].cast<Input<int64_t>>(),
                                         shell[4].cast<Input<int32_t>>(), shell[5].cast<Input<double>>(),
                                         py::reinterpret_borrow<py::array_t<double>>(shell[6])});
         }
@@ -321,10 +324,7 @@ PYBIND11_MODULE(_kernels, m) {
         BinsInput bins_input;
         bins_from_python(bins, nl.n_atoms, bins_input);
         std::vector<SteinhardtShell> specs;
-        size_t k = 0;
-        for (const py::handle& item : shells) {
-            ShellInput& in = inputs[k++];
-            const py::tuple shell = py::cast<py::tuple>(item);
+        for (ShellInput& in : inputs) {
             const int nd = int(in.degrees.size());
             for (int d = 0; d < nd; ++d)
                 require(in.degrees.data()[d] >= 0 && in.degrees.data()[d] <= kMaxDegree,
@@ -333,10 +333,9 @@ PYBIND11_MODULE(_kernels, m) {
             const int64_t n_rows = in.wigner_coeff.size();
             require(in.wigner_m.size() == 3 * n_rows && in.wigner_start.data()[nd] == n_rows,
                     "inconsistent Wigner coupling table");
-            const bool with_wl = shell[2].cast<bool>();
-            const int blocks = 1 + with_wl + (averaged ? 1 + with_wl : 0);
+            const int blocks = 1 + in.with_wl + (averaged ? 1 + in.with_wl : 0);
             const auto [dst, stride] = strided_output(in.out, nl.n_atoms, int64_t(blocks) * nd);
-            specs.push_back(SteinhardtShell{shell[0].cast<int64_t>(), in.degrees.data(), nd, with_wl,
+            specs.push_back(SteinhardtShell{in.first, in.degrees.data(), nd, in.with_wl,
                                             WignerTable{in.wigner_start.data(), in.wigner_m.data(), in.wigner_coeff.data()},
                                             dst, stride});
         }

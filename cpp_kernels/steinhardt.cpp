@@ -1,6 +1,5 @@
 // Steinhardt bond-order invariants q_l, w^_l and their neighbour averages (Lechner & Dellago 2008).
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <memory>
 #include <optional>
@@ -126,6 +125,7 @@ struct Shell {
     int size;                     // sum of (l + 1) over its degrees
     int base;                     // its real parts start here in a row, its imaginary parts `size` further
     const SteinhardtShell* spec;
+    int col_w, col_qbar, col_wbar;  // first output column of w_l, qbar_l, wbar_l
 
     int64_t count(int64_t bonds) const { return first < 0 ? bonds : std::min(bonds, first); }
 };
@@ -305,7 +305,9 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
             lmax = std::max(lmax, spec.degrees[c]);
             size += spec.degrees[c] + 1;
         }
-        shells.push_back(Shell{spec.first, std::move(degrees), LegendreTable(lmax), size, used, &spec});
+        const int nd = spec.n_degrees, col_qbar = nd * (spec.with_wl ? 2 : 1);
+        shells.push_back(Shell{spec.first, std::move(degrees), LegendreTable(lmax), size, used, &spec, nd, col_qbar,
+                               col_qbar + nd});
         used += 2 * size;
     }
     // One row of q_lm: the shells' real and imaginary parts, padded to whole 8-double blocks.
@@ -316,10 +318,6 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
         for (const Shell& shell : shells)
             writers.emplace_back(shell.degrees, shell.spec->wigner.coeff, shell.spec->with_wl, shell.size,
                                  shell.spec->out_stride, shell.spec->out);
-    };
-    auto columns = [](const Shell& shell) {  // first column of w_l, qbar_l, wbar_l
-        const int nd = shell.spec->n_degrees, qbar = nd * (shell.spec->with_wl ? 2 : 1);
-        return std::array<int, 3>{nd, qbar, qbar + nd};
     };
 
     auto compute_rows = [&](const int64_t* atoms, int count, double* const* rows, BlockScratch& scratch) {
@@ -347,7 +345,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                 for (int a = 0; a < count; ++a) atoms[a] = first + a;
                 compute_rows(atoms, count, rows, scratch);
                 for (size_t k = 0; k < shells.size(); ++k)
-                    for (int a = 0; a < count; ++a) writers[k].add(first + a, rows[a] + shells[k].base, 0, columns(shells[k])[0]);
+                    for (int a = 0; a < count; ++a) writers[k].add(first + a, rows[a] + shells[k].base, 0, shells[k].col_w);
             });
             errors.run([&] { for (InvariantWriter& writer : writers) writer.flush(); });
             zero_length = scratch.zero_length;
@@ -469,7 +467,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                             sources.resize(count + 1);
                             sources[0] = row_of(where[i]);
                             for (size_t k = 0; k < shells.size(); ++k)
-                                writers[k].add(i, sources[0] + shells[k].base, 0, columns(shells[k])[0]);
+                                writers[k].add(i, sources[0] + shells[k].base, 0, shells[k].col_w);
                             int missing = 0;  // neighbours out of reach: recomputed, kLanes at a time
                             spare.resize(size_t(count) * stride);
                             for (int64_t b = 0; b < count; ++b) {
@@ -497,10 +495,8 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
 #pragma omp simd
                                 for (int t = 0; t < width; ++t) part[t] *= norm;
                             }
-                            for (size_t k = 0; k < shells.size(); ++k) {
-                                const auto column = columns(shells[k]);
-                                writers[k].add(i, acc + shells[k].base, column[1], column[2]);
-                            }
+                            for (size_t k = 0; k < shells.size(); ++k)
+                                writers[k].add(i, acc + shells[k].base, shells[k].col_qbar, shells[k].col_wbar);
                         }
                     }
             }
