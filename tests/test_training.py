@@ -172,3 +172,24 @@ def test_calibration_snapshots_are_set_aside_from_training(tmp_path, monkeypatch
     assert len(meta["calibration_files"]) == 2 and len(meta["train_files"]) == 4
     assert not set(meta["calibration_files"]) & set(meta["train_files"])
     assert not set(meta["calibration_files"]) & set(meta["val_files"])
+
+
+def test_calibration_one_snapshot_of_every_run(tmp_path, monkeypatch):
+    """calibration = "one per run": every run of two or more snapshots gives exactly one to the
+    calibration split (so the thresholds see every system and temperature), runs of one give none."""
+    monkeypatch.setenv("OVITO_MLCLASS_CACHE", str(tmp_path))
+    folder = tmp_path / "toy" / "train"
+    folder.mkdir(parents=True)
+    runs = {"crystal_A_T005": 1, "crystal_A_T095": 2, "liquid_B_T110": 3, "crystal_s1_T050": 2}
+    for run, count in runs.items():
+        for k in range(count):
+            (folder / f"{run}_s{k}.npz").touch()
+    config = {"seed": 3, "data": {"datasets": ["toy"]}, "training": {"calibration": "one per run"}}
+    calibration = tr.snapshot_files(config, "calibration")
+    train = tr.snapshot_files(config, "train")
+    assert sorted(calibration + train) == sorted(folder.glob("*.npz"))
+    assert sorted(p.stem.rsplit("_s", 1)[0] for p in calibration) == sorted(r for r, n in runs.items() if n >= 2)
+    assert calibration == tr.snapshot_files(config, "calibration")   # chosen by the seed
+    for bad in ("one per snapshot", 1.5, True):
+        with pytest.raises(ValueError, match="calibration must be"):
+            tr.snapshot_files({**config, "training": {"calibration": bad}}, "train")

@@ -25,6 +25,7 @@ average removes.
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -118,16 +119,39 @@ class Split:
     neighbors: np.ndarray | None = None  # (n, k) rows of every atom's k nearest (-1: missing), if asked for
 
 
+ONE_PER_RUN = "one per run"
+_RUN_OF_SNAPSHOT = re.compile(r"_s\d+$")  # <run>_s<k>: the k-th snapshot of a run
+
+
+def calibration_setting(config: dict):
+    """``[training] calibration``: 0 (none), a fraction of the training snapshots, or "one per run"."""
+    value = config.get("training", {}).get("calibration", 0.0)
+    if value == ONE_PER_RUN:
+        return value
+    if isinstance(value, str) or isinstance(value, bool) or not 0.0 <= float(value) < 1.0:
+        raise ValueError(f'[training] calibration must be a fraction in [0, 1) or "{ONE_PER_RUN}", got {value!r}.')
+    return float(value)
+
+
 def snapshot_files(config: dict, split: str) -> list[Path]:
-    """The snapshots of a split. With ``[training] calibration = f``, the fraction f of the training
-    snapshots (chosen by the seed) form the split "calibration", which early stopping, the reject
-    threshold and the novelty thresholds are chosen on, and "train" is the rest: then nothing is
-    chosen on the "val" snapshots, whose scores the model file reports."""
-    fraction = float(config.get("training", {}).get("calibration", 0.0))
-    if split in ("train", "calibration") and fraction:
+    """The snapshots of a split. With ``[training] calibration``, some training snapshots form the
+    split "calibration", which early stopping, the reject threshold and the novelty thresholds are
+    chosen on, and "train" is the rest: then nothing is chosen on the "val" snapshots, whose scores
+    the model file reports. ``calibration = f``: the fraction f of the training snapshots, chosen by
+    the seed. ``calibration = "one per run"``: one snapshot (chosen by the seed) of every run that
+    wrote two or more (files ``<run>_s<k>.npz``), so that the thresholds see every system, phase and
+    temperature of the training data, not a random part of them."""
+    setting = calibration_setting(config)
+    if split in ("train", "calibration") and setting:
         files = snapshot_files({**config, "training": {}}, "train")
         rng = np.random.default_rng(int(config.get("seed", 0)) + 17)
-        chosen = set(rng.choice(len(files), max(1, round(fraction * len(files))), replace=False).tolist())
+        if setting == ONE_PER_RUN:
+            runs = {}
+            for k, f in enumerate(files):
+                runs.setdefault((f.parent, _RUN_OF_SNAPSHOT.sub("", f.stem)), []).append(k)
+            chosen = {int(rng.choice(ks)) for ks in runs.values() if len(ks) >= 2}
+        else:
+            chosen = set(rng.choice(len(files), max(1, round(setting * len(files))), replace=False).tolist())
         return [f for k, f in enumerate(files) if (k in chosen) == (split == "calibration")]
     files = []
     for dataset in config["data"]["datasets"]:
@@ -581,7 +605,7 @@ def train(config_name_or_path, output=None, threads: int | None = None, progress
     # the validation scores of a bulk phase look at each atom's nearest neighbours: the same search
     val_split = load_split(config, spec, "val", progress,
                            neighbors=max(average, bulk_phase["neighbors"] if bulk_phase else 0))
-    calibration = float(settings.get("calibration", 0.0))
+    calibration = calibration_setting(config)
     choose_split = load_split(config, spec, "calibration", progress, neighbors=average) if calibration else val_split
     log(f"train: {len(train_split.y)} atoms from {len(train_split.files)} snapshots; "
         f"val: {len(val_split.y)} atoms from {len(val_split.files)} snapshots")
