@@ -463,7 +463,10 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                     for (int y = y0; y < y1; ++y) {
                         const int64_t bin = bin_index(x, y, z);
                         for (int64_t r = start[bin]; r < start[bin + 1]; ++r) {
-                            const int64_t i = atom_at(r), begin = nl.begin(i), count = nl.count(i);
+                            const int64_t i = atom_at(r), begin = nl.begin(i);
+                            // only the neighbours some shell counts (the 12 of a row of 16)
+                            int64_t count = 0;
+                            for (const Shell& shell : shells) count = std::max(count, shell.count(nl.count(i)));
                             sources.resize(count + 1);
                             sources[0] = row_of(where[i]);
                             for (size_t k = 0; k < shells.size(); ++k)

@@ -251,8 +251,8 @@ class FeatureSpec:
             neighbor_mean(out[:, :column], nearest.neighbors.reshape(n, k_max)[:, :self.neighbor_mean],
                           out=out[:, column:])
         report(1.0, "features done")
-        if neighbors:
-            return out, np.ascontiguousarray(nearest.neighbors.reshape(n, k_max)[:, :neighbors], dtype=np.int64)
+        if neighbors:  # a view of the search's rows: no copy of n x k indices
+            return out, nearest.neighbors.reshape(n, k_max)[:, :neighbors]
         return out
 
 
