@@ -1,6 +1,6 @@
 """benchmarks/RESULTS.md is shared: bench_descriptors.py writes the file, and bench_accuracy.py,
 bench_classify.py, bench_unsupervised.py, bench_scale.py, bench_orientation.py, bench_install.py, bench_user_training.py,
-bench_properties.py and bench_properties_unseen.py each own a section between HTML-comment markers that the others keep
+bench_properties.py, bench_properties_unseen.py and bench_openworld_seeds.py each own a section between HTML-comment markers that the others keep
 (the PointNet runs of bench_accuracy.py and bench_classify.py write sections of their own, ``--section``)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties",
             "properties-krr", "scale", "fuzz", "orientation", "install",
             "accuracy-openworld", "classify-openworld", "user-training", "descriptors-avx2", "properties-unseen",
-            "properties-unseen-before", "neighbour-ties")
+            "properties-unseen-before", "neighbour-ties", "openworld-seeds")
 
 
 def markers(name: str) -> tuple[str, str]:

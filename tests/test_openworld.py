@@ -169,6 +169,10 @@ def test_structures_no_class_describes_are_other(name, other):
     result = classify(snap.to_data_collection())
     must = snap.extra["must_be_other"].astype(bool)
     assert (result.type_names[must] == "Other").mean() >= other, result.counts
+    if "fk_coordination" in snap.extra:   # Frank-Kasper Z12 sites: an icosahedral first shell
+        z12 = snap.extra["fk_coordination"] == 12
+        assert z12.any() and not (must & z12).any()
+        assert np.isin(result.type_names[z12], ["ICO", "Other"]).all()
     known = snap.labels >= 0
     assert (result.type_names[known] == truth(snap)[known]).mean() >= 0.99 if known.any() else True
 
