@@ -190,6 +190,6 @@ def test_calibration_one_snapshot_of_every_run(tmp_path, monkeypatch):
     assert sorted(calibration + train) == sorted(folder.glob("*.npz"))
     assert sorted(p.stem.rsplit("_s", 1)[0] for p in calibration) == sorted(r for r, n in runs.items() if n >= 2)
     assert calibration == tr.snapshot_files(config, "calibration")   # chosen by the seed
-    for bad in ("one per snapshot", 1.5, True):
+    for bad in ("one per snapshot", 1.5, True, [0.2]):
         with pytest.raises(ValueError, match="calibration must be"):
             tr.snapshot_files({**config, "training": {"calibration": bad}}, "train")

@@ -128,7 +128,7 @@ def calibration_setting(config: dict):
     value = config.get("training", {}).get("calibration", 0.0)
     if value == ONE_PER_RUN:
         return value
-    if isinstance(value, (str, bool)) or not 0.0 <= float(value) < 1.0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f'[training] calibration must be a fraction in [0, 1) or "{ONE_PER_RUN}", got {value!r}.')
     return float(value)
 
