@@ -255,6 +255,30 @@ PYBIND11_MODULE(_kernels, m) {
     define_neighbor_mean<double>(m);  // overloads: pybind11 picks by the array type
 
     m.def(
+        "diamond_second_shells",
+        [](Input<int64_t> rows, Input<double> vectors) {
+            require(rows.ndim() == 2 && rows.shape(1) == 4, "rows (n, 4) of the four nearest neighbours expected");
+            require(vectors.ndim() == 3 && vectors.shape(0) == rows.shape(0) && vectors.shape(1) == 4 &&
+                        vectors.shape(2) == 3,
+                    "vectors (n, 4, 3) to the four nearest neighbours expected");
+            const int64_t n = rows.shape(0);
+            const int64_t* index = rows.data();
+            for (int64_t m = 0; m < rows.size(); ++m)
+                require(index[m] >= -1 && index[m] < n, "neighbour indices must lie in [-1, n - 1]");
+            py::array_t<int8_t> out(n);
+            int8_t* dst = out.mutable_data();
+            const double* v = vectors.data();
+            {
+                py::gil_scoped_release release;
+                diamond_second_shells(n, index, v, dst);
+            }
+            return out;
+        },
+        py::arg("rows"), py::arg("vectors"),
+        "Identify Diamond's test of every atom's second shell: 1 cubic diamond, 2 hexagonal, 0 neither, from the "
+        "four nearest neighbours of every atom (rows (n, 4), -1: missing) and the vectors to them (n, 4, 3).");
+
+    m.def(
         "relative_distances",
         [](Input<double> vectors, int k, int normalize, py::array_t<double> out) {
             require(vectors.ndim() == 2 && vectors.shape(1) == 3, "vectors must have shape (n * k, 3)");

@@ -115,6 +115,12 @@ void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud
 template <typename T>  // float (learnt embeddings) and double (descriptors)
 void neighbor_mean(int64_t n, int features, const T* h, int k, const int64_t* neighbors, T* out);
 
+// Identify Diamond's test of every atom's second shell (diamond.cpp): from the four nearest neighbours of
+// every atom, rows (n, 4) (-1: missing) and the vectors to them (n, 4, 3), out[i] = kDiamondCubic,
+// kDiamondHexagonal or kDiamondNone.
+constexpr int kDiamondNone = 0, kDiamondCubic = 1, kDiamondHexagonal = 2;
+void diamond_second_shells(int64_t n, const int64_t* rows, const double* vectors, int8_t* out);
+
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.
 // Vectors are x_j - x_i with the periodic image applied; an atom can be its own neighbour (or

@@ -186,12 +186,13 @@ class FeatureSpec:
         mask = self.selection(frame)
         return mask, (frame if mask.all() else frame.subset(mask))
 
-    def compute(self, data, progress=None, neighbors: int = 0):
+    def compute(self, data, progress=None, neighbors: int = 0, vectors: bool = False):
         """Features of the selected particles (:meth:`selection`), shape ``(n_selected, len(names))``.
         ``progress(fraction, text)`` is called between stages if given. With ``neighbors = k > 0``,
         returns ``(features, indices)``: also the rows of every atom's k nearest selected neighbours,
         ``(n_selected, k)`` int64, nearest first, -1 where an atom has fewer (what a model with
-        ``neighbor_average`` needs; the same search as the features')."""
+        ``neighbor_average`` needs; the same search as the features'). With ``vectors`` too, returns
+        ``(features, indices, vectors)``: the vectors to those neighbours, ``(n_selected, k, 3)``."""
         _, work = self.described_particles(data)
         nb.check_positions(work)
         n = work.count
@@ -251,8 +252,9 @@ class FeatureSpec:
             neighbor_mean(out[:, :column], nearest.neighbors.reshape(n, k_max)[:, :self.neighbor_mean],
                           out=out[:, column:])
         report(1.0, "features done")
-        if neighbors:  # a view of the search's rows: no copy of n x k indices
-            return out, nearest.neighbors.reshape(n, k_max)[:, :neighbors]
+        if neighbors:  # views of the search's rows: no copy of n x k indices
+            rows = nearest.neighbors.reshape(n, k_max)[:, :neighbors]
+            return (out, rows, nearest.vectors.reshape(n, k_max, 3)[:, :neighbors]) if vectors else (out, rows)
         return out
 
 

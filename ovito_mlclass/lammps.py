@@ -53,7 +53,8 @@ import time
 
 import numpy as np
 
-from .classify import Posteriors, as_model, bulk_phase_members, network_types
+from .classify import Posteriors, as_model, bulk_phase_members, diamond_classes, network_types
+from .diamond import diamond_topology
 from .frames import Frame
 from .model import DEFAULT_MODEL, Prediction, StructureModel
 
@@ -239,14 +240,19 @@ class InSituClassifier:
         if local == 0:
             return _no_atoms()[:4] + (described[:nlocal],)
         # one search serves the features and the check of their reach
-        features, nearest = model.features.compute(data, neighbors=self.k_max)
+        features, nearest, vectors = model.features.compute(data, neighbors=self.k_max, vectors=True)
         reach = neighbor_reach(model, positions[described], nearest)[:local].max()
         if reach > self.ghost_cutoff:
             raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "
                               f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
                               f"ghost_cutoff >= {1.1 * reach:.3g}")
         prediction = self._predict_local(features, nearest, local)
-        post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty)
+        topology = None
+        if np.isin(prediction.probabilities.argmax(axis=1), diamond_classes(model)).any():
+            frame = data.subset(described)  # Identify Diamond's test; ghosts give the local atoms' second shells
+            topology = (diamond_topology(frame, nearest, vectors) if self.k_max >= 4 else diamond_topology(frame))[:local]
+        post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty,
+                          diamond=topology)
         mine, conf, _ = network_types(post, model, self.reject_threshold)
         ids = np.array(lmp.numpy.extract_atom("id", nelem=nall)[:nall], dtype=np.int64)[described]
         return mine, conf, nearest, ids, described[:nlocal]

@@ -299,5 +299,10 @@ def test_committed_fixtures_agree_with_ptm():
             assert np.mean(ordering == s.extra["ordering_site"]) >= 0.9, name
         elif s.meta["kind"] == "glass":
             np.testing.assert_array_equal(s.labels, ml.glass_labels(s.extra["voronoi_index"]))
+        elif s.meta["kind"] == "surface":  # the two outermost planes unlabelled, the rest their lattice
+            layer = s.extra["surface_layer"]
+            np.testing.assert_array_equal(s.labels < 0, layer <= 1)
+            types, _ = ovito_ptm(s, rmsd_cutoff=0.0, output_ordering=True)
+            assert np.mean(types[layer >= 2] == ml.PTM_TYPE[s.meta["lattice"]]) >= 0.9, name
         else:
             assert np.all(s.labels == ml.LABEL["Liquid"]), name

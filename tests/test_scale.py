@@ -357,6 +357,48 @@ def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, mod
 
 
 @needs_lammps
+def test_insitu_diamonds_equal_offline_on_hot_silicon():
+    """The diamond certificate (Identify Diamond's topology over local and ghost atoms) gives in
+    LAMMPS what it gives offline, on Stillinger-Weber silicon heated past melting for a picosecond,
+    with a reject threshold (0.999) that leaves many atoms to the certificate."""
+    from conftest import make_data
+    from ovito_mlclass.classify import Posteriors, assign, posteriors
+    from ovito_mlclass.lammps import InSituClassifier
+    from ovito_mlclass.model import load_model
+    from ovito_mlclass.training.md import lammps_state, new_lammps, potential_path
+
+    lmp = new_lammps()
+    lmp.commands_string(f"""
+        units metal
+        lattice diamond 5.431
+        region box block 0 4 0 4 0 4
+        create_box 1 box
+        create_atoms 1 box
+        mass 1 28.0855
+        pair_style sw
+        pair_coeff * * {potential_path('Si.sw')} Si
+        velocity all create 4000 11 mom yes
+        timestep 0.002
+        fix md all nve
+        run 400
+    """)
+    insitu = InSituClassifier(lmp, "openworld", every=100, reject_threshold=0.999)
+    insitu.run(0)
+    ids = np.array(lmp.numpy.extract_atom("id", nelem=512)[:512])
+    ours = np.array(lmp.numpy.extract_atom("i_mlclass", nelem=512)[:512])[np.argsort(ids)]
+    positions, cell, pbc, _, _ = lammps_state(lmp)
+    lmp.close()
+    data = make_data(positions, cell[:, :3].T, pbc)
+    data.cell_[:, 3] = cell[:, 3]
+    model = load_model("openworld")
+    post = posteriors(data, model)
+    np.testing.assert_array_equal(ours, assign(post, model, 0.999).types)
+    uncertified = assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty, post.neighbors),
+                         model, 0.999).types
+    assert (uncertified != ours).sum() >= 10   # the certificate decides some atoms
+
+
+@needs_lammps
 def test_insitu_reach_is_measured_among_the_model_particle_types(tmp_path):
     """A model of type-2 atoms only sees type-2 neighbours: on the simple-cubic sublattice of fcc
     (a = 3.615) its 12th neighbour lies at a sqrt(2) = 5.11 A, so averaged Steinhardt reaches

@@ -1066,6 +1066,8 @@ FIXTURES = {
     "znse_zincblende_0.85Tm.npz": "val/crystal_ZnSe-SW_ZB_T085_s0.npz",
     "si_liquid_1.00Tm.npz": "val/liquid_Si-SW_T100_s0.npz",
     "cu50zr50_glass_300K.npz": "val/glass_Cu50Zr50_G0300K_s0.npz",
+    "znse_wurtzite_0.90Tm.npz": "val/crystal_ZnSe-SW_WZ_T090_s0.npz",
+    "si_surface_100_0.75Tm.npz": "val/surface_Si-SW_100_T075_s0.npz",
 }
 
 

@@ -275,6 +275,8 @@ def _cache(cache: DataCollection, key: str, post) -> None:
         store.create_property("novelty", data=post.novelty.astype(np.float32))
     if post.neighbors is not None:
         store.create_property("neighbors", data=post.neighbors.astype(np.int32))
+    if post.diamond is not None:
+        store.create_property("diamond", data=post.diamond.astype(np.int8))
 
 
 def _restore(cache: DataCollection) -> Posteriors:
@@ -282,4 +284,5 @@ def _restore(cache: DataCollection) -> Posteriors:
     return Posteriors(np.asarray(store["p"]), np.asarray(store["s"]) if "s" in store else None,
                       np.asarray(store["described"]) != 0,
                       np.asarray(store["novelty"]) if "novelty" in store else None,
-                      np.asarray(store["neighbors"]).reshape(len(store["p"]), -1) if "neighbors" in store else None)
+                      np.asarray(store["neighbors"]).reshape(len(store["p"]), -1) if "neighbors" in store else None,
+                      np.asarray(store["diamond"]) if "diamond" in store else None)
