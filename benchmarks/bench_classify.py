@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """End-to-end classification speed: a million-atom frame through StructureClassifierModifier
 (neighbours + descriptors + network), next to OVITO's PTM and adaptive CNA on the same frame and
-thread count, with the share of our time spent in each stage.
+thread count, with the share of our time spent in each stage. ``--lattice diamond``: thermally
+disordered cubic-diamond Si instead of fcc Cu, next to PTM and OVITO's Identify Diamond.
 
     python benchmarks/bench_classify.py [--models metals] [--threads 1 2] [--cells 63]
     python benchmarks/bench_classify.py --models metals metals-pointnet --section classify-pointnet
+    python benchmarks/bench_classify.py --models openworld --lattice diamond --cells 50 --section classify-diamond
 
 Each thread count runs in a fresh process (thread pools are sized at start-up); every model named
 is timed in it, next to the peers. The peak memory of one classification (resident set above the
@@ -38,16 +40,48 @@ def best_of(reps, step):
     return min(times)
 
 
-def child(model_names, cells, reps):
-    sys.path.insert(0, str(HERE))
-    from bench_descriptors import make_ovito_data
-    from ovito.modifiers import CommonNeighborAnalysisModifier, PolyhedralTemplateMatchingModifier
+SI_LATTICE, SI_SIGMA = 5.431, 0.1  # Å: the diamond frame, Si with thermal-like displacements
 
+
+def frame(lattice, cells):
+    """The benchmark's frame and its atom count: disordered fcc Cu (bench_descriptors) or cubic-diamond Si."""
+    sys.path.insert(0, str(HERE))
+    from bench_descriptors import SEED, make_ovito_data
+
+    if lattice == "fcc":
+        return make_ovito_data(cells)
+    import numpy as np
+    from ovito.data import DataCollection
+
+    sys.path.insert(0, str(HERE.parent / "training_data"))
+    from md_lattices import PHASES, lattice as build
+
+    positions, box, _, _ = build(PHASES["CD"], SI_LATTICE, (cells,) * 3)
+    positions += np.random.default_rng(SEED).normal(0.0, SI_SIGMA, positions.shape)
+    data = DataCollection()
+    data.create_cell(np.column_stack([np.diag(box), np.zeros(3)]), pbc=(True, True, True))
+    data.create_particles(count=len(positions)).create_property("Position", data=np.mod(positions, box))
+    return data, len(positions)
+
+
+def peers(lattice):
+    """OVITO's methods timed next to ours: PTM and the one made for the lattice."""
+    from ovito.modifiers import CommonNeighborAnalysisModifier, IdentifyDiamondModifier, PolyhedralTemplateMatchingModifier
+
+    return {"PTM": PolyhedralTemplateMatchingModifier,
+            **({"a-CNA": CommonNeighborAnalysisModifier} if lattice == "fcc" else {"Identify Diamond": IdentifyDiamondModifier})}
+
+
+def child(model_names, cells, reps, lattice):
+    import numpy as np
+
+    from ovito_mlclass import diamond
+    from ovito_mlclass.classify import diamond_classes
     from ovito_mlclass.model import StructureModel
     from ovito_mlclass.modifiers import StructureClassifierModifier
 
-    data, n = make_ovito_data(cells)
-    small, _ = make_ovito_data(3)
+    data, n = frame(lattice, cells)
+    small, _ = frame(lattice, 3)
     result = {"atoms": n, "models": {}}
     for model_name in model_names:
         model = StructureModel.load(model_name)
@@ -55,35 +89,37 @@ def child(model_names, cells, reps):
         seconds = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
         # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
         marks = []
+        k = max(model.neighbor_average, 4 if diamond_classes(model) else 0)
         features = model.features.compute(data, progress=lambda fraction, text: marks.append((time.perf_counter(), text)),
-                                          neighbors=model.neighbor_average)
-        features, neighbors = features if model.neighbor_average else (features, None)
+                                          neighbors=k, vectors=True)
+        features, neighbors, vectors = features if k else (features, None, None)
         stages = {}
         for (t0, text), (t1, _) in zip(marks, marks[1:]):
             name = text.replace("features: ", "descriptors: ")
             stages[name] = stages.get(name, 0.0) + t1 - t0
         t = time.perf_counter()
-        model.predict(features, neighbors)
+        prediction = model.predict(features, neighbors[:, :model.neighbor_average] if model.neighbor_average else None)
         stages["network"] = time.perf_counter() - t
-        del features, neighbors
+        if diamond_classes(model) and np.isin(prediction.probabilities.argmax(axis=1), diamond_classes(model)).any():
+            t = time.perf_counter()
+            diamond.diamond_topology(data, neighbors, vectors)
+            stages["diamond topology"] = time.perf_counter() - t
+        del features, neighbors, vectors, prediction
         result["models"][model_name] = {"seconds": seconds, "stages": stages}
-    result["PTM"] = best_of(reps, lambda: data.clone().apply(PolyhedralTemplateMatchingModifier()))
-    result["a-CNA"] = best_of(reps, lambda: data.clone().apply(CommonNeighborAnalysisModifier()))
+    for name, peer in peers(lattice).items():
+        result[name] = best_of(reps, lambda: data.clone().apply(peer()))
     print(json.dumps(result))
 
 
-def memory_child(model_name, cells):
+def memory_child(model_name, cells, lattice):
     """Peak resident memory of one classification, above the process with the frame loaded."""
     import resource
 
-    sys.path.insert(0, str(HERE))
-    from bench_descriptors import make_ovito_data
-
     from ovito_mlclass.modifiers import StructureClassifierModifier
 
-    small, _ = make_ovito_data(3)
+    small, _ = frame(lattice, 3)
     small.clone().apply(StructureClassifierModifier(model=model_name))  # imports and model loaded
-    data, n = make_ovito_data(cells)
+    data, n = frame(lattice, cells)
     work = data.clone()
     with open("/proc/self/status") as f:
         before = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
@@ -96,7 +132,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["metals"])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--cells", type=int, default=63, help="fcc unit cells per edge (63: 1,000,188 atoms)")
+    parser.add_argument("--cells", type=int, default=63, help="unit cells per edge (fcc 63: 1,000,188 atoms; "
+                                                                   "diamond 50: 1,000,000)")
+    parser.add_argument("--lattice", choices=["fcc", "diamond"], default="fcc")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--section", default="classify", help="marked section of the output file to (re)write")
@@ -104,14 +142,15 @@ def main():
     parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(args.models, args.cells, args.reps)
+        return child(args.models, args.cells, args.reps, args.lattice)
     if args.memory:
-        return memory_child(args.models[0], args.cells)
+        return memory_child(args.models[0], args.cells, args.lattice)
 
     def run(threads, *extra):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), OVITO_THREAD_COUNT=str(threads),
                    NUMBA_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-        out = subprocess.run([sys.executable, __file__, *extra, "--cells", str(args.cells), "--reps", str(args.reps)],
+        out = subprocess.run([sys.executable, __file__, *extra, "--cells", str(args.cells), "--reps", str(args.reps),
+                              "--lattice", args.lattice],
                              env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -125,18 +164,21 @@ def main():
     import torch
 
     first = args.models[0]
-    lines = ["## Classification speed (end to end)" + (f": {', '.join(args.models)}" if len(args.models) > 1 else ""), "",
+    lines = ["## Classification speed (end to end)" + (f": {', '.join(args.models)}" if len(args.models) > 1 else "")
+             + (" on cubic diamond" if args.lattice == "diamond" else ""), "",
              f"`python benchmarks/bench_classify.py {' '.join(sys.argv[1:])}`".replace(" `", "`") +
              f", {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, ovito {ovito.version_string}, "
-             f"torch {torch.__version__}; thermally disordered fcc Cu (σ = 0.1 Å), "
-             f"{rows[0][1]['atoms']:,} atoms; best of {args.reps}. Ours = `StructureClassifierModifier` applied to the "
+             f"torch {torch.__version__}; thermally disordered "
+             + ("fcc Cu (σ = 0.1 Å)" if args.lattice == "fcc" else f"cubic-diamond Si (a = {SI_LATTICE} Å, σ = {SI_SIGMA} Å)")
+             + f", {rows[0][1]['atoms']:,} atoms; best of {args.reps}. Ours = `StructureClassifierModifier` applied to the "
              "frame (neighbours, descriptors or point clouds, network, output properties); peers = OVITO's "
-             "`PolyhedralTemplateMatchingModifier()` and `CommonNeighborAnalysisModifier()` (adaptive) on the same frame "
+             + (" and ".join(f"`{p.__name__}()`" for p in peers(args.lattice).values()))
+             + (" (adaptive)" if args.lattice == "fcc" else "") + " on the same frame "
              f"in the same process; \"/ {first}\" = time over the first model's in the same process. Peak memory: "
              "resident set above the loaded frame during one classification (1 thread, a process of its own).",
-             "", f"| threads | model | ours [s] | µs/atom | / {first} | PTM [s] | PTM / ours | a-CNA [s] | a-CNA / ours | "
-             "peak memory | stages of ours |",
+             "", f"| threads | model | ours [s] | µs/atom | / {first} | "
+             + " | ".join(f"{p} [s] | {p} / ours" for p in peers(args.lattice)) + " | peak memory | stages of ours |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for threads, r in rows:
         for name, m in r["models"].items():
@@ -144,8 +186,8 @@ def main():
             stages = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in m["stages"].items())
             ratio = m["seconds"] / r["models"][first]["seconds"]
             lines.append(f"| {threads} | `{name}` | {m['seconds']:.3f} | {1e6 * m['seconds'] / r['atoms']:.2f} | "
-                         f"{ratio:.2f}× | {r['PTM']:.3f} | {r['PTM'] / m['seconds']:.2f}× | {r['a-CNA']:.3f} | "
-                         f"{r['a-CNA'] / m['seconds']:.2f}× | {memory[name]:,.0f} MiB | {stages} |")
+                         f"{ratio:.2f}× | " + " | ".join(f"{r[p]:.3f} | {r[p] / m['seconds']:.2f}×" for p in peers(args.lattice))
+                         + f" | {memory[name]:,.0f} MiB | {stages} |")
     print(replace_section(args.output, args.section, "\n".join(lines)))
 
 

@@ -256,27 +256,37 @@ PYBIND11_MODULE(_kernels, m) {
 
     m.def(
         "diamond_second_shells",
-        [](Input<int64_t> rows, Input<double> vectors) {
-            require(rows.ndim() == 2 && rows.shape(1) == 4, "rows (n, 4) of the four nearest neighbours expected");
-            require(vectors.ndim() == 3 && vectors.shape(0) == rows.shape(0) && vectors.shape(1) == 4 &&
-                        vectors.shape(2) == 3,
-                    "vectors (n, 4, 3) to the four nearest neighbours expected");
+        [](py::array_t<int64_t> rows, py::array_t<double> vectors) {
+            // rows may lie inside wider ones (the first columns of a longer neighbour search)
+            require(rows.ndim() == 2 && rows.shape(1) >= 4 && rows.strides(1) == sizeof(int64_t) &&
+                        rows.strides(0) % sizeof(int64_t) == 0 && rows.strides(0) >= 4 * int64_t(sizeof(int64_t)),
+                    "rows (n, k >= 4) of the nearest neighbours, each row contiguous, expected");
+            require(vectors.ndim() == 3 && vectors.shape(0) == rows.shape(0) && vectors.shape(1) >= 4 &&
+                        vectors.shape(2) == 3 && vectors.strides(2) == sizeof(double) &&
+                        vectors.strides(1) == 3 * sizeof(double) && vectors.strides(0) % sizeof(double) == 0 &&
+                        vectors.strides(0) >= 12 * int64_t(sizeof(double)),
+                    "vectors (n, k >= 4, 3) to the nearest neighbours, each row contiguous, expected");
             const int64_t n = rows.shape(0);
+            const int64_t row_stride = rows.strides(0) / int64_t(sizeof(int64_t));
             const int64_t* index = rows.data();
-            for (int64_t m = 0; m < rows.size(); ++m)
-                require(index[m] >= -1 && index[m] < n, "neighbour indices must lie in [-1, n - 1]");
+            for (int64_t i = 0; i < n; ++i)
+                for (int a = 0; a < 4; ++a)
+                    require(index[row_stride * i + a] >= -1 && index[row_stride * i + a] < n,
+                            "neighbour indices must lie in [-1, n - 1]");
             py::array_t<int8_t> out(n);
             int8_t* dst = out.mutable_data();
             const double* v = vectors.data();
+            const int64_t vector_stride = vectors.strides(0) / int64_t(sizeof(double));
             {
                 py::gil_scoped_release release;
-                diamond_second_shells(n, index, v, dst);
+                diamond_second_shells(n, index, row_stride, v, vector_stride, dst);
             }
             return out;
         },
-        py::arg("rows"), py::arg("vectors"),
+        py::arg("rows").noconvert(), py::arg("vectors").noconvert(),
         "Identify Diamond's test of every atom's second shell: 1 cubic diamond, 2 hexagonal, 0 neither, from the "
-        "four nearest neighbours of every atom (rows (n, 4), -1: missing) and the vectors to them (n, 4, 3).");
+        "first four of every atom's nearest neighbours (rows (n, k >= 4) int64, -1: missing) and the vectors to "
+        "them ((n, k, 3) float64); each row contiguous, the rows possibly inside wider ones.");
 
     m.def(
         "relative_distances",

@@ -115,11 +115,13 @@ void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud
 template <typename T>  // float (learnt embeddings) and double (descriptors)
 void neighbor_mean(int64_t n, int features, const T* h, int k, const int64_t* neighbors, T* out);
 
-// Identify Diamond's test of every atom's second shell (diamond.cpp): from the four nearest neighbours of
-// every atom, rows (n, 4) (-1: missing) and the vectors to them (n, 4, 3), out[i] = kDiamondCubic,
+// Identify Diamond's test of every atom's second shell (diamond.cpp): from the first four of every
+// atom's nearest neighbours (the row of atom i at rows + row_stride * i, -1: missing) and the
+// vectors to them (x, y, z of each, from vectors + vector_stride * i), out[i] = kDiamondCubic,
 // kDiamondHexagonal or kDiamondNone.
 constexpr int kDiamondNone = 0, kDiamondCubic = 1, kDiamondHexagonal = 2;
-void diamond_second_shells(int64_t n, const int64_t* rows, const double* vectors, int8_t* out);
+void diamond_second_shells(int64_t n, const int64_t* rows, int64_t row_stride, const double* vectors,
+                           int64_t vector_stride, int8_t* out);
 
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.

@@ -44,8 +44,8 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
     if rows is None:
         found = nearest_neighbors(frame, 4, allow_missing=True)
         rows, vectors = found.neighbors.reshape(n, 4), found.vectors.reshape(n, 4, 3)
-    rows, vectors = rows[:, :4], vectors[:, :4]
     out[:] = second_shell_types(rows, vectors)
+    rows = rows[:, :4]
     listed = {}
     for kind in (CUBIC, HEXAGONAL):  # listed among the four nearest of an atom of that kind
         listed[kind] = np.zeros(n, dtype=bool)
@@ -58,17 +58,27 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
 
 
 def second_shell_types(rows, vectors, chunk: int = 32768) -> np.ndarray:
-    """CUBIC, HEXAGONAL or NONE for every atom from every atom's four nearest ``rows`` (n, 4; -1:
-    missing) and the vectors to them (n, 4, 3): the compiled kernel (threaded, bit masks) where
-    there is one, else NumPy (matrix products of the bond graph; the kernel's reference)."""
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    vectors = np.ascontiguousarray(vectors, dtype=np.float64)
+    """CUBIC, HEXAGONAL or NONE for every atom from the first four of every atom's k nearest
+    ``rows`` (n, k >= 4; -1: missing) and the vectors to them (n, k, 3): the compiled kernel
+    (threaded, bit masks; it reads the rows where they lie, a view of a wider search included)
+    where there is one, else NumPy (matrix products of the bond graph; the kernel's reference)."""
     if _compiled.COMPILED:
-        return _compiled.kernels.diamond_second_shells(rows, vectors)
+        return _compiled.kernels.diamond_second_shells(_rows_contiguous(rows, np.int64),
+                                                       _rows_contiguous(vectors, np.float64))
+    rows = np.ascontiguousarray(rows[:, :4], dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors[:, :4], dtype=np.float64)
     out = np.empty(len(rows), dtype=np.int8)
     for start in range(0, len(rows), chunk):
         out[start:start + chunk] = _second_shell_types(rows, vectors, np.arange(start, min(len(rows), start + chunk)))
     return out
+
+
+def _rows_contiguous(array, dtype) -> np.ndarray:
+    """``array`` as is where each row is contiguous (a view of the first columns of a wider array
+    is), else a copy of its first four columns."""
+    array = np.asarray(array, dtype=dtype)
+    inner = array.strides[-1] == array.itemsize and (array.ndim == 2 or array.strides[1] == 3 * array.itemsize)
+    return array if inner else np.ascontiguousarray(array[:, :4])
 
 
 def _second_shell_types(rows, vectors, atoms) -> np.ndarray:

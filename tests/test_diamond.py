@@ -77,6 +77,9 @@ def test_the_compiled_kernel_matches_the_numpy_reference(name):
     rows, vectors = found.neighbors.reshape(-1, 4), found.vectors.reshape(-1, 4, 3)
     reference = diamond._second_shell_types(rows, vectors, np.arange(frame.count))
     np.testing.assert_array_equal(diamond.second_shell_types(rows, vectors), reference)
+    wider = nearest_neighbors(frame, 6, allow_missing=True)   # the first columns of a longer search, read in place
+    np.testing.assert_array_equal(diamond.second_shell_types(wider.neighbors.reshape(-1, 6)[:, :5],
+                                                             wider.vectors.reshape(-1, 6, 3)[:, :5]), reference)
     rows[::7, 2] = -1   # missing neighbours: NONE, never a crash
     np.testing.assert_array_equal(diamond.second_shell_types(rows, vectors),
                                   diamond._second_shell_types(rows, vectors, np.arange(frame.count)))
