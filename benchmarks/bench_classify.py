@@ -73,10 +73,8 @@ def peers(lattice):
 
 
 def child(model_names, cells, reps, lattice):
-    import numpy as np
-
-    from ovito_mlclass import diamond
-    from ovito_mlclass.classify import diamond_classes
+    from ovito_mlclass import topology
+    from ovito_mlclass.classify import certifies
     from ovito_mlclass.model import StructureModel
     from ovito_mlclass.modifiers import StructureClassifierModifier
 
@@ -89,7 +87,7 @@ def child(model_names, cells, reps, lattice):
         seconds = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
         # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
         marks = []
-        k = max(model.neighbor_average, 4 if diamond_classes(model) else 0)
+        k = max(model.neighbor_average, 14 if certifies(model) else 0)
         features = model.features.compute(data, progress=lambda fraction, text: marks.append((time.perf_counter(), text)),
                                           neighbors=k, vectors=True)
         features, neighbors, vectors = features if k else (features, None, None)
@@ -100,10 +98,10 @@ def child(model_names, cells, reps, lattice):
         t = time.perf_counter()
         prediction = model.predict(features, neighbors[:, :model.neighbor_average] if model.neighbor_average else None)
         stages["network"] = time.perf_counter() - t
-        if diamond_classes(model) and np.isin(prediction.probabilities.argmax(axis=1), diamond_classes(model)).any():
+        if certifies(model):
             t = time.perf_counter()
-            diamond.diamond_topology(data, neighbors, vectors)
-            stages["diamond topology"] = time.perf_counter() - t
+            topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1), data, neighbors, vectors)
+            stages["topology"] = time.perf_counter() - t
         del features, neighbors, vectors, prediction
         result["models"][model_name] = {"seconds": seconds, "stages": stages}
     for name, peer in peers(lattice).items():

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include <complex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -145,6 +146,27 @@ std::pair<double*, int64_t> strided_output(py::array_t<double>& out, int64_t row
     return {out.mutable_data(), out.strides(0) / size};
 }
 
+// Rows of a nearest-neighbour search, each row contiguous, possibly the first columns of a wider one:
+// indices (n, k >= k_min) in [-1, n - 1] and vectors (n, k, 3); returns the row strides (elements).
+std::pair<int64_t, int64_t> neighbour_rows(const py::array_t<int64_t>& rows, const py::array_t<double>& vectors,
+                                           int k_min) {
+    constexpr int64_t index_size = sizeof(int64_t), size = sizeof(double);
+    require(rows.ndim() == 2 && rows.shape(1) >= k_min && rows.strides(1) == index_size &&
+                rows.strides(0) % index_size == 0 && rows.strides(0) >= rows.shape(1) * index_size,
+            "rows (n, k) of the nearest neighbours, each row contiguous, expected (k >= " + std::to_string(k_min) + ")");
+    require(vectors.ndim() == 3 && vectors.shape(0) == rows.shape(0) && vectors.shape(1) == rows.shape(1) &&
+                vectors.shape(2) == 3 && vectors.strides(2) == size && vectors.strides(1) == 3 * size &&
+                vectors.strides(0) % size == 0 && vectors.strides(0) >= 3 * rows.shape(1) * size,
+            "vectors (n, k, 3) to the nearest neighbours, each row contiguous, expected");
+    const int64_t n = rows.shape(0), k = rows.shape(1), row_stride = rows.strides(0) / index_size;
+    const int64_t* index = rows.data();
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t a = 0; a < k; ++a)
+            require(index[row_stride * i + a] >= -1 && index[row_stride * i + a] < n,
+                    "neighbour indices must lie in [-1, n - 1]");
+    return {row_stride, vectors.strides(0) / size};
+}
+
 }  // namespace
 
 template <typename T>
@@ -257,29 +279,14 @@ PYBIND11_MODULE(_kernels, m) {
     m.def(
         "diamond_second_shells",
         [](py::array_t<int64_t> rows, py::array_t<double> vectors) {
-            // rows may lie inside wider ones (the first columns of a longer neighbour search)
-            require(rows.ndim() == 2 && rows.shape(1) >= 4 && rows.strides(1) == sizeof(int64_t) &&
-                        rows.strides(0) % sizeof(int64_t) == 0 && rows.strides(0) >= 4 * int64_t(sizeof(int64_t)),
-                    "rows (n, k >= 4) of the nearest neighbours, each row contiguous, expected");
-            require(vectors.ndim() == 3 && vectors.shape(0) == rows.shape(0) && vectors.shape(1) >= 4 &&
-                        vectors.shape(2) == 3 && vectors.strides(2) == sizeof(double) &&
-                        vectors.strides(1) == 3 * sizeof(double) && vectors.strides(0) % sizeof(double) == 0 &&
-                        vectors.strides(0) >= 12 * int64_t(sizeof(double)),
-                    "vectors (n, k >= 4, 3) to the nearest neighbours, each row contiguous, expected");
+            const auto [row_stride, vector_stride] = neighbour_rows(rows, vectors, 4);
             const int64_t n = rows.shape(0);
-            const int64_t row_stride = rows.strides(0) / int64_t(sizeof(int64_t));
-            const int64_t* index = rows.data();
-            for (int64_t i = 0; i < n; ++i)
-                for (int a = 0; a < 4; ++a)
-                    require(index[row_stride * i + a] >= -1 && index[row_stride * i + a] < n,
-                            "neighbour indices must lie in [-1, n - 1]");
             py::array_t<int8_t> out(n);
             int8_t* dst = out.mutable_data();
             const double* v = vectors.data();
-            const int64_t vector_stride = vectors.strides(0) / int64_t(sizeof(double));
             {
                 py::gil_scoped_release release;
-                diamond_second_shells(n, index, row_stride, v, vector_stride, dst);
+                diamond_second_shells(n, rows.data(), row_stride, v, vector_stride, dst);
             }
             return out;
         },
@@ -287,6 +294,31 @@ PYBIND11_MODULE(_kernels, m) {
         "Identify Diamond's test of every atom's second shell: 1 cubic diamond, 2 hexagonal, 0 neither, from the "
         "first four of every atom's nearest neighbours (rows (n, k >= 4) int64, -1: missing) and the vectors to "
         "them ((n, k, 3) float64); each row contiguous, the rows possibly inside wider ones.");
+
+    m.def(
+        "adaptive_cna",
+        [](py::array_t<int64_t> rows, py::array_t<double> vectors, std::optional<py::array_t<uint8_t>> which) {
+            const auto [row_stride, vector_stride] = neighbour_rows(rows, vectors, 12);
+            const int64_t n = rows.shape(0);
+            const int k = int(std::min<int64_t>(rows.shape(1), 14));
+            const uint8_t* mask = nullptr;
+            if (which) {
+                require(which->ndim() == 1 && which->shape(0) == n && which->strides(0) == 1,
+                        "which must be a contiguous (n,) array of 0 / 1");
+                mask = which->data();
+            }
+            py::array_t<int8_t> out(n);
+            int8_t* dst = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                adaptive_cna(n, k, rows.data(), row_stride, vectors.data(), vector_stride, mask, dst);
+            }
+            return out;
+        },
+        py::arg("rows").noconvert(), py::arg("vectors").noconvert(), py::arg("which").noconvert() = py::none(),
+        "OVITO's adaptive common neighbour analysis of every atom (of those with which[i] != 0): 1 FCC, 2 HCP, "
+        "3 BCC, 4 ICO, 0 Other, from its nearest neighbours (rows (n, k >= 12) int64, -1: missing; 14 for BCC) "
+        "and the vectors to them ((n, k, 3) float64); each row contiguous, the rows possibly inside wider ones.");
 
     m.def(
         "relative_distances",

@@ -123,6 +123,14 @@ constexpr int kDiamondNone = 0, kDiamondCubic = 1, kDiamondHexagonal = 2;
 void diamond_second_shells(int64_t n, const int64_t* rows, int64_t row_stride, const double* vectors,
                            int64_t vector_stride, int8_t* out);
 
+// Adaptive common neighbour analysis as OVITO runs it (cna.cpp): from the first 12 (14) of every
+// atom's k nearest neighbours (row of atom i at rows + row_stride * i, -1: missing; vectors, x, y, z
+// each, from vectors + vector_stride * i), out[i] = OVITO's CNA type; atoms with which[i] == 0 (if
+// which is given) are skipped as Other.
+constexpr int kCnaOther = 0, kCnaFcc = 1, kCnaHcp = 2, kCnaBcc = 3, kCnaIco = 4;
+void adaptive_cna(int64_t n, int k, const int64_t* rows, int64_t row_stride, const double* vectors,
+                  int64_t vector_stride, const uint8_t* which, int8_t* out);
+
 // Cell-list neighbour search (cell_list.cpp). `cell` is the (3, 4) row-major matrix OVITO gives:
 // columns 0-2 are the cell vectors, column 3 the origin; `pbc` holds one flag per cell vector.
 // Vectors are x_j - x_i with the periodic image applied; an atom can be its own neighbour (or

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from . import diamond
+from . import topology
 from .frames import Frame, as_frame
 from .model import DEFAULT_MODEL, StructureModel, load_model
 from .structure_types import OTHER, OTHER_COLOR, StructureTypes  # noqa: F401 (re-exported)
@@ -29,8 +29,8 @@ class Posteriors:
     novelty: np.ndarray | None = None  # (n,) float32: above 1, unlike every training class; None: no score
     neighbors: np.ndarray | None = None  # (n, k) int64 rows of the k nearest described particles (-1: none),
                                          # for a model with a bulk phase (its rule looks at them); else None
-    diamond: np.ndarray | None = None    # (n,) int8 Identify Diamond's topology (diamond.py) for a model with
-                                         # the diamond classes where the network proposes one; else None
+    certified: np.ndarray | None = None  # (n,) int16 the class (index) the topology tests certify for the
+                                         # network's most probable one, -1 none (topology.py); None: no test
 
 
 @dataclass
@@ -90,19 +90,21 @@ def posteriors_steps(data, model):
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
     bulk = model.bulk_phase
-    rows = topology = None
+    rows = certified = None
     if described.any():
         yield 0.0, "neighbours and descriptors"
-        k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0, 4 if diamond_classes(model) else 0)
+        k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0, 14 if certifies(model) else 0)
         features, neighbors, vectors = model.features.compute(frame, neighbors=k, vectors=True) if k else \
             (model.features.compute(frame), None, None)
         yield 0.8, "network"
         prediction = model.predict(features, neighbors[:, :model.neighbor_average] if model.neighbor_average else None)
         probs[described] = prediction.probabilities
-        if np.isin(prediction.probabilities.argmax(axis=1), diamond_classes(model)).any():
-            topology = np.zeros(n, dtype=np.int8)
-            topology[described] = diamond.diamond_topology(frame if described.all() else frame.subset(described),
-                                                                neighbors, vectors)
+        if certifies(model):
+            found = topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1),
+                                               frame if described.all() else frame.subset(described), neighbors, vectors)
+            if found is not None:
+                certified = np.full(n, -1, dtype=np.int16)
+                certified[described] = found
         if sites is not None:
             sites[described] = prediction.sites
         if novelty is not None:
@@ -116,13 +118,13 @@ def posteriors_steps(data, model):
                 rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
     elif bulk:  # nothing described: no neighbours
         rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int64)
-    return Posteriors(probs, sites, described, novelty, rows, topology)
+    return Posteriors(probs, sites, described, novelty, rows, certified)
 
 
-def diamond_classes(model) -> list:
-    """The indices of the model's cubic and hexagonal diamond classes, if it has both."""
-    names = ("Cubic diamond", "Hexagonal diamond")
-    return [model.classes.index(c) for c in names] if all(c in model.classes for c in names) else []
+def certifies(model) -> bool:
+    """Whether the topology tests certify the model's classes (:mod:`ovito_mlclass.topology`): the
+    models with a novelty score, whose rejections they check."""
+    return bool(getattr(model, "has_novelty", False))
 
 
 class MixedSpeciesWarning(UserWarning):
@@ -160,8 +162,10 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     """Structure types from posteriors: the most probable class, or Other where its posterior is
     below the reject threshold (the model's own θ unless given), where the atom is unlike every
     training class (novelty above ``novelty_threshold``; 1 = the model's own, from validation data)
-    or where it is one of the ``disabled`` classes (names or OVITO type ids); then, for a model
-    with a bulk phase, Other where that phase does not fill space (:func:`bulk_phase_types`)."""
+    or where it is one of the ``disabled`` classes (names or OVITO type ids), except where OVITO's
+    topology tests prove the most probable class (models with a novelty score:
+    :mod:`ovito_mlclass.topology`); then, for a model with a bulk phase, Other where that phase
+    does not fill space (:func:`bulk_phase_types`)."""
     model = as_model(model)
     types, confidence, best = network_types(post, model, reject_threshold, disabled, novelty_threshold)
     kinds = model.structure_types
@@ -198,27 +202,12 @@ def network_types(post: Posteriors, model, reject_threshold: float | None = None
     if post.novelty is not None:
         rejected |= post.novelty > novelty_threshold
     types[rejected] = 0
-    if post.diamond is not None:
-        types = certified_diamonds(types, best, post, model, off)
+    if post.certified is not None:  # a class the topology proves is given back, unless switched off
+        sure = post.certified >= 0
+        given = np.asarray(kinds.ids, dtype=np.int32)[np.maximum(post.certified, 0)] if kinds.ids else types
+        sure &= post.described & ~np.isin(given, off)
+        types[sure] = given[sure]
     return types, confidence, best
-
-
-def certified_diamonds(types, best, post: Posteriors, model, disabled_ids) -> np.ndarray:
-    """``types`` where the network's most probable class is a diamond and Identify Diamond's
-    topology (``post.diamond``, :mod:`ovito_mlclass.diamond`) names one: a complete diamond second
-    shell gives its diamond even where the posterior or the novelty score made the atom Other; an
-    atom only next to such atoms, all of one kind, gets their diamond if the network accepted it as
-    either. A disabled class is never given."""
-    kinds = model.structure_types
-    proposed = np.isin(best, diamond_classes(model)) & post.described
-    accepted = proposed & (types != 0)
-    types = types.copy()
-    for name, own, near in (("Cubic diamond", diamond.CUBIC, diamond.NEAR_CUBIC),
-                            ("Hexagonal diamond", diamond.HEXAGONAL, diamond.NEAR_HEXAGONAL)):
-        type_id = kinds.ids[model.classes.index(name)]
-        if type_id not in disabled_ids:
-            types[(proposed & (post.diamond == own)) | (proposed & (post.diamond == near))] = type_id
-    return types
 
 
 def bulk_phase_region(candidates: np.ndarray, counted: np.ndarray, neighbors: np.ndarray,

@@ -53,8 +53,8 @@ import time
 
 import numpy as np
 
-from .classify import Posteriors, as_model, bulk_phase_members, diamond_classes, network_types
-from .diamond import diamond_topology
+from .classify import Posteriors, as_model, bulk_phase_members, certifies, network_types
+from .topology import certified_classes
 from .frames import Frame
 from .model import DEFAULT_MODEL, Prediction, StructureModel
 
@@ -155,7 +155,8 @@ class InSituClassifier:
         supported(self.model)
         self.reject_threshold = reject_threshold
         self.k_max = max([b["neighbors"] for b in self.model.features.blocks]
-                         + [getattr(self.model, "neighbor_average", 0), _bulk_neighbors(self.model)])
+                         + [getattr(self.model, "neighbor_average", 0), _bulk_neighbors(self.model),
+                            14 if certifies(self.model) else 0])   # 14: the topology tests' neighbours
         boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
         volume = float(np.prod(np.subtract(boxhi, boxlo)))
         self.ghost_cutoff = float(ghost_cutoff or default_ghost_cutoff(self.model, self._described_atoms(), volume))
@@ -247,12 +248,14 @@ class InSituClassifier:
                               f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
                               f"ghost_cutoff >= {1.1 * reach:.3g}")
         prediction = self._predict_local(features, nearest, local)
-        topology = None
-        if np.isin(prediction.probabilities.argmax(axis=1), diamond_classes(model)).any():
-            frame = data.subset(described)  # Identify Diamond's test; ghosts give the local atoms' second shells
-            topology = (diamond_topology(frame, nearest, vectors) if self.k_max >= 4 else diamond_topology(frame))[:local]
+        certified = None
+        if certifies(model):  # the topology tests; the ghosts give the local atoms' shells
+            best = np.full(len(nearest), -1, dtype=np.int64)  # ghosts: not asked, but their shells are read
+            best[:local] = prediction.probabilities.argmax(axis=1)
+            found = certified_classes(model.classes, best, data.subset(described), nearest, vectors)
+            certified = None if found is None else found[:local]
         post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty,
-                          diamond=topology)
+                          certified=certified)
         mine, conf, _ = network_types(post, model, self.reject_threshold)
         ids = np.array(lmp.numpy.extract_atom("id", nelem=nall)[:nall], dtype=np.int64)[described]
         return mine, conf, nearest, ids, described[:nlocal]

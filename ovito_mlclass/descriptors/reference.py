@@ -293,3 +293,151 @@ def voronoi_face_areas(offsets, vectors):
         raise ValueError(f"{open_cells} Voronoi cell(s) are not closed by their neighbours: "
                          "the neighbour list lacks some of the Voronoi neighbours")
     return areas
+
+
+# ---- topology tests (the classifier's certificates) ---------------------------------------------------
+def diamond_second_shells(rows, vectors):
+    """Identify Diamond's test of every atom's second shell (1 cubic, 2 hexagonal, 0 neither), in
+    NumPy: the bond graph of the 12 second neighbours as a matrix, its square counting common
+    neighbours (the compiled kernel uses bit masks)."""
+    rows = np.ascontiguousarray(np.asarray(rows)[:, :4], dtype=np.int64)
+    vectors = np.ascontiguousarray(np.asarray(vectors)[:, :4], dtype=np.float64)
+    out = np.empty(len(rows), dtype=np.int8)
+    for start in range(0, len(rows), 32768):
+        out[start:start + 32768] = _second_shells(rows, vectors, np.arange(start, min(len(rows), start + 32768)))
+    return out
+
+
+def _second_shells(rows, vectors, atoms):
+    first = rows[atoms]
+    ok = (first >= 0).all(axis=1)
+    first = np.where(first >= 0, first, 0)
+    ok &= (rows[first] >= 0).all(axis=(1, 2))
+    second = vectors[atoms][:, :, None, :] + vectors[first]      # (m, 4, 4, 3): atom -> neighbour's neighbours
+    back = (np.abs(second) <= 1e-2).all(axis=3)                   # the atom itself (Identify Diamond's tolerance)
+    ok &= (back.sum(axis=2) == 1).all(axis=1)                     # exactly once among each neighbour's four
+    others = np.argsort(back, axis=2, kind="stable")[:, :, :3]    # the three that are not the atom
+    shell = np.take_along_axis(second, others[..., None], axis=2).reshape(len(atoms), 12, 3)
+    cutoff = 1.2071068 * np.linalg.norm(shell, axis=2).mean(axis=1)
+    gaps = shell[:, :, None, :] - shell[:, None, :, :]
+    bonded = np.einsum("aijk,aijk->aij", gaps, gaps) <= (cutoff ** 2)[:, None, None]
+    bonded[:, np.arange(12), np.arange(12)] = False
+    links = bonded.astype(np.float32)
+    shared = links @ links                                         # common neighbours of each pair
+    degree = np.where(bonded, shared, 0)                           # [j, k]: k's bonds among j's common neighbours
+    valid = (bonded.sum(axis=2) == 4) & (degree.sum(axis=2) == 4)  # four common neighbours, two bonds among them
+    chain_of_two = degree.max(axis=2) == 2                         # the two bonds share an atom: 422, else 421
+    ok &= valid.all(axis=1)
+    n422 = chain_of_two.sum(axis=1)
+    return np.select([ok & (n422 == 0), ok & (n422 == 6)], [1, 2], 0).astype(np.int8)
+
+
+@numba.njit(cache=True)
+def _longest_chain(pairs, n_pairs):
+    """OVITO's clustering of the bonds among common neighbours: the most bonds in one cluster of
+    bonds that share atoms, grown bond by bond from a list (pairs: (n, 2) atom positions)."""
+    done = np.zeros(n_pairs, dtype=np.bool_)
+    longest = 0
+    for seed in range(n_pairs):
+        if done[seed]:
+            continue
+        done[seed] = True
+        size = 1
+        members = np.zeros(32, dtype=np.bool_)
+        members[pairs[seed, 0]] = True
+        members[pairs[seed, 1]] = True
+        grew = True
+        while grew:
+            grew = False
+            for b in range(n_pairs):
+                if not done[b] and (members[pairs[b, 0]] or members[pairs[b, 1]]):
+                    done[b] = True
+                    members[pairs[b, 0]] = True
+                    members[pairs[b, 1]] = True
+                    size += 1
+                    grew = True
+        longest = max(longest, size)
+    return longest
+
+
+@numba.njit(cache=True)
+def _signatures(v, nn, cutoff2, out):
+    """CNA signature (common, bonds, chain) of each of the first nn neighbours, into out (nn, 3)."""
+    bonded = np.zeros((nn, nn), dtype=np.bool_)
+    for a in range(nn):
+        for b in range(nn):
+            if a != b:
+                d = v[a] - v[b]
+                bonded[a, b] = d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= cutoff2
+    pairs = np.zeros((nn * nn, 2), dtype=np.int64)
+    for j in range(nn):
+        common = np.flatnonzero(bonded[j])
+        n_pairs = 0
+        for x in range(len(common)):
+            for y in range(x + 1, len(common)):
+                if bonded[common[x], common[y]]:
+                    pairs[n_pairs, 0] = common[x]
+                    pairs[n_pairs, 1] = common[y]
+                    n_pairs += 1
+        out[j, 0] = len(common)
+        out[j, 1] = n_pairs
+        out[j, 2] = _longest_chain(pairs, n_pairs)
+
+
+@numba.njit(cache=True)
+def _adaptive_cna(rows, vectors, which, out):
+    k = rows.shape[1]
+    sig = np.zeros((14, 3), dtype=np.int64)
+    for i in range(len(rows)):
+        out[i] = 0
+        if not which[i] or k < 12 or (rows[i, :12] < 0).any():
+            continue
+        v = vectors[i]
+        scale = 0.0
+        for a in range(12):
+            scale += math.sqrt(v[a, 0] ** 2 + v[a, 1] ** 2 + v[a, 2] ** 2)
+        factor = np.float32(np.float32(1.0) + np.sqrt(np.float32(2.0))) * np.float32(0.5)
+        cutoff = scale / 12 * np.float64(factor)
+        _signatures(v, 12, cutoff * cutoff, sig)
+        n421 = n422 = n555 = 0
+        for j in range(12):
+            c, b, ch = sig[j, 0], sig[j, 1], sig[j, 2]
+            if c == 4 and b == 2 and ch == 1:
+                n421 += 1
+            elif c == 4 and b == 2 and ch == 2:
+                n422 += 1
+            elif c == 5 and b == 5 and ch == 5:
+                n555 += 1
+        if n421 == 12:
+            out[i] = 1
+        elif n421 == 6 and n422 == 6:
+            out[i] = 2
+        elif n555 == 12:
+            out[i] = 4
+        elif k >= 14 and rows[i, 12] >= 0 and rows[i, 13] >= 0:
+            scale = 0.0
+            for a in range(14):
+                d2 = v[a, 0] ** 2 + v[a, 1] ** 2 + v[a, 2] ** 2
+                scale += math.sqrt(d2 / np.float32(0.75) if a < 8 else d2)
+            cutoff = scale / 14 * np.float64(np.float32(1.207))
+            _signatures(v, 14, cutoff * cutoff, sig)
+            n444 = n666 = 0
+            for j in range(14):
+                c, b, ch = sig[j, 0], sig[j, 1], sig[j, 2]
+                if c == 4 and b == 4 and ch == 4:
+                    n444 += 1
+                elif c == 6 and b == 6 and ch == 6:
+                    n666 += 1
+            if n666 == 8 and n444 == 6:
+                out[i] = 3
+
+
+def adaptive_cna(rows, vectors, which=None):
+    """OVITO's adaptive common neighbour analysis (1 FCC, 2 HCP, 3 BCC, 4 ICO, 0 Other) of every atom
+    with which[i] != 0, from its 12 (14) nearest neighbours; signatures from explicit bond lists."""
+    rows = np.ascontiguousarray(np.asarray(rows)[:, :14], dtype=np.int64)
+    vectors = np.ascontiguousarray(np.asarray(vectors)[:, :14], dtype=np.float64)
+    which = np.ones(len(rows), dtype=np.uint8) if which is None else np.asarray(which, dtype=np.uint8)
+    out = np.zeros(len(rows), dtype=np.int8)
+    _adaptive_cna(rows, vectors, which, out)
+    return out

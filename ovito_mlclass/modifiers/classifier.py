@@ -78,7 +78,10 @@ class StructureClassifierModifier(ModifierInterface):
     threshold θ are Other: the model's own θ (``reject_threshold=None``, the default) or the given
     one. Models with a novelty score (how unlike every class of its training data an atom is: the
     Mahalanobis distance of its descriptors to the nearest class; 1 = the model's own threshold) also
-    output ``Structure Novelty`` and call atoms above ``novelty_threshold`` Other. Changing θ, colours or enabled types reuses the posteriors of the last evaluation.
+    output ``Structure Novelty`` and call atoms above ``novelty_threshold`` Other, except where
+    OVITO's topology tests (adaptive CNA, Identify Diamond) prove the atom's most probable class
+    (:mod:`ovito_mlclass.topology`). Changing θ, colours or enabled types reuses the posteriors of
+    the last evaluation.
     ``device``: where the network runs (``auto``: CUDA when available, else the CPU).
     """
 
@@ -93,10 +96,11 @@ class StructureClassifierModifier(ModifierInterface):
                                "validation data); setting reject_threshold turns this off")
     reject_threshold = Range(0.0, 1.0, 0.9, label="Reject threshold θ", ovito_group="Classification",
                              ovito_invalidate_cache=False, desc="atoms whose largest posterior is below θ are "
-                             "Other; None in scripts: the model's own")
+                             "Other (unless a topology test proves it); None in scripts: the model's own")
     novelty_threshold = Range(0.0, 1e6, 1.0, exclude_low=True, label="Novelty threshold (1: the model's own)",
                               ovito_group="Classification", ovito_invalidate_cache=False,
-                              desc="models with a novelty score: atoms more novel than this are Other")
+                              desc="models with a novelty score: atoms more novel than this are Other (unless a "
+                              "topology test proves their most probable class)")
     only_selected = Bool(False, label="Use only selected particles", ovito_group="Classification",
                          desc="the unselected particles are treated as absent and get Other")
     color_by_type = Bool(True, label="Color particles by type", ovito_group="Output", ovito_invalidate_cache=False,
@@ -275,8 +279,8 @@ def _cache(cache: DataCollection, key: str, post) -> None:
         store.create_property("novelty", data=post.novelty.astype(np.float32))
     if post.neighbors is not None:
         store.create_property("neighbors", data=post.neighbors.astype(np.int32))
-    if post.diamond is not None:
-        store.create_property("diamond", data=post.diamond.astype(np.int8))
+    if post.certified is not None:
+        store.create_property("certified", data=post.certified.astype(np.int32))
 
 
 def _restore(cache: DataCollection) -> Posteriors:
@@ -285,4 +289,4 @@ def _restore(cache: DataCollection) -> Posteriors:
                       np.asarray(store["described"]) != 0,
                       np.asarray(store["novelty"]) if "novelty" in store else None,
                       np.asarray(store["neighbors"]).reshape(len(store["p"]), -1) if "neighbors" in store else None,
-                      np.asarray(store["diamond"]) if "diamond" in store else None)
+                      np.asarray(store["certified"]) if "certified" in store else None)

@@ -1,0 +1,117 @@
+"""Topology tests of OVITO's structure identification, on the plain arrays of a
+:class:`~ovito_mlclass.frames.Frame`: the classifier's certificates.
+
+- :func:`adaptive_cna`: adaptive common neighbour analysis (Stukowski, Modelling Simul. Mater.
+  Sci. Eng. 20, 045021 (2012); OVITO's ``CommonNeighborAnalysisModifier``): the 12 nearest
+  neighbours, bonded within 1.207 times their mean distance, form FCC (CNA signature 421 for all
+  12), HCP (six 421, six 422) or an icosahedron (555 for all 12); else the 14 nearest (the first 8
+  scaled to the second shell's distance) form BCC (666 for 8, 444 for 6).
+- :func:`diamond_topology`: Identify Diamond (Maras et al., Comput. Phys. Commun. 205, 13 (2016),
+  appendix A; OVITO's ``IdentifyDiamondModifier``): an atom's 12 second neighbours, the four
+  nearest of each of its four nearest other than itself, sit as the neighbours of an FCC atom
+  (cubic diamond) or an HCP atom (hexagonal diamond), with a cutoff of 1.2071 times their mean
+  distance.
+
+These look at bonds only, not at how far atoms have moved from their sites: a complete shell
+with the lattice's topology is that lattice by construction, and it stays so up to melting
+wherever the bond network is intact. The classifier uses them as certificates
+(:func:`ovito_mlclass.classify.network_types`): an atom whose most probable class the topology
+confirms keeps it, even where the posterior or the novelty score alone would have made it Other.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _compiled
+from .frames import as_frame
+from .neighbors import nearest_neighbors
+
+NONE, CUBIC, HEXAGONAL, NEAR_CUBIC, NEAR_HEXAGONAL = range(5)   # diamond_topology
+CNA_OTHER, CNA_FCC, CNA_HCP, CNA_BCC, CNA_ICO = range(5)        # adaptive_cna: OVITO's structure type ids
+
+
+def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
+    """OVITO's adaptive CNA type (CNA_FCC, CNA_HCP, CNA_BCC, CNA_ICO or CNA_OTHER) of every particle
+    of ``data`` (of those where ``which`` (n,) is true, if given; the others CNA_OTHER). ``rows``
+    (n, k >= 14) and ``vectors`` (n, k, 3): every particle's nearest neighbours, as the features'
+    search found them (else searched here); with 12 <= k < 14 there is no BCC."""
+    frame = as_frame(data)
+    n = frame.count
+    if n == 0 or frame.is2D:
+        return np.zeros(n, dtype=np.int8)
+    if rows is None:
+        found = nearest_neighbors(frame, 14, allow_missing=True)
+        rows, vectors = found.neighbors.reshape(n, 14), found.vectors.reshape(n, 14, 3)
+    which = None if which is None else np.ascontiguousarray(which, dtype=np.uint8)
+    return _compiled.kernels.adaptive_cna(_rows_contiguous(rows, np.int64, 14),
+                                          _rows_contiguous(vectors, np.float64, 14), which)
+
+
+def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
+    """Per particle of ``data``: CUBIC or HEXAGONAL where its own second shell passes Identify
+    Diamond's test, NEAR_CUBIC or NEAR_HEXAGONAL where it does not but it is among the four nearest
+    of atoms that do, all of one kind (Identify Diamond's first neighbours, where they are
+    unambiguous), else NONE. ``rows`` (n, k >= 4) and ``vectors`` (n, k, 3): every particle's
+    nearest neighbours, as the features' search found them (else searched here). A 2-D frame is
+    NONE throughout."""
+    frame = as_frame(data)
+    n = frame.count
+    out = np.zeros(n, dtype=np.int8)
+    if n == 0 or frame.is2D:
+        return out
+    if rows is None:
+        found = nearest_neighbors(frame, 4, allow_missing=True)
+        rows, vectors = found.neighbors.reshape(n, 4), found.vectors.reshape(n, 4, 3)
+    out[:] = _compiled.kernels.diamond_second_shells(_rows_contiguous(rows, np.int64, 4),
+                                                     _rows_contiguous(vectors, np.float64, 4))
+    rows = rows[:, :4]
+    listed = {}
+    for kind in (CUBIC, HEXAGONAL):  # listed among the four nearest of an atom of that kind
+        listed[kind] = np.zeros(n, dtype=bool)
+        neighbors = rows[out == kind].ravel()
+        listed[kind][neighbors[neighbors >= 0]] = True
+    free = out == NONE
+    out[free & listed[CUBIC] & ~listed[HEXAGONAL]] = NEAR_CUBIC
+    out[free & listed[HEXAGONAL] & ~listed[CUBIC]] = NEAR_HEXAGONAL
+    return out
+
+
+def _rows_contiguous(array, dtype, k: int) -> np.ndarray:
+    """``array``'s first ``k`` columns as a view where each row is contiguous (the kernels read the
+    rows of a wider search in place), else a copy."""
+    array = np.asarray(array, dtype=dtype)[:, :k]
+    inner = array.strides[-1] == array.itemsize and (array.ndim == 2 or array.strides[1] == 3 * array.itemsize)
+    return array if inner else np.ascontiguousarray(array)
+
+
+CNA_CLASSES = {"FCC": CNA_FCC, "HCP": CNA_HCP, "BCC": CNA_BCC, "ICO": CNA_ICO}
+DIAMOND_CLASSES = {"Cubic diamond": (CUBIC, NEAR_CUBIC), "Hexagonal diamond": (HEXAGONAL, NEAR_HEXAGONAL)}
+
+
+def certified_classes(classes, best, data, rows=None, vectors=None) -> np.ndarray | None:
+    """The class (index into ``classes``) the topology certifies for every particle of ``data``
+    whose network's most probable class is ``best`` (n,), -1 where none: adaptive CNA's type where
+    it is that class (FCC, HCP, BCC, ICO), Identify Diamond's diamond where that class is either
+    diamond (the test decides which). None where no particle's most probable class has a test.
+    ``rows``, ``vectors``: every particle's nearest neighbours (k >= 14), as the features' search
+    found them."""
+    classes = list(classes)
+    out = np.full(len(best), -1, dtype=np.int16)
+    tested = False
+    by_cna = {classes.index(name): kind for name, kind in CNA_CLASSES.items() if name in classes}
+    candidates = np.isin(best, list(by_cna))
+    if candidates.any():
+        tested = True
+        class_of = np.full(5, -1, dtype=np.int16)
+        for index, kind in by_cna.items():
+            class_of[kind] = index
+        found = class_of[adaptive_cna(data, rows, vectors, which=candidates)]
+        out[candidates & (found == best)] = best[candidates & (found == best)]
+    if all(name in classes for name in DIAMOND_CLASSES):
+        proposed = np.isin(best, [classes.index(name) for name in DIAMOND_CLASSES])
+        if proposed.any():
+            tested = True
+            kinds = diamond_topology(data, rows, vectors)
+            for name, shell in DIAMOND_CLASSES.items():
+                out[proposed & np.isin(kinds, shell)] = classes.index(name)
+    return out if tested else None
