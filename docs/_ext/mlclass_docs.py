@@ -153,7 +153,9 @@ class ModelCard(Directive):
                        f"(for atoms of {', '.join(model.classes_with_sites)}).")
         if v:
             out.append(f"- Validation on held-out MD ({v.get('atoms', 0):,} atoms): balanced accuracy "
-                       f"{v.get('balanced_accuracy', 0):.4f}.")
+                       f"{v.get('balanced_accuracy', 0):.4f}"
+                       + (" (the network with its thresholds, before the topology tests that certify its answers in "
+                          "use)" if model.has_novelty else "") + ".")
         if t:
             out.append(f"- Made by ``{t.get('command')}`` (seed {t.get('seed')}; training data sha256 "
                        f"``{str(t.get('data_hash', ''))[:16]}``; {t.get('seconds')} s on {t.get('threads')} threads).")
