@@ -62,6 +62,30 @@ void bond_masks(const double* x, const double* y, const double* z, int nn, doubl
     }
 }
 
+// How many of the first nn neighbours have each CNA signature (common neighbours, bonds among
+// them, longest chain) that a lattice of the test holds; counting stops at the first other one,
+// which no lattice has.
+struct Signatures {
+    int n421 = 0, n422 = 0, n444 = 0, n555 = 0, n666 = 0;
+};
+
+Signatures signatures(const unsigned* bonds, int nn) {
+    Signatures found;
+    for (int j = 0; j < nn; ++j) {
+        const int n_common = bit_count(bonds[j]);
+        if (n_common < 4 || n_common > 6) break;
+        int n_bonds, longest;
+        common_bonds(bonds, bonds[j], n_bonds, longest);
+        if (n_common == 4 && n_bonds == 2 && longest == 1) ++found.n421;
+        else if (n_common == 4 && n_bonds == 2 && longest == 2) ++found.n422;
+        else if (n_common == 4 && n_bonds == 4 && longest == 4) ++found.n444;
+        else if (n_common == 5 && n_bonds == 5 && longest == 5) ++found.n555;
+        else if (n_common == 6 && n_bonds == 6 && longest == 6) ++found.n666;
+        else break;
+    }
+    return found;
+}
+
 int cna_type(const int64_t* row, const double* v, int k) {
     unsigned bonds[14];
     if (k < 12) return kCnaOther;
@@ -76,44 +100,18 @@ int cna_type(const int64_t* row, const double* v, int k) {
     for (int a = 0; a < 12; ++a) scale += std::sqrt(length2[a]);
     double cutoff = scale / 12 * kCloseFactor;
     bond_masks(x, y, z, 12, cutoff * cutoff, bonds);
-    int n421 = 0, n422 = 0, n555 = 0;
-    for (int j = 0; j < 12; ++j) {
-        const int n_common = bit_count(bonds[j]);
-        if (n_common != 4 && n_common != 5) break;
-        int n_bonds, longest;
-        common_bonds(bonds, bonds[j], n_bonds, longest);
-        if (n_bonds != 2 && n_bonds != 5) break;
-        if (n_common == 4 && n_bonds == 2) {
-            if (longest == 1) ++n421;
-            else if (longest == 2) ++n422;
-            else break;
-        } else if (n_common == 5 && n_bonds == 5 && longest == 5) {
-            ++n555;
-        } else {
-            break;
-        }
-    }
-    if (n421 == 12) return kCnaFcc;
-    if (n421 == 6 && n422 == 6) return kCnaHcp;
-    if (n555 == 12) return kCnaIco;
+    Signatures found = signatures(bonds, 12);
+    if (found.n421 == 12) return kCnaFcc;
+    if (found.n421 == 6 && found.n422 == 6) return kCnaHcp;
+    if (found.n555 == 12) return kCnaIco;
 
     if (k < 14 || row[12] < 0 || row[13] < 0) return kCnaOther;
     scale = 0.0;
     for (int a = 0; a < 14; ++a) scale += std::sqrt(a < 8 ? length2[a] / (3.0f / 4.0f) : length2[a]);
     cutoff = scale / 14 * kBccFactor;
     bond_masks(x, y, z, 14, cutoff * cutoff, bonds);
-    int n444 = 0, n666 = 0;
-    for (int j = 0; j < 14; ++j) {
-        const int n_common = bit_count(bonds[j]);
-        if (n_common != 4 && n_common != 6) break;
-        int n_bonds, longest;
-        common_bonds(bonds, bonds[j], n_bonds, longest);
-        if (n_bonds != 4 && n_bonds != 6) break;
-        if (n_common == 4 && n_bonds == 4 && longest == 4) ++n444;
-        else if (n_common == 6 && n_bonds == 6 && longest == 6) ++n666;
-        else break;
-    }
-    return n666 == 8 && n444 == 6 ? kCnaBcc : kCnaOther;
+    found = signatures(bonds, 14);
+    return found.n666 == 8 && found.n444 == 6 ? kCnaBcc : kCnaOther;
 }
 
 }  // namespace

@@ -385,6 +385,20 @@ def _signatures(v, nn, cutoff2, out):
 
 
 @numba.njit(cache=True)
+def _counts(v, nn, cutoff, sig):
+    """How many of the first nn neighbours have each signature of a lattice of the test:
+    (421, 422, 444, 555, 666)."""
+    _signatures(v, nn, cutoff * cutoff, sig)
+    counts = np.zeros(5, dtype=np.int64)
+    known = ((4, 2, 1), (4, 2, 2), (4, 4, 4), (5, 5, 5), (6, 6, 6))
+    for j in range(nn):
+        for s in range(5):
+            if sig[j, 0] == known[s][0] and sig[j, 1] == known[s][1] and sig[j, 2] == known[s][2]:
+                counts[s] += 1
+    return counts
+
+
+@numba.njit(cache=True)
 def _adaptive_cna(rows, vectors, which, out):
     k = rows.shape[1]
     sig = np.zeros((14, 3), dtype=np.int64)
@@ -397,17 +411,7 @@ def _adaptive_cna(rows, vectors, which, out):
         for a in range(12):
             scale += math.sqrt(v[a, 0] ** 2 + v[a, 1] ** 2 + v[a, 2] ** 2)
         factor = np.float32(np.float32(1.0) + np.sqrt(np.float32(2.0))) * np.float32(0.5)
-        cutoff = scale / 12 * np.float64(factor)
-        _signatures(v, 12, cutoff * cutoff, sig)
-        n421 = n422 = n555 = 0
-        for j in range(12):
-            c, b, ch = sig[j, 0], sig[j, 1], sig[j, 2]
-            if c == 4 and b == 2 and ch == 1:
-                n421 += 1
-            elif c == 4 and b == 2 and ch == 2:
-                n422 += 1
-            elif c == 5 and b == 5 and ch == 5:
-                n555 += 1
+        n421, n422, _, n555, _ = _counts(v, 12, scale / 12 * np.float64(factor), sig)
         if n421 == 12:
             out[i] = 1
         elif n421 == 6 and n422 == 6:
@@ -419,15 +423,7 @@ def _adaptive_cna(rows, vectors, which, out):
             for a in range(14):
                 d2 = v[a, 0] ** 2 + v[a, 1] ** 2 + v[a, 2] ** 2
                 scale += math.sqrt(d2 / np.float32(0.75) if a < 8 else d2)
-            cutoff = scale / 14 * np.float64(np.float32(1.207))
-            _signatures(v, 14, cutoff * cutoff, sig)
-            n444 = n666 = 0
-            for j in range(14):
-                c, b, ch = sig[j, 0], sig[j, 1], sig[j, 2]
-                if c == 4 and b == 4 and ch == 4:
-                    n444 += 1
-                elif c == 6 and b == 6 and ch == 6:
-                    n666 += 1
+            _, _, n444, _, n666 = _counts(v, 14, scale / 14 * np.float64(np.float32(1.207)), sig)
             if n666 == 8 and n444 == 6:
                 out[i] = 3
 
