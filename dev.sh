@@ -57,6 +57,8 @@ case "${1:-}" in
     python benchmarks/bench_accuracy.py --models openworld --section accuracy-openworld \
       || echo "open-world accuracy benchmark skipped: it needs the open-world MD data" >&2
     python benchmarks/bench_classify.py --models openworld metals --section classify-openworld
+    python benchmarks/bench_classify.py --models openworld --lattice diamond --cells 50 --section classify-diamond
+    python benchmarks/bench_certificates.py || echo "certificate benchmark skipped: it needs the open-world MD data" >&2
     python benchmarks/bench_classify.py --models metals metals-pointnet --section classify-pointnet
     python benchmarks/bench_accuracy.py --models metals metals-pointnet ice ice-pointnet --section accuracy-pointnet \
       || echo "PointNet accuracy benchmark skipped: it needs the MD validation data" >&2

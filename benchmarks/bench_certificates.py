@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""The default model's topology certificates (ovito_mlclass/topology.py) on the training split,
+which the accuracy tables never score: variants of the rule side by side, so that its choices
+rest on data other than the held-out snapshots they are reported on.
+
+    python benchmarks/bench_certificates.py [--output benchmarks/RESULTS.md]
+
+- Diamonds: the hot diamond and Si-surface snapshots (0.75-0.95 T_m) of ``openworld-bulk/train``,
+  labelled atoms wrong with no test, with Identify Diamond's own shells only, with the atoms such
+  shells list where the network accepted them, and also where it rejected them (the shipped rule).
+- Adaptive CNA: every snapshot of ``openworld-defects/train``, each criterion of
+  ``bench_accuracy.py``'s defect table, without and with adaptive CNA's certificate (the diamond
+  test on in both).
+
+Results go to section ``certificates-train`` of the output file.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from results_file import replace_section  # noqa: E402
+
+HOT = ("T075", "T085", "T090", "T095")
+
+
+def names_of(types, model):
+    lookup = dict(zip(model.structure_types.ids, model.structure_types.names))
+    lookup[0] = "Other"
+    return np.array([lookup[int(t)] for t in types])
+
+
+def diamond_variants(model, snapshots):
+    """Labelled atoms and the atoms each variant of the diamond rule gets wrong."""
+    from ovito_mlclass import topology
+    from ovito_mlclass.classify import Posteriors, assign, posteriors
+
+    ids = np.asarray(model.structure_types.ids)
+    diamonds = [(model.classes.index(name), own, near) for name, (own, near) in topology.DIAMOND_CLASSES.items()]
+    wrong, atoms = defaultdict(int), 0
+    for snap in snapshots:
+        known = snap.labels >= 0
+        truth = np.array(snap.classes)[np.maximum(snap.labels, 0)]
+        data = snap.to_data_collection()
+        post = posteriors(data, model)
+        plain = assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty, post.neighbors),
+                       model).types
+        proposed = np.isin(post.probabilities.argmax(axis=1), [index for index, _, _ in diamonds])
+        kinds = topology.diamond_topology(data)
+        variants = {"no topology test": plain}
+        for label, near_where in (("Identify Diamond's own shells", None),
+                                  ("and the atoms they list, where the network accepted them", plain != 0),
+                                  ("and the atoms they list, also where it rejected them (shipped)", proposed)):
+            types = plain.copy()
+            for index, own, near in diamonds:
+                given = proposed & (kinds == own)
+                if near_where is not None:
+                    given |= proposed & near_where & (kinds == near)
+                types[given] = ids[index]
+            variants[label] = types
+        for label, types in variants.items():
+            wrong[label] += int((names_of(types, model)[known] != truth[known]).sum())
+        atoms += int(known.sum())
+    return atoms, wrong
+
+
+def cna_variants(model, snapshots):
+    """Per defect criterion: atoms, right without and with adaptive CNA's certificate."""
+    from ovito_mlclass import topology
+    from ovito_mlclass.classify import Posteriors, assign, posteriors
+
+    rows = defaultdict(lambda: [0, 0, 0])
+    cna = [model.classes.index(name) for name in topology.CNA_CLASSES]
+    for snap in snapshots:
+        meta, extra, labels = snap.meta, snap.extra, snap.labels
+        lattice, kind = meta.get("lattice", "?"), meta.get("kind")
+        truth = np.where(labels >= 0, np.array(snap.classes)[np.maximum(labels, 0)], "Other")
+        data = snap.to_data_collection()
+        post = posteriors(data, model)
+        with_cna = names_of(assign(post, model).types, model)
+        certified = post.certified.copy() if post.certified is not None else None
+        if certified is not None:   # the diamond certificates only
+            certified[np.isin(certified, cna)] = -1
+        without = names_of(assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty,
+                                             post.neighbors, certified), model).types, model)
+        where = {}
+        if "surface_layer" in extra and kind in ("surface", "nanoparticle"):
+            layer = extra["surface_layer"]
+            where["outermost layer: Other"] = (layer == 0, lambda t, m: t[m] == "Other")
+            where["third layer inwards: right"] = ((layer >= 2) & (labels >= 0), lambda t, m: t[m] == truth[m])
+        elif "defect_distance" in extra:
+            allowed = ["Other", lattice] + (["HCP"] if lattice == "FCC" else [])
+            where["core: Other or its lattice"] = (labels < 0, lambda t, m: np.isin(t[m], allowed))
+            where["≥ 5 Å from the defect: right"] = ((extra["defect_distance"] >= 5.0) & (labels >= 0),
+                                                     lambda t, m: t[m] == truth[m])
+        for criterion, (mask, rule) in where.items():
+            if mask.any():
+                row = rows[(f"{kind} {lattice}", criterion)]
+                row[0] += int(mask.sum())
+                row[1] += int(rule(without, mask).sum())
+                row[2] += int(rule(with_cna, mask).sum())
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args()
+    from ovito_mlclass.model import load_model
+    from ovito_mlclass.training.snapshots import Snapshot, cache_dir
+
+    model = load_model("openworld")
+    bulk = sorted(p for p in (cache_dir() / "openworld-bulk" / "train").glob("*.npz")
+                  if any(f"_{phase}_" in p.name for phase in ("CD", "HD", "ZB", "WZ")) or "surface_Si" in p.name)
+    bulk = [p for p in bulk if any(t in p.name for t in HOT)]
+    defects = sorted((cache_dir() / "openworld-defects" / "train").glob("*.npz"))
+    if not bulk or not defects:
+        raise SystemExit("no training snapshots of openworld-bulk / openworld-defects: generate them")
+    atoms, wrong = diamond_variants(model, (Snapshot.load(p) for p in bulk))
+    rows = cna_variants(model, (Snapshot.load(p) for p in defects))
+    lines = ["## The topology certificates on the training split", "",
+             f"`python benchmarks/bench_certificates.py`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. The default "
+             "model on snapshots of its own training split (never scored in the accuracy tables), with variants of the "
+             "certificate rule: the rule's choices checked on data other than the held-out snapshots it is reported on.",
+             "", f"### Diamonds: {len(bulk)} hot diamond and Si-surface snapshots (0.75–0.95 T_m), {atoms:,} labelled atoms",
+             "", "| rule | atoms wrong |", "|---|---|"]
+    lines += [f"| {label} | {count:,} |" for label, count in wrong.items()]
+    lines += ["", f"### Adaptive CNA: {len(defects)} defect snapshots (the diamond test on in both columns)", "",
+              "| defect | criterion | atoms | without | with |", "|---|---|---|---|---|"]
+    total = [0, 0, 0]
+    for (group, criterion), (n, before, after) in sorted(rows.items()):
+        lines.append(f"| {group} | {criterion} | {n:,} | {100 * before / n:.2f}% | {100 * after / n:.2f}% |")
+        total = [total[0] + n, total[1] + n - before, total[2] + n - after]
+    lines.append(f"| all | atom-criteria wrong | {total[0]:,} | {total[1]:,} | {total[2]:,} |")
+    print(replace_section(args.output, "certificates-train", "\n".join(lines)))
+
+
+if __name__ == "__main__":
+    main()
