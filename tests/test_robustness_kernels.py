@@ -159,3 +159,57 @@ def test_allocation_failure_inside_a_parallel_region_is_a_memory_error(threads):
         print(exc)
     """, threads)
     assert out.strip() == "could not allocate 0.142 GiB of memory"
+
+
+def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
+    """Adaptive CNA and Identify Diamond (the default model's certificates) on boxes of one to a few
+    atoms (every neighbour a periodic image), hot and flat cells, open clusters short of neighbours
+    and a 2-D cell, in fresh interpreters: OVITO's answers where OVITO gives one, the same at 1 and
+    2 threads, and the default model's classification of each without a crash."""
+    code = f"""
+    import numpy as np
+    from ovito.modifiers import CommonNeighborAnalysisModifier, IdentifyDiamondModifier
+    from conftest import crystal, make_data
+    from ovito_mlclass import topology
+    from ovito_mlclass.classify import classify
+    from ovito_mlclass.neighbors import InputError
+
+    rng = np.random.default_rng(11)
+    boxes = {{"one atom": make_data(np.zeros((1, 3)), np.eye(3) * 2.5),
+              "bcc pair": make_data(np.array([[0, 0, 0], [1.2, 1.2, 1.2]]), np.eye(3) * 2.4),
+              "hot fcc": crystal("fcc", 3, sigma=0.12, seed=3),
+              "open triangle": make_data(np.array([[0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]]) + 5, np.eye(3) * 10,
+                                         pbc=(False,) * 3),
+              "flat cell": make_data(rng.random((60, 3)) * [8, 8, 0.05], np.diag([8, 8, 0.05]))}}
+    for n in range(200):
+        edges = rng.uniform(2.0, 7.0, 3)
+        boxes[f"random {{n}}"] = make_data(rng.random((int(rng.integers(1, 40)), 3)) * edges, np.diag(edges))
+    flat = make_data(rng.random((50, 3)) * [10, 10, 0], np.diag([10, 10, 1.0]), pbc=(True, True, False))
+    flat.cell_.is2D = True
+    boxes["2-D"] = flat
+    results = {{}}
+    for name, data in boxes.items():
+        cna, dia = topology.adaptive_cna(data), topology.diamond_topology(data)
+        if name != "2-D":   # OVITO's modifiers refuse 2-D cells
+            ref = data.clone()
+            ref.apply(CommonNeighborAnalysisModifier())
+            assert np.array_equal(cna, np.asarray(ref.particles["Structure Type"])), name
+            ref = data.clone()
+            ref.apply(IdentifyDiamondModifier())
+            strict = np.asarray(ref.particles["Structure Type"])
+            assert np.array_equal(dia == topology.CUBIC, strict == 1) and np.array_equal(dia == topology.HEXAGONAL, strict == 4), name
+        else:
+            assert not cna.any() and not dia.any()
+        try:
+            classify(data)
+        except InputError:   # too few neighbours for the model's features: refused, not crashed
+            pass
+        results[name + " cna"], results[name + " diamond"] = cna, dia
+    np.savez({str(tmp_path)!r} + f"/topology-{{__import__('os').environ['OMP_NUM_THREADS']}}.npz", **results)
+    print("ok")
+    """
+    for threads in THREADS:
+        assert isolated(code, threads).strip().endswith("ok")
+    one, two = np.load(tmp_path / "topology-1.npz"), np.load(tmp_path / "topology-2.npz")
+    for key in one.files:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
