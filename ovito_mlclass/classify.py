@@ -160,12 +160,12 @@ def posteriors(data, model) -> Posteriors:
 def assign(post: Posteriors, model, reject_threshold: float | None = None, disabled=(),
            novelty_threshold: float = 1.0) -> Classification:
     """Structure types from posteriors: the most probable class, or Other where its posterior is
-    below the reject threshold (the model's own θ unless given), where the atom is unlike every
-    training class (novelty above ``novelty_threshold``; 1 = the model's own, from validation data)
-    or where it is one of the ``disabled`` classes (names or OVITO type ids), except where OVITO's
-    topology tests prove the most probable class (models with a novelty score:
-    :mod:`ovito_mlclass.topology`); then, for a model with a bulk phase, Other where that phase
-    does not fill space (:func:`bulk_phase_types`)."""
+    below the reject threshold (the model's own θ unless given) or the atom is unlike every
+    training class (novelty above ``novelty_threshold``; 1 = the model's own, from validation data),
+    unless OVITO's topology tests prove that class (models with a novelty score:
+    :mod:`ovito_mlclass.topology`), and where it is one of the ``disabled`` classes (names or OVITO
+    type ids); then, for a model with a bulk phase, Other where that phase does not fill space
+    (:func:`bulk_phase_types`)."""
     model = as_model(model)
     types, confidence, best = network_types(post, model, reject_threshold, disabled, novelty_threshold)
     kinds = model.structure_types
