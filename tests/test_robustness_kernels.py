@@ -26,6 +26,17 @@ def isolated(code: str, threads: int, timeout: float = 300) -> str:
     return run.stdout
 
 
+def identical_at_1_and_2_threads(code: str, folder: Path, stem: str) -> None:
+    """Runs ``code`` (which saves a dict ``results`` of arrays to ``RESULTS_FILE`` and prints "ok")
+    in fresh interpreters at 1 and 2 threads; the arrays must be bit-identical."""
+    for threads in THREADS:
+        target = repr(str(folder / f"{stem}-{threads}.npz"))
+        assert isolated(code.replace("RESULTS_FILE", target), threads).strip().endswith("ok")
+    one, two = np.load(folder / f"{stem}-1.npz"), np.load(folder / f"{stem}-2.npz")
+    for key in one.files:
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+
+
 def test_voronoi_cells_of_small_hot_and_degenerate_boxes_equal_ovito(tmp_path):
     """The Voronoi mode crashed at 2 threads (a thread whose first atom built no face): 108 fcc atoms
     displaced by 0.3 A (a = 3.615), fcc with vacancies, 78 of 200 random small boxes."""
@@ -65,14 +76,10 @@ def test_voronoi_cells_of_small_hot_and_degenerate_boxes_equal_ovito(tmp_path):
         n = int(rng.integers(1, 30))
         edges = rng.uniform(1.0, 6.0, 3)
         results[f"box {{box}}"] = volumes(make_data(rng.random((n, 3)) * edges, np.diag(edges)))
-    np.savez({str(tmp_path)!r} + f"/voronoi-{{__import__('os').environ['OMP_NUM_THREADS']}}.npz", **results)
+    np.savez(RESULTS_FILE, **results)
     print("ok")
     """
-    for threads in THREADS:
-        assert isolated(code, threads).strip().endswith("ok")
-    one, two = np.load(tmp_path / "voronoi-1.npz"), np.load(tmp_path / "voronoi-2.npz")
-    for key in one.files:
-        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+    identical_at_1_and_2_threads(code, tmp_path, "voronoi")
 
 
 @pytest.mark.parametrize("threads", THREADS)
@@ -205,11 +212,7 @@ def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
         except InputError:   # too few neighbours for the model's features: refused, not crashed
             pass
         results[name + " cna"], results[name + " diamond"] = cna, dia
-    np.savez({str(tmp_path)!r} + f"/topology-{{__import__('os').environ['OMP_NUM_THREADS']}}.npz", **results)
+    np.savez(RESULTS_FILE, **results)
     print("ok")
     """
-    for threads in THREADS:
-        assert isolated(code, threads).strip().endswith("ok")
-    one, two = np.load(tmp_path / "topology-1.npz"), np.load(tmp_path / "topology-2.npz")
-    for key in one.files:
-        np.testing.assert_array_equal(two[key], one[key], err_msg=key)
+    identical_at_1_and_2_threads(code, tmp_path, "topology")
