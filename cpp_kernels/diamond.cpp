@@ -2,7 +2,6 @@
 // 12 second neighbours (the four nearest of each of its four nearest, itself left out) must sit as
 // the neighbours of an FCC atom (cubic diamond: CNA signature 421 for all 12) or of an HCP atom
 // (hexagonal diamond: six 421, six 422), bonded within 1.2071 times their mean distance.
-#include <array>
 #include <cmath>
 
 #include "kernels.hpp"
@@ -13,14 +12,6 @@ namespace mlclass {
 namespace {
 
 constexpr double kCutoffFactor = 1.2071068;  // sqrt(2) (1 + sqrt(1/2)) / 2, Identify Diamond's
-
-// Set bits of a 12-bit mask, by table: the portable build has no popcnt instruction, and the
-// library call it would make instead costs more than the rest of the test.
-const std::array<uint8_t, 4096> kBitCount = [] {
-    std::array<uint8_t, 4096> table{};
-    for (int m = 1; m < 4096; ++m) table[m] = uint8_t(table[m >> 1] + (m & 1));
-    return table;
-}();
 
 int second_shell_type(int64_t i, const int64_t* rows, int64_t row_stride, const double* vectors,
                       int64_t vector_stride) {
@@ -60,10 +51,10 @@ int second_shell_type(int64_t i, const int64_t* rows, int64_t row_stride, const 
     int n422 = 0;
     for (int j = 0; j < 12; ++j) {
         const unsigned common = bonds[j];  // every one of the 12 is the atom's neighbour
-        if (kBitCount[common] != 4) return kDiamondNone;
+        if (__builtin_popcount(common) != 4) return kDiamondNone;
         int twice_bonds = 0, most = 0;
         for (unsigned rest = common; rest; rest &= rest - 1) {
-            const int degree = kBitCount[bonds[__builtin_ctz(rest)] & common];  // its bonds among the common ones
+            const int degree = __builtin_popcount(bonds[__builtin_ctz(rest)] & common);  // its bonds among the common ones
             twice_bonds += degree;
             most = degree > most ? degree : most;
         }
