@@ -323,3 +323,20 @@ def test_frank_kasper_ood_lattice_leaves_its_icosahedral_sites_out_of_must_be_ot
     data.apply(VoronoiAnalysisModifier())
     coordination = np.asarray(data.particles["Coordination"])
     assert np.mean(coordination == snap.extra["fk_coordination"]) > 0.95
+
+
+@pytest.mark.parametrize("name, neighbours", [("triangular monolayer", 6), ("square monolayer", 4)])
+def test_a_held_out_monolayer_is_one_layer_of_its_lattice(name, neighbours):
+    """The single layers no class describes: one plane, periodic in it only, each atom with the
+    in-plane neighbours of its lattice at d_nn (OVITO's cutoff neighbour finder on the ideal layer)."""
+    from ovito.data import CutoffNeighborFinder
+
+    ideal = D.ood_lattice(name, 0.0, seed=1, target_atoms=400)
+    assert ideal.pbc == (True, True, False) and np.ptp(ideal.positions[:, 2]) < 1e-9
+    assert ideal.extra["must_be_other"].all()
+    finder = CutoffNeighborFinder(1.1 * 2.6, ideal.to_data_collection())
+    counts = np.bincount(finder.find_all()[0][:, 0], minlength=len(ideal))
+    assert (counts == neighbours).all()
+    hot = D.ood_lattice(name, 0.08, seed=1, target_atoms=400)
+    rms = np.sqrt(np.mean(np.sum((hot.positions - ideal.positions) ** 2, axis=1)))
+    assert rms == pytest.approx(0.08 * 2.6, rel=0.15)

