@@ -127,3 +127,53 @@ def test_the_next_shells_intruder_is_the_one_left_out(seed):
         candidates = np.insert(vectors, at, intruder, axis=0)
         kept = _most_centrosymmetric(candidates[None])[0]
         np.testing.assert_array_equal(kept, [i for i in range(len(shell) + 1) if i != at])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_stretched_bond_is_found_among_the_next_nearest(seed):
+    """By construction: the four bond directions of a diamond atom (three of graphene), slightly
+    disordered, and an atom of the second shell (which lies 35° from the bonds in a diamond, 30° in
+    a honeycomb) come nearer than one stretched bond; the k of the k + 1 that best form the
+    tetrahedron (the triangle) are the bonds."""
+    from ovito_mlclass.ordering import _bonds_repaired
+
+    rng = np.random.default_rng(seed)
+    tetrahedron = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) * 2.35 / np.sqrt(3)
+    triangle = np.array([[1, 0, 0], [-0.5, S3 / 2, 0], [-0.5, -S3 / 2, 0]]) * 1.42
+    for bonds in (tetrahedron, triangle):
+        k = len(bonds)
+        second = bonds[0] - bonds[1]                       # the second neighbour through bonds 0 and 1
+        second = second / np.linalg.norm(second) * 1.1 * np.linalg.norm(bonds[0])
+        vectors = bonds + rng.normal(0, 0.05, bonds.shape)
+        stretched = rng.integers(k)
+        vectors[stretched] *= 1.3                          # now beyond the second neighbour
+        order = np.argsort(np.linalg.norm(np.vstack([vectors, second]), axis=1))
+        candidates = np.vstack([vectors, second])[order]
+        neighbors = np.array([order])                      # candidate index -> atom id (k: the intruder)
+        repaired = _bonds_repaired(k, np.array([0]), neighbors, candidates[None])
+        assert sorted(repaired[0]) == list(range(k))
+
+
+def test_an_antisite_and_its_shells_are_not_zincblende():
+    """Zincblende with three antisites (species swapped), thermally disordered: by construction the
+    antisite, its four bonded neighbours and its twelve second neighbours have an unlike atom where
+    a like one belongs (or the reverse); none of them is ZINCBLENDE_WURTZITE, every other atom is."""
+    from ovito_mlclass.frames import as_frame
+    from ovito_mlclass.neighbors import nearest_neighbors
+
+    perfect = as_frame(lattice("zincblende"))
+    n = perfect.count
+    rows = nearest_neighbors(perfect, 4).neighbors.reshape(n, 4)      # bonds by construction
+    rng = np.random.default_rng(3)
+    antisites = rng.choice(n, 3, replace=False)
+    types = perfect.types.copy()
+    types[antisites] = 3 - types[antisites]
+    touched = np.zeros(n, bool)
+    touched[antisites] = True
+    touched[rows[antisites].ravel()] = True
+    touched[rows[rows[antisites]].ravel()] = True
+    hot = as_frame(lattice("zincblende", sigma=0.12, seed=4))
+    data = from_arrays(hot.positions, hot.cell[:, :3].T, types=types)
+    ordering = ordering_of(data, np.full(n, 6))                       # cubic diamond everywhere
+    assert not (ordering[touched] == 6).any()
+    assert (ordering[~touched] == 6).mean() >= 0.99
