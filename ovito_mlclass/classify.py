@@ -30,8 +30,7 @@ class Posteriors:
     neighbors: np.ndarray | None = None  # (n, k) int64 rows of the k nearest described particles (-1: none),
                                          # for a model with a bulk phase (its rule looks at them); else None
     certified: np.ndarray | None = None  # (n,) int16 the class (index) the topology tests certify for the
-                                         # network's most probable one, -1 none, topology.REFUTED (-2) ruled
-                                         # out (topology.py); None: no test
+                                         # network's most probable one, -1 none (topology.py); None: no test
 
 
 @dataclass
@@ -164,7 +163,7 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     below the reject threshold (the model's own θ unless given) or the atom is unlike every
     training class (novelty above ``novelty_threshold``; 1 = the model's own, from validation data),
     unless OVITO's topology tests prove that class (models with a novelty score:
-    :mod:`ovito_mlclass.topology`; Graphene also needs a honeycomb of bonds), and where it is one of the ``disabled`` classes (names or OVITO
+    :mod:`ovito_mlclass.topology`), and where it is one of the ``disabled`` classes (names or OVITO
     type ids); then, for a model with a bulk phase, Other where that phase does not fill space
     (:func:`bulk_phase_types`)."""
     model = as_model(model)
@@ -204,7 +203,6 @@ def network_types(post: Posteriors, model, reject_threshold: float | None = None
         rejected |= post.novelty > novelty_threshold
     types[rejected] = 0
     if post.certified is not None:  # a class the topology proves is given back, unless switched off
-        types[post.certified == topology.REFUTED] = 0
         sure = post.certified >= 0
         given = np.asarray(kinds.ids, dtype=np.int32)[np.maximum(post.certified, 0)] if kinds.ids else types
         sure &= post.described & ~np.isin(given, off)

@@ -19,9 +19,8 @@ with the lattice's topology is that lattice by construction, and it stays so up 
 wherever the bond network is intact. The classifier uses them as certificates
 (:func:`ovito_mlclass.classify.network_types`): an atom whose most probable class the topology
 confirms keeps it, even where the posterior or the novelty score alone would have made it Other.
-The honeycomb test is a necessary condition instead: an atom the network takes for Graphene is
-Other where its bonds do not form a honeycomb (a disordered single layer of a close-packed metal
-can look like graphene to the descriptors, never to this test).
+The honeycomb test checks that a graphene or h-BN sheet of the training data kept its bonds (PTM
+without an RMSD cutoff finds graphene in a tangle of chains).
 """
 from __future__ import annotations
 
@@ -33,7 +32,6 @@ from .neighbors import nearest_neighbors
 
 NONE, CUBIC, HEXAGONAL, NEAR_CUBIC, NEAR_HEXAGONAL = range(5)   # diamond_topology
 CNA_OTHER, CNA_FCC, CNA_HCP, CNA_BCC, CNA_ICO = range(5)        # adaptive_cna: OVITO's structure type ids
-REFUTED = -2   # certified_classes: the topology rules the most probable class out
 
 
 def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
@@ -82,30 +80,25 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
     return out
 
 
-def honeycomb(data, rows=None, which=None) -> np.ndarray:
-    """Per particle of ``data`` (of those where ``which`` (n,) is true, if given; the others False):
-    whether its three nearest neighbours count it among their own three nearest and no two of them
-    count each other, the bond network of graphene and h-BN (three bonds per atom, no three-membered
-    rings). ``rows`` (n, k >= 3): every particle's nearest neighbours, nearest first, -1 for none
-    (else searched here)."""
+def honeycomb(data, rows=None) -> np.ndarray:
+    """Per particle of ``data``: whether its three nearest neighbours count it among their own three
+    nearest and no two of them count each other, the bond network of graphene and h-BN (three bonds
+    per atom, no three-membered rings). ``rows`` (n, k >= 3): every particle's nearest neighbours,
+    nearest first, -1 for none (else searched here)."""
     frame = as_frame(data)
     n = frame.count
-    out = np.zeros(n, dtype=bool)
     if n == 0:
-        return out
+        return np.zeros(0, dtype=bool)
     if rows is None:
         rows = nearest_neighbors(frame, 3, allow_missing=True).neighbors.reshape(n, 3)
-    near = np.asarray(rows)[:, :3]
-    atoms = np.arange(n) if which is None else np.flatnonzero(which)
-    mine = near[atoms]                                   # (m, 3)
-    theirs = near[np.maximum(mine, 0)]                   # (m, 3, 3): the three nearest of each
-    mutual = (theirs == atoms[:, None, None]).any(axis=2).all(axis=1)
+    mine = np.asarray(rows)[:, :3]                       # (n, 3)
+    theirs = mine[np.maximum(mine, 0)]                   # (n, 3, 3): the three nearest of each
+    mutual = (theirs == np.arange(n)[:, None, None]).any(axis=2).all(axis=1)
     # a ring: two of the three count each other (one-sided is a broken bond next door, not a ring)
-    ring = np.zeros(len(atoms), dtype=bool)
+    ring = np.zeros(n, dtype=bool)
     for a, b in ((0, 1), (0, 2), (1, 2)):
         ring |= (theirs[:, a] == mine[:, b, None]).any(axis=1) & (theirs[:, b] == mine[:, a, None]).any(axis=1)
-    out[atoms] = (mine >= 0).all(axis=1) & mutual & ~ring
-    return out
+    return (mine >= 0).all(axis=1) & mutual & ~ring
 
 
 def _rows_contiguous(array, dtype, k: int) -> np.ndarray:
@@ -124,8 +117,7 @@ def certified_classes(classes, best, data, rows=None, vectors=None) -> np.ndarra
     """The class (index into ``classes``) the topology certifies for every particle of ``data``
     whose network's most probable class is ``best`` (n,), -1 where none: adaptive CNA's type where
     it is that class (FCC, HCP, BCC, ICO), Identify Diamond's diamond where that class is either
-    diamond (the test decides which); REFUTED where that class is Graphene and the bonds do not
-    form a honeycomb. None where no particle's most probable class has a test.
+    diamond (the test decides which). None where no particle's most probable class has a test.
     ``rows``, ``vectors``: every particle's nearest neighbours (k >= 14), as the features' search
     found them."""
     classes = list(classes)
@@ -147,9 +139,4 @@ def certified_classes(classes, best, data, rows=None, vectors=None) -> np.ndarra
             kinds = diamond_topology(data, rows, vectors)
             for name, shell in DIAMOND_CLASSES.items():
                 out[proposed & np.isin(kinds, shell)] = classes.index(name)
-    if "Graphene" in classes:
-        proposed = best == classes.index("Graphene")
-        if proposed.any():
-            tested = True
-            out[proposed & ~honeycomb(data, rows, which=proposed)] = REFUTED
     return out if tested else None

@@ -169,7 +169,7 @@ def test_allocation_failure_inside_a_parallel_region_is_a_memory_error(threads):
 
 
 def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
-    """Adaptive CNA, Identify Diamond and the honeycomb test (the default model's certificates) on boxes of one to a few
+    """Adaptive CNA and Identify Diamond (the default model's certificates) on boxes of one to a few
     atoms (every neighbour a periodic image), hot and flat cells, open clusters short of neighbours
     and a 2-D cell, in fresh interpreters: OVITO's answers where OVITO gives one, the same at 1 and
     2 threads, and the default model's classification of each without a crash."""
@@ -212,7 +212,6 @@ def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
         except InputError:   # too few neighbours for the model's features: refused, not crashed
             pass
         results[name + " cna"], results[name + " diamond"] = cna, dia
-        results[name + " honeycomb"] = topology.honeycomb(data)
     np.savez(RESULTS_FILE, **results)
     print("ok")
     """
