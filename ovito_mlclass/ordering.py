@@ -137,10 +137,15 @@ def _bonds_repaired(k, atoms, neighbors, vectors) -> np.ndarray:
     everyone = np.arange(k + 1)
     deviation[:, everyone, everyone] = 0.0
     cost = deviation.sum(axis=(1, 2))[:, None] - 2.0 * deviation.sum(axis=2)   # leaving out d: its row and column go
-    left_out = cost.argmin(axis=1)
-    keep = np.where(everyone[None, :-1] < left_out[:, None], everyone[None, :-1], everyone[None, 1:])
+    keep = _all_but(cost.argmin(axis=1), k + 1)
     bonds[atoms] = np.take_along_axis(neighbors[atoms, :k + 1], keep, axis=1)
     return bonds
+
+
+def _all_but(left_out, candidates: int) -> np.ndarray:
+    """Per row, the positions 0 .. candidates - 1 but ``left_out`` (m,), ascending: (m, candidates - 1)."""
+    everyone = np.arange(candidates)
+    return np.where(everyone[None, :-1] < left_out[:, None], everyone[None, :-1], everyone[None, 1:])
 
 
 def _most_centrosymmetric(vectors, chunk: int = 32768) -> np.ndarray:
@@ -164,9 +169,7 @@ def _most_centrosymmetric(vectors, chunk: int = 32768) -> np.ndarray:
         cost = (1.0 + best).sum(axis=1)[:, None] - (1.0 + best)
         cost += np.bincount((rows * candidates + partner).ravel(), weights=(second - best).ravel(),
                             minlength=cost.size).reshape(cost.shape)
-        left_out = cost.argmin(axis=1)
-        keep[start:start + len(unit)] = np.where(everyone[None, :-1] < left_out[:, None], everyone[None, :-1],
-                                                 everyone[None, 1:])
+        keep[start:start + len(unit)] = _all_but(cost.argmin(axis=1), candidates)
     return keep
 
 
