@@ -169,8 +169,9 @@ def test_allocation_failure_inside_a_parallel_region_is_a_memory_error(threads):
 
 
 def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
-    """Adaptive CNA and Identify Diamond (the default model's certificates) on boxes of one to a few
-    atoms (every neighbour a periodic image), hot and flat cells, open clusters short of neighbours
+    """Adaptive CNA and Identify Diamond (the default model's certificates), and the chemical
+    ordering of every structure with random species, on boxes of one to a few atoms (every
+    neighbour a periodic image), hot and flat cells, open clusters short of neighbours
     and a 2-D cell, in fresh interpreters: OVITO's answers where OVITO gives one, the same at 1 and
     2 threads, and the default model's classification of each without a crash."""
     code = f"""
@@ -179,7 +180,9 @@ def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
     from conftest import crystal, make_data
     from ovito_mlclass import topology
     from ovito_mlclass.classify import classify
-    from ovito_mlclass.neighbors import InputError
+    from ovito_mlclass.frames import as_frame
+    from ovito_mlclass.neighbors import InputError, nearest_neighbors
+    from ovito_mlclass.ordering import ordering_types
 
     rng = np.random.default_rng(11)
     boxes = {{"one atom": make_data(np.zeros((1, 3)), np.eye(3) * 2.5),
@@ -212,6 +215,16 @@ def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
         except InputError:   # too few neighbours for the model's features: refused, not crashed
             pass
         results[name + " cna"], results[name + " diamond"] = cna, dia
+        # the ordering of two species on every structure (the diamonds' and graphene's bond repair)
+        frame = as_frame(data)
+        k = min(15, frame.count - 1)
+        if k >= 1:
+            found = nearest_neighbors(frame, k, allow_missing=True)
+            species = rng.integers(1, 3, frame.count)
+            for structure in (1, 3, 6, 7, 8):
+                results[name + " ordering " + str(structure)] = ordering_types(
+                    np.full(frame.count, structure), species, found.neighbors.reshape(frame.count, k),
+                    found.vectors.reshape(frame.count, k, 3))
     np.savez(RESULTS_FILE, **results)
     print("ok")
     """
