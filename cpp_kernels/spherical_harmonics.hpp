@@ -35,40 +35,60 @@ typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double))));
 inline int lm_index(int l, int m) { return l * (l + 1) / 2 + m; }
 inline int lm_count(int lmax) { return (lmax + 1) * (lmax + 2) / 2; }
 
-// One term of the column m follows from the two before it,
-//   p_lm = z (a1 p_{l-1,m} + c1) - a2 p_{l-2,m} + c0,
-// where for l >= m + 2 (a1, a2) are the recurrence coefficients; l = m + 1 gives
-// p_{m+1,m} = sqrt(2m+3) z p_mm through c1 (the diagonal p_mm is a constant once sin^m is factored
-// out); and l = m gives the constant p_mm through c0. Stored column by column (m outer).
+// The terms of one column m are the degrees l = first(m), first(m) + step, ... <= lmax, each from
+// the two before it:
+//   p = (A t - B) p1 - C p2 + c0,  t = z (step 1) or z^2 (step 2),
+// where c0 starts the column (p1 = p2 = 0 there). Step 1 is the three-term recurrence in l
+//   p_lm = a_l z p_{l-1,m} - b_l p_{l-2,m},  a_l = sqrt((4l^2 - 1) / (l^2 - m^2)),
+//   b_l = a_l sqrt(((l-1)^2 - m^2) / (4 (l-1)^2 - 1))   (a_{m+1} = sqrt(2m+3), b_{m+1} = 0),
+// which starts at the constant p_mm. Step 2 serves even degrees only (Steinhardt's q4..q12: half
+// the work): applied twice, the recurrence links p_l to p_{l-2} and p_{l-4},
+//   p_l = a_l a_{l-1} z^2 p_{l-2} - (b_l + a_l b_{l-1} / a_{l-2}) p_{l-2} - a_l b_{l-1} b_{l-2} / a_{l-2} p_{l-4}.
+// A column of odd m then starts at p_{m+1,m} = sqrt(2m+3) z p_mm; every term of it carries that
+// factor z, which ylm_sums multiplies in with (x + i y)^m, so that t = z^2 throughout.
 struct LegendreTable {
-    int lmax;
-    std::vector<double> a1, a2, c1, c0;  // index: column_start(m) + (l - m)
+    int lmax, step;
+    std::vector<double> A, B, C, c0;  // index: start[m] + term
 
-    int column_start(int m) const { return m * (lmax + 1) - m * (m - 1) / 2; }
+    std::vector<int> start;  // first term of each column, and the end
+    int first(int m) const { return step == 2 ? m + (m & 1) : m; }
+    int terms(int m) const { return start[m + 1] - start[m]; }
 
-    explicit LegendreTable(int lmax_) : lmax(lmax_) {
-        const int size = lm_count(lmax);
-        a1.assign(size, 0.0); a2.assign(size, 0.0); c1.assign(size, 0.0); c0.assign(size, 0.0);
+    LegendreTable(int lmax_, bool even_only = false) : lmax(lmax_), step(even_only ? 2 : 1) {
         double diagonal = 0.5 / std::sqrt(M_PI);  // p_00 = Y_00
+        start.push_back(0);
         for (int m = 0; m <= lmax; ++m) {
-            const int k = column_start(m);
-            c0[k] = diagonal;
-            if (m + 1 <= lmax) c1[k + 1] = std::sqrt(2.0 * m + 3.0) * diagonal;
-            for (int l = m + 2; l <= lmax; ++l) {
+            // a_l, b_l of this column for l = m .. lmax (a_m, b_m: never used, 0)
+            std::vector<double> a(lmax + 2, 0.0), b(lmax + 2, 0.0);
+            for (int l = m + 1; l <= lmax; ++l) {
                 const double l2 = double(l) * l, m2 = double(m) * m, lm1 = double(l - 1);
-                const double a = std::sqrt((4.0 * l2 - 1.0) / (l2 - m2));
-                a1[k + l - m] = a;
-                a2[k + l - m] = a * std::sqrt((lm1 * lm1 - m2) / (4.0 * lm1 * lm1 - 1.0));
+                a[l] = std::sqrt((4.0 * l2 - 1.0) / (l2 - m2));
+                b[l] = l == m + 1 ? 0.0 : a[l] * std::sqrt((lm1 * lm1 - m2) / (4.0 * lm1 * lm1 - 1.0));
             }
+            for (int l = first(m); l <= lmax; l += step) {
+                double an = 0.0, bn = 0.0, cn = 0.0, constant = 0.0;
+                if (l == first(m)) {
+                    constant = l == m ? diagonal : std::sqrt(2.0 * m + 3.0) * diagonal;
+                } else if (step == 1) {
+                    an = a[l], cn = b[l];
+                } else {  // b_{l-1} = 0 where l - 2 = m, and b_{l-2} = 0 where l - 2 <= m + 1
+                    an = a[l] * a[l - 1];
+                    bn = b[l] + (b[l - 1] != 0.0 ? a[l] * b[l - 1] / a[l - 2] : 0.0);
+                    cn = l - 2 > m + 1 ? a[l] * b[l - 1] * b[l - 2] / a[l - 2] : 0.0;
+                }
+                A.push_back(an), B.push_back(bn), C.push_back(cn), c0.push_back(constant);
+            }
+            start.push_back(int(A.size()));
             diagonal *= -std::sqrt((2.0 * m + 3.0) / (2.0 * m + 2.0));
         }
     }
 };
 
 // For each lane a: re/im[lm_index(l, m) * kLanes + a] = sum_j w_j Y_lm(x_j, y_j, z_j) over the
-// bond slots j < n_slots of that lane, for all l <= lmax, m = 0..l. Bond slot j of lane a is at
-// index j * kLanes + a of x, y, z (a unit vector) and w (0 for an empty slot). `power` is scratch
-// for 2 * n_slots * kLanes doubles.
+// bond slots j < n_slots of that lane, for l <= lmax (the even l only if the table is of step 2;
+// the others are left as they were), m = 0..l. Bond slot j of lane a is at index j * kLanes + a of
+// x, y, z (a unit vector) and w (0 for an empty slot). `power` is scratch for 2 * n_slots * kLanes
+// doubles.
 inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const double* y, const double* z,
                      const double* w, double* power, double* re, double* im) {
     const int L = t.lmax;
@@ -83,30 +103,35 @@ inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const
         std::fill(pi + j * kLanes, pi + (j + 1) * kLanes, 0.0);
     }
     for (int m = 0; m <= L; ++m) {
-        const int k = t.column_start(m), n_l = L - m + 1;
-        const double* a1 = t.a1.data() + k;
-        const double* a2 = t.a2.data() + k;
-        const double* c1 = t.c1.data() + k;
+        const int k = t.start[m], n_l = t.terms(m);
+        const bool odd_start = t.first(m) != m;  // every term carries a factor z
+        const double* A = t.A.data() + k;
+        const double* B = t.B.data() + k;
+        const double* C = t.C.data() + k;
         const double* c0 = t.c0.data() + k;
         Lanes sum_re[kMaxDegree + 1], sum_im[kMaxDegree + 1];
         for (int u = 0; u < n_l; ++u) sum_re[u] = sum_im[u] = Lanes{};
         // Q slots side by side: the other chains fill the pipeline while one waits for its results.
         auto slots = [&](auto q_constant, size_t j) {
             constexpr int Q = decltype(q_constant)::value;
-            Lanes zq[Q], rq[Q], iq[Q], p1[Q] = {}, p2[Q] = {};
+            Lanes tq[Q], rq[Q], iq[Q], fr[Q], fi[Q], p1[Q] = {}, p2[Q] = {};
             for (int q = 0; q < Q; ++q) {
                 const size_t at = (j + q) * kLanes;
-                zq[q] = load(z + at), rq[q] = load(pr + at), iq[q] = load(pi + at);
+                const Lanes zq = load(z + at);
+                tq[q] = t.step == 2 ? zq * zq : zq;
+                rq[q] = load(pr + at), iq[q] = load(pi + at);
+                fr[q] = odd_start ? rq[q] * zq : rq[q];
+                fi[q] = odd_start ? iq[q] * zq : iq[q];
             }
             for (int u = 0; u < n_l; ++u) {
                 Lanes sr = sum_re[u], si = sum_im[u];
                 for (int q = 0; q < Q; ++q) {
-                    // p = z (a1 p1 + c1) - a2 p2 + c0, arranged so that only the last multiply-add
-                    // waits for p1: the chain from one degree to the next is one instruction long
-                    const Lanes addend = zq[q] * c1[u] - a2[u] * p2[q] + c0[u];
-                    const Lanes p = (a1[u] * zq[q]) * p1[q] + addend;
-                    sr += p * rq[q];
-                    si += p * iq[q];
+                    // only the last multiply-add waits for p1: the chain from one term to the next
+                    // is one instruction long
+                    const Lanes addend = c0[u] - C[u] * p2[q];
+                    const Lanes p = (A[u] * tq[q] - B[u]) * p1[q] + addend;
+                    sr += p * fr[q];
+                    si += p * fi[q];
                     p2[q] = p1[q];
                     p1[q] = p;
                 }
@@ -123,8 +148,8 @@ inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const
         for (; j + kChains <= size_t(n_slots); j += kChains) slots(std::integral_constant<int, kChains>(), j);
         for (; j < size_t(n_slots); ++j) slots(std::integral_constant<int, 1>(), j);
         for (int u = 0; u < n_l; ++u) {
-            store(re + lm_index(m + u, m) * kLanes, sum_re[u]);
-            store(im + lm_index(m + u, m) * kLanes, sum_im[u]);
+            store(re + lm_index(t.first(m) + t.step * u, m) * kLanes, sum_re[u]);
+            store(im + lm_index(t.first(m) + t.step * u, m) * kLanes, sum_im[u]);
         }
     }
 }

@@ -49,7 +49,7 @@ std::vector<Run> coupling_runs(const WignerTable& wigner, int column) {
 //   w = sum over runs of Re(q_{l,-mu} P_mu),  P_mu = sum_m2 coeff q_{l,m2} q_{l,mu-m2}
 // add() queues the row of an atom (a copy, transposed so that lane a holds atom a) together with
 // the output columns of its q_l and w^_l; every kLanes atoms, and at flush(), the invariants are
-// computed and written.
+// computed and written. Without w^_l, add() writes q_l at once.
 class InvariantWriter {
 public:
     InvariantWriter(const std::vector<Degree>& degrees, const double* coeff, bool with_wl, int size, int64_t out_stride,
@@ -58,6 +58,7 @@ public:
           lanes_(size_t(2) * size * kLanes, 0.0) {}
 
     void add(int64_t atom, const double* row, int column_q, int column_w) {
+        if (!with_wl_) return write_q(atom, row, column_q);
         for (int k = 0; k < 2 * size_; ++k) lanes_[size_t(k) * kLanes + count_] = row[k];
         atom_[count_] = atom, column_q_[count_] = column_q, column_w_[count_] = column_w;
         if (++count_ == kLanes) flush();
@@ -93,6 +94,18 @@ public:
     }
 
 private:
+    // q_l alone needs no lanes: the sums of squares straight from the row, in flush()'s order.
+    void write_q(int64_t atom, const double* row, int column_q) const {
+        const double* re = row;
+        const double* im = row + size_;
+        double* out = out_ + atom * out_stride_ + column_q;
+        for (const Degree& d : degrees_) {
+            double s = re[d.slot] * re[d.slot] + im[d.slot] * im[d.slot];
+            for (int m = 1; m <= d.l; ++m) s += 2.0 * (re[d.slot + m] * re[d.slot + m] + im[d.slot + m] * im[d.slot + m]);
+            out[d.column] = std::sqrt(4.0 * M_PI / (2 * d.l + 1) * s);
+        }
+    }
+
     Lanes load(int k) const {
         Lanes v;
         __builtin_memcpy(&v, lanes_.data() + size_t(k) * kLanes, sizeof v);
@@ -158,8 +171,11 @@ void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const st
     for (const Shell& shell : shells) {
         double norm[kLanes] = {};
         for (int a = 0; a < count; ++a) {
-            double weight_sum = 0.0;
-            for (int64_t j = 0; j < shell.count(nl.count(atoms[a])); ++j) weight_sum += s.w[size_t(j) * kLanes + a];
+            // unweighted: the count (a bond of zero length, weight 0 here, is an error in the end)
+            const int64_t bonds = shell.count(nl.count(atoms[a]));
+            double weight_sum = nl.weights ? 0.0 : double(bonds);
+            if (nl.weights)
+                for (int64_t j = 0; j < bonds; ++j) weight_sum += s.w[size_t(j) * kLanes + a];
             norm[a] = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
         }
         const size_t sums = size_t(lm_count(shell.table.lmax)) * kLanes;
@@ -300,13 +316,15 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
     for (const SteinhardtShell& spec : specs) {
         std::vector<Degree> degrees;
         int lmax = 0, size = 0;
+        bool even = true;
         for (int c = 0; c < spec.n_degrees; ++c) {
             degrees.push_back({spec.degrees[c], c, size, coupling_runs(spec.wigner, c)});
             lmax = std::max(lmax, spec.degrees[c]);
             size += spec.degrees[c] + 1;
+            even = even && spec.degrees[c] % 2 == 0;
         }
         const int nd = spec.n_degrees, col_qbar = nd * (spec.with_wl ? 2 : 1);
-        shells.push_back(Shell{spec.first, std::move(degrees), LegendreTable(lmax), size, used, &spec, nd, col_qbar,
+        shells.push_back(Shell{spec.first, std::move(degrees), LegendreTable(lmax, even), size, used, &spec, nd, col_qbar,
                                col_qbar + nd});
         used += 2 * size;
     }

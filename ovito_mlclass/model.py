@@ -25,6 +25,7 @@ import functools
 import json
 import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,14 +283,32 @@ class StructureModel:
         probs = np.empty((len(features), len(self.classes)), dtype=np.float32)
         sites = np.empty((len(features), len(self.site_classes)), dtype=np.float32) if self.site_classes else None
         novelty = np.empty(len(features), dtype=np.float32) if self.has_novelty else None
-        with torch.no_grad():
-            for start in range(0, len(features), batch):
+
+        def run(start):
+            with torch.no_grad():  # (per thread)
                 logits, site_logits, novel = self._forward(self._batch(features, start, batch).to(self.device))
                 probs[start:start + batch] = torch.softmax(logits, dim=1).cpu().numpy()
                 if sites is not None:
                     sites[start:start + batch] = torch.softmax(site_logits, dim=1).cpu().numpy()
                 if novelty is not None:
                     novelty[start:start + batch] = novel.cpu().numpy()
+
+        starts = range(0, len(features), batch)
+        if len(starts):
+            run(starts[0])  # alone: the first batch checks the network's outputs
+        threads = torch.get_num_threads() if self.device == "cpu" else 1
+        if threads > 1 and len(starts) > 2:
+            # Each thread runs whole batches on one core: the threads meet once per frame instead
+            # of once per operation of every batch (many times slower where cores are shared).
+            torch.set_num_threads(1)
+            try:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(run, starts[1:]))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            for start in starts[1:]:
+                run(start)
         return Prediction(probs, sites, novelty)
 
     @staticmethod

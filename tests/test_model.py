@@ -149,6 +149,23 @@ def test_a_network_that_never_returns_does_not_hang_loading(tmp_path):
     assert "FCC" in done.stdout
 
 
+def test_prediction_on_several_threads_equals_one_thread(model_file):
+    # batches run side by side on threads of their own, each on one core; torch's setting comes back
+    model = StructureModel.load(model_file)
+    features = np.random.default_rng(0).normal(0.3, 0.1, (1000, 4))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = model.predict(features, batch=64).probabilities
+        torch.set_num_threads(2)
+        two = model.predict(features, batch=64).probabilities
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(two, one)
+    np.testing.assert_allclose(one.sum(axis=1), 1.0, rtol=1e-6)
+
+
 def test_reject_threshold(model_file):
     data = crystal("fcc", 3, sigma=0.05, seed=3)
     model = StructureModel.load(model_file)

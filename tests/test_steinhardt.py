@@ -175,6 +175,30 @@ def test_compiled_kernel_equals_numba_reference(mode, hot_crystal):
     np.testing.assert_allclose(spec.compute(neighbor_list), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_even_degrees_alone_equal_the_numba_reference(mode, hot_crystal):
+    # even degrees alone take the kernel's recurrence in steps of two (in z^2); the reference steps by one
+    neighbor_list = MODES[mode][2](hot_crystal)
+    spec = Steinhardt(degrees=(0, 2, 4, 6, 8, 10, 12, 14, 16), averaged=True, wl=True)
+    start, m, coeff = coupling_table(spec.degrees)
+    expected = np.empty((neighbor_list.n_atoms, len(spec.feature_names)))
+    reference.steinhardt(neighbor_list.offsets, neighbor_list.neighbors, neighbor_list.vectors, neighbor_list.weights,
+                         None, np.array(spec.degrees), True, True, start, m, coeff, 0, expected)
+    np.testing.assert_allclose(spec.compute(neighbor_list), expected, rtol=0, atol=1e-12)
+
+
+def test_even_degrees_alone_at_the_poles_and_the_equator():
+    # bonds along z (sin theta = 0) and in the xy plane (z = 0, where the odd columns' factor z vanishes)
+    vectors = np.array([[0, 0, 1], [0, 0, -1], [1, 0, 0], [0, 1, 0], [-1, 0, 0], [0.6, -0.8, 0], [0, 0, 2.5]], float)
+    neighbor_list = nb.NeighborList(np.array([0, len(vectors)]), np.zeros(len(vectors), np.int64), vectors, None)
+    degrees = (2, 4, 6, 8, 10, 12, 14, 16)
+    even = Steinhardt(degrees=degrees, averaged=False, wl=True).compute(neighbor_list)[0]
+    q_lm = {l: sph_harm_y(l, np.arange(-l, l + 1)[:, None], np.arccos(vectors[:, 2] / np.linalg.norm(vectors, axis=1)),
+                          np.arctan2(vectors[:, 1], vectors[:, 0])).mean(axis=1) for l in degrees}
+    expected_q = [np.sqrt(4 * np.pi / (2 * l + 1) * np.sum(np.abs(q_lm[l]) ** 2)) for l in degrees]
+    np.testing.assert_allclose(even[:len(degrees)], expected_q, rtol=0, atol=1e-13)
+
+
 @pytest.mark.parametrize("structure", ["fcc", "cluster"])
 @pytest.mark.parametrize("k", [1, 4, 12])
 def test_the_first_k_bonds_of_a_longer_list_equal_the_k_nearest(structure, k):
