@@ -32,12 +32,26 @@ HERE = Path(__file__).parent
 
 
 def best_of(reps, step):
-    times = []
+    """The shortest wall time and the smallest CPU time (user + system, all threads of the process)
+    of ``reps`` runs: CPU time leaves out what a virtual machine's host takes away (steal)."""
+    times, cpu = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), os.times()
         step()
+        c2 = os.times()
         times.append(time.perf_counter() - t)
-    return min(times)
+        cpu.append(c2.user + c2.system - c.user - c.system)
+    return min(times), min(cpu)
+
+
+def steal_jiffies():
+    """The machine's total and stolen CPU time so far (/proc/stat; zeros where there is none)."""
+    try:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values[:8]), values[7]
+    except (OSError, IndexError, ValueError):
+        return 0, 0
 
 
 SI_LATTICE, SI_SIGMA = 5.431, 0.1  # Å: the diamond frame, Si with thermal-like displacements
@@ -84,7 +98,7 @@ def child(model_names, cells, reps, lattice):
     for model_name in model_names:
         model = StructureModel.load(model_name)
         small.clone().apply(StructureClassifierModifier(model=model_name))  # warm-up: imports, JIT, plugin loading
-        seconds = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
+        seconds, cpu = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
         # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
         marks = []
         k = max(model.neighbor_average, 14 if certifies(model) else 0)
@@ -103,9 +117,9 @@ def child(model_names, cells, reps, lattice):
             topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1), data, neighbors, vectors)
             stages["topology"] = time.perf_counter() - t
         del features, neighbors, vectors, prediction
-        result["models"][model_name] = {"seconds": seconds, "stages": stages}
+        result["models"][model_name] = {"seconds": seconds, "cpu": cpu, "stages": stages}
     for name, peer in peers(lattice).items():
-        result[name] = best_of(reps, lambda: data.clone().apply(peer()))
+        result[name], result[name + " cpu"] = best_of(reps, lambda: data.clone().apply(peer()))
     print(json.dumps(result))
 
 
@@ -147,10 +161,14 @@ def main():
     def run(threads, *extra):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), OVITO_THREAD_COUNT=str(threads),
                    NUMBA_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+        total, stolen = steal_jiffies()
         out = subprocess.run([sys.executable, __file__, *extra, "--cells", str(args.cells), "--reps", str(args.reps),
                               "--lattice", args.lattice],
                              env=env, capture_output=True, text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        total2, stolen2 = steal_jiffies()
+        result["steal"] = (stolen2 - stolen) / max(total2 - total, 1)
+        return result
 
     rows = []
     for threads in args.threads:
@@ -174,10 +192,14 @@ def main():
              + (" and ".join(f"`{p.__name__}()`" for p in peers(args.lattice).values()))
              + (" (adaptive)" if args.lattice == "fcc" else "") + " on the same frame "
              f"in the same process; \"/ {first}\" = time over the first model's in the same process. Peak memory: "
-             "resident set above the loaded frame during one classification (1 thread, a process of its own).",
+             "resident set above the loaded frame during one classification (1 thread, a process of its own). "
+             "CPU = user + system time of the process, all threads (what a virtual machine's host takes away, "
+             "'steal', is not in it; 'steal' = its share of the machine's CPU time during the run).",
              "", f"| threads | model | ours [s] | µs/atom | / {first} | "
-             + " | ".join(f"{p} [s] | {p} / ours" for p in peers(args.lattice)) + " | peak memory | stages of ours |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             + " | ".join(f"{p} [s] | {p} / ours" for p in peers(args.lattice))
+             + " | ours CPU [s] | " + " | ".join(f"{p} CPU / ours" for p in peers(args.lattice))
+             + " | steal | peak memory | stages of ours |",
+             "|---" * (9 + 3 * len(peers(args.lattice))) + "|"]
     for threads, r in rows:
         for name, m in r["models"].items():
             total = sum(m["stages"].values())
@@ -185,7 +207,8 @@ def main():
             ratio = m["seconds"] / r["models"][first]["seconds"]
             lines.append(f"| {threads} | `{name}` | {m['seconds']:.3f} | {1e6 * m['seconds'] / r['atoms']:.2f} | "
                          f"{ratio:.2f}× | " + " | ".join(f"{r[p]:.3f} | {r[p] / m['seconds']:.2f}×" for p in peers(args.lattice))
-                         + f" | {memory[name]:,.0f} MiB | {stages} |")
+                         + f" | {m['cpu']:.3f} | " + " | ".join(f"{r[p + ' cpu'] / m['cpu']:.2f}×" for p in peers(args.lattice))
+                         + f" | {100 * r['steal']:.0f}% | {memory[name]:,.0f} MiB | {stages} |")
     print(replace_section(args.output, args.section, "\n".join(lines)))
 
 
