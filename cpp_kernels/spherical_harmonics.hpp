@@ -54,7 +54,7 @@ struct LegendreTable {
     int first(int m) const { return step == 2 ? m + (m & 1) : m; }
     int terms(int m) const { return start[m + 1] - start[m]; }
 
-    LegendreTable(int lmax_, bool even_only = false) : lmax(lmax_), step(even_only ? 2 : 1) {
+    explicit LegendreTable(int lmax_, bool even_only = false) : lmax(lmax_), step(even_only ? 2 : 1) {
         double diagonal = 0.5 / std::sqrt(M_PI);  // p_00 = Y_00
         start.push_back(0);
         for (int m = 0; m <= lmax; ++m) {

@@ -269,7 +269,8 @@ class StructureModel:
         """Class posteriors ``(n, n_classes)``, for models with a site output site posteriors, for
         models with a novelty score the novelty (:class:`Prediction`).
         The network sees ``batch`` atoms at a time (default :attr:`batch_size`), converted to float32
-        one batch at a time, so memory stays bounded on any frame size. A model with
+        one batch at a time, so memory stays bounded on any frame size; on the CPU the batches are
+        shared among torch's threads (``torch.get_num_threads()``), each running whole batches. A model with
         :attr:`neighbor_average` k needs ``neighbors``: ``(n, k)`` row indices of every atom's k
         nearest neighbours, -1 where an atom has fewer (``FeatureSpec.compute(data, neighbors=k)``)."""
         import torch
@@ -285,7 +286,7 @@ class StructureModel:
         novelty = np.empty(len(features), dtype=np.float32) if self.has_novelty else None
 
         def run(start):
-            with torch.no_grad():  # (per thread)
+            with torch.no_grad():  # torch's grad mode is per thread
                 logits, site_logits, novel = self._forward(self._batch(features, start, batch).to(self.device))
                 probs[start:start + batch] = torch.softmax(logits, dim=1).cpu().numpy()
                 if sites is not None:
