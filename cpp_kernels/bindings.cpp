@@ -53,6 +53,15 @@ py::array_t<T> to_array(Buffer<T>&& values) {
     return py::array_t<T>(py::ssize_t(owned->size()), owned->data(), owner);
 }
 
+// A torch weight matrix (out, in), row-major, transposed to (in, out) as the dense layers read it.
+std::vector<float> transposed(const Input<float>& w) {
+    const int64_t out = w.shape(0), in = w.shape(1);
+    std::vector<float> t(size_t(in * out));
+    for (int64_t o = 0; o < out; ++o)
+        for (int64_t i = 0; i < in; ++i) t[size_t(i * out + o)] = w.data()[o * in + i];
+    return t;
+}
+
 // Bins as Python sees them: (order, start, shape, periodic).
 py::tuple bins_to_python(BinGrid&& bins) {
     return py::make_tuple(to_array(std::move(bins.order)), to_array(std::move(bins.start)),
@@ -241,23 +250,19 @@ PYBIND11_MODULE(_kernels, m) {
             net.first_weight = first_weight.data();
             net.first_bias = first_bias.data();
             // torch keeps (out, in); the kernel wants (in, out): transposed copies, kept alive here
-            std::vector<std::vector<float>> transposed;
+            std::vector<std::vector<float>> transposed_weights;
             int width = net.first_width;
             for (size_t l = 0; l < weights.size(); ++l) {
                 const auto& w = weights[l];
                 require(w.ndim() == 2 && w.shape(1) == width && biases[l].ndim() == 1 && biases[l].shape(0) == w.shape(0),
                         "layer " + std::to_string(l + 1) + ": weight (out, " + std::to_string(width) +
                             ") and bias (out,) expected");
-                const int out = int(w.shape(0));
-                std::vector<float> t(size_t(width) * out);
-                for (int o = 0; o < out; ++o)
-                    for (int i = 0; i < width; ++i) t[size_t(i) * out + o] = w.data()[size_t(o) * width + i];
-                transposed.push_back(std::move(t));
-                net.widths.push_back(out);
+                transposed_weights.push_back(transposed(w));
+                net.widths.push_back(int(w.shape(0)));
                 net.biases.push_back(biases[l].data());
-                width = out;
+                width = int(w.shape(0));
             }
-            for (const auto& t : transposed) net.weights_t.push_back(t.data());
+            for (const auto& t : transposed_weights) net.weights_t.push_back(t.data());
             const int64_t n = clouds.shape(0);
             py::array_t<float> out({n, int64_t(width)});
             float* dst = out.mutable_data();
@@ -272,6 +277,69 @@ PYBIND11_MODULE(_kernels, m) {
         py::arg("biases"), py::arg("align_radius"),
         "PointNet.embed (training/network.py) of every row of `clouds`, float32 (n, last width): the first layer on "
         "(x, y, z, |r|) in each cloud's own frame (align_radius > 0), the ReLU layers, the max over the points.");
+
+    m.def(
+        "structure_net",
+        [](Input<double> features, Input<float> mean, Input<float> inv_std, std::vector<Input<float>> weights,
+           std::vector<Input<float>> biases, Input<float> class_weight, Input<float> class_bias, Input<float> site_weight,
+           Input<float> site_bias, int n_sites, std::optional<Input<float>> novelty_means,
+           std::optional<Input<float>> novelty_factors, std::optional<Input<float>> novelty_scales) {
+            require(features.ndim() == 2, "features must have shape (n, n_features)");
+            const int64_t n = features.shape(0), F = features.shape(1);
+            require(mean.ndim() == 1 && mean.shape(0) == F && inv_std.ndim() == 1 && inv_std.shape(0) == F,
+                    "mean and inv_std need one value per feature");
+            require(weights.size() == biases.size(), "one bias per weight matrix");
+            StructureNetWeights net;
+            net.n_features = int(F);
+            net.mean = mean.data(), net.inv_std = inv_std.data();
+            int64_t width = F;
+            auto check_layer = [&](const Input<float>& w, const Input<float>& b, const std::string& what) {
+                require(w.ndim() == 2 && w.shape(1) == width && b.ndim() == 1 && b.shape(0) == w.shape(0),
+                        what + ": weight (out, " + std::to_string(width) + ") and bias (out,) expected");
+            };
+            for (size_t l = 0; l < weights.size(); ++l) {
+                check_layer(weights[l], biases[l], "layer " + std::to_string(l + 1));
+                net.widths.push_back(int(weights[l].shape(0)));
+                net.weights.push_back(weights[l].data()), net.biases.push_back(biases[l].data());
+                width = weights[l].shape(0);
+            }
+            check_layer(class_weight, class_bias, "class layer");
+            check_layer(site_weight, site_bias, "site layer");
+            require(class_weight.shape(0) >= 1, "the class layer needs an output");
+            require(n_sites >= 0 && n_sites <= site_weight.shape(0), "n_sites exceeds the site layer's outputs");
+            net.n_classes = int(class_weight.shape(0)), net.n_sites = n_sites;
+            net.class_weight = class_weight.data(), net.class_bias = class_bias.data();
+            net.site_weight = site_weight.data(), net.site_bias = site_bias.data();
+            const bool with_novelty = novelty_means.has_value();
+            require(with_novelty == novelty_factors.has_value() && with_novelty == novelty_scales.has_value(),
+                    "novelty needs means, factors and scales");
+            if (with_novelty) {
+                const int64_t C = net.n_classes;
+                require(novelty_means->ndim() == 2 && novelty_means->shape(0) == C && novelty_means->shape(1) == F &&
+                            novelty_factors->ndim() == 3 && novelty_factors->shape(0) == C &&
+                            novelty_factors->shape(1) == F && novelty_factors->shape(2) == F &&
+                            novelty_scales->ndim() == 1 && novelty_scales->shape(0) == C,
+                        "novelty: means (C, F), factors (C, F, F) and scales (C,) expected");
+                net.novelty_means = novelty_means->data(), net.novelty_factors = novelty_factors->data();
+                net.novelty_scales = novelty_scales->data();
+            }
+            py::array_t<float> probs({n, int64_t(net.n_classes)}), sites({n, int64_t(n_sites)});
+            py::array_t<float> novelty(with_novelty ? n : 0);
+            float *p = probs.mutable_data(), *s = sites.mutable_data(), *v = with_novelty ? novelty.mutable_data() : nullptr;
+            const double* x = features.data();
+            {
+                py::gil_scoped_release release;
+                structure_net(n, x, net, p, s, v);
+            }
+            return py::make_tuple(probs, n_sites ? py::object(sites) : py::none(),
+                                  with_novelty ? py::object(novelty) : py::none());
+        },
+        py::arg("features"), py::arg("mean"), py::arg("inv_std"), py::arg("weights"), py::arg("biases"),
+        py::arg("class_weight"), py::arg("class_bias"), py::arg("site_weight"), py::arg("site_bias"), py::arg("n_sites"),
+        py::arg("novelty_means") = py::none(), py::arg("novelty_factors") = py::none(),
+        py::arg("novelty_scales") = py::none(),
+        "StructureNet (training/network.py) on every row of `features`: (class posteriors (n, C) float32, site "
+        "posteriors (n, n_sites) or None, novelty (n,) or None), the hidden layers each followed by SiLU.");
 
     define_neighbor_mean<float>(m);
     define_neighbor_mean<double>(m);  // overloads: pybind11 picks by the array type

@@ -110,6 +110,31 @@ struct PointNetWeights {
 void pointnet_embed(int64_t n, int n_points, const double* clouds, int64_t cloud_stride, const PointNetWeights& net,
                     float align_radius, float* out);
 
+// StructureNet inference (structure_net.cpp): the network of training/network.py, its weights as
+// torch stores them (out, in), row-major; the site layer's first n_sites outputs only. The
+// novelty_* may be null when no novelty is asked for.
+struct StructureNetWeights {
+    int n_features = 0, n_classes = 0, n_sites = 0;
+    const float* mean = nullptr;
+    const float* inv_std = nullptr;
+    std::vector<int> widths;  // hidden layers, each followed by SiLU
+    std::vector<const float*> weights;
+    std::vector<const float*> biases;
+    const float* class_weight = nullptr;
+    const float* class_bias = nullptr;
+    const float* site_weight = nullptr;
+    const float* site_bias = nullptr;
+    const float* novelty_means = nullptr;    // (n_classes, n_features)
+    const float* novelty_factors = nullptr;  // (n_classes, n_features, n_features): y = (z - mean) factor
+    const float* novelty_scales = nullptr;   // (n_classes)
+};
+
+// Class posteriors (n, n_classes), site posteriors (n, n_sites; when n_sites > 0) and, where
+// `novelty` is not null, the novelty (n) of every row of x (n, n_features; float64, read as the
+// float32 the network takes).
+void structure_net(int64_t n, const double* x, const StructureNetWeights& net, float* probs, float* sites,
+                   float* novelty);
+
 // Row i of out: the mean of row i of h (n x features) and the rows neighbors[i] (n x k; -1 =
 // missing, left out).
 template <typename T>  // float (learnt embeddings) and double (descriptors)

@@ -1,4 +1,4 @@
-// exp and cos written as branch-free polynomials so that loops calling them vectorise (libm's
+// exp (double and float) and cos written as branch-free polynomials so that loops calling them vectorise (libm's
 // scalar calls do not). Both are accurate to a few ulp on the ranges used by the kernels.
 #pragma once
 
@@ -35,6 +35,28 @@ inline double exp_nonpositive(double x) {
     double scale;
     std::memcpy(&scale, &bits, sizeof scale);
     return x < -700.0 ? 0.0 : p * scale;
+}
+
+// e^x for float x <= 0 (0 below -87, where e^x < 2e-38), for the networks' activations and
+// softmax: as exp_nonpositive, with the Taylor series of e^r to r^7 (truncation < 3e-9, below
+// float's rounding).
+#pragma omp declare simd
+inline float expf_nonpositive(float x) {
+    const float clamped = x < -87.0f ? -87.0f : x;
+    const float n = (clamped * 1.44269504f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
+    const float r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;   // x - n ln2, ln2 in two parts
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    return x < -87.0f ? 0.0f : p * scale;
 }
 
 // cos(pi t) for 0 <= t <= 1, as -sin(pi (t - 1/2)) by its Taylor series to the 23rd power

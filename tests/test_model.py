@@ -1,5 +1,7 @@
 """Model files (TorchScript and torch.export with metadata), the classification API and the modifier."""
 import json
+import os
+from typing import Tuple
 import warnings
 
 import numpy as np
@@ -152,6 +154,7 @@ def test_a_network_that_never_returns_does_not_hang_loading(tmp_path):
 def test_prediction_on_several_threads_equals_one_thread(model_file):
     # batches run side by side on threads of their own, each on one core; torch's setting comes back
     model = StructureModel.load(model_file)
+    model._network = None  # the TorchScript path (GPUs, networks the compiled kernel does not run)
     features = np.random.default_rng(0).normal(0.3, 0.1, (1000, 4))
     before = torch.get_num_threads()
     try:
@@ -164,6 +167,146 @@ def test_prediction_on_several_threads_equals_one_thread(model_file):
         torch.set_num_threads(before)
     np.testing.assert_array_equal(two, one)
     np.testing.assert_allclose(one.sum(axis=1), 1.0, rtol=1e-6)
+
+
+# ---- the compiled StructureNet (the CPU path): the TorchScript module is the reference -----------
+
+
+def torchscript_outputs(module, X):
+    """(class posteriors, site posteriors or None, novelty or None, predicted class) of the
+    TorchScript module (older files return no novelty)."""
+    with torch.no_grad():
+        logits, sites, *novelty = module(torch.tensor(X, dtype=torch.float32))
+    return (torch.softmax(logits, 1).numpy(), torch.softmax(sites, 1).numpy() if sites.shape[1] else None,
+            novelty[0].numpy() if novelty else None, logits.argmax(1).numpy())
+
+
+def features_like_training(module, n, seed):
+    """Descriptors spread as the network's standardisation says its training data were, and wider."""
+    mean, std = module.mean.numpy().astype(float), 1.0 / module.inv_std.numpy().astype(float)
+    return mean + std * np.random.default_rng(seed).normal(0.0, 1.5, (n, len(mean)))
+
+
+def assert_same_outputs(prediction, module, X):
+    probs, sites, novelty, best = torchscript_outputs(module, X)
+    np.testing.assert_allclose(prediction.probabilities, probs, rtol=1e-4, atol=2e-6)
+    if sites is None:
+        assert prediction.sites is None
+    else:
+        np.testing.assert_allclose(prediction.sites, sites, rtol=1e-4, atol=2e-6)
+    if prediction.novelty is not None:  # of the predicted class: where both predict the same one
+        agree = prediction.probabilities.argmax(1) == best
+        assert agree.mean() > 0.999
+        np.testing.assert_allclose(prediction.novelty[agree], novelty[agree], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["openworld", "metals", "ice", "tcp"])
+def test_compiled_network_of_the_shipped_models_equals_torchscript(name):
+    model = StructureModel.load(name)
+    X = features_like_training(model.module, 5000, seed=1)
+    prediction = model.predict(X)
+    assert model._network  # the kernel is what classification on the CPU runs
+    assert (prediction.novelty is not None) == model.has_novelty and (prediction.sites is not None) == bool(model.site_classes)
+    assert_same_outputs(prediction, model.module, X)
+
+
+def scripted_structure_net(n_features, hidden, n_classes, n_sites, novelty, seed=0):
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = StructureNet(n_features, n_classes, hidden, n_sites)
+    net.set_standardisation(rng.normal(0, 1, n_features), rng.uniform(0.5, 2.0, n_features))
+    with torch.no_grad():
+        net.body[0].weight[0, :2] = torch.tensor([1e-40, -3e-39])  # subnormal weights, as training leaves a few
+    if novelty:
+        factors = np.tril(rng.normal(0, 0.5, (n_classes, n_features, n_features)))
+        net.set_novelty(rng.normal(0, 1, (n_classes, n_features)), factors, rng.uniform(0.5, 5.0, n_classes))
+    with quiet_torchscript():
+        return torch.jit.script(net.eval())
+
+
+# widths the kernel pads (not multiples of 16) and ones it does not, one to three hidden layers,
+# with and without sites and novelty; atom counts that are not a multiple of its blocks
+@pytest.mark.parametrize("n_features, hidden, n_classes, n_sites, novelty, n", [
+    (4, [8], 3, 0, False, 10), (38, [48, 32], 9, 0, True, 1001), (20, [20, 40, 16], 5, 3, True, 130),
+    (172, [64, 64], 10, 4, True, 67), (7, [130], 2, 1, False, 3)])
+def test_compiled_network_of_other_shapes_equals_torchscript(n_features, hidden, n_classes, n_sites, novelty, n):
+    from ovito_mlclass.model import Prediction, compiled_network
+
+    module = scripted_structure_net(n_features, hidden, n_classes, n_sites, novelty)
+    X = features_like_training(module, n, seed=2)
+    prediction = Prediction(*compiled_network(module, novelty)(X))
+    assert (prediction.novelty is not None) == novelty and (prediction.sites is not None) == bool(n_sites)
+    assert_same_outputs(prediction, module, X)
+
+
+class StructureNetVariant(StructureNet):
+    """The shipped network's name and layers, another function: the logits doubled."""
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.standardised(x)
+        h = self.body(z)
+        logits = 2.0 * self.classes(h)
+        return logits, self.sites(h)[:, : self.n_sites], self.novelty(z, logits.argmax(dim=1))
+
+
+StructureNetVariant.__name__ = "StructureNet"  # the name the kernel checks first
+
+
+def test_a_network_the_compiled_kernel_does_not_reproduce_runs_in_torchscript(tmp_path):
+    from ovito_mlclass.model import compiled_network
+
+    torch.manual_seed(0)
+    with quiet_torchscript():
+        variant = torch.jit.script(StructureNetVariant(4, len(CLASSES), [8]).eval())
+    model = StructureModel(variant, metadata())
+    X = np.random.default_rng(3).normal(0.0, 1.0, (300, 4))
+    with pytest.warns(RuntimeWarning, match="compiled network does not reproduce this network's outputs"):
+        prediction = model.predict(X)
+    assert model._network is None
+    with torch.no_grad():
+        expected = torch.softmax(variant(torch.tensor(X, dtype=torch.float32))[0], 1).numpy()
+    np.testing.assert_allclose(prediction.probabilities, expected, rtol=1e-6)
+    with quiet_torchscript():  # networks of other kinds: not for the kernel at all
+        relu = StructureNet(4, 3, [8])
+        relu.body[1] = torch.nn.ReLU()
+        assert compiled_network(torch.jit.script(relu), False) is None
+        assert compiled_network(torch.jit.script(torch.nn.Linear(4, 3)), False) is None
+
+
+def test_compiled_network_gives_the_same_bits_on_one_and_two_threads():
+    code = """if True:
+        import hashlib, numpy as np, sys
+        from ovito_mlclass.model import StructureModel
+        model = StructureModel.load("openworld")
+        mean, std = model.module.mean.numpy(), 1.0 / model.module.inv_std.numpy()
+        X = mean + std * np.random.default_rng(5).normal(0.0, 1.5, (20001, len(mean)))
+        p = model.predict(X)
+        assert model._network
+        sys.stdout.write(hashlib.sha256(p.probabilities.tobytes() + p.novelty.tobytes()).hexdigest())"""
+    runs = [run_python(code, env={**os.environ, "OMP_NUM_THREADS": str(t)}) for t in (1, 2)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    assert runs[0].stdout == runs[1].stdout
+
+
+def test_compiled_network_checks_its_input():
+    from ovito_mlclass._compiled import kernels
+
+    module = scripted_structure_net(4, [8], 3, 0, True)
+    a = lambda t: t.detach().numpy()
+    args = [a(module.mean), a(module.inv_std), [a(module.body[0].weight)], [a(module.body[0].bias)],
+            a(module.classes.weight), a(module.classes.bias), a(module.sites.weight), a(module.sites.bias), 0]
+    novelty = [a(module.novelty_means), a(module.novelty_factors), a(module.novelty_scales)]
+    with pytest.raises(ValueError, match="one value per feature"):
+        kernels.structure_net(np.zeros((5, 5)), *args)
+    with pytest.raises(ValueError, match=r"class layer: weight \(out, 8\)"):
+        kernels.structure_net(np.zeros((5, 4)), *args[:4], a(module.classes.weight).T.copy(), *args[5:])
+    with pytest.raises(ValueError, match="n_sites exceeds"):
+        kernels.structure_net(np.zeros((5, 4)), *args[:-1], 2)
+    with pytest.raises(ValueError, match=r"novelty: means \(C, F\)"):
+        kernels.structure_net(np.zeros((5, 4)), *args, novelty[0][:2], *novelty[1:])
+    probs, sites, scores = kernels.structure_net(np.zeros((0, 4)), *args, *novelty)
+    assert probs.shape == (0, 3) and sites is None and scores.shape == (0,)
 
 
 def test_reject_threshold(model_file):
