@@ -98,16 +98,19 @@ def posteriors_steps(data, model):
             (model.features.compute(frame), None, None)
         yield 0.8, "network"
         prediction = model.predict(features, neighbors[:, :model.neighbor_average] if model.neighbor_average else None)
-        probs[described] = prediction.probabilities
+        if described.all():  # the network's arrays as they are (no copies of a frame's size)
+            probs, sites, novelty = prediction.probabilities, prediction.sites, prediction.novelty
+        else:
+            probs[described] = prediction.probabilities
         if certifies(model):
             found = topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1),
                                                frame if described.all() else frame.subset(described), neighbors, vectors)
             if found is not None:
                 certified = np.full(n, -1, dtype=np.int16)
                 certified[described] = found
-        if sites is not None:
+        if sites is not None and not described.all():
             sites[described] = prediction.sites
-        if novelty is not None:
+        if novelty is not None and not described.all():
             novelty[described] = prediction.novelty
         if bulk:  # rows of the described subset -> rows of the frame
             near = neighbors[:, :bulk["neighbors"]]
@@ -194,18 +197,25 @@ def network_types(post: Posteriors, model, reject_threshold: float | None = None
     if not novelty_threshold > 0:
         raise ValueError(f"The novelty threshold must be positive (1: the model's own), got {novelty_threshold}.")
     kinds = model.structure_types
-    confidence = post.probabilities.max(axis=1) if post.probabilities.shape[1] else np.zeros(len(post.described))
-    best = post.probabilities.argmax(axis=1) if post.probabilities.shape[1] else np.zeros(len(post.described), int)
+    if post.probabilities.shape[1]:
+        best = post.probabilities.argmax(axis=1)
+        confidence = np.take_along_axis(post.probabilities, best[:, None], axis=1)[:, 0]
+    else:
+        best, confidence = np.zeros(len(post.described), int), np.zeros(len(post.described))
     types = np.asarray(kinds.ids, dtype=np.int32)[best] if kinds.ids else np.zeros(len(best), np.int32)
     off = [i for i, name in zip(kinds.ids, kinds.names) if name in disabled or i in disabled]
-    rejected = (confidence < theta) | ~post.described | np.isin(types, off)
+    rejected = (confidence < theta) | ~post.described
+    if off:
+        rejected |= np.isin(types, off)
     if post.novelty is not None:
         rejected |= post.novelty > novelty_threshold
     types[rejected] = 0
     if post.certified is not None:  # a class the topology proves is given back, unless switched off
         sure = post.certified >= 0
         given = np.asarray(kinds.ids, dtype=np.int32)[np.maximum(post.certified, 0)] if kinds.ids else types
-        sure &= post.described & ~np.isin(given, off)
+        sure &= post.described
+        if off:
+            sure &= ~np.isin(given, off)
         types[sure] = given[sure]
     return types, confidence, best
 

@@ -99,7 +99,8 @@ def certified_classes(classes, best, data, rows=None, vectors=None) -> np.ndarra
     out = np.full(len(best), -1, dtype=np.int16)
     tested = False
     by_cna = {classes.index(name): kind for name, kind in CNA_CLASSES.items() if name in classes}
-    candidates = np.isin(best, list(by_cna))
+    is_class = lambda indices: np.isin(np.arange(len(classes)), indices)[best]  # a lookup, faster than isin(best)
+    candidates = is_class(list(by_cna))
     if candidates.any():
         tested = True
         class_of = np.full(5, -1, dtype=np.int16)
@@ -108,7 +109,7 @@ def certified_classes(classes, best, data, rows=None, vectors=None) -> np.ndarra
         found = class_of[adaptive_cna(data, rows, vectors, which=candidates)]
         out[candidates & (found == best)] = best[candidates & (found == best)]
     if all(name in classes for name in DIAMOND_CLASSES):
-        proposed = np.isin(best, [classes.index(name) for name in DIAMOND_CLASSES])
+        proposed = is_class([classes.index(name) for name in DIAMOND_CLASSES])
         if proposed.any():
             tested = True
             kinds = diamond_topology(data, rows, vectors)
