@@ -434,7 +434,7 @@ PYBIND11_MODULE(_kernels, m) {
     };
     auto steinhardt_shells = [](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors,
                                 py::object weights, py::object bins, bool averaged, int64_t cache_bytes,
-                                const py::list& shells) {
+                                const py::list& shells, bool single) {
         require(py::len(shells) >= 1, "at least one shell");
         std::vector<ShellInput> inputs;
         int64_t widest = 0;  // the bonds the widest shell counts (-1: all)
@@ -474,13 +474,15 @@ PYBIND11_MODULE(_kernels, m) {
                                             dst, stride});
         }
         py::gil_scoped_release release;
-        steinhardt(nl, bins_input.view, specs, averaged, cache_bytes);
+        steinhardt(nl, bins_input.view, specs, averaged, cache_bytes, single);
     };
     m.def("steinhardt_shells", steinhardt_shells, py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"),
           py::arg("weights"), py::arg("bins"), py::arg("averaged"), py::arg("cache_bytes"), py::arg("shells"),
+          py::arg("single") = false,
           "Steinhardt q_l, w^_l, qbar_l, wbar^_l of several shells of one CSR neighbour list in one pass; each shell "
           "(first, degrees, with_wl, wigner_start, wigner_m, wigner_coeff, out) counts the first `first` bonds of "
-          "each row (-1: all) and writes into its `out` (contiguous rows, possibly inside a wider array).");
+          "each row (-1: all) and writes into its `out` (contiguous rows, possibly inside a wider array); single: "
+          "computed in float (about 1e-7 relative; a classifier's float32 input), written as float64.");
     m.def(
         "steinhardt",
         [steinhardt_shells](Input<int64_t> offsets, Input<int64_t> neighbors, Input<double> vectors, py::object weights,
@@ -489,7 +491,7 @@ PYBIND11_MODULE(_kernels, m) {
                             py::array_t<double> wigner_coeff, int64_t cache_bytes, py::object out, int64_t first) {
             py::list shells;
             shells.append(py::make_tuple(first, degrees, with_wl, wigner_start, wigner_m, wigner_coeff, out));
-            steinhardt_shells(offsets, neighbors, vectors, weights, bins, averaged, cache_bytes, shells);
+            steinhardt_shells(offsets, neighbors, vectors, weights, bins, averaged, cache_bytes, shells, false);
         },
         py::arg("offsets"), py::arg("neighbors"), py::arg("vectors"), py::arg("weights"), py::arg("bins"),
         py::arg("degrees"), py::arg("with_wl"), py::arg("averaged"), py::arg("wigner_start"), py::arg("wigner_m"),

@@ -66,9 +66,11 @@ struct SteinhardtShell {
 // Steinhardt invariants of one or more shells of the same neighbour list (e.g. the 12 and the 4
 // nearest), in one pass: the neighbour average sweeps the bins (see steinhardt.cpp) once for all
 // of them, keeping about `cache_bytes` of q_lm per thread; without bins it keeps q_lm of all atoms.
-// `nl` must hold at least the bonds of the widest shell.
+// `nl` must hold at least the bonds of the widest shell. single_precision: the sums and averages in
+// float (twice the SIMD lanes, half the memory traffic; ~1e-7 relative, what a classifier's float32
+// network takes), the output in double either way.
 void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vector<SteinhardtShell>& shells,
-                bool averaged, int64_t cache_bytes);
+                bool averaged, int64_t cache_bytes, bool single_precision = false);
 
 // Behler-Parrinello symmetry functions with the cosine cutoff, resolved by neighbour species
 // (G2: one block per species; G4, G5: one block per unordered species pair a <= b, in the order

@@ -18,18 +18,30 @@ namespace mlclass {
 constexpr int kMaxDegree = 16;
 
 // SIMD lanes: each lane is one atom, so the sums over its bonds need no reduction across lanes.
-// GCC/Clang vector extensions, one register wide: 8 doubles with AVX-512, 4 otherwise (a vector
-// wider than the registers is passed through memory and spills, an order of magnitude slower).
-// kChains: bond slots whose recurrences run side by side, filling the pipeline while one waits
-// for its results; as many as the registers hold (32 with AVX-512, 16 otherwise).
+// GCC/Clang vector extensions, one register wide: 64 bytes with AVX-512 (8 doubles or 16 floats),
+// 32 otherwise (a vector wider than the registers is passed through memory and spills, an order
+// of magnitude slower). kChains: bond slots whose recurrences run side by side, filling the
+// pipeline while one waits for its results; as many as the registers hold (32 with AVX-512, 16
+// otherwise). Real = double (the descriptors) or float (what a classifier's network takes).
 #ifdef __AVX512F__
-constexpr int kLanes = 8;
+constexpr int kRegisterBytes = 64;
 constexpr int kChains = 4;
 #else
-constexpr int kLanes = 4;
+constexpr int kRegisterBytes = 32;
 constexpr int kChains = 2;
 #endif
-typedef double Lanes __attribute__((vector_size(kLanes * sizeof(double))));
+template <typename Real>
+struct Simd;
+template <>
+struct Simd<double> {
+    typedef double Lanes __attribute__((vector_size(kRegisterBytes)));
+};
+template <>
+struct Simd<float> {
+    typedef float Lanes __attribute__((vector_size(kRegisterBytes)));
+};
+template <typename Real>
+constexpr int kLanesOf = kRegisterBytes / int(sizeof(Real));
 
 // (l, m), m <= l, packed as l (l + 1) / 2 + m.
 inline int lm_index(int l, int m) { return l * (l + 1) / 2 + m; }
@@ -46,9 +58,10 @@ inline int lm_count(int lmax) { return (lmax + 1) * (lmax + 2) / 2; }
 //   p_l = a_l a_{l-1} z^2 p_{l-2} - (b_l + a_l b_{l-1} / a_{l-2}) p_{l-2} - a_l b_{l-1} b_{l-2} / a_{l-2} p_{l-4}.
 // A column of odd m then starts at p_{m+1,m} = sqrt(2m+3) z p_mm; every term of it carries that
 // factor z, which ylm_sums multiplies in with (x + i y)^m, so that t = z^2 throughout.
+template <typename Real = double>
 struct LegendreTable {
     int lmax, step;
-    std::vector<double> A, B, C, c0;  // index: start[m] + term
+    std::vector<Real> A, B, C, c0;  // index: start[m] + term (computed in double)
 
     std::vector<int> start;  // first term of each column, and the end
     int first(int m) const { return step == 2 ? m + (m & 1) : m; }
@@ -76,7 +89,7 @@ struct LegendreTable {
                     bn = b[l] + (b[l - 1] != 0.0 ? a[l] * b[l - 1] / a[l - 2] : 0.0);
                     cn = l - 2 > m + 1 ? a[l] * b[l - 1] * b[l - 2] / a[l - 2] : 0.0;
                 }
-                A.push_back(an), B.push_back(bn), C.push_back(cn), c0.push_back(constant);
+                A.push_back(Real(an)), B.push_back(Real(bn)), C.push_back(Real(cn)), c0.push_back(Real(constant));
             }
             start.push_back(int(A.size()));
             diagonal *= -std::sqrt((2.0 * m + 3.0) / (2.0 * m + 2.0));
@@ -88,27 +101,30 @@ struct LegendreTable {
 // bond slots j < n_slots of that lane, for l <= lmax (the even l only if the table is of step 2;
 // the others are left as they were), m = 0..l. Bond slot j of lane a is at index j * kLanes + a of
 // x, y, z (a unit vector) and w (0 for an empty slot). `power` is scratch for 2 * n_slots * kLanes
-// doubles.
-inline void ylm_sums(const LegendreTable& t, int n_slots, const double* x, const double* y, const double* z,
-                     const double* w, double* power, double* re, double* im) {
+// values (kLanes = kLanesOf<Real>).
+template <typename Real>
+inline void ylm_sums(const LegendreTable<Real>& t, int n_slots, const Real* x, const Real* y, const Real* z,
+                     const Real* w, Real* power, Real* re, Real* im) {
+    using Lanes = typename Simd<Real>::Lanes;
+    constexpr int kLanes = kLanesOf<Real>;
     const int L = t.lmax;
     // w (x + i y)^m of every slot, advanced column by column (the caller's buffers need not be
     // aligned to whole vectors, hence memcpy, which compiles to unaligned loads and stores)
-    double* pr = power;
-    double* pi = power + size_t(n_slots) * kLanes;
-    auto load = [](const double* p) { Lanes v; __builtin_memcpy(&v, p, sizeof v); return v; };
-    auto store = [](double* p, Lanes v) { __builtin_memcpy(p, &v, sizeof v); };
+    Real* pr = power;
+    Real* pi = power + size_t(n_slots) * kLanes;
+    auto load = [](const Real* p) { Lanes v; __builtin_memcpy(&v, p, sizeof v); return v; };
+    auto store = [](Real* p, Lanes v) { __builtin_memcpy(p, &v, sizeof v); };
     for (int j = 0; j < n_slots; ++j) {
         std::copy(w + j * kLanes, w + (j + 1) * kLanes, pr + j * kLanes);
-        std::fill(pi + j * kLanes, pi + (j + 1) * kLanes, 0.0);
+        std::fill(pi + j * kLanes, pi + (j + 1) * kLanes, Real(0));
     }
     for (int m = 0; m <= L; ++m) {
         const int k = t.start[m], n_l = t.terms(m);
         const bool odd_start = t.first(m) != m;  // every term carries a factor z
-        const double* A = t.A.data() + k;
-        const double* B = t.B.data() + k;
-        const double* C = t.C.data() + k;
-        const double* c0 = t.c0.data() + k;
+        const Real* A = t.A.data() + k;
+        const Real* B = t.B.data() + k;
+        const Real* C = t.C.data() + k;
+        const Real* c0 = t.c0.data() + k;
         Lanes sum_re[kMaxDegree + 1], sum_im[kMaxDegree + 1];
         for (int u = 0; u < n_l; ++u) sum_re[u] = sum_im[u] = Lanes{};
         // Q slots side by side: the other chains fill the pipeline while one waits for its results.

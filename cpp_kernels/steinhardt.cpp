@@ -49,15 +49,20 @@ std::vector<Run> coupling_runs(const WignerTable& wigner, int column) {
 //   w = sum over runs of Re(q_{l,-mu} P_mu),  P_mu = sum_m2 coeff q_{l,m2} q_{l,mu-m2}
 // add() queues the row of an atom (a copy, transposed so that lane a holds atom a) together with
 // the output columns of its q_l and w^_l; every kLanes atoms, and at flush(), the invariants are
-// computed and written. Without w^_l, add() writes q_l at once.
+// computed and written. Without w^_l, add() writes q_l at once. Real: the precision of the rows and
+// the arithmetic; the output is double either way.
+template <typename Real>
 class InvariantWriter {
+    using Lanes = typename Simd<Real>::Lanes;
+    static constexpr int kLanes = kLanesOf<Real>;
+
 public:
     InvariantWriter(const std::vector<Degree>& degrees, const double* coeff, bool with_wl, int size, int64_t out_stride,
                     double* out)
         : degrees_(degrees), coeff_(coeff), with_wl_(with_wl), size_(size), out_stride_(out_stride), out_(out),
-          lanes_(size_t(2) * size * kLanes, 0.0) {}
+          lanes_(size_t(2) * size * kLanes, Real(0)) {}
 
-    void add(int64_t atom, const double* row, int column_q, int column_w) {
+    void add(int64_t atom, const Real* row, int column_q, int column_w) {
         if (!with_wl_) return write_q(atom, row, column_q);
         for (int k = 0; k < 2 * size_; ++k) lanes_[size_t(k) * kLanes + count_] = row[k];
         atom_[count_] = atom, column_q_[count_] = column_q, column_w_[count_] = column_w;
@@ -70,24 +75,25 @@ public:
         auto im = [&](const Degree& d, int m) { return load(size_ + d.slot + m); };
         for (const Degree& d : degrees_) {
             Lanes s = re(d, 0) * re(d, 0) + im(d, 0) * im(d, 0);
-            for (int m = 1; m <= d.l; ++m) s += 2.0 * (re(d, m) * re(d, m) + im(d, m) * im(d, m));
+            for (int m = 1; m <= d.l; ++m) s += Real(2) * (re(d, m) * re(d, m) + im(d, m) * im(d, m));
             Lanes sum{};
             if (with_wl_) {
                 for (const Run& run : d.runs) {
                     const double* c = coeff_ + run.coeff;
                     Lanes pr{}, pi{};
                     for (int j = 0, b = run.m2_first, e = run.mu - run.m2_first; j < run.count; ++j, ++b, --e) {
-                        pr += c[j] * (re(d, b) * re(d, e) - im(d, b) * im(d, e));
-                        pi += c[j] * (re(d, b) * im(d, e) + im(d, b) * re(d, e));
+                        pr += Real(c[j]) * (re(d, b) * re(d, e) - im(d, b) * im(d, e));
+                        pi += Real(c[j]) * (re(d, b) * im(d, e) + im(d, b) * re(d, e));
                     }
-                    sum += ((run.mu & 1) ? -1.0 : 1.0) * (re(d, run.mu) * pr + im(d, run.mu) * pi);
+                    sum += Real((run.mu & 1) ? -1 : 1) * (re(d, run.mu) * pr + im(d, run.mu) * pi);
                 }
             }
             const double scale = 4.0 * M_PI / (2 * d.l + 1);
             for (int a = 0; a < count_; ++a) {
                 double* row = out_ + atom_[a] * out_stride_;
-                row[column_q_[a] + d.column] = std::sqrt(scale * s[a]);
-                if (with_wl_) row[column_w_[a] + d.column] = s[a] > 0.0 ? sum[a] / (s[a] * std::sqrt(s[a])) : 0.0;
+                const double s_a = s[a];
+                row[column_q_[a] + d.column] = std::sqrt(scale * s_a);
+                if (with_wl_) row[column_w_[a] + d.column] = s_a > 0.0 ? double(sum[a]) / (s_a * std::sqrt(s_a)) : 0.0;
             }
         }
         count_ = 0;
@@ -95,14 +101,14 @@ public:
 
 private:
     // q_l alone needs no lanes: the sums of squares straight from the row, in flush()'s order.
-    void write_q(int64_t atom, const double* row, int column_q) const {
-        const double* re = row;
-        const double* im = row + size_;
+    void write_q(int64_t atom, const Real* row, int column_q) const {
+        const Real* re = row;
+        const Real* im = row + size_;
         double* out = out_ + atom * out_stride_ + column_q;
         for (const Degree& d : degrees_) {
-            double s = re[d.slot] * re[d.slot] + im[d.slot] * im[d.slot];
-            for (int m = 1; m <= d.l; ++m) s += 2.0 * (re[d.slot + m] * re[d.slot + m] + im[d.slot + m] * im[d.slot + m]);
-            out[d.column] = std::sqrt(4.0 * M_PI / (2 * d.l + 1) * s);
+            Real s = re[d.slot] * re[d.slot] + im[d.slot] * im[d.slot];
+            for (int m = 1; m <= d.l; ++m) s += Real(2) * (re[d.slot + m] * re[d.slot + m] + im[d.slot + m] * im[d.slot + m]);
+            out[d.column] = std::sqrt(4.0 * M_PI / (2 * d.l + 1) * double(s));
         }
     }
 
@@ -118,23 +124,25 @@ private:
     int size_;
     int64_t out_stride_;  // doubles from one atom's output row to the next
     double* out_;
-    std::vector<double> lanes_;  // entry k of the row of lane a at k * kLanes + a
+    std::vector<Real> lanes_;  // entry k of the row of lane a at k * kLanes + a
     int count_ = 0;
     int64_t atom_[kLanes];
     int column_q_[kLanes], column_w_[kLanes];
 };
 
-// Per-thread work space for the bonds of up to kLanes atoms.
+// Per-thread work space for the bonds of up to kLanesOf<Real> atoms.
+template <typename Real>
 struct BlockScratch {
-    Buffer<double> x, y, z, w, power, re, im;
+    Buffer<Real> x, y, z, w, power, re, im;
     bool zero_length = false;  // a bond of zero length was seen (an error, counted afterwards)
 };
 
 // One shell's share of a row of q_lm: its degrees, the bonds it counts and where its q_lm lie.
+template <typename Real>
 struct Shell {
     int64_t first;                // the first `first` bonds of each row count (< 0: all)
     std::vector<Degree> degrees;  // Degree::slot: offset of q_l0 within this shell's part
-    LegendreTable table;
+    LegendreTable<Real> table;
     int size;                     // sum of (l + 1) over its degrees
     int base;                     // its real parts start here in a row, its imaginary parts `size` further
     const SteinhardtShell* spec;
@@ -143,15 +151,17 @@ struct Shell {
     int64_t count(int64_t bonds) const { return first < 0 ? bonds : std::min(bonds, first); }
 };
 
-// q_lm (m >= 0) of up to kLanes atoms for every shell, written to rows[a] (each shell's real parts
-// at its base plus each degree's slot, imaginary parts `size` further; 0 for an atom without
-// neighbours). The bonds' directions are computed once for the widest shell.
-void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const std::vector<Shell>& shells,
-               BlockScratch& s, double* const* rows) {
+// q_lm (m >= 0) of up to kLanesOf<Real> atoms for every shell, written to rows[a] (each shell's real
+// parts at its base plus each degree's slot, imaginary parts `size` further; 0 for an atom without
+// neighbours). The bonds' directions are computed once for the widest shell (in double).
+template <typename Real>
+void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const std::vector<Shell<Real>>& shells,
+               BlockScratch<Real>& s, Real* const* rows) {
+    constexpr int kLanes = kLanesOf<Real>;
     int slots = 0;
     for (int a = 0; a < count; ++a) slots = std::max(slots, int(nl.count(atoms[a])));
     const size_t n_lanes = size_t(std::max(slots, 1)) * kLanes;
-    s.x.assign(n_lanes, 0.0); s.y.assign(n_lanes, 0.0); s.z.assign(n_lanes, 0.0); s.w.assign(n_lanes, 0.0);
+    s.x.assign(n_lanes, Real(0)); s.y.assign(n_lanes, Real(0)); s.z.assign(n_lanes, Real(0)); s.w.assign(n_lanes, Real(0));
     s.power.resize(2 * n_lanes);
     for (int a = 0; a < count; ++a) {
         const int64_t begin = nl.begin(atoms[a]), n = nl.count(atoms[a]);
@@ -164,27 +174,27 @@ void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const st
             }
             const double inverse = 1.0 / std::sqrt(r2);
             const size_t at = size_t(j) * kLanes + a;
-            s.x[at] = v[0] * inverse; s.y[at] = v[1] * inverse; s.z[at] = v[2] * inverse;
-            s.w[at] = nl.weights ? nl.weights[begin + j] : 1.0;
+            s.x[at] = Real(v[0] * inverse); s.y[at] = Real(v[1] * inverse); s.z[at] = Real(v[2] * inverse);
+            s.w[at] = Real(nl.weights ? nl.weights[begin + j] : 1.0);
         }
     }
-    for (const Shell& shell : shells) {
-        double norm[kLanes] = {};
+    for (const Shell<Real>& shell : shells) {
+        Real norm[kLanes] = {};
         for (int a = 0; a < count; ++a) {
             // unweighted: the count (a bond of zero length, weight 0 here, is an error in the end)
             const int64_t bonds = shell.count(nl.count(atoms[a]));
             double weight_sum = nl.weights ? 0.0 : double(bonds);
             if (nl.weights)
                 for (int64_t j = 0; j < bonds; ++j) weight_sum += s.w[size_t(j) * kLanes + a];
-            norm[a] = weight_sum > 0.0 ? 1.0 / weight_sum : 0.0;
+            norm[a] = Real(weight_sum > 0.0 ? 1.0 / weight_sum : 0.0);
         }
         const size_t sums = size_t(lm_count(shell.table.lmax)) * kLanes;
         s.re.resize(sums); s.im.resize(sums);
         ylm_sums(shell.table, int(std::max<int64_t>(shell.count(slots), 1)), s.x.data(), s.y.data(), s.z.data(),
                  s.w.data(), s.power.data(), s.re.data(), s.im.data());
         for (int a = 0; a < count; ++a) {
-            double* re = rows[a] + shell.base;
-            double* im = re + shell.size;
+            Real* re = rows[a] + shell.base;
+            Real* im = re + shell.size;
             for (const Degree& d : shell.degrees) {
                 const size_t first = size_t(lm_index(d.l, 0)) * kLanes + a;
                 for (int m = 0; m <= d.l; ++m) {
@@ -199,7 +209,8 @@ void block_qlm(const NeighborList& nl, const int64_t* atoms, int count, const st
 }  // namespace
 
 void spherical_harmonics(int64_t n, const double* vectors, int lmax, double* out) {
-    const LegendreTable table(lmax);
+    constexpr int kLanes = kLanesOf<double>;
+    const LegendreTable<double> table(lmax);
     const int width = (lmax + 1) * (lmax + 1);
     const int64_t n_blocks = (n + kLanes - 1) / kLanes;
     ThreadErrors errors;
@@ -279,6 +290,8 @@ struct Location {
 
 }  // namespace
 
+namespace {
+
 // The neighbour average needs q_lm of every neighbour. Keeping q_lm of all atoms would cost
 // 16 * sum(l+1) bytes per atom (1.4 kB for l = 2..12), more than the neighbour list and the
 // output together, and would leave the cache long before the neighbours come to be averaged.
@@ -289,8 +302,10 @@ struct Location {
 // in nearest-neighbour mode) has its q_lm recomputed.
 // Several shells of one neighbour list (the 12 and the 4 nearest) share the sweep: their q_lm lie
 // side by side in one row, and a neighbour's row is looked up once for all of them.
-void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vector<SteinhardtShell>& specs,
-                bool averaged, int64_t cache_bytes) {
+template <typename Real>
+void steinhardt_in(const NeighborList& nl, const SpatialBins& bins, const std::vector<SteinhardtShell>& specs,
+                   bool averaged, int64_t cache_bytes) {
+    constexpr int kLanes = kLanesOf<Real>;
     const int64_t n = nl.n_atoms;
 
     // Every atom's own q_lm is computed at least once, which notes bonds of zero length; only
@@ -311,8 +326,8 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
     };
     if (n == 0) return;
 
-    std::vector<Shell> shells;
-    int used = 0;  // doubles of a row taken by the shells so far
+    std::vector<Shell<Real>> shells;
+    int used = 0;  // values of a row taken by the shells so far
     for (const SteinhardtShell& spec : specs) {
         std::vector<Degree> degrees;
         int lmax = 0, size = 0;
@@ -324,33 +339,34 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
             even = even && spec.degrees[c] % 2 == 0;
         }
         const int nd = spec.n_degrees, col_qbar = nd * (spec.with_wl ? 2 : 1);
-        shells.push_back(Shell{spec.first, std::move(degrees), LegendreTable(lmax, even), size, used, &spec, nd, col_qbar,
-                               col_qbar + nd});
+        shells.push_back(Shell<Real>{spec.first, std::move(degrees), LegendreTable<Real>(lmax, even), size, used, &spec, nd,
+                                     col_qbar, col_qbar + nd});
         used += 2 * size;
     }
-    // One row of q_lm: the shells' real and imaginary parts, padded to whole 8-double blocks.
-    const int stride = (used + 7) / 8 * 8;
+    // One row of q_lm: the shells' real and imaginary parts, padded to whole 64-byte cache lines.
+    constexpr int kLine = 64 / int(sizeof(Real));
+    const int stride = (used + kLine - 1) / kLine * kLine;
     // the writers of one thread, one per shell: (q_l, w_l) and (qbar_l, wbar_l) columns of each
-    auto make_writers = [&](std::vector<InvariantWriter>& writers) {
+    auto make_writers = [&](std::vector<InvariantWriter<Real>>& writers) {
         writers.reserve(shells.size());
-        for (const Shell& shell : shells)
+        for (const Shell<Real>& shell : shells)
             writers.emplace_back(shell.degrees, shell.spec->wigner.coeff, shell.spec->with_wl, shell.size,
                                  shell.spec->out_stride, shell.spec->out);
     };
 
-    auto compute_rows = [&](const int64_t* atoms, int count, double* const* rows, BlockScratch& scratch) {
+    auto compute_rows = [&](const int64_t* atoms, int count, Real* const* rows, BlockScratch<Real>& scratch) {
         block_qlm(nl, atoms, count, shells, scratch, rows);
-        for (int a = 0; a < count; ++a) std::fill(rows[a] + used, rows[a] + stride, 0.0);
+        for (int a = 0; a < count; ++a) std::fill(rows[a] + used, rows[a] + stride, Real(0));
     };
 
     ThreadErrors errors;
     if (!averaged) {
 #pragma omp parallel reduction(|| : zero_length)
         {
-            BlockScratch scratch;
-            std::vector<InvariantWriter> writers;
-            std::vector<double> buffer;
-            double* rows[kLanes];
+            BlockScratch<Real> scratch;
+            std::vector<InvariantWriter<Real>> writers;
+            std::vector<Real> buffer;
+            Real* rows[kLanes];
             errors.run([&] {
                 make_writers(writers);
                 buffer.resize(size_t(kLanes) * stride);
@@ -365,7 +381,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                 for (size_t k = 0; k < shells.size(); ++k)
                     for (int a = 0; a < count; ++a) writers[k].add(first + a, rows[a] + shells[k].base, 0, shells[k].col_w);
             });
-            errors.run([&] { for (InvariantWriter& writer : writers) writer.flush(); });
+            errors.run([&] { for (auto& writer : writers) writer.flush(); });
             zero_length = scratch.zero_length;
         }
         errors.rethrow();
@@ -392,7 +408,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
     const int n_planes = std::min(2 * reach[0] + 1, nb[0]);
     // Tile side T: n_planes extended planes of (T + 2 reach)^2 bins fill about cache_bytes.
     const double atoms_per_bin = double(n) / (double(nb[0]) * nb[1] * nb[2]);
-    const double plane_bins = double(cache_bytes) / (n_planes * atoms_per_bin * stride * sizeof(double));
+    const double plane_bins = double(cache_bytes) / (n_planes * atoms_per_bin * stride * sizeof(Real));
     const int side = std::max(1, int(std::sqrt(std::max(plane_bins, 1.0))) - reach[1] - reach[2]);
     const int tiles_y = (nb[1] + side - 1) / side, tiles_z = (nb[2] + side - 1) / side;
     // Then tiles of equal size, so that no thread is left with the one large tile.
@@ -410,20 +426,20 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
         struct Plane {
             int x = -1;              // bin coordinate held, -1: none
             Buffer<int64_t> offset;  // first row of each bin of the extended tile, and the end
-            Buffer<double> rows;
+            Buffer<Real> rows;
         };
         std::vector<Plane> planes;
-        BlockScratch scratch;
-        std::vector<InvariantWriter> writers;
-        Buffer<double> sum, spare;
-        std::vector<const double*> sources;
+        BlockScratch<Real> scratch;
+        std::vector<InvariantWriter<Real>> writers;
+        Buffer<Real> sum, spare;
+        std::vector<const Real*> sources;
         errors.run([&] {
             planes.resize(n_planes);
             make_writers(writers);
             sum.resize(stride);
         });
         int64_t atoms[kLanes];
-        double* targets[kLanes];
+        Real* targets[kLanes];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t unit = 0; unit < n_units; ++unit) errors.run([&] {
             const int ty = int(unit % tiles_y), tz = int(unit / tiles_y % tiles_z), piece = int(unit / (int64_t(tiles_y) * tiles_z));
@@ -451,7 +467,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                 for (int ez = 0; ez < az.len; ++ez)
                     for (int ey = 0; ey < ay.len; ++ey) {
                         const int64_t bin = bin_index(wrapped, ay.bin(ey), az.bin(ez));
-                        double* row = plane.rows.data() + plane.offset[ez * ay.len + ey] * stride;
+                        Real* row = plane.rows.data() + plane.offset[ez * ay.len + ey] * stride;
                         for (int64_t r = start[bin]; r < start[bin + 1]; ++r, row += stride) {
                             atoms[count] = atom_at(r);
                             targets[count] = row;
@@ -468,7 +484,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                 for (int dx = -reach[0]; dx <= reach[0]; ++dx)
                     if (bins.periodic[0] || (x + dx >= 0 && x + dx < nb[0])) near[dx + reach[0]] = &planes[slot_of(x + dx)];
                 // The stored row of an atom, or nullptr if it is out of reach of plane x.
-                auto row_of = [&](const Location& at) -> const double* {
+                auto row_of = [&](const Location& at) -> const Real* {
                     int dx = at.x - x;
                     if (bins.periodic[0]) dx += dx > nb[0] / 2 ? -nb[0] : (dx < -(nb[0] / 2) ? nb[0] : 0);
                     if (dx < -reach[0] || dx > reach[0]) return nullptr;
@@ -484,7 +500,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                             const int64_t i = atom_at(r), begin = nl.begin(i);
                             // only the neighbours some shell counts (the 12 of a row of 16)
                             int64_t count = 0;
-                            for (const Shell& shell : shells) count = std::max(count, shell.count(nl.count(i)));
+                            for (const Shell<Real>& shell : shells) count = std::max(count, shell.count(nl.count(i)));
                             sources.resize(count + 1);
                             sources[0] = row_of(where[i]);
                             for (size_t k = 0; k < shells.size(); ++k)
@@ -492,7 +508,7 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                             int missing = 0;  // neighbours out of reach: recomputed, kLanes at a time
                             spare.resize(size_t(count) * stride);
                             for (int64_t b = 0; b < count; ++b) {
-                                const double* row = row_of(where[nl.neighbors[begin + b]]);
+                                const Real* row = row_of(where[nl.neighbors[begin + b]]);
                                 if (!row) {
                                     atoms[missing] = nl.neighbors[begin + b];
                                     row = targets[missing] = spare.data() + b * stride;
@@ -501,18 +517,18 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                                 sources[b + 1] = row;
                             }
                             if (missing > 0) compute_rows(atoms, missing, targets, scratch);
-                            double* __restrict acc = sum.data();
+                            Real* __restrict acc = sum.data();
                             std::copy(sources[0], sources[0] + stride, acc);
-                            for (const Shell& shell : shells) {  // each over the atom and its own neighbours
+                            for (const Shell<Real>& shell : shells) {  // each over the atom and its own neighbours
                                 const int64_t counted = shell.count(count);
-                                double* __restrict part = acc + shell.base;
+                                Real* __restrict part = acc + shell.base;
                                 const int width = 2 * shell.size;
                                 for (int64_t u = 1; u <= counted; ++u) {
-                                    const double* __restrict src = sources[u] + shell.base;
+                                    const Real* __restrict src = sources[u] + shell.base;
 #pragma omp simd
                                     for (int t = 0; t < width; ++t) part[t] += src[t];
                                 }
-                                const double norm = 1.0 / double(counted + 1);
+                                const Real norm = Real(1.0 / double(counted + 1));
 #pragma omp simd
                                 for (int t = 0; t < width; ++t) part[t] *= norm;
                             }
@@ -522,11 +538,21 @@ void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vect
                     }
             }
         });
-        errors.run([&] { for (InvariantWriter& writer : writers) writer.flush(); });
+        errors.run([&] { for (auto& writer : writers) writer.flush(); });
         zero_length = scratch.zero_length;
     }
     errors.rethrow();
     if (zero_length) report_zero_length();
+}
+
+}  // namespace
+
+void steinhardt(const NeighborList& nl, const SpatialBins& bins, const std::vector<SteinhardtShell>& specs,
+                bool averaged, int64_t cache_bytes, bool single_precision) {
+    if (single_precision)
+        steinhardt_in<float>(nl, bins, specs, averaged, cache_bytes);
+    else
+        steinhardt_in<double>(nl, bins, specs, averaged, cache_bytes);
 }
 
 }  // namespace mlclass

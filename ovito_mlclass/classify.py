@@ -94,8 +94,9 @@ def posteriors_steps(data, model):
     if described.any():
         yield 0.0, "neighbours and descriptors"
         k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0, 14 if certifies(model) else 0)
-        features, neighbors, vectors = model.features.compute(frame, neighbors=k, vectors=True) if k else \
-            (model.features.compute(frame), None, None)
+        # the network takes float32: descriptors summed in float32 serve it as well, faster
+        features, neighbors, vectors = model.features.compute(frame, neighbors=k, vectors=True, single_precision=True) \
+            if k else (model.features.compute(frame, single_precision=True), None, None)
         yield 0.8, "network"
         prediction = model.predict(features, neighbors[:, :model.neighbor_average] if model.neighbor_average else None)
         if described.all():  # the network's arrays as they are (no copies of a frame's size)

@@ -186,13 +186,15 @@ class FeatureSpec:
         mask = self.selection(frame)
         return mask, (frame if mask.all() else frame.subset(mask))
 
-    def compute(self, data, progress=None, neighbors: int = 0, vectors: bool = False):
+    def compute(self, data, progress=None, neighbors: int = 0, vectors: bool = False, single_precision: bool = False):
         """Features of the selected particles (:meth:`selection`), shape ``(n_selected, len(names))``.
         ``progress(fraction, text)`` is called between stages if given. With ``neighbors = k > 0``,
         returns ``(features, indices)``: also the rows of every atom's k nearest selected neighbours,
         ``(n_selected, k)`` int64, nearest first, -1 where an atom has fewer (what a model with
         ``neighbor_average`` needs; the same search as the features'). With ``vectors`` too, returns
-        ``(features, indices, vectors)``: the vectors to those neighbours, ``(n_selected, k, 3)``."""
+        ``(features, indices, vectors)``: the vectors to those neighbours, ``(n_selected, k, 3)``.
+        ``single_precision``: the Steinhardt blocks over nearest neighbours summed in float32 (about
+        1e-7 relative, and faster): the precision of a classifier's network, which takes float32."""
         _, work = self.described_particles(data)
         nb.check_positions(work)
         n = work.count
@@ -231,7 +233,7 @@ class FeatureSpec:
                 if group:
                     require(max(self.blocks[j]["neighbors"] for j in group))
                     compute_together(nearest, [(_recipe(self.blocks[j]), self.blocks[j]["neighbors"],
-                                                out[:, starts[j]:starts[j + 1]]) for j in group])
+                                                out[:, starts[j]:starts[j + 1]]) for j in group], single_precision)
             elif b["kind"] == "steinhardt":
                 _recipe(b).compute(nb.voronoi_neighbors(work), out=block)
             elif b["kind"] == "distances":

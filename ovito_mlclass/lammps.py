@@ -241,7 +241,8 @@ class InSituClassifier:
         if local == 0:
             return _no_atoms()[:4] + (described[:nlocal],)
         # one search serves the features and the check of their reach
-        features, nearest, vectors = model.features.compute(data, neighbors=self.k_max, vectors=True)
+        features, nearest, vectors = model.features.compute(data, neighbors=self.k_max, vectors=True,
+                                                            single_precision=True)  # as classify does
         reach = neighbor_reach(model, positions[described], nearest)[:local].max()
         if reach > self.ghost_cutoff:
             raise InSituError(f"the ghost shell ({self.ghost_cutoff:.3g}) is thinner than the model's features "

@@ -289,6 +289,21 @@ def test_compiled_network_gives_the_same_bits_on_one_and_two_threads():
     assert runs[0].stdout == runs[1].stdout
 
 
+@pytest.mark.parametrize("kind, sigma", [("fcc", 0.06), ("bcc", 0.08), ("hcp", 0.1), ("fcc", 0.2)])
+def test_descriptors_in_single_precision_give_the_default_models_labels(kind, sigma):
+    """Classification sums the Steinhardt descriptors in float32, the precision its network takes:
+    on hot crystals and a melt-like disorder, the same labels as the double-precision descriptors
+    (atoms within float rounding of a tie excepted) and the same novelty to 1e-4."""
+    model = StructureModel.load("openworld")
+    data = crystal(kind, 8, sigma=sigma, seed=4)
+    double = model.predict(model.features.compute(data))
+    single = model.predict(model.features.compute(data, single_precision=True))
+    same = double.probabilities.argmax(1) == single.probabilities.argmax(1)
+    assert same.mean() >= 0.999
+    np.testing.assert_allclose(single.probabilities, double.probabilities, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(single.novelty[same], double.novelty[same], rtol=1e-4, atol=1e-5)
+
+
 def test_compiled_network_checks_its_input():
     from ovito_mlclass._compiled import kernels
 

@@ -268,6 +268,69 @@ def test_shells_together_equal_each_on_its_own(structure, averaged, cache_bytes)
         compute_together(longer, [(shells[0][0], 12, None), (Steinhardt(degrees=(4,), averaged=not averaged), 4, None)])
 
 
+@pytest.mark.parametrize("structure", ["fcc", "triclinic", "slab", "cluster"])
+@pytest.mark.parametrize("averaged", [False, True])
+@pytest.mark.parametrize("cache_bytes", [1, 10**9])
+def test_single_precision_equals_the_numba_reference_to_float_rounding(structure, averaged, cache_bytes):
+    """The sums and averages in float32 (what the classifier's network takes) for shells of odd
+    and even degrees up to 16, with w_l, in every tiling: the numba reference (double) to float
+    rounding: q_l to 1e-5 relative, w^_l (a sum with cancellations, |w^_l| <= 0.2 here) to 1e-5."""
+    from ovito_mlclass.descriptors.steinhardt import compute_together
+
+    data = _structures()[structure]
+    longer = nb.nearest_neighbors(data, 16, allow_missing=structure == "cluster")
+    if structure == "cluster":  # keep the present neighbours of every row (a CSR list of its own)
+        keep = longer.neighbors >= 0
+        counts = keep.reshape(-1, 16).sum(axis=1)
+        longer = nb.NeighborList(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                                 longer.neighbors[keep], longer.vectors[keep], bins=longer.bins)
+    shells = [(Steinhardt(degrees=(4, 6, 8, 10, 12), averaged=averaged, wl=False), 12),
+              (Steinhardt(degrees=(3, 4, 6), averaged=averaged, wl=True), 4),
+              (Steinhardt(degrees=(2, 5, 9, 16), averaged=averaged, wl=True), None)]
+    import ovito_mlclass.descriptors.steinhardt as module
+    saved, module.CACHE_BYTES = module.CACHE_BYTES, cache_bytes
+    try:
+        single = compute_together(longer, [(recipe, first, None) for recipe, first in shells], single_precision=True)
+    finally:
+        module.CACHE_BYTES = saved
+    for (recipe, first), mine in zip(shells, single):
+        start, m, coeff = coupling_table(recipe.degrees)
+        expected = np.empty_like(mine)
+        reference.steinhardt(longer.offsets, longer.neighbors, longer.vectors, None, None, np.array(recipe.degrees),
+                             recipe.wl, averaged, start, m, coeff, 0, expected, -1 if first is None else first)
+        names = recipe.feature_names
+        is_w = np.array([name.startswith(("w", "wbar")) for name in names])
+        assert mine.dtype == np.float64 and not np.array_equal(mine, expected)  # float rounding, not the double path
+        np.testing.assert_allclose(mine[:, ~is_w], expected[:, ~is_w], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(mine[:, is_w], expected[:, is_w], rtol=0, atol=1e-5)
+
+
+def test_single_precision_on_two_threads_equals_one_thread():
+    """Each atom's row is summed by one thread in a fixed order: the same bits at 1 and 2 threads
+    (fresh interpreters, so that a crash fails the test)."""
+    code = """if True:
+        import hashlib, numpy as np, sys
+        sys.path.insert(0, {tests!r})
+        from conftest import crystal
+        from ovito_mlclass import neighbors as nb
+        from ovito_mlclass.descriptors import Steinhardt
+        from ovito_mlclass.descriptors.steinhardt import compute_together
+        data = crystal("bcc", 9, 0.08)
+        longer = nb.nearest_neighbors(data, 16)
+        out = compute_together(longer, [(Steinhardt(degrees=(4, 6, 8, 10, 12), wl=False), 12, None),
+                                        (Steinhardt(degrees=(3, 4, 6), wl=True), 4, None)], single_precision=True)
+        sys.stdout.write(hashlib.sha256(b"".join(o.tobytes() for o in out)).hexdigest())"""
+    import os
+    from pathlib import Path
+    from conftest import run_python
+
+    code = code.format(tests=str(Path(__file__).parent))
+    runs = [run_python(code, env={**os.environ, "OMP_NUM_THREADS": str(t)}) for t in (1, 2)]
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+    assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout) == 64
+
+
 def _structures():
     """Periodic fcc, a sheared cell, a slab (periodic in x and y) and an open cluster, each with
     thermal disorder."""

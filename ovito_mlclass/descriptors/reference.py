@@ -124,9 +124,9 @@ def _steinhardt(offsets, vectors, neighbors, weights, use_weights, l, w3j, with_
                 out[i, cwb] = w_
 
 
-def steinhardt_shells(offsets, neighbors, vectors, weights, bins, averaged, cache_bytes, shells):
+def steinhardt_shells(offsets, neighbors, vectors, weights, bins, averaged, cache_bytes, shells, single=False):
     """Same contract as the compiled kernel: each shell (first, degrees, with_wl, wigner_start,
-    wigner_m, wigner_coeff, out) on its own, one after the other."""
+    wigner_m, wigner_coeff, out) on its own, one after the other; always in double precision."""
     for first, degrees, with_wl, wigner_start, wigner_m, wigner_coeff, out in shells:
         steinhardt(offsets, neighbors, vectors, weights, bins, degrees, with_wl, averaged, wigner_start, wigner_m,
                    wigner_coeff, cache_bytes, out, first)
