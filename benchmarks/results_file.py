@@ -9,7 +9,8 @@ from pathlib import Path
 SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classify-pointnet", "properties",
             "properties-krr", "scale", "fuzz", "orientation", "install",
             "accuracy-openworld", "classify-openworld", "user-training", "descriptors-avx2", "properties-unseen",
-            "properties-unseen-before", "neighbour-ties", "openworld-seeds", "classify-diamond", "certificates-train", "classify-openworld-cpu")
+            "properties-unseen-before", "neighbour-ties", "openworld-seeds", "classify-diamond", "certificates-train", "classify-openworld-cpu",
+            "classify-openworld-f32")
 
 
 def markers(name: str) -> tuple[str, str]:
