@@ -33,11 +33,14 @@ struct Layer {
     Layer(const float* weight, const float* bias, int rows, int in_used, int in_padded)
         : in(in_padded), out(padded16(rows)), w_t(size_t(in_padded) * out), b(out) {
         for (int o = 0; o < rows; ++o) {
-            for (int i = 0; i < in_used; ++i) w_t[size_t(i) * out + o] = normal_or_zero(weight[size_t(o) * in_used + i]);
+            for (int i = 0; i < in_used; ++i)
+                w_t[size_t(i) * out + o] = normal_or_zero(weight[size_t(o) * in_used + i]);
             if (bias) b[o] = normal_or_zero(bias[o]);
         }
     }
-    void apply(const float* x, int rows, float* y) const { dense::dense_layer(out, x, rows, in, w_t.data(), b.data(), false, y); }
+    void apply(const float* x, int rows, float* y) const {
+        dense::dense_layer(out, x, rows, in, w_t.data(), b.data(), false, y);
+    }
 };
 
 // x sigmoid(x), with e^-|x| so that nothing overflows
@@ -92,7 +95,8 @@ void structure_net(int64_t n, const double* x, const StructureNetWeights& net, f
         errors.run([&] {
             z.resize(size_t(kBlock) * F), h.resize(size_t(kBlock) * widest), g.resize(size_t(kBlock) * widest);
             logits.resize(size_t(kBlock) * classes.out), site_logits.resize(size_t(kBlock) * site_layer.out);
-            d.resize(size_t(kBlock) * F), y.resize(size_t(kBlock) * padded16(F)), best.resize(kBlock), order.resize(kBlock);
+            d.resize(size_t(kBlock) * F), y.resize(size_t(kBlock) * padded16(F));
+            best.resize(kBlock), order.resize(kBlock);
         });
 #pragma omp for schedule(static)
         for (int64_t start = 0; start < n; start += kBlock) errors.run([&] {

@@ -240,13 +240,7 @@ def test_shells_together_equal_each_on_its_own(structure, averaged, cache_bytes)
     so a shell may count fewer bonds than it names."""
     from ovito_mlclass.descriptors.steinhardt import compute_together
 
-    data = _structures()[structure]
-    longer = nb.nearest_neighbors(data, 16, allow_missing=True)
-    if structure == "cluster":  # keep the present neighbours of every row (a CSR list of its own)
-        keep = longer.neighbors >= 0
-        counts = keep.reshape(-1, 16).sum(axis=1)
-        longer = nb.NeighborList(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                                 longer.neighbors[keep], longer.vectors[keep], bins=longer.bins)
+    longer = _sixteen_nearest(structure)
     shells = [(Steinhardt(degrees=(4, 6, 8, 10, 12), averaged=averaged, wl=False), 12),
               (Steinhardt(degrees=(3, 4, 6), averaged=averaged, wl=True), 4),
               (Steinhardt(degrees=(2, 6), averaged=averaged, wl=True), None)]
@@ -277,13 +271,7 @@ def test_single_precision_equals_the_numba_reference_to_float_rounding(structure
     rounding: q_l to 1e-5 relative, w^_l (a sum with cancellations, |w^_l| <= 0.2 here) to 1e-5."""
     from ovito_mlclass.descriptors.steinhardt import compute_together
 
-    data = _structures()[structure]
-    longer = nb.nearest_neighbors(data, 16, allow_missing=structure == "cluster")
-    if structure == "cluster":  # keep the present neighbours of every row (a CSR list of its own)
-        keep = longer.neighbors >= 0
-        counts = keep.reshape(-1, 16).sum(axis=1)
-        longer = nb.NeighborList(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                                 longer.neighbors[keep], longer.vectors[keep], bins=longer.bins)
+    longer = _sixteen_nearest(structure)
     shells = [(Steinhardt(degrees=(4, 6, 8, 10, 12), averaged=averaged, wl=False), 12),
               (Steinhardt(degrees=(3, 4, 6), averaged=averaged, wl=True), 4),
               (Steinhardt(degrees=(2, 5, 9, 16), averaged=averaged, wl=True), None)]
@@ -329,6 +317,18 @@ def test_single_precision_on_two_threads_equals_one_thread():
     for done in runs:
         assert done.returncode == 0, done.stderr
     assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout) == 64
+
+
+def _sixteen_nearest(structure):
+    """The 16 nearest of every atom of one of :func:`_structures`; the open cluster's rows keep only
+    the neighbours present (a CSR list of their own, shorter than 16)."""
+    longer = nb.nearest_neighbors(_structures()[structure], 16, allow_missing=True)
+    if structure != "cluster":
+        return longer
+    keep = longer.neighbors >= 0
+    counts = keep.reshape(-1, 16).sum(axis=1)
+    return nb.NeighborList(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), longer.neighbors[keep],
+                           longer.vectors[keep], bins=longer.bins)
 
 
 def _structures():
