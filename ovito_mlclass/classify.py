@@ -105,7 +105,8 @@ def posteriors_steps(data, model):
             probs[described] = prediction.probabilities
         if certifies(model):
             found = topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1),
-                                               frame if described.all() else frame.subset(described), neighbors, vectors)
+                                               frame if described.all() else frame.subset(described), neighbors, vectors,
+                                               prediction.probabilities)
             if found is not None:
                 certified = np.full(n, -1, dtype=np.int16)
                 certified[described] = found

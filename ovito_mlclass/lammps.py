@@ -253,7 +253,8 @@ class InSituClassifier:
         if certifies(model):  # the topology tests; the ghosts give the local atoms' shells
             best = np.full(len(nearest), -1, dtype=np.int64)  # ghosts: not asked, but their shells are read
             best[:local] = prediction.probabilities.argmax(axis=1)
-            found = certified_classes(model.classes, best, data.subset(described), nearest, vectors)
+            found = certified_classes(model.classes, best, data.subset(described), nearest, vectors,
+                                      prediction.probabilities)  # rows of the local atoms, the only ones asked
             certified = None if found is None else found[:local]
         post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty,
                           certified=certified)

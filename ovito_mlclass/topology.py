@@ -16,7 +16,8 @@ These look at bonds only, not at how far atoms have moved from their sites: a co
 with the lattice's topology is that lattice by construction, and it stays so up to melting
 wherever the bond network is intact. The classifier uses them as certificates
 (:func:`ovito_mlclass.classify.network_types`): an atom whose most probable class the topology
-confirms keeps it, even where the posterior or the novelty score alone would have made it Other.
+confirms keeps it, even where the posterior or the novelty score alone would have made it Other;
+where the network's two most probable classes are FCC and HCP, adaptive CNA decides between them.
 """
 from __future__ import annotations
 
@@ -88,18 +89,21 @@ CNA_CLASSES = {"FCC": CNA_FCC, "HCP": CNA_HCP, "BCC": CNA_BCC, "ICO": CNA_ICO}
 DIAMOND_CLASSES = {"Cubic diamond": (CUBIC, NEAR_CUBIC), "Hexagonal diamond": (HEXAGONAL, NEAR_HEXAGONAL)}
 
 
-def certified_classes(classes, best, data, rows=None, vectors=None) -> np.ndarray | None:
+def certified_classes(classes, best, data, rows=None, vectors=None, probabilities=None) -> np.ndarray | None:
     """The class (index into ``classes``) the topology certifies for every particle of ``data``
     whose network's most probable class is ``best`` (n,), -1 where none: adaptive CNA's type where
     it is that class (FCC, HCP, BCC, ICO), Identify Diamond's diamond where that class is either
     diamond (the test decides which). None where no particle's most probable class has a test.
     ``rows``, ``vectors``: every particle's nearest neighbours (k >= 14), as the features' search
-    found them."""
+    found them. ``probabilities`` (n, classes), the network's posteriors: where its two most probable
+    classes are FCC and HCP, adaptive CNA's answer decides between them (an fcc atom next to a twin
+    plane, whose averaged descriptors see the hcp atoms of the plane, has an fcc first shell)."""
     classes = list(classes)
     out = np.full(len(best), -1, dtype=np.int16)
     tested = False
     by_cna = {classes.index(name): kind for name, kind in CNA_CLASSES.items() if name in classes}
-    is_class = lambda indices: np.isin(np.arange(len(classes)), indices)[best]  # a lookup, faster than isin(best)
+    member = lambda indices: np.isin(np.arange(len(classes)), indices)  # per class: a lookup, faster than isin(best)
+    is_class = lambda indices: member(indices)[best]
     candidates = is_class(list(by_cna))
     if candidates.any():
         tested = True
@@ -108,6 +112,14 @@ def certified_classes(classes, best, data, rows=None, vectors=None) -> np.ndarra
             class_of[kind] = index
         found = class_of[adaptive_cna(data, rows, vectors, which=candidates)]
         out[candidates & (found == best)] = best[candidates & (found == best)]
+        if probabilities is not None and "FCC" in classes and "HCP" in classes:
+            close_packed = member([classes.index("FCC"), classes.index("HCP")])
+            # the atoms where CNA finds the other close-packed class (few): is it the runner-up?
+            other = np.flatnonzero(candidates & close_packed[best] & close_packed[found] & (found != best) & (found >= 0))
+            ranked = np.array(probabilities[other], dtype=np.float64)
+            ranked[np.arange(len(other)), best[other]] = -1.0
+            tie = other[ranked.argmax(axis=1) == found[other]] if len(other) else other
+            out[tie] = found[tie]
     if all(name in classes for name in DIAMOND_CLASSES):
         proposed = is_class([classes.index(name) for name in DIAMOND_CLASSES])
         if proposed.any():

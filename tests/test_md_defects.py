@@ -325,6 +325,30 @@ def test_frank_kasper_ood_lattice_leaves_its_icosahedral_sites_out_of_must_be_ot
     assert np.mean(coordination == snap.extra["fk_coordination"]) > 0.95
 
 
+def test_training_frank_kasper_runs_are_the_mu_phase_with_its_kasper_sites_marked():
+    """The training split's Kasper polyhedra: the mu phase only (the held-out sigma, A15 and C15,
+    and the Laves phases, whose Z16 polyhedra C15 shares, stay out of training); a run marks its
+    Z12 sites icosahedral (mu: 7 of 13 sites), the Z14, Z15 and Z16 sites not, and OVITO's Voronoi
+    coordination of the MD frame agrees with the construction on nearly every atom."""
+    from ovito.modifiers import VoronoiAnalysisModifier
+
+    runs = [s for s in D.plan("train") if s.kind == "frank-kasper"]
+    assert runs and {s.extra["system"] for s in runs} == {"Mu-FeCr"}
+    assert all("system" not in s.extra for s in D.plan("val"))
+    assert {s.extra["system"].split("-")[0] for s in D.plan("test") if "system" in s.extra} == {"A15", "Sigma", "C15"}
+    spec = D.RunSpec("frank-kasper", "", "train", "mu", 5, extra=dict(system="Mu-FeCr", T=300.0, atoms=250,
+                                                                       dataset="openworld-defects"))
+    (snap,), dropped = D._run(spec)
+    assert dropped is None and snap.meta["kind"] == "frank-kasper" and (snap.labels == NO_LABEL).all()
+    z12 = snap.extra["fk_coordination"] == 12
+    assert z12.mean() == pytest.approx(7 / 13)
+    np.testing.assert_array_equal(snap.extra["icosahedral"].astype(bool), z12)
+    data = snap.to_data_collection()
+    data.apply(VoronoiAnalysisModifier())
+    coordination = np.asarray(data.particles["Coordination"])
+    assert np.mean(coordination == snap.extra["fk_coordination"]) > 0.95
+
+
 @pytest.mark.parametrize("name, neighbours", [("triangular monolayer", 6), ("square monolayer", 4)])
 def test_a_held_out_monolayer_is_one_layer_of_its_lattice(name, neighbours):
     """The single layers no class describes: one plane, periodic in it only, each atom with the

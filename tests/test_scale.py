@@ -360,7 +360,7 @@ def test_insitu_equals_offline_on_a_hot_crystal_in_one_process(small_lammps, mod
 def test_insitu_diamonds_equal_offline_on_hot_silicon():
     """The diamond certificate (Identify Diamond's topology over local and ghost atoms) gives in
     LAMMPS what it gives offline, on Stillinger-Weber silicon heated past melting for a picosecond,
-    with a reject threshold (0.999) that leaves many atoms to the certificate."""
+    with a reject threshold of 1 that leaves every atom the network is not certain of to the certificate."""
     from conftest import make_data
     from ovito_mlclass.classify import Posteriors, assign, posteriors
     from ovito_mlclass.lammps import InSituClassifier
@@ -382,7 +382,7 @@ def test_insitu_diamonds_equal_offline_on_hot_silicon():
         fix md all nve
         run 400
     """)
-    insitu = InSituClassifier(lmp, "openworld", every=100, reject_threshold=0.999)
+    insitu = InSituClassifier(lmp, "openworld", every=100, reject_threshold=1.0)
     insitu.run(0)
     ids = np.array(lmp.numpy.extract_atom("id", nelem=512)[:512])
     ours = np.array(lmp.numpy.extract_atom("i_mlclass", nelem=512)[:512])[np.argsort(ids)]
@@ -392,9 +392,9 @@ def test_insitu_diamonds_equal_offline_on_hot_silicon():
     data.cell_[:, 3] = cell[:, 3]
     model = load_model("openworld")
     post = posteriors(data, model)
-    np.testing.assert_array_equal(ours, assign(post, model, 0.999).types)
+    np.testing.assert_array_equal(ours, assign(post, model, 1.0).types)
     uncertified = assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty, post.neighbors),
-                         model, 0.999).types
+                         model, 1.0).types
     assert (uncertified != ours).sum() >= 10   # the certificate decides some atoms
 
 

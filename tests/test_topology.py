@@ -152,14 +152,18 @@ def test_the_kernels_refuse_bad_rows():
         _compiled.kernels.adaptive_cna(np.zeros((20, 14), np.int64), np.zeros((20, 14, 3)), np.ones(3, np.uint8))
 
 
-def doubtful(data, model, favourite):
+def doubtful(data, model, favourite, runner_up=None):
     """The default model's posteriors of ``data`` with every atom's most probable class
-    ``favourite`` at 0.3 (below θ) and its novelty high: every atom rejected by both criteria;
-    the certificates those posteriors get."""
+    ``favourite`` at 0.3 (below θ) and its novelty high: every atom rejected by both criteria
+    (with ``runner_up`` second at 0.25, the others below); the certificates those posteriors get."""
     post = posteriors(data, model)
     flat = np.full_like(post.probabilities, 0.7 / (post.probabilities.shape[1] - 1))
+    if runner_up:
+        flat[:] = 0.45 / (post.probabilities.shape[1] - 2)
+        flat[:, model.classes.index(runner_up)] = 0.25
     flat[:, model.classes.index(favourite)] = 0.3
-    certified = topology.certified_classes(model.classes, flat.argmax(axis=1), data, *neighbour_rows(data, 16))
+    certified = topology.certified_classes(model.classes, flat.argmax(axis=1), data, *neighbour_rows(data, 16),
+                                           probabilities=flat)
     return Posteriors(flat, None, post.described, np.full(len(flat), 10.0, np.float32), post.neighbors, certified)
 
 
@@ -182,8 +186,25 @@ def test_a_complete_diamond_shell_certifies_the_networks_diamond():
     # posteriors computed by the classification carry the same certificates
     post = posteriors(data, model)
     expected = topology.certified_classes(model.classes, post.probabilities.argmax(axis=1), data,
-                                          *neighbour_rows(data, 16))
+                                          *neighbour_rows(data, 16), probabilities=post.probabilities)
     np.testing.assert_array_equal(post.certified, expected)
+
+
+def test_adaptive_cna_decides_between_fcc_and_hcp_when_they_are_the_networks_two_best():
+    """Hot fcc, every atom rejected, the network's favourite HCP: with FCC second, the atoms OVITO's
+    adaptive CNA calls FCC come back FCC (a twin plane's neighbours: their averaged descriptors see
+    the plane's hcp atoms); with BCC second, or FCC second but adaptive CNA finding something else,
+    nothing is given back; with FCC first, HCP second and CNA FCC, FCC as before."""
+    model = load_model("openworld")
+    data = crystal("fcc", 5, sigma=0.04, seed=5)
+    reference = data.clone()
+    reference.apply(CommonNeighborAnalysisModifier())
+    fcc = np.asarray(reference.particles["Structure Type"]) == CommonNeighborAnalysisModifier.Type.FCC
+    assert 0.3 <= fcc.mean() and not fcc.all()
+    for favourite, runner_up, expected in (("HCP", "FCC", np.where(fcc, "FCC", "Other")), ("HCP", "BCC", "Other"),
+                                           ("FCC", "HCP", np.where(fcc, "FCC", "Other"))):
+        names = assign(doubtful(data, model, favourite, runner_up), model).type_names
+        np.testing.assert_array_equal(names, np.broadcast_to(expected, names.shape), err_msg=f"{favourite}, {runner_up}")
 
 
 def test_adaptive_cna_certifies_only_the_class_it_finds():

@@ -42,6 +42,10 @@ Kinds (``meta["kind"]``)
     stacking      intrinsic and extrinsic stacking faults in fcc.
     nanoparticle  fcc cuboctahedra, truncated octahedra and decahedra, bcc rhombic dodecahedra in vacuum;
                   ``surface_layer`` here counts neighbour hops from the surface shell (0 = incomplete shell).
+    frank-kasper  (train only) the mu phase (Fe7Cr6 in the FeCr potential, ``tcp.md_snapshot``): its Z14, Z15
+                  and Z16 sites (``extra["icosahedral"]`` = 0) are Kasper polyhedra no class describes, the
+                  atoms the model must call Other; the Z12 sites are left unlabelled. Sigma, A15 and the
+                  Laves phases stay out of training (sigma, A15 and C15 are held out below).
     held out (``openworld-ood``, split ``test``; ``extra["must_be_other"]`` = 1 where a model should say
     Other: every atom of an ``ood-lattice`` but the Z12 sites of the Frank-Kasper phases
     (``extra["fk_coordination"]`` == 12), whose first shell is an icosahedron: ICO or Other is right
@@ -1108,7 +1112,7 @@ def _run_tcp(spec: RunSpec):
     if match < tcp.MIN_QUENCHED_MATCH:
         return [], f"the phase did not survive: {match:.3f} of the quenched atoms keep their Voronoi coordination"
     n = len(snap)
-    meta = dict(snap.meta, kind="ood-lattice", lattice=snap.meta["phase"], element="+".join(
+    meta = dict(snap.meta, kind=spec.kind, lattice=snap.meta["phase"], element="+".join(
         dict.fromkeys(snap.meta["elements"].values())), T=spec.extra["T"], T_over_Tm=None, split=spec.split,
         dataset=spec.extra["dataset"], expected="Other", defect=f"{snap.meta['phase']} phase ({snap.meta['md_system']}), "
         "a Frank-Kasper structure no class describes")
@@ -1116,8 +1120,8 @@ def _run_tcp(spec: RunSpec):
     # the Z14, Z15 and Z16 sites have no class
     icosahedral = snap.extra["fk_coordination"] == 12
     return [Snapshot(snap.positions, snap.cell, snap.pbc, np.full(n, NO_LABEL), CLASSES, species=snap.species,
-                     extra={"must_be_other": (~icosahedral).astype(np.int8), "fk_coordination": snap.extra["fk_coordination"],
-                            "defect_distance": np.zeros(n)},
+                     extra={"must_be_other": (~icosahedral).astype(np.int8), "icosahedral": icosahedral.astype(np.int8),
+                            "fk_coordination": snap.extra["fk_coordination"], "defect_distance": np.zeros(n)},
                      meta=meta)], None
 
 
@@ -1126,6 +1130,8 @@ def _run(spec: RunSpec):
     k, x = spec.kind, spec.extra
     if k == "ood-lattice":
         return _run_tcp(spec) if "system" in x else _run_lattice(spec)
+    if k == "frank-kasper":
+        return _run_tcp(spec)
     el = element(spec.element)
     if k == "surface":
         b = slab(el, x["plane"], x["size"])
@@ -1277,6 +1283,9 @@ def plan(split: str, quick: bool = False) -> list[RunSpec]:
                      ("Fe", "dodecahedron", (5, 4), 0.25)]}[split]
     for s, shape, size, f in parts:
         add("nanoparticle", s, shape, f, next(seed), shape=shape, size=size)
+    if train:  # Kasper polyhedra (last: the seeds of the runs above stay as they were)
+        for T in (300.0, 700.0, 1100.0):
+            add("frank-kasper", "", f"Mu-FeCr_{T:.0f}K", None, next(seed), system="Mu-FeCr", T=T)
     return specs
 
 

@@ -311,9 +311,14 @@ MD_SYSTEMS = {
     "Sigma-Ta": MDSystem("Sigma", "CuTa.eam.alloy", "eam/alloy", {"Fe": "Ta", "Cr": "Ta"},
                          "X. W. Zhou, R. A. Johnson and H. N. G. Wadley, Phys. Rev. B 69, 144113 (2004)", 2.95,
                          "beta-Ta (sigma-type, tP30) is metastable in Ta; 0 K energy -7.982 eV/atom"),
+    "Mu-FeCr": MDSystem("Mu", "FeCr.cdeam", "eam/cd", {"Fe": "Fe", "W": "Cr"},
+                        "A. Stukowski, B. Sadigh, P. Erhart and A. Caro, Modell. Simul. Mater. Sci. Eng. "
+                        "17, 075005 (2009)", 2.55,
+                        "hypothetical mu-type Fe7Cr6 (Cr on the W sites: Z14, Z15, Z16); metastable in this potential"),
 }
 # Tried and kept (short NPT at 300 and 1200 K, then quenched: 100 % of the atoms keep their Voronoi
-# coordination): all six above.  Not tried: mu (no Fe-W, Co-Mo or Ni-Mo-type EAM potential in the wheel).
+# coordination): the first six above; mu in FeCr at 300 and 900 K (100 %; also in Ta and W, not used).
+# Mu has no prototype potential (no Fe-W, Co-Mo or Ni-Mo-type EAM in the wheel): Fe7Cr6 stands in.
 # No T_m is used: these phases are metastable in the potentials, so temperatures are given in K and the
 # resulting thermal amplitude is measured (meta "lindemann_ratio": rms displacement from the quenched
 # structure / d_nn), which places each MD frame on the amplitude scale of the Gaussian snapshots.
