@@ -185,7 +185,7 @@ def nearest_neighbors(data, n: int, allow_missing: bool = False) -> NeighborList
         bins = SpatialBins(*bins)
     if not allow_missing:
         require_neighbors(structure, indices, n)
-    elif (indices < 0).any():
+    elif (indices[:, -1] < 0).any():  # missing neighbours come last: the last column tells
         vectors = np.where((indices < 0)[..., None], 0.0, vectors)  # OVITO's finder leaves them undefined
     offsets = np.arange(0, structure.count * n + 1, n, dtype=np.int64)
     return NeighborList(offsets, indices.reshape(-1), vectors.reshape(-1, 3), bins=bins)
@@ -194,6 +194,8 @@ def nearest_neighbors(data, n: int, allow_missing: bool = False) -> NeighborList
 def require_neighbors(data, indices: np.ndarray, k: int) -> None:
     """InputError unless every particle has its ``k`` nearest neighbours among ``indices``
     (shape ``(n_particles, >= k)``, -1 = missing, by increasing distance)."""
+    if k <= 0 or not (np.asarray(indices)[:, k - 1] < 0).any():  # a row's missing neighbours come last
+        return
     missing = np.asarray(indices)[:, :k] < 0
     if missing.any():
         structure = Frame.of(data)
