@@ -114,9 +114,8 @@ def check_positions(data) -> np.ndarray:
     positions = Frame.of(data).positions
     if not len(positions):
         raise InputError("The input contains no particles.")
-    bad = ~np.isfinite(positions).all(axis=1)
-    if bad.any():
-        where = np.flatnonzero(bad)
+    if not np.isfinite(positions).all():
+        where = np.flatnonzero(~np.isfinite(positions).all(axis=1))
         raise InputError(
             f"{len(where)} particle(s) have non-finite (NaN or infinite) coordinates, "
             f"first at index {where[0]} (position {positions[where[0]].tolist()})."

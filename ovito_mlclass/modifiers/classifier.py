@@ -256,7 +256,7 @@ def _input_key(model: StructureModel, work: Frame, mask) -> str:
     differ in it, also when their particle count or order changes."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{model.path}|{model.path.stat().st_mtime_ns if model.path else ''}".encode())
-    digest.update(work.positions.tobytes())
+    digest.update(np.ascontiguousarray(work.positions))  # the buffer itself: no copy
     digest.update(work.cell.tobytes() + np.asarray(work.pbc).tobytes())
     if model.features.types is not None and work.types is not None:
         digest.update(work.types.tobytes())
@@ -271,12 +271,13 @@ def _cache(cache: DataCollection, key: str, post) -> None:
         del cache.tables["mlclass-posteriors"]
     cache.attributes["StructureClassifier.key"] = key
     store = cache.tables.create(identifier="mlclass-posteriors")
-    store.create_property("p", data=post.probabilities.astype(np.float32))
+    # np.asarray: no copy of arrays already of the type (create_property copies them once)
+    store.create_property("p", data=np.asarray(post.probabilities, dtype=np.float32))
     store.create_property("described", data=post.described.astype(np.int8))
     if post.sites is not None:
-        store.create_property("s", data=post.sites.astype(np.float32))
+        store.create_property("s", data=np.asarray(post.sites, dtype=np.float32))
     if post.novelty is not None:
-        store.create_property("novelty", data=post.novelty.astype(np.float32))
+        store.create_property("novelty", data=np.asarray(post.novelty, dtype=np.float32))
     if post.neighbors is not None:
         store.create_property("neighbors", data=post.neighbors.astype(np.int32))
     if post.certified is not None:
