@@ -115,11 +115,11 @@ def certified_classes(classes, best, data, rows=None, vectors=None, probabilitie
         if probabilities is not None and "FCC" in classes and "HCP" in classes:
             close_packed = member([classes.index("FCC"), classes.index("HCP")])
             # the atoms where CNA finds the other close-packed class (few): is it the runner-up?
-            other = np.flatnonzero(candidates & close_packed[best] & close_packed[found] & (found != best) & (found >= 0))
-            ranked = np.array(probabilities[other], dtype=np.float64)
-            ranked[np.arange(len(other)), best[other]] = -1.0
-            tie = other[ranked.argmax(axis=1) == found[other]] if len(other) else other
-            out[tie] = found[tie]
+            contested = np.flatnonzero(candidates & close_packed[best] & close_packed[found] & (found != best) & (found >= 0))
+            ranked = np.array(probabilities[contested], dtype=np.float64)
+            ranked[np.arange(len(contested)), best[contested]] = -1.0
+            runner_up = contested[ranked.argmax(axis=1) == found[contested]]
+            out[runner_up] = found[runner_up]
     if all(name in classes for name in DIAMOND_CLASSES):
         proposed = is_class([classes.index(name) for name in DIAMOND_CLASSES])
         if proposed.any():

@@ -317,7 +317,7 @@ MD_SYSTEMS = {
                         "hypothetical mu-type Fe7Cr6 (Cr on the W sites: Z14, Z15, Z16); metastable in this potential"),
 }
 # Tried and kept (short NPT at 300 and 1200 K, then quenched: 100 % of the atoms keep their Voronoi
-# coordination): the first six above; mu in FeCr at 300 and 900 K (100 %; also in Ta and W, not used).
+# coordination): the first six above; mu in FeCr at 300 and 900 K (100 %; also in Ta and in W, not used).
 # Mu has no prototype potential (no Fe-W, Co-Mo or Ni-Mo-type EAM in the wheel): Fe7Cr6 stands in.
 # No T_m is used: these phases are metastable in the potentials, so temperatures are given in K and the
 # resulting thermal amplitude is measured (meta "lindemann_ratio": rms displacement from the quenched
