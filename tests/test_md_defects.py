@@ -306,47 +306,40 @@ def test_bad_arguments():
 
 
 
-def test_frank_kasper_ood_lattice_leaves_its_icosahedral_sites_out_of_must_be_other():
-    """A held-out Frank-Kasper phase (A15: 2 Z12 and 6 Z14 sites per cell): the Z12 sites have an
-    icosahedral first shell (PTM: ICO), so only the Z14 sites must be Other; OVITO's Voronoi
-    coordination of the MD frame agrees with the construction on nearly every atom."""
+def frank_kasper_run(kind, system, split, dataset):
+    """One small MD run of a Frank-Kasper phase as md_defects makes it, after checking that OVITO's
+    Voronoi coordination of the frame agrees with the construction on nearly every atom; the
+    snapshot and its Z12 sites."""
     from ovito.modifiers import VoronoiAnalysisModifier
 
-    spec = D.RunSpec("ood-lattice", "", "test", "a15", 5, extra=dict(system="A15-W", T=300.0, atoms=250,
-                                                                      dataset="openworld-ood"))
+    spec = D.RunSpec(kind, "", split, "fk", 5, extra=dict(system=system, T=300.0, atoms=250, dataset=dataset))
     (snap,), dropped = D._run(spec)
-    assert dropped is None
-    z12 = snap.extra["fk_coordination"] == 12
-    assert z12.mean() == pytest.approx(2 / 8)
-    np.testing.assert_array_equal(snap.extra["must_be_other"].astype(bool), ~z12)
+    assert dropped is None and snap.meta["kind"] == kind and (snap.labels == NO_LABEL).all()
     data = snap.to_data_collection()
     data.apply(VoronoiAnalysisModifier())
-    coordination = np.asarray(data.particles["Coordination"])
-    assert np.mean(coordination == snap.extra["fk_coordination"]) > 0.95
+    assert np.mean(np.asarray(data.particles["Coordination"]) == snap.extra["fk_coordination"]) > 0.95
+    return snap, snap.extra["fk_coordination"] == 12
+
+
+def test_frank_kasper_ood_lattice_leaves_its_icosahedral_sites_out_of_must_be_other():
+    """A held-out Frank-Kasper phase (A15: 2 Z12 and 6 Z14 sites per cell): the Z12 sites have an
+    icosahedral first shell (PTM: ICO), so only the Z14 sites must be Other."""
+    snap, z12 = frank_kasper_run("ood-lattice", "A15-W", "test", "openworld-ood")
+    assert z12.mean() == pytest.approx(2 / 8)
+    np.testing.assert_array_equal(snap.extra["must_be_other"].astype(bool), ~z12)
 
 
 def test_training_frank_kasper_runs_are_the_mu_phase_with_its_kasper_sites_marked():
     """The training split's Kasper polyhedra: the mu phase only (the held-out sigma, A15 and C15,
     and the Laves phases, whose Z16 polyhedra C15 shares, stay out of training); a run marks its
-    Z12 sites icosahedral (mu: 7 of 13 sites), the Z14, Z15 and Z16 sites not, and OVITO's Voronoi
-    coordination of the MD frame agrees with the construction on nearly every atom."""
-    from ovito.modifiers import VoronoiAnalysisModifier
-
+    Z12 sites icosahedral (mu: 7 of 13 sites), the Z14, Z15 and Z16 sites not."""
     runs = [s for s in D.plan("train") if s.kind == "frank-kasper"]
     assert runs and {s.extra["system"] for s in runs} == {"Mu-FeCr"}
     assert all("system" not in s.extra for s in D.plan("val"))
     assert {s.extra["system"].split("-")[0] for s in D.plan("test") if "system" in s.extra} == {"A15", "Sigma", "C15"}
-    spec = D.RunSpec("frank-kasper", "", "train", "mu", 5, extra=dict(system="Mu-FeCr", T=300.0, atoms=250,
-                                                                       dataset="openworld-defects"))
-    (snap,), dropped = D._run(spec)
-    assert dropped is None and snap.meta["kind"] == "frank-kasper" and (snap.labels == NO_LABEL).all()
-    z12 = snap.extra["fk_coordination"] == 12
+    snap, z12 = frank_kasper_run("frank-kasper", "Mu-FeCr", "train", "openworld-defects")
     assert z12.mean() == pytest.approx(7 / 13)
     np.testing.assert_array_equal(snap.extra["icosahedral"].astype(bool), z12)
-    data = snap.to_data_collection()
-    data.apply(VoronoiAnalysisModifier())
-    coordination = np.asarray(data.particles["Coordination"])
-    assert np.mean(coordination == snap.extra["fk_coordination"]) > 0.95
 
 
 @pytest.mark.parametrize("name, neighbours", [("triangular monolayer", 6), ("square monolayer", 4)])
