@@ -33,7 +33,8 @@ HERE = Path(__file__).parent
 
 def best_of(reps, step):
     """The shortest wall time and the smallest CPU time (user + system, all threads of the process)
-    of ``reps`` runs: CPU time leaves out what a virtual machine's host takes away (steal)."""
+    of ``reps`` runs (CPU time leaves out what a virtual machine's host takes away, steal), and the
+    wall time of the first run (ours: before the work arrays of a frame this size were kept)."""
     times, cpu = [], []
     for _ in range(reps):
         t, c = time.perf_counter(), os.times()
@@ -41,7 +42,7 @@ def best_of(reps, step):
         c2 = os.times()
         times.append(time.perf_counter() - t)
         cpu.append(c2.user + c2.system - c.user - c.system)
-    return min(times), min(cpu)
+    return min(times), min(cpu), times[0]
 
 
 def steal_jiffies():
@@ -98,7 +99,7 @@ def child(model_names, cells, reps, lattice):
     for model_name in model_names:
         model = StructureModel.load(model_name)
         small.clone().apply(StructureClassifierModifier(model=model_name))  # warm-up: imports, JIT, plugin loading
-        seconds, cpu = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
+        seconds, cpu, first = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
         # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
         marks = []
         k = max(model.neighbor_average, 14 if certifies(model) else 0)
@@ -117,9 +118,9 @@ def child(model_names, cells, reps, lattice):
             topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1), data, neighbors, vectors)
             stages["topology"] = time.perf_counter() - t
         del features, neighbors, vectors, prediction
-        result["models"][model_name] = {"seconds": seconds, "cpu": cpu, "stages": stages}
+        result["models"][model_name] = {"seconds": seconds, "cpu": cpu, "first": first, "stages": stages}
     for name, peer in peers(lattice).items():
-        result[name], result[name + " cpu"] = best_of(reps, lambda: data.clone().apply(peer()))
+        result[name], result[name + " cpu"], _ = best_of(reps, lambda: data.clone().apply(peer()))
     print(json.dumps(result))
 
 
@@ -137,7 +138,10 @@ def memory_child(model_name, cells, lattice):
         before = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     work.apply(StructureClassifierModifier(model=model_name))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-    print(json.dumps({"peak_mib": (peak - before) / 1024}))
+    del work
+    with open("/proc/self/status") as f:
+        after = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    print(json.dumps({"peak_mib": (peak - before) / 1024, "kept_mib": (after - before) / 1024}))
 
 
 def main():
@@ -174,7 +178,7 @@ def main():
     for threads in args.threads:
         rows.append((threads, run(threads, "--child", "--models", *args.models)))
         print(f"{threads} thread(s): {rows[-1][1]}", file=sys.stderr)
-    memory = {name: run(1, "--memory", "--models", name)["peak_mib"] for name in args.models}
+    memory = {name: run(1, "--memory", "--models", name) for name in args.models}
     print(f"peak memory: {memory}", file=sys.stderr)
     import ovito
     import torch
@@ -192,23 +196,27 @@ def main():
              + (" and ".join(f"`{p.__name__}()`" for p in peers(args.lattice).values()))
              + (" (adaptive)" if args.lattice == "fcc" else "") + " on the same frame "
              f"in the same process; \"/ {first}\" = time over the first model's in the same process. Peak memory: "
-             "resident set above the loaded frame during one classification (1 thread, a process of its own). "
+             "resident set above the loaded frame during one classification (1 thread, a process of its own), and "
+             "after it, kept for the next frame (work arrays: let go 30 s after their last use). "
+             "First = our first run on the frame, before the work arrays of a frame of its size were kept (the "
+             "first frame of a trajectory; the best of the others is what every further frame takes). "
              "CPU = user + system time of the process, all threads (what a virtual machine's host takes away, "
              "'steal', is not in it; 'steal' = its share of the machine's CPU time during the run).",
-             "", f"| threads | model | ours [s] | µs/atom | / {first} | "
+             "", f"| threads | model | ours [s] | first [s] | µs/atom | / {first} | "
              + " | ".join(f"{p} [s] | {p} / ours" for p in peers(args.lattice))
              + " | ours CPU [s] | " + " | ".join(f"{p} CPU / ours" for p in peers(args.lattice))
-             + " | steal | peak memory | stages of ours |",
-             "|---" * (9 + 3 * len(peers(args.lattice))) + "|"]
+             + " | steal | peak memory | kept after | stages of ours |",
+             "|---" * (11 + 3 * len(peers(args.lattice))) + "|"]
     for threads, r in rows:
         for name, m in r["models"].items():
             total = sum(m["stages"].values())
             stages = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in m["stages"].items())
             ratio = m["seconds"] / r["models"][first]["seconds"]
-            lines.append(f"| {threads} | `{name}` | {m['seconds']:.3f} | {1e6 * m['seconds'] / r['atoms']:.2f} | "
+            lines.append(f"| {threads} | `{name}` | {m['seconds']:.3f} | {m['first']:.3f} | "
+                         f"{1e6 * m['seconds'] / r['atoms']:.2f} | "
                          f"{ratio:.2f}× | " + " | ".join(f"{r[p]:.3f} | {r[p] / m['seconds']:.2f}×" for p in peers(args.lattice))
                          + f" | {m['cpu']:.3f} | " + " | ".join(f"{r[p + ' cpu'] / m['cpu']:.2f}×" for p in peers(args.lattice))
-                         + f" | {100 * r['steal']:.0f}% | {memory[name]:,.0f} MiB | {stages} |")
+                         + f" | {100 * r['steal']:.0f}% | {memory[name]['peak_mib']:,.0f} MiB | {memory[name]['kept_mib']:,.0f} MiB | {stages} |")
     print(replace_section(args.output, args.section, "\n".join(lines)))
 
 

@@ -527,15 +527,24 @@ PYBIND11_MODULE(_kernels, m) {
 
     m.def(
         "nearest_neighbors",
-        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, int k, bool with_bins) -> py::tuple {
+        [](Input<double> positions, Input<double> cell, std::array<bool, 3> pbc, int k, bool with_bins,
+           std::optional<py::array_t<int64_t>> out_neighbors, std::optional<py::array_t<double>> out_vectors) -> py::tuple {
             check_structure(positions, cell);
             require(k >= 1, "k must be at least 1");
             const int64_t n = positions.shape(0);
-            require_memory(double(n) * k * (sizeof(int64_t) + 3 * sizeof(double)),
-                           "the nearest-neighbour list (" + std::to_string(k) + " neighbours of " + std::to_string(n) +
-                               " atoms)");
-            py::array_t<int64_t> neighbors({n, int64_t(k)});
-            py::array_t<double> vectors({n, int64_t(k), int64_t(3)});
+            require(out_neighbors.has_value() == out_vectors.has_value(), "give both out arrays or neither");
+            if (!out_neighbors)
+                require_memory(double(n) * k * (sizeof(int64_t) + 3 * sizeof(double)),
+                               "the nearest-neighbour list (" + std::to_string(k) + " neighbours of " +
+                                   std::to_string(n) + " atoms)");
+            py::array_t<int64_t> neighbors = out_neighbors ? *out_neighbors : py::array_t<int64_t>({n, int64_t(k)});
+            py::array_t<double> vectors = out_vectors ? *out_vectors : py::array_t<double>({n, int64_t(k), int64_t(3)});
+            require(neighbors.ndim() == 2 && neighbors.shape(0) == n && neighbors.shape(1) == k &&
+                        (neighbors.flags() & py::array::c_style) && neighbors.writeable(),
+                    "out_neighbors must be a writeable, C-contiguous int64 array of shape (n, k)");
+            require(vectors.ndim() == 3 && vectors.shape(0) == n && vectors.shape(1) == k && vectors.shape(2) == 3 &&
+                        (vectors.flags() & py::array::c_style) && vectors.writeable(),
+                    "out_vectors must be a writeable, C-contiguous float64 array of shape (n, k, 3)");
             int64_t* nb = neighbors.mutable_data();
             double* vec = vectors.mutable_data();
             BinGrid bins;
@@ -547,7 +556,9 @@ PYBIND11_MODULE(_kernels, m) {
             return py::tuple(py::make_tuple(neighbors, vectors));
         },
         py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("k"), py::arg("with_bins") = false,
-        "The k nearest neighbours of every atom by increasing distance: (neighbors (n, k), vectors (n, k, 3)); "
+        py::arg("out_neighbors").noconvert() = py::none(), py::arg("out_vectors").noconvert() = py::none(),
+        "The k nearest neighbours of every atom by increasing distance: (neighbors (n, k), vectors (n, k, 3)), "
+        "written into out_neighbors and out_vectors where given; "
         "index -1 where fewer than k exist. Atoms at distance zero are skipped, as by OVITO's NearestNeighborFinder. "
         "With with_bins, also the search's own bins (see spatial_bins).");
 

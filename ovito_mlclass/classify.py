@@ -27,7 +27,7 @@ class Posteriors:
     sites: np.ndarray | None       # (n, S) float32 site posteriors, or None
     described: np.ndarray          # (n,) bool: particles the model describes (its particle types)
     novelty: np.ndarray | None = None  # (n,) float32: above 1, unlike every training class; None: no score
-    neighbors: np.ndarray | None = None  # (n, k) int64 rows of the k nearest described particles (-1: none),
+    neighbors: np.ndarray | None = None  # (n, k) int32 rows of the k nearest described particles (-1: none),
                                          # for a model with a bulk phase (its rule looks at them); else None
     certified: np.ndarray | None = None  # (n,) int16 the class (index) the topology tests certify for the
                                          # network's most probable one, -1 none (topology.py); None: no test
@@ -114,15 +114,15 @@ def posteriors_steps(data, model):
             sites[described] = prediction.sites
         if novelty is not None and not described.all():
             novelty[described] = prediction.novelty
-        if bulk:  # rows of the described subset -> rows of the frame
+        if bulk:  # rows of the described subset -> rows of the frame (a copy: the search's arrays are reused)
             near = neighbors[:, :bulk["neighbors"]]
             if described.all():
-                rows = near
+                rows = near.astype(np.int32)
             else:
-                rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int64)
+                rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32)
                 rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
     elif bulk:  # nothing described: no neighbours
-        rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int64)
+        rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32)
     return Posteriors(probs, sites, described, novelty, rows, certified)
 
 

@@ -47,6 +47,7 @@ from . import neighbors as nb
 from .descriptors import Steinhardt, SymmetryFunctions
 from .descriptors.steinhardt import compute_together
 from .frames import Frame, as_frame
+from .work_arrays import WORK
 
 KINDS = ("steinhardt", "distances", "symmetry_functions", "point_cloud")
 NEAREST_KINDS = ("steinhardt", "distances", "point_cloud")  # blocks served by the nearest-neighbour search
@@ -198,7 +199,8 @@ class FeatureSpec:
         _, work = self.described_particles(data)
         nb.check_positions(work)
         n = work.count
-        out = np.empty((n, len(self._names)))
+        # frame-sized arrays kept for the next frame (work_arrays.py): a trajectory maps them once
+        out = WORK.empty("features", (n, len(self._names)))
         # one nearest-neighbour search serves every block that needs one (the largest k)
         needs = [b["neighbors"] for b in self.blocks if b["kind"] in NEAREST_KINDS and b["neighbors"] != "voronoi"]
         needs += [self.scale_neighbors] if any(b["kind"] == "symmetry_functions" for b in self.blocks) else []
@@ -207,10 +209,15 @@ class FeatureSpec:
         report = progress or (lambda fraction, text: None)
         report(0.0, "neighbours")
         # missing neighbours only for the rows returned beyond what the blocks need; each block checks its own
-        nearest = nb.nearest_neighbors(work, k_max, allow_missing=True) if k_max else None
+        nearest = nb.nearest_neighbors(work, k_max, allow_missing=True,
+                                       out=(WORK.empty("neighbour rows", (n, k_max), np.int64),
+                                            WORK.empty("neighbour vectors", (n, k_max, 3)))) if k_max else None
+        # missing neighbours come last: where the last column has none, every block has all it needs
+        all_found = nearest is None or not (nearest.neighbors.reshape(n, k_max)[:, -1] < 0).any()
 
         def require(k):  # InputError unless every atom has its first k neighbours
-            nb.require_neighbors(work, nearest.neighbors.reshape(n, k_max), k)
+            if not all_found:
+                nb.require_neighbors(work, nearest.neighbors.reshape(n, k_max), k)
 
         def complete(k):  # the first k neighbours of every atom, all present
             require(k)

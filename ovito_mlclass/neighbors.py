@@ -158,14 +158,15 @@ def _refuse_coincident(structure: Frame) -> None:
                          f"{i} at ({x:.6g}, {y:.6g}, {z:.6g})): two atoms occupy the same position.")
 
 
-def nearest_neighbors(data, n: int, allow_missing: bool = False) -> NeighborList:
+def nearest_neighbors(data, n: int, allow_missing: bool = False, out: tuple | None = None) -> NeighborList:
     """The ``n`` nearest neighbours of every particle, by increasing distance (the results of
     OVITO's ``NearestNeighborFinder``). Neighbours at the same distance (within 1e-10, relative:
     the shells of a perfect lattice) come in an order drawn per particle from a hash of the two
     indices, not in an order rounding would make alike along the lattice. A particle with fewer
     than ``n`` neighbours (a small non-periodic system) is an :class:`InputError`, unless
     ``allow_missing``: then its missing neighbours come last, with index -1 and vector 0 (see
-    :func:`require_neighbors`)."""
+    :func:`require_neighbors`). ``out``: arrays ``(indices, vectors)`` of shapes ``(count, n)``
+    int64 and ``(count, n, 3)`` float64 to write the result into."""
     if not 1 <= n <= MAX_NEIGHBORS:
         raise InputError(f"The number of neighbours must be in 1..{MAX_NEIGHBORS}, got {n}.")
     structure = Frame.of(data)
@@ -176,11 +177,15 @@ def nearest_neighbors(data, n: int, allow_missing: bool = False) -> NeighborList
         from .ovito_adapter import nearest_neighbors as ovito_nearest_neighbors
 
         indices, vectors = ovito_nearest_neighbors(structure, n)
+        if out is not None:
+            out[0][:], out[1][:] = indices, vectors
+            indices, vectors = out
     else:
         cell, pbc = structure.kernel_geometry()
         # the search's own bins serve the neighbour average (no second binning)
+        outputs = {} if out is None else {"out_neighbors": out[0], "out_vectors": out[1]}
         indices, vectors, bins = _kernel_call(kernels.nearest_neighbors, structure.positions, cell, pbc, n,
-                                              with_bins=True)
+                                              with_bins=True, **outputs)
         bins = SpatialBins(*bins)
     if not allow_missing:
         require_neighbors(structure, indices, n)

@@ -279,7 +279,7 @@ def _cache(cache: DataCollection, key: str, post) -> None:
     if post.novelty is not None:
         store.create_property("novelty", data=np.asarray(post.novelty, dtype=np.float32))
     if post.neighbors is not None:
-        store.create_property("neighbors", data=post.neighbors.astype(np.int32))
+        store.create_property("neighbors", data=np.asarray(post.neighbors, dtype=np.int32))
     if post.certified is not None:
         store.create_property("certified", data=post.certified.astype(np.int32))
 
