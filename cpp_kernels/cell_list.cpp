@@ -10,6 +10,10 @@
 #include <stdexcept>
 #include <vector>
 
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#endif
+
 #include "cell_grid.hpp"
 #include "kernels.hpp"
 #include "threads.hpp"
@@ -285,32 +289,70 @@ struct Pick {
     uint32_t c;  // candidate index in the block
 };
 
-// Fast path for the usual case: of the candidates in the 3 x 3 x 3 block of bins around the
-// atom's bin (distances in block.d2), those within radius2 are gathered without branches; if there
-// are at least k of them and radius2 does not exceed the squared reach of the block, the k nearest
-// are among them (sorted to the front of `out`). Returns false otherwise.
-bool select_nearest(const Block& block, int k, double radius2, Pick* out) {
-    size_t count = 0;
-    for (size_t c = 0; c < block.size; ++c) {
-        const double d2 = block.d2[c];
-        out[count] = Pick{d2, uint32_t(c)};
-        count += (d2 <= radius2) & (d2 != 0.0);  // not the atom itself
+constexpr size_t kRankSorted = 64;  // at most this many gathered candidates are put in order by their ranks
+
+// The candidates within radius2 (not at distance zero: the atom itself), in candidate order: their
+// squared distances and candidate indices; returns how many. Both arrays need block.size + 8
+// entries (the vector loop stores whole registers). Where AVX-512 is there, 8 candidates at a time:
+// a branchless scalar loop spent most of the search's time here.
+size_t gather_within(const Block& block, double radius2, double* __restrict d2_out, uint32_t* __restrict c_out) {
+    size_t count = 0, c = 0;
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+    const __m512d limit = _mm512_set1_pd(radius2), zero = _mm512_setzero_pd();
+    __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (; c + 8 <= block.size; c += 8) {
+        const __m512d d2 = _mm512_loadu_pd(block.d2.data() + c);
+        const __mmask8 keep = _mm512_cmp_pd_mask(d2, limit, _CMP_LE_OQ) & _mm512_cmp_pd_mask(d2, zero, _CMP_NEQ_UQ);
+        _mm512_storeu_pd(d2_out + count, _mm512_maskz_compress_pd(keep, d2));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c_out + count), _mm256_maskz_compress_epi32(keep, index));
+        count += size_t(__builtin_popcount(keep));
+        index = _mm256_add_epi32(index, _mm256_set1_epi32(8));
     }
+#endif
+    for (; c < block.size; ++c) {
+        const double d2 = block.d2[c];
+        d2_out[count] = d2;
+        c_out[count] = uint32_t(c);
+        count += (d2 <= radius2) & (d2 != 0.0);
+    }
+    return count;
+}
+
+// Work space of select_nearest, per thread.
+struct Gathered {
+    Buffer<double> d2;
+    Buffer<uint32_t> c;
+    Buffer<Pick> picks;
+    void fit(size_t candidates) {
+        if (d2.size() < candidates + 8) d2.resize(candidates + 8), c.resize(candidates + 8), picks.resize(candidates + 8);
+    }
+};
+
+// Fast path for the usual case: of the candidates in the 3 x 3 x 3 block of bins around the
+// atom's bin (distances in block.d2), those within radius2 are gathered; if there are at least k
+// of them and radius2 does not exceed the squared reach of the block, the k nearest are among them
+// (sorted into out[0..k), ties in candidate order). Returns false otherwise.
+bool select_nearest(const Block& block, int k, double radius2, Gathered& g, Pick* out) {
+    const size_t count = gather_within(block, radius2, g.d2.data(), g.c.data());
     if (count < size_t(k)) return false;
-    const auto closer = [](const Pick& p, const Pick& q) { return p.d2 < q.d2; };
-    if (count > size_t(2 * k)) {
-        std::nth_element(out, out + k - 1, out + count, closer);  // the k-th in place, closer ones before it
-        std::sort(out, out + k - 1, closer);
+    const double* d2 = g.d2.data();
+    if (count <= kRankSorted) {
+        // Usually a few more than k: each one's rank (the closer ones, and the equally close gathered
+        // before it) puts it in place, without the branches a sort mispredicts.
+        for (size_t m = 0; m < count; ++m) {
+            const double own = d2[m];
+            size_t rank = 0;
+            for (size_t q = 0; q < count; ++q) rank += (d2[q] < own) | ((d2[q] == own) & (q < m));
+            if (rank < size_t(k)) out[rank] = Pick{own, g.c[m]};
+        }
         return true;
     }
-    // usually only a few more than k: insertion sort, keeping the k closest
-    for (size_t m = 1; m < count; ++m) {
-        const Pick p = out[m];
-        size_t q = std::min(m, size_t(k - 1));
-        if (m >= size_t(k) && !(p.d2 < out[k - 1].d2)) continue;
-        for (; q > 0 && out[q - 1].d2 > p.d2; --q) out[q] = out[q - 1];
-        out[q] = p;
-    }
+    Pick* picks = g.picks.data();
+    for (size_t m = 0; m < count; ++m) picks[m] = Pick{d2[m], g.c[m]};
+    const auto closer = [](const Pick& p, const Pick& q) { return p.d2 < q.d2 || (p.d2 == q.d2 && p.c < q.c); };
+    std::nth_element(picks, picks + k - 1, picks + count, closer);  // the k-th in place, closer ones before it
+    std::sort(picks, picks + k - 1, closer);
+    std::copy(picks, picks + k, out);
     return true;
 }
 
@@ -373,6 +415,7 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
         std::vector<Visit> visits;
         Block block;
         Buffer<Pick> buffer;
+        Gathered gathered;
         Buffer<Candidate> best;
         errors.run([&] { best.resize(k); });
         // The k-th distance of the previous atom, widened: usually a tighter radius than the
@@ -389,7 +432,8 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
                 for (int o2 = -1; o2 <= 1; ++o2)
                     for (int o1 = -1; o1 <= 1; ++o1) g.add_row(b, Row{o1, o2, -1, 1}, visits);
                 block.build(g, bin, visits);
-                buffer.resize(std::max(block.size, size_t(1)));
+                buffer.resize(std::max(size_t(k), size_t(1)));
+                gathered.fit(block.size);
                 for (int64_t i = g.start[bin]; i < g.start[bin + 1]; ++i) {
                     if (i + 4 < n) prefetch_row(neighbors, vectors, g.atom[i + 4] * k, k);
                     const double xi = g.x[i], yi = g.y[i], zi = g.z[i];
@@ -399,8 +443,8 @@ void nearest_neighbors(int64_t n, const double* positions, const double* cell, c
                     int64_t zeros = 0;  // the atom itself, and any other atom at its position
                     if (r > 0.0 && r < kInf) {
                         block.distances(xi, yi, zi, r2, zeros);  // the block reaches r: it holds them all
-                        done = guess2 < r2 && select_nearest(block, k, guess2, buffer.data());
-                        if (!done) done = select_nearest(block, k, r2, buffer.data());
+                        done = guess2 < r2 && select_nearest(block, k, guess2, gathered, buffer.data());
+                        if (!done) done = select_nearest(block, k, r2, gathered, buffer.data());
                         if (done) guess2 = 1.2 * buffer[k - 1].d2;
                     }
                     const int64_t row = g.atom[i] * k;
