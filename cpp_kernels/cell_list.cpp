@@ -158,8 +158,8 @@ void CellGrid::bin(const double target_width[3]) {
     Buffer<int64_t> next(start.begin(), start.end() - 1);
     atom.resize(n);
     for (int64_t i = 0; i < n; ++i) atom[next[bin_of[i]]++] = i;
+    Buffer<double> sorted(n);  // after each swap it holds the unsorted buffer, the next one's space
     for (Buffer<double>* v : {&x, &y, &z, &sx, &sy, &sz}) {
-        Buffer<double> sorted(n);
 #pragma omp parallel for schedule(static)
         for (int64_t k = 0; k < n; ++k) errors.run([&] { sorted[k] = (*v)[atom[k]]; });
         errors.rethrow();
