@@ -130,3 +130,16 @@ def test_the_search_writes_into_given_arrays_of_the_right_kind():
         with pytest.raises((TypeError, ValueError)):
             _compiled.kernels.nearest_neighbors(frame.positions, cell, pbc, k, out_neighbors=bad_rows,
                                                 out_vectors=bad_vectors)
+
+
+def test_without_the_compiled_kernel_the_search_fills_the_given_arrays(monkeypatch):
+    frame = crystal("bcc", 3, sigma=0.04, seed=6)
+    n, k = frame.particles.count, 14
+    expected = nb.nearest_neighbors(frame, k)  # the compiled search, equal to OVITO's finder (test_neighbors.py)
+    monkeypatch.setattr(_compiled, "COMPILED", False)  # OVITO's NearestNeighborFinder
+    rows, vectors = np.full((n, k), 7, np.int64), np.full((n, k, 3), 7.0)
+    found = nb.nearest_neighbors(frame, k, out=(rows, vectors))
+    assert np.shares_memory(found.neighbors, rows) and np.shares_memory(found.vectors, vectors)
+    d_found, d_expected = (np.linalg.norm(v.reshape(n, k, 3), axis=2) for v in (vectors, expected.vectors))
+    np.testing.assert_allclose(d_found, d_expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.sort(rows, axis=1), np.sort(expected.neighbors.reshape(n, k), axis=1))
