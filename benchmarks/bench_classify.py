@@ -102,7 +102,7 @@ def child(model_names, cells, reps, lattice):
         seconds, cpu, first = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
         # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
         marks = []
-        k = max(model.neighbor_average, 14 if certifies(model) else 0)
+        k = max(model.neighbor_average, topology.SURROUNDING if certifies(model) else 0)
         features = model.features.compute(data, progress=lambda fraction, text: marks.append((time.perf_counter(), text)),
                                           neighbors=k, vectors=True)
         features, neighbors, vectors = features if k else (features, None, None)

@@ -93,7 +93,8 @@ def posteriors_steps(data, model):
     rows = certified = None
     if described.any():
         yield 0.0, "neighbours and descriptors"
-        k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0, 14 if certifies(model) else 0)
+        k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0,
+                topology.SURROUNDING if certifies(model) else 0)
         # the network takes float32: descriptors summed in float32 serve it as well, faster
         features, neighbors, vectors = model.features.compute(frame, neighbors=k, vectors=True, single_precision=True) \
             if k else (model.features.compute(frame, single_precision=True), None, None)

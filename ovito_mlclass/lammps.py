@@ -54,7 +54,7 @@ import time
 import numpy as np
 
 from .classify import Posteriors, as_model, bulk_phase_members, certifies, network_types
-from .topology import certified_classes
+from .topology import SURROUNDING, certified_classes
 from .frames import Frame
 from .model import DEFAULT_MODEL, Prediction, StructureModel
 
@@ -156,7 +156,7 @@ class InSituClassifier:
         self.reject_threshold = reject_threshold
         self.k_max = max([b["neighbors"] for b in self.model.features.blocks]
                          + [getattr(self.model, "neighbor_average", 0), _bulk_neighbors(self.model),
-                            14 if certifies(self.model) else 0])   # 14: the topology tests' neighbours
+                            SURROUNDING if certifies(self.model) else 0])   # the topology tests' neighbours
         boxlo, boxhi, xy, yz, xz, _, _ = lmp.extract_box()
         volume = float(np.prod(np.subtract(boxhi, boxlo)))
         self.ghost_cutoff = float(ghost_cutoff or default_ghost_cutoff(self.model, self._described_atoms(), volume))

@@ -27,8 +27,9 @@ from . import _compiled
 from .frames import as_frame
 from .neighbors import nearest_neighbors
 
-NONE, CUBIC, HEXAGONAL, NEAR_CUBIC, NEAR_HEXAGONAL = range(5)   # diamond_topology
+NONE, CUBIC, HEXAGONAL, NEAR_CUBIC, NEAR_HEXAGONAL, SECOND_CUBIC, SECOND_HEXAGONAL = range(7)   # diamond_topology
 CNA_OTHER, CNA_FCC, CNA_HCP, CNA_BCC, CNA_ICO = range(5)        # adaptive_cna: OVITO's structure type ids
+SURROUNDING, SURROUNDED = 16, 0.23  # surrounded: the neighbours counted, the largest offset of their centroid
 
 
 def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
@@ -50,31 +51,49 @@ def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
 
 def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
     """Per particle of ``data``: CUBIC or HEXAGONAL where its own second shell passes Identify
-    Diamond's test, NEAR_CUBIC or NEAR_HEXAGONAL where it does not but it is among the four nearest
+    Diamond's test; NEAR_CUBIC or NEAR_HEXAGONAL where it does not but it is among the four nearest
     of atoms that do, all of one kind (Identify Diamond's first neighbours, where they are
-    unambiguous), else NONE. ``rows`` (n, k >= 4) and ``vectors`` (n, k, 3): every particle's
-    nearest neighbours, as the features' search found them (else searched here). A 2-D frame is
-    NONE throughout."""
+    unambiguous); SECOND_CUBIC or SECOND_HEXAGONAL where it is none of these but among the four
+    nearest of such first neighbours, all of one kind, and surrounded by the material
+    (:func:`surrounded`; Identify Diamond's second neighbours other than the outermost atoms of a
+    free surface); else NONE. ``rows`` (n, k >= 4) and ``vectors`` (n, k, 3): every particle's
+    nearest neighbours, as the features' search found them (else searched here; with k < 16, the
+    16 nearest are searched for the second neighbours). A 2-D frame is NONE throughout."""
     frame = as_frame(data)
     n = frame.count
     out = np.zeros(n, dtype=np.int8)
     if n == 0 or frame.is2D:
         return out
-    if rows is None:
-        found = nearest_neighbors(frame, 4, allow_missing=True)
-        rows, vectors = found.neighbors.reshape(n, 4), found.vectors.reshape(n, 4, 3)
+    if rows is None or rows.shape[1] < SURROUNDING:
+        found = nearest_neighbors(frame, SURROUNDING, allow_missing=True)
+        rows, vectors = found.neighbors.reshape(n, SURROUNDING), found.vectors.reshape(n, SURROUNDING, 3)
     out[:] = _compiled.kernels.diamond_second_shells(_rows_contiguous(rows, np.int64, 4),
                                                      _rows_contiguous(vectors, np.float64, 4))
-    rows = rows[:, :4]
-    listed = {}
-    for kind in (CUBIC, HEXAGONAL):  # listed among the four nearest of an atom of that kind
-        listed[kind] = np.zeros(n, dtype=bool)
-        neighbors = rows[out == kind].ravel()
-        listed[kind][neighbors[neighbors >= 0]] = True
-    free = out == NONE
-    out[free & listed[CUBIC] & ~listed[HEXAGONAL]] = NEAR_CUBIC
-    out[free & listed[HEXAGONAL] & ~listed[CUBIC]] = NEAR_HEXAGONAL
+    for (cubic, hexagonal), (near_cubic, near_hexagonal) in (((CUBIC, HEXAGONAL), (NEAR_CUBIC, NEAR_HEXAGONAL)),
+                                                             ((NEAR_CUBIC, NEAR_HEXAGONAL), (SECOND_CUBIC, SECOND_HEXAGONAL))):
+        listed = {}
+        for kind in (cubic, hexagonal):  # listed among the four nearest of an atom of that kind
+            listed[kind] = np.zeros(n, dtype=bool)
+            neighbors = rows[out == kind, :4].ravel()
+            listed[kind][neighbors[neighbors >= 0]] = True
+        free = np.flatnonzero((out == NONE) & (listed[cubic] != listed[hexagonal]))
+        if near_cubic == SECOND_CUBIC:   # only where the material surrounds the atom
+            free = free[surrounded(rows[free], vectors[free])]
+        out[free] = np.where(listed[cubic][free], near_cubic, near_hexagonal)
     return out
+
+
+def surrounded(rows, vectors) -> np.ndarray:
+    """Per particle: its 16 nearest neighbours (a diamond lattice's first and second shells) surround
+    it, their centroid within 0.23 times their mean distance from it. In a crystal the centroid is
+    near the atom, also next to a broken bond; an atom with half of its surroundings missing (the
+    outermost atoms of a free surface) lies far off it. The threshold lies between the two on the
+    hot diamond crystals and Si surfaces of the training split (at most 0.21 there; 0.25 and more).
+    ``rows`` (n, k >= 16), ``vectors`` (n, k, 3); an atom with fewer than 16 is not surrounded."""
+    rows, vectors = rows[:, :SURROUNDING], vectors[:, :SURROUNDING]
+    distance = np.linalg.norm(vectors, axis=2).mean(axis=1)
+    offset = np.linalg.norm(vectors.mean(axis=1), axis=1)
+    return (rows >= 0).all(axis=1) & (offset <= SURROUNDED * distance)
 
 
 def _rows_contiguous(array, dtype, k: int) -> np.ndarray:
@@ -86,7 +105,8 @@ def _rows_contiguous(array, dtype, k: int) -> np.ndarray:
 
 
 CNA_CLASSES = {"FCC": CNA_FCC, "HCP": CNA_HCP, "BCC": CNA_BCC, "ICO": CNA_ICO}
-DIAMOND_CLASSES = {"Cubic diamond": (CUBIC, NEAR_CUBIC), "Hexagonal diamond": (HEXAGONAL, NEAR_HEXAGONAL)}
+DIAMOND_CLASSES = {"Cubic diamond": (CUBIC, NEAR_CUBIC, SECOND_CUBIC),
+                   "Hexagonal diamond": (HEXAGONAL, NEAR_HEXAGONAL, SECOND_HEXAGONAL)}
 
 
 def certified_classes(classes, best, data, rows=None, vectors=None, probabilities=None) -> np.ndarray | None:
@@ -94,7 +114,7 @@ def certified_classes(classes, best, data, rows=None, vectors=None, probabilitie
     whose network's most probable class is ``best`` (n,), -1 where none: adaptive CNA's type where
     it is that class (FCC, HCP, BCC, ICO), Identify Diamond's diamond where that class is either
     diamond (the test decides which). None where no particle's most probable class has a test.
-    ``rows``, ``vectors``: every particle's nearest neighbours (k >= 14), as the features' search
+    ``rows``, ``vectors``: every particle's nearest neighbours (k >= 16), as the features' search
     found them. ``probabilities`` (n, classes), the network's posteriors: where its two most probable
     classes are FCC and HCP, adaptive CNA's answer decides between them (an fcc atom next to a twin
     plane, whose averaged descriptors see the hcp atoms of the plane, has an fcc first shell)."""

@@ -20,9 +20,9 @@ from ovito_mlclass.training.snapshots import Snapshot
 
 BULK = Path(__file__).parent / "data" / "openworld"
 DEFECTS = Path(__file__).parent / "data" / "openworld-defects"
-# OVITO's IdentifyDiamondModifier types -> ours (the first-neighbour kinds; second neighbours: none)
-OVITO_DIAMOND = {0: topology.NONE, 1: topology.CUBIC, 2: topology.NEAR_CUBIC, 3: topology.NONE,
-                 4: topology.HEXAGONAL, 5: topology.NEAR_HEXAGONAL, 6: topology.NONE}
+# OVITO's IdentifyDiamondModifier types -> ours
+OVITO_DIAMOND = {0: topology.NONE, 1: topology.CUBIC, 2: topology.NEAR_CUBIC, 3: topology.SECOND_CUBIC,
+                 4: topology.HEXAGONAL, 5: topology.NEAR_HEXAGONAL, 6: topology.SECOND_HEXAGONAL}
 
 
 def perfect(phase, reps, sigma=0.0, seed=0, a=5.43):
@@ -113,9 +113,21 @@ def test_the_diamond_topology_is_identify_diamonds(name):
     ovito_types = np.asarray(reference_data.particles["Structure Type"])
     ours = topology.diamond_topology(data)
     expected = np.array([OVITO_DIAMOND[int(t)] for t in ovito_types])
-    # OVITO marks an atom listed by diamond atoms of both kinds after whichever comes first; we leave it NONE
-    both = np.isin(ovito_types, (2, 5)) & (ours == topology.NONE)
-    np.testing.assert_array_equal(ours[~both], expected[~both])
+    # second neighbours that the material does not surround (a free surface's outermost atoms): NONE
+    outside = np.isin(ovito_types, (3, 6)) & ~topology.surrounded(*neighbour_rows(data, topology.SURROUNDING))
+    assert (ours[outside] == topology.NONE).all()
+    # OVITO marks an atom listed by atoms of both kinds after whichever comes first; we leave it NONE,
+    # and with it the atoms only it would have listed
+    both = np.isin(ovito_types, (2, 3, 5, 6)) & (ours == topology.NONE) & ~outside
+    assert both.mean() <= 0.01
+    np.testing.assert_array_equal(ours[~both & ~outside], expected[~both & ~outside])
+    if name == "(111) slab":  # OVITO's second neighbours are its outermost atoms
+        assert outside.sum() == (ovito_types == 3).sum() > 0
+    if name == "Si-SW (100) surface, 0.75 T_m":  # those of the outermost layer are outside
+        outermost = Snapshot.load(BULK / "si_surface_100_0.75Tm.npz").extra["surface_layer"] == 0
+        assert outside[outermost].sum() == (ovito_types[outermost] == 3).sum() > 0
+    if name == "ZnSe-SW wurtzite, 0.9 T_m":  # inside a hot crystal, a broken bond's second neighbours
+        assert (ours == topology.SECOND_HEXAGONAL).sum() == (ovito_types == 6).sum() > 0
     if name.startswith(("cubic", "hexagonal", "one cubic")):
         assert (ours == (topology.CUBIC if "cubic" in name else topology.HEXAGONAL)).all()
     if name in ("fcc", "liquid Si", "beta-Sn"):
@@ -173,7 +185,8 @@ def test_a_complete_diamond_shell_certifies_the_networks_diamond():
     data = Snapshot.load(BULK / "si_hexagonal_diamond_0.90Tm.npz").to_data_collection()
     reference = data.clone()   # OVITO's Identify Diamond: hexagonal, or a first neighbour of hexagonal atoms
     reference.apply(IdentifyDiamondModifier())
-    certified = np.isin(np.asarray(reference.particles["Structure Type"]), (4, 5))
+    ovito_types = np.asarray(reference.particles["Structure Type"])
+    certified = np.isin(ovito_types, (4, 5)) | ((ovito_types == 6) & topology.surrounded(*neighbour_rows(data, 16)))
     assert certified.mean() >= 0.99
     names = assign(doubtful(data, model, "Hexagonal diamond"), model).type_names
     assert (names[certified] == "Hexagonal diamond").all() and (names[~certified] == "Other").all()
