@@ -11,6 +11,9 @@ rest on data other than the held-out snapshots they are reported on.
   those list in turn where the material surrounds them (Identify Diamond's second neighbours but
   the outermost atoms of a surface: the shipped rule); the outermost atoms of the Si surfaces,
   which must stay Other, counted for each.
+- Graphene: the graphene and h-BN snapshots, labelled atoms wrong with no test, with the honeycomb
+  test of the atom itself, with the atoms honeycomb atoms list, and with the atoms those list in
+  turn where the material surrounds them (the shipped rule).
 - Adaptive CNA: every snapshot of ``openworld-defects/train``, each criterion of
   ``bench_accuracy.py``'s defect table, without and with adaptive CNA's certificate (the diamond
   test on in both).
@@ -83,6 +86,39 @@ def diamond_variants(model, snapshots):
     return atoms, wrong, outermost, outermost_wrong
 
 
+def graphene_variants(model, snapshots):
+    """Labelled atoms and the atoms each variant of the graphene rule gets wrong (where the network's
+    most probable class is Graphene: the honeycomb test of the atom, also the atoms such atoms
+    list, also the atoms those list where the material surrounds them)."""
+    from ovito_mlclass import topology
+    from ovito_mlclass.classify import Posteriors, assign, posteriors
+
+    graphene = model.classes.index("Graphene")
+    gid = model.structure_types.ids[graphene]
+    wrong, atoms = defaultdict(int), 0
+    for snap in snapshots:
+        known = snap.labels >= 0
+        truth = np.array(snap.classes)[np.maximum(snap.labels, 0)]
+        data = snap.to_data_collection()
+        post = posteriors(data, model)
+        plain = assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty, post.neighbors),
+                       model).types
+        proposed = post.probabilities.argmax(axis=1) == graphene
+        kinds = topology.graphene_topology(data, which=proposed)
+        variants = {"no topology test": plain}
+        for label, given in (("the honeycomb test", (topology.GRAPHENE,)),
+                             ("and the atoms honeycomb atoms list", (topology.GRAPHENE, topology.NEAR_GRAPHENE)),
+                             ("and the atoms those list in turn, if surrounded (shipped)",
+                              (topology.GRAPHENE, topology.NEAR_GRAPHENE, topology.SECOND_GRAPHENE))):
+            types = plain.copy()
+            types[proposed & np.isin(kinds, given)] = gid
+            variants[label] = types
+        for label, types in variants.items():
+            wrong[label] += int((names_of(types, model)[known] != truth[known]).sum())
+        atoms += int(known.sum())
+    return atoms, wrong
+
+
 def cna_variants(model, snapshots):
     """Per defect criterion: atoms, right without and with adaptive CNA's certificate."""
     from ovito_mlclass import topology
@@ -137,6 +173,9 @@ def main():
     if not bulk or not defects:
         raise SystemExit("no training snapshots of openworld-bulk / openworld-defects: generate them")
     atoms, wrong, outermost, outermost_wrong = diamond_variants(model, (Snapshot.load(p) for p in bulk))
+    sheets = sorted(p for p in (cache_dir() / "openworld-bulk" / "train").glob("*.npz")
+                    if "_GR_" in p.name or "_BN_" in p.name)
+    sheet_atoms, sheet_wrong = graphene_variants(model, (Snapshot.load(p) for p in sheets))
     rows = cna_variants(model, (Snapshot.load(p) for p in defects))
     lines = ["## The topology certificates on the training split", "",
              f"`python benchmarks/bench_certificates.py`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. The default "
@@ -146,6 +185,9 @@ def main():
              "", f"| rule | labelled atoms wrong | outermost Si surface atoms not Other (of {outermost:,}) |",
              "|---|---|---|"]
     lines += [f"| {label} | {count:,} | {outermost_wrong[label]:,} |" for label, count in wrong.items()]
+    lines += ["", f"### Graphene: {len(sheets)} graphene and h-BN snapshots (600–2500 K), {sheet_atoms:,} labelled atoms",
+              "", "| rule | labelled atoms wrong |", "|---|---|"]
+    lines += [f"| {label} | {count:,} |" for label, count in sheet_wrong.items()]
     lines += ["", f"### Adaptive CNA: {len(defects)} defect snapshots (the diamond test on in both columns)", "",
               "| defect | criterion | atoms | without | with |", "|---|---|---|---|---|"]
     total = [0, 0, 0]

@@ -29,12 +29,16 @@ and the species counted are then not the template's. The FCC and BCC templates a
 centrosymmetric, every neighbour has an opposite one, while an intruder from the next shell has
 none; so an FCC or BCC atom whose nearest neighbours give no ordering is tried once more with the
 12 (14) of its 13 (15) nearest that best form opposite pairs. In the diamonds and graphene a bond
-now and then stretches beyond an atom of the second shell; an atom whose bonds give no ordering is
-tried once more with the bonds of it and of its bonded neighbours taken as the 4 (3) of their 5 (4)
-nearest whose directions best form a tetrahedron (a triangle). This recovers what PTM, which picks
+now and then stretches beyond an atom of the second shell, or beyond several; an atom whose bonds
+give no ordering is tried once more with the bonds of it and of its bonded neighbours taken as the
+4 (3) of their 5 (4) nearest whose directions best form a tetrahedron (a triangle), and in the
+diamonds, if that gives none either, as the 4 of their 8 nearest (a tetrahedron that no four
+atoms of the second shell form). This recovers much of what PTM, which picks
 its neighbours by their Voronoi solid angles rather than their distances, gets right there.
 """
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -89,11 +93,15 @@ def ordering_types(structure_types, species, neighbors, vectors) -> np.ndarray:
                 rows = np.take_along_axis(neighbors[again, :k + 1], keep, axis=1)
                 rows_vectors = np.take_along_axis(vectors[again, :k + 1], keep[:, :, None], axis=1)
                 out[again] = _ordering(structure, k, again, species, neighbors, rows, rows_vectors)
-        if structure in BONDED and neighbors.shape[1] > k:
+        # the bonds of these atoms and of their bonded neighbours, from the nearest (graphene: 4 only,
+        # as three of its second neighbours can form a triangle of their own)
+        for candidates in (k + 1, 2 * k) if k == 4 else (k + 1,):
+            if structure not in BONDED or neighbors.shape[1] < candidates:
+                break
             again = atoms[out[atoms] == OTHER]
             again = again[(neighbors[again, :k] >= 0).all(axis=1)]
-            if len(again):  # the bonds of these atoms and of their bonded neighbours, from the k + 1 nearest
-                bonds = _bonds_repaired(k, np.union1d(again, neighbors[again, :k].ravel()), neighbors, vectors)
+            if len(again):
+                bonds = _bonds_repaired(k, np.union1d(again, neighbors[again, :k].ravel()), neighbors, vectors, candidates)
                 out[again] = _ordering(structure, k, again, species, bonds, bonds[again], vectors[again, :k])
     return out
 
@@ -124,21 +132,21 @@ def _ordering(structure, k, atoms, species, neighbors, first, first_vectors) -> 
     return out
 
 
-def _bonds_repaired(k, atoms, neighbors, vectors) -> np.ndarray:
-    """Every atom's ``k`` nearest neighbours, except for ``atoms``: the k of their k + 1 nearest
-    whose directions best form the bonds of a tetrahedron (k = 4; graphene, k = 3: three bonds at
-    120°), i.e. the one left out minimises the squared deviations of the others' bond-angle
-    cosines from the ideal one."""
+def _bonds_repaired(k, atoms, neighbors, vectors, candidates) -> np.ndarray:
+    """Every atom's ``k`` nearest neighbours, except for ``atoms``: the k of their ``candidates``
+    nearest whose directions best form the bonds of a tetrahedron (k = 4; graphene, k = 3: three
+    bonds at 120°), i.e. with the smallest sum of the squared deviations of their bond-angle cosines
+    from the ideal one. An atom of the second shell lies at least 35° (30°) from every bond."""
     bonds = neighbors[:, :k].copy()
-    atoms = atoms[(neighbors[atoms, :k + 1] >= 0).all(axis=1)]
-    unit = vectors[atoms, :k + 1]
+    atoms = atoms[(neighbors[atoms, :candidates] >= 0).all(axis=1)]
+    unit = vectors[atoms, :candidates]
     unit = unit / np.linalg.norm(unit, axis=2, keepdims=True)
     deviation = (unit @ unit.transpose(0, 2, 1) - (-0.5 if k == 3 else -1.0 / 3.0)) ** 2
-    everyone = np.arange(k + 1)
-    deviation[:, everyone, everyone] = 0.0
-    cost = deviation.sum(axis=(1, 2))[:, None] - 2.0 * deviation.sum(axis=2)   # leaving out d: its row and column go
-    keep = _all_but(cost.argmin(axis=1), k + 1)
-    bonds[atoms] = np.take_along_axis(neighbors[atoms, :k + 1], keep, axis=1)
+    choices = np.array(list(itertools.combinations(range(candidates), k)))    # (c, k)
+    pairs = np.array(list(itertools.combinations(range(k), 2)))
+    cost = deviation[:, choices[:, pairs[:, 0]], choices[:, pairs[:, 1]]].sum(axis=2)   # (atoms, c)
+    keep = choices[cost.argmin(axis=1)]
+    bonds[atoms] = np.take_along_axis(neighbors[atoms, :candidates], keep, axis=1)
     return bonds
 
 

@@ -11,6 +11,9 @@
   nearest of each of its four nearest other than itself, sit as the neighbours of an FCC atom
   (cubic diamond) or an HCP atom (hexagonal diamond), with a cutoff of 1.2071 times their mean
   distance.
+- :func:`graphene_topology`: the same for a honeycomb sheet (PTM's graphene template: 3 bonds and
+  6 second neighbours): an atom's 6 second neighbours, the 2 other nearest of each of its 3
+  nearest, form a ring around it, the hexagon of a triangular lattice.
 
 These look at bonds only, not at how far atoms have moved from their sites: a complete shell
 with the lattice's topology is that lattice by construction, and it stays so up to melting
@@ -83,6 +86,65 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
     return out
 
 
+def graphene_topology(data, rows=None, vectors=None, which=None, chunk: int = 65536) -> np.ndarray:
+    """Per particle of ``data``: GRAPHENE where its 3 nearest neighbours and theirs form a honeycomb
+    cell around it: its 4th nearest lies beyond 1.25 times the mean distance of the 3 (sqrt 3 times
+    in graphene), each of the 3 counts the particle among its own 3 nearest, and the 6 others they
+    count (its second neighbours) form a ring: each within (1 + sqrt 3) / 2 times their mean
+    distance from the particle of exactly two others (the sides of a regular hexagon; the next pairs
+    lie sqrt 3 times as far apart). NEAR_GRAPHENE where it is not but among the 3 nearest of such an
+    atom, SECOND_GRAPHENE where it is neither but among the 3 nearest of a NEAR_GRAPHENE atom and
+    surrounded (:func:`surrounded`), else NONE. ``which`` (n,): only these particles are typed (the
+    others NONE; the atoms near them are tested for it). ``rows`` (n, k >= 16), ``vectors``
+    (n, k, 3): every particle's nearest neighbours (else searched here). A 2-D frame is NONE."""
+    frame = as_frame(data)
+    n = frame.count
+    out = np.zeros(n, dtype=np.int8)
+    if n == 0 or frame.is2D:
+        return out
+    if rows is None or rows.shape[1] < SURROUNDING:
+        found = nearest_neighbors(frame, SURROUNDING, allow_missing=True)
+        rows, vectors = found.neighbors.reshape(n, SURROUNDING), found.vectors.reshape(n, SURROUNDING, 3)
+    bonds = rows[:, :3]
+    tested = np.ones(n, dtype=bool) if which is None else np.asarray(which, dtype=bool).copy()
+    for _ in range(2):   # and the atoms that may list them, or list those: among their 6 nearest
+        near = rows[tested, :6].ravel()
+        tested[near[near >= 0]] = True
+    for start in range(0, n, chunk):
+        atoms = np.flatnonzero(tested[start:start + chunk]) + start
+        out[atoms] = np.where(_honeycomb(atoms, rows, vectors), GRAPHENE, NONE)
+    for kind, listed_kind in ((GRAPHENE, NEAR_GRAPHENE), (NEAR_GRAPHENE, SECOND_GRAPHENE)):
+        listed = np.zeros(n, dtype=bool)
+        near = bonds[out == kind].ravel()
+        listed[near[near >= 0]] = True
+        free = np.flatnonzero(listed & (out == NONE))
+        if listed_kind == SECOND_GRAPHENE:   # only where the material surrounds the atom
+            free = free[surrounded(rows[free], vectors[free])]
+        out[free] = listed_kind
+    if which is not None:
+        out[~np.asarray(which, dtype=bool)] = NONE
+    return out
+
+
+def _honeycomb(atoms, rows, vectors) -> np.ndarray:
+    """:func:`graphene_topology`'s own test of ``atoms``."""
+    first, first_vectors = rows[atoms, :4], vectors[atoms, :4]
+    distance = np.linalg.norm(first_vectors, axis=2)
+    ok = (first >= 0).all(axis=1) & (distance[:, 3] > BOND_GAP * distance[:, :3].mean(axis=1))
+    bonded = np.where(first[:, :3] >= 0, first[:, :3], 0)
+    theirs, their_vectors = rows[bonded, :3], vectors[bonded, :3]        # (m, 3, 3): their 3 nearest
+    others = theirs != atoms[:, None, None]
+    ok &= (others.sum(axis=2) == 2).all(axis=1) & (theirs >= 0).all(axis=(1, 2))
+    # the two others of each, in order: where the atom itself is first, skip it
+    pick = np.argsort(~others, axis=2, kind="stable")[:, :, :2]
+    second = first_vectors[:, :3, None, :] + np.take_along_axis(their_vectors, pick[..., None], axis=2)
+    second = second.reshape(len(atoms), 6, 3)
+    radius = np.linalg.norm(second, axis=2).mean(axis=1)
+    apart = np.linalg.norm(second[:, :, None] - second[:, None], axis=3)
+    ring = (apart <= RING * radius[:, None, None]) & ~np.eye(6, dtype=bool)
+    return ok & (ring.sum(axis=2) == 2).all(axis=1)
+
+
 def surrounded(rows, vectors) -> np.ndarray:
     """Per particle: its 16 nearest neighbours (a diamond lattice's first and second shells) surround
     it, their centroid within 0.23 times their mean distance from it. In a crystal the centroid is
@@ -107,13 +169,17 @@ def _rows_contiguous(array, dtype, k: int) -> np.ndarray:
 CNA_CLASSES = {"FCC": CNA_FCC, "HCP": CNA_HCP, "BCC": CNA_BCC, "ICO": CNA_ICO}
 DIAMOND_CLASSES = {"Cubic diamond": (CUBIC, NEAR_CUBIC, SECOND_CUBIC),
                    "Hexagonal diamond": (HEXAGONAL, NEAR_HEXAGONAL, SECOND_HEXAGONAL)}
+GRAPHENE, NEAR_GRAPHENE, SECOND_GRAPHENE = 1, 2, 3   # graphene_topology (NONE: none)
+BOND_GAP = 1.25        # graphene: the 4th nearest beyond this times the mean of the 3 bonds (ideal: sqrt 3)
+RING = (1 + 3 ** 0.5) / 2   # graphene: ring neighbours within this times the second shell's radius (ideal: 1)
 
 
 def certified_classes(classes, best, data, rows=None, vectors=None, probabilities=None) -> np.ndarray | None:
     """The class (index into ``classes``) the topology certifies for every particle of ``data``
     whose network's most probable class is ``best`` (n,), -1 where none: adaptive CNA's type where
     it is that class (FCC, HCP, BCC, ICO), Identify Diamond's diamond where that class is either
-    diamond (the test decides which). None where no particle's most probable class has a test.
+    diamond (the test decides which), graphene where :func:`graphene_topology` finds it. None where
+    no particle's most probable class has a test.
     ``rows``, ``vectors``: every particle's nearest neighbours (k >= 16), as the features' search
     found them. ``probabilities`` (n, classes), the network's posteriors: where its two most probable
     classes are FCC and HCP, adaptive CNA's answer decides between them (an fcc atom next to a twin
@@ -140,6 +206,11 @@ def certified_classes(classes, best, data, rows=None, vectors=None, probabilitie
             ranked[np.arange(len(contested)), best[contested]] = -1.0
             runner_up = contested[ranked.argmax(axis=1) == found[contested]]
             out[runner_up] = found[runner_up]
+    if "Graphene" in classes:
+        proposed = best == classes.index("Graphene")
+        if proposed.any():
+            tested = True
+            out[proposed & (graphene_topology(data, rows, vectors, which=proposed) != NONE)] = classes.index("Graphene")
     if all(name in classes for name in DIAMOND_CLASSES):
         proposed = is_class([classes.index(name) for name in DIAMOND_CLASSES])
         if proposed.any():

@@ -130,27 +130,32 @@ def test_the_next_shells_intruder_is_the_one_left_out(seed):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_a_stretched_bond_is_found_among_the_next_nearest(seed):
+@pytest.mark.parametrize("several", [False, True])
+def test_a_stretched_bond_is_found_among_the_next_nearest(seed, several):
     """By construction: the four bond directions of a diamond atom (three of graphene), slightly
-    disordered, and an atom of the second shell (which lies 35° from the bonds in a diamond, 30° in
-    a honeycomb) come nearer than one stretched bond; the k of the k + 1 that best form the
-    tetrahedron (the triangle) are the bonds."""
+    disordered, and one atom of the second shell (which lies 35° from the bonds in a diamond, 30° in
+    a honeycomb) come nearer than one stretched bond; the k of the k + 1 nearest that best form the
+    tetrahedron (the triangle) are the bonds. In a diamond also with four of the second shell
+    nearer: the 4 of the 8 nearest."""
     from ovito_mlclass.ordering import _bonds_repaired
 
     rng = np.random.default_rng(seed)
     tetrahedron = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) * 2.35 / np.sqrt(3)
     triangle = np.array([[1, 0, 0], [-0.5, S3 / 2, 0], [-0.5, -S3 / 2, 0]]) * 1.42
-    for bonds in (tetrahedron, triangle):
+    for bonds in (tetrahedron,) if several else (tetrahedron, triangle):
         k = len(bonds)
-        second = bonds[0] - bonds[1]                       # the second neighbour through bonds 0 and 1
-        second = second / np.linalg.norm(second) * 1.1 * np.linalg.norm(bonds[0])
+        # second neighbours through bonds i and j: the direction of bond i minus bond j
+        second = np.array([bonds[i] - bonds[j] for i, j in ((0, 1), (1, 2), (2, 0), (0, 3))[:k if several else 1]])
+        second = second / np.linalg.norm(second, axis=1, keepdims=True) * 1.1 * np.linalg.norm(bonds[0])
         vectors = bonds + rng.normal(0, 0.05, bonds.shape)
         stretched = rng.integers(k)
-        vectors[stretched] *= 1.3                          # now beyond the second neighbour
-        order = np.argsort(np.linalg.norm(np.vstack([vectors, second]), axis=1))
-        candidates = np.vstack([vectors, second])[order]
-        neighbors = np.array([order])                      # candidate index -> atom id (k: the intruder)
-        repaired = _bonds_repaired(k, np.array([0]), neighbors, candidates[None])
+        vectors[stretched] *= 1.3                          # now beyond the second neighbours
+        everything = np.vstack([vectors, second])
+        order = np.argsort(np.linalg.norm(everything, axis=1))
+        neighbors = np.array([order])                      # candidate index -> atom id (k and above: intruders)
+        candidates = 2 * k if several else k + 1
+        repaired = _bonds_repaired(k, np.array([0]), neighbors[:, :candidates], everything[order][None, :candidates],
+                                   candidates)
         assert sorted(repaired[0]) == list(range(k))
 
 

@@ -18,6 +18,7 @@ from ovito_mlclass.model import load_model
 from ovito_mlclass.neighbors import nearest_neighbors
 from ovito_mlclass.training.snapshots import Snapshot
 
+S3 = np.sqrt(3)
 BULK = Path(__file__).parent / "data" / "openworld"
 DEFECTS = Path(__file__).parent / "data" / "openworld-defects"
 # OVITO's IdentifyDiamondModifier types -> ours
@@ -132,6 +133,77 @@ def test_the_diamond_topology_is_identify_diamonds(name):
         assert (ours == (topology.CUBIC if "cubic" in name else topology.HEXAGONAL)).all()
     if name in ("fcc", "liquid Si", "beta-Sn"):
         assert (ours == topology.NONE).mean() >= 0.99
+
+
+def sheet(phase="GR", a=2.46, reps=(6, 6, 1), sigma=0.0, seed=0, drop=None):
+    """A honeycomb sheet (graphene, or h-BN with phase 'BN') in a periodic cell with 20 Å along z,
+    thermally disordered by ``sigma`` (Å), without the atom ``drop`` (a vacancy)."""
+    positions, box, _, _ = lattice(PHASES[phase], a, reps)
+    cell = np.diag(box).copy()
+    cell[2, 2] = 20.0
+    positions = positions + np.random.default_rng(seed).normal(0.0, sigma, positions.shape)
+    if drop is not None:
+        positions = np.delete(positions, drop, axis=0)
+    return make_data(np.mod(positions, np.diag(cell)), cell)
+
+
+def monolayer(kind, a=2.5, reps=8, sigma=0.05):
+    """A triangular or square monolayer (no class of the default model), periodic in x and y."""
+    i, j = np.meshgrid(np.arange(reps), np.arange(reps), indexing="ij")
+    if kind == "triangular":
+        xy = np.column_stack([(i + 0.5 * j).ravel(), (S3 / 2 * j).ravel()]) * a
+        cell = [[reps * a, 0, 0], [reps * a / 2, reps * a * S3 / 2, 0]]
+    else:
+        xy = np.column_stack([i.ravel(), j.ravel()]) * a
+        cell = [[reps * a, 0, 0], [0, reps * a, 0]]
+    positions = np.column_stack([xy, np.full(len(xy), 10.0)])
+    positions += np.random.default_rng(1).normal(0.0, sigma, positions.shape)
+    return make_data(positions, np.array(cell + [[0, 0, 20.0]]))
+
+
+@pytest.mark.parametrize("name, data, expected", [
+    ("graphene", lambda: sheet(), topology.GRAPHENE),
+    ("hot graphene", lambda: sheet(sigma=0.12, seed=3), topology.GRAPHENE),
+    ("h-BN", lambda: sheet("BN", 2.50), topology.GRAPHENE),
+    ("cubic diamond", lambda: perfect("CD", (3, 3, 3), sigma=0.05), topology.NONE),
+    ("hexagonal diamond", lambda: perfect("HD", (4, 3, 3), a=3.84), topology.NONE),
+    ("simple cubic", lambda: perfect("SC", (5, 5, 5), a=2.5, sigma=0.05), topology.NONE),
+    ("fcc", lambda: crystal("fcc", 3, sigma=0.02), topology.NONE),
+    ("bcc", lambda: crystal("bcc", 3, sigma=0.02), topology.NONE),
+    ("triangular monolayer", lambda: monolayer("triangular"), topology.NONE),
+    ("square monolayer", lambda: monolayer("square"), topology.NONE),
+])
+def test_the_graphene_topology_finds_honeycombs_only(name, data, expected):
+    """Labels by construction: every atom of a (hot) honeycomb sheet passes, none of a 3-D lattice
+    or of a monolayer without honeycomb."""
+    assert (topology.graphene_topology(data()) == expected).all()
+
+
+def test_a_vacancy_in_graphene_leaves_its_neighbours_listed():
+    """By construction: the three atoms around a vacancy have two bonds, not three; they fail the
+    test of their own, and so do their neighbours, whose second shells they spoil, but these list
+    them, and honeycomb atoms list those. Every atom is certified."""
+    data = sheet(drop=0)
+    kinds = topology.graphene_topology(data)
+    perfect_rows = neighbour_rows(sheet(), 3)[0]
+    around = perfect_rows[0] - 1                      # the vacancy's neighbours, indices after the drop
+    assert (kinds[around] == topology.SECOND_GRAPHENE).all()
+    assert (kinds[neighbour_rows(data, 3)[0][around, :2]] == topology.NEAR_GRAPHENE).all()
+    assert (kinds != topology.NONE).all() and (kinds == topology.GRAPHENE).mean() >= 0.8
+    # only the atoms asked for are typed
+    which = np.zeros(len(kinds), bool)
+    which[around] = True
+    np.testing.assert_array_equal(topology.graphene_topology(data, which=which), np.where(which, kinds, topology.NONE))
+
+
+def test_a_honeycomb_certifies_the_networks_graphene():
+    """Every atom rejected, the network's favourite Graphene: a hot sheet comes back Graphene, a
+    triangular monolayer stays Other; with another favourite nothing is given back."""
+    model = load_model("openworld")
+    hot = sheet(sigma=0.1, seed=2)
+    assert (assign(doubtful(hot, model, "Graphene"), model).type_names == "Graphene").all()
+    assert (assign(doubtful(hot, model, "Liquid"), model).type_names == "Other").all()
+    assert (assign(doubtful(monolayer("triangular"), model, "Graphene"), model).type_names == "Other").all()
 
 
 def neighbour_rows(data, k):
