@@ -31,6 +31,8 @@ class Posteriors:
                                          # for a model with a bulk phase (its rule looks at them); else None
     certified: np.ndarray | None = None  # (n,) int16 the class (index) the topology tests certify for the
                                          # network's most probable one, -1 none (topology.py); None: no test
+    close_packed: np.ndarray | None = None  # (n,) int16 FCC or HCP (index) where the network cannot place
+                                            # the atom and adaptive CNA finds that shell, -1 none; None: no test
 
 
 @dataclass
@@ -90,7 +92,7 @@ def posteriors_steps(data, model):
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
     bulk = model.bulk_phase
-    rows = certified = None
+    rows = certified = close_packed = None
     if described.any():
         yield 0.0, "neighbours and descriptors"
         k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0,
@@ -111,6 +113,11 @@ def posteriors_steps(data, model):
             if found is not None:
                 certified = np.full(n, -1, dtype=np.int16)
                 certified[described] = found
+            shells = topology.close_packed_shells(model.classes, prediction.probabilities,
+                                                  frame if described.all() else frame.subset(described), neighbors, vectors)
+            if shells is not None:
+                close_packed = np.full(n, -1, dtype=np.int16)
+                close_packed[described] = shells
         if sites is not None and not described.all():
             sites[described] = prediction.sites
         if novelty is not None and not described.all():
@@ -124,7 +131,7 @@ def posteriors_steps(data, model):
                 rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
     elif bulk:  # nothing described: no neighbours
         rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32)
-    return Posteriors(probs, sites, described, novelty, rows, certified)
+    return Posteriors(probs, sites, described, novelty, rows, certified, close_packed)
 
 
 def certifies(model) -> bool:
@@ -170,11 +177,15 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     training class (novelty above ``novelty_threshold``; 1 = the model's own, from validation data),
     unless OVITO's topology tests prove that class (models with a novelty score:
     :mod:`ovito_mlclass.topology`), and where it is one of the ``disabled`` classes (names or OVITO
-    type ids); then, for a model with a bulk phase, Other where that phase does not fill space
+    type ids); inside a close-packed crystal, an atom left Other that the network cannot place gets
+    the class of its first shell where adaptive CNA finds it fcc or hcp (:func:`close_packed_types`);
+    then, for a model with a bulk phase, Other where that phase does not fill space
     (:func:`bulk_phase_types`)."""
     model = as_model(model)
     types, confidence, best = network_types(post, model, reject_threshold, disabled, novelty_threshold)
     kinds = model.structure_types
+    if post.close_packed is not None and post.neighbors is not None:
+        types = close_packed_types(types, post.close_packed, post.neighbors, model, disabled)
     if model.bulk_phase:
         if post.neighbors is None:
             raise ValueError(f"Model {model.name!r} names a bulk phase ({model.bulk_phase['class']}), whose rule needs "
@@ -221,6 +232,35 @@ def network_types(post: Posteriors, model, reject_threshold: float | None = None
             sure &= ~np.isin(given, off)
         types[sure] = given[sure]
     return types, confidence, best
+
+
+CLOSE_PACKED_REGION = (12, 6)   # close_packed_types: of the 12 nearest, at least 6 FCC or HCP
+
+
+def close_packed_types(types, close_packed, neighbors, model, disabled=(), counted=None) -> np.ndarray:
+    """``types`` with the atoms left Other whose first shell is close-packed (``close_packed``:
+    the class index adaptive CNA finds where the network cannot place the atom, -1 none;
+    :func:`ovito_mlclass.topology.close_packed_shells`) given that class where they lie inside a
+    close-packed crystal: at least 6 of their 12 nearest (rows of ``neighbors``, -1: none) are FCC
+    or HCP. Around the five-fold axis of a decahedral particle the averaged neighbourhoods span
+    two twin segments and the network cannot place the atoms, while their first shells are fcc or
+    hcp as PTM and adaptive CNA report them. ``counted`` (rows' range,): which atoms the rows point
+    to are FCC or HCP, where that is not ``types`` (the ghosts of a domain); a class in
+    ``disabled`` (names or ids) is never given."""
+    kinds = model.structure_types
+    type_of = dict(zip(kinds.names, kinds.ids))
+    close = [type_of[name] for name in ("FCC", "HCP") if name in type_of]
+    atoms = np.flatnonzero((types == 0) & (np.asarray(close_packed) >= 0))   # few: look at these only
+    given = np.asarray(kinds.ids, dtype=np.int32)[close_packed[atoms]]
+    keep = ~np.isin(given, [type_of.get(d, d) for d in disabled])
+    atoms, given = atoms[keep], given[keep]
+    if counted is None:
+        counted = np.isin(types, close)
+    near = np.asarray(neighbors)[atoms, :CLOSE_PACKED_REGION[0]]
+    inside = (counted[near] & (near >= 0)).sum(axis=1) >= CLOSE_PACKED_REGION[1]
+    out = types.copy()
+    out[atoms[inside]] = given[inside]
+    return out
 
 
 def bulk_phase_region(candidates: np.ndarray, counted: np.ndarray, neighbors: np.ndarray,

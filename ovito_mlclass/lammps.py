@@ -53,8 +53,8 @@ import time
 
 import numpy as np
 
-from .classify import Posteriors, as_model, bulk_phase_members, certifies, network_types
-from .topology import SURROUNDING, certified_classes
+from .classify import Posteriors, as_model, bulk_phase_members, certifies, close_packed_types, network_types
+from .topology import SURROUNDING, certified_classes, close_packed_shells
 from .frames import Frame
 from .model import DEFAULT_MODEL, Prediction, StructureModel
 
@@ -108,9 +108,9 @@ def neighbor_reach(model: StructureModel, positions: np.ndarray, nearest: np.nda
 
 def _no_atoms():
     """What a rank without atoms to classify contributes: types, confidences, neighbour rows, ids,
-    which local atoms are described."""
+    which local atoms are described, their close-packed shells (classify.close_packed_types)."""
     return (np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros((0, 1), np.int64), np.zeros(0, np.int64),
-            np.zeros(0, bool))
+            np.zeros(0, bool), np.zeros(0, np.int16))
 
 
 def _bulk_neighbors(model) -> int:
@@ -185,8 +185,10 @@ class InSituClassifier:
     def _callback(self, lmp, step, nlocal, ids, x, fext):
         fext[:] = 0.0  # we add no forces
         if self.errors:  # stop at the first error (run() raises it), but take part in the others' rounds
+            types, _, nearest, ids, _, shells = _no_atoms()
+            if certifies(self.model):
+                self._close_packed_across_ranks(types, shells, nearest, ids)
             if self.model.bulk_phase:
-                types, _, nearest, ids, _ = _no_atoms()
                 self._bulk_phase_across_ranks(types, nearest, ids, 0)
             return
         started = time.perf_counter()
@@ -204,13 +206,16 @@ class InSituClassifier:
         and confidences (``i_<name>``, ``d_<name>_conf``)."""
         lmp, model = self.lmp, self.model
         nlocal = lmp.extract_setting("nlocal") if nlocal is None else nlocal
-        mine, conf, nearest, ids, where = _no_atoms()
+        mine, conf, nearest, ids, where, shells = _no_atoms()
         failure = None
         try:
             if nlocal > 0:  # a rank whose domain is empty (a vacuum region) has nothing to classify
-                mine, conf, nearest, ids, where = self._network_types(nlocal)
-        except Exception as exc:  # the other ranks wait for this one in the bulk-phase rounds: join them first
+                mine, conf, nearest, ids, where, shells = self._network_types(nlocal)
+        except Exception as exc:  # the other ranks wait for this one in the rounds below: join them first
             failure = exc
+            mine, conf, nearest, ids, where, shells = _no_atoms()
+        if certifies(model):
+            mine = self._close_packed_across_ranks(mine, shells, nearest, ids)
         if model.bulk_phase:
             mine = self._bulk_phase_across_ranks(mine, nearest, ids, len(mine))
         if failure is not None:
@@ -239,7 +244,7 @@ class InSituClassifier:
         described = model.features.selection(data)
         local = int(described[:nlocal].sum())
         if local == 0:
-            return _no_atoms()[:4] + (described[:nlocal],)
+            return _no_atoms()[:4] + (described[:nlocal], _no_atoms()[5])
         # one search serves the features and the check of their reach
         features, nearest, vectors = model.features.compute(data, neighbors=self.k_max, vectors=True,
                                                             single_precision=True)  # as classify does
@@ -249,18 +254,22 @@ class InSituClassifier:
                               f"reach ({reach:.3g}: k-th neighbours and their neighbours); pass "
                               f"ghost_cutoff >= {1.1 * reach:.3g}")
         prediction = self._predict_local(features, nearest, local)
-        certified = None
+        certified = shells = None
         if certifies(model):  # the topology tests; the ghosts give the local atoms' shells
             best = np.full(len(nearest), -1, dtype=np.int64)  # ghosts: not asked, but their shells are read
             best[:local] = prediction.probabilities.argmax(axis=1)
             found = certified_classes(model.classes, best, data.subset(described), nearest, vectors,
                                       prediction.probabilities)  # rows of the local atoms, the only ones asked
             certified = None if found is None else found[:local]
+            placed = np.ones((len(nearest), len(model.classes)), dtype=np.float32)  # ghosts: not asked
+            placed[:local] = prediction.probabilities
+            shells = close_packed_shells(model.classes, placed, data.subset(described), nearest, vectors)
+            shells = None if shells is None else shells[:local]
         post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty,
                           certified=certified)
         mine, conf, _ = network_types(post, model, self.reject_threshold)
         ids = np.array(lmp.numpy.extract_atom("id", nelem=nall)[:nall], dtype=np.int64)[described]
-        return mine, conf, nearest, ids, described[:nlocal]
+        return mine, conf, nearest, ids, described[:nlocal], np.full(local, -1, np.int16) if shells is None else shells
 
 
     def _predict_local(self, features, nearest, local):
@@ -276,6 +285,21 @@ class InSituClassifier:
         neighbors[:local] = np.where(pool >= 0, np.searchsorted(rows, pool), -1)
         prediction = self.model.predict(features[rows], neighbors)
         return Prediction(*(None if values is None else values[:local] for values in prediction))
+
+    def _close_packed_across_ranks(self, types, shells, nearest, ids):
+        """The local atoms' ``types`` after :func:`~ovito_mlclass.classify.close_packed_types`, where
+        a ghost (another rank's atom or a periodic image) counts as FCC or HCP as its owner does:
+        every rank hears which atoms (by id) are."""
+        kinds = self.model.structure_types
+        close = [i for i, name in zip(kinds.ids, kinds.names) if name in ("FCC", "HCP")]
+        local = len(types)
+        members = ids[:local][np.isin(types, close)]
+        comm = _world()
+        if comm is not None and comm.Get_size() > 1:
+            members = np.concatenate(comm.allgather(members))
+        if not local:
+            return types
+        return close_packed_types(types, shells, nearest[:local], self.model, counted=np.isin(ids, members))
 
     def _bulk_phase_across_ranks(self, types, nearest, ids, local):
         """The local atoms' ``types`` after the model's bulk-phase rule over the whole box: the

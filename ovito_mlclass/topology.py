@@ -33,6 +33,7 @@ from .neighbors import nearest_neighbors
 NONE, CUBIC, HEXAGONAL, NEAR_CUBIC, NEAR_HEXAGONAL, SECOND_CUBIC, SECOND_HEXAGONAL = range(7)   # diamond_topology
 CNA_OTHER, CNA_FCC, CNA_HCP, CNA_BCC, CNA_ICO = range(5)        # adaptive_cna: OVITO's structure type ids
 SURROUNDING, SURROUNDED = 16, 0.23  # surrounded: the neighbours counted, the largest offset of their centroid
+LOST = 0.25   # close_packed_shells: a largest posterior below this, the network cannot place the atom
 
 
 def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
@@ -50,6 +51,24 @@ def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
     which = None if which is None else np.ascontiguousarray(which, dtype=np.uint8)
     return _compiled.kernels.adaptive_cna(_rows_contiguous(rows, np.int64, 14),
                                           _rows_contiguous(vectors, np.float64, 14), which)
+
+
+def close_packed_shells(classes, probabilities, data, rows=None, vectors=None) -> np.ndarray | None:
+    """For every particle of ``data`` the network cannot place, its largest posterior
+    (``probabilities`` (n, classes)) below 0.25: the class (index into ``classes``) FCC or HCP where
+    adaptive CNA finds that first shell, else -1 (and -1 for the others). None for a model without
+    both classes. ``rows``, ``vectors``: as for :func:`certified_classes`. What
+    :func:`ovito_mlclass.classify.close_packed_types` gives inside a close-packed crystal."""
+    classes = list(classes)
+    if "FCC" not in classes or "HCP" not in classes:
+        return None
+    out = np.full(len(probabilities), -1, dtype=np.int16)
+    lost = np.asarray(probabilities).max(axis=1) < LOST
+    if lost.any():
+        found = adaptive_cna(data, rows, vectors, which=lost)
+        for name, kind in (("FCC", CNA_FCC), ("HCP", CNA_HCP)):
+            out[lost & (found == kind)] = classes.index(name)
+    return out
 
 
 def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:

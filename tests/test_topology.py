@@ -307,6 +307,33 @@ def test_adaptive_cna_certifies_only_the_class_it_finds():
         np.testing.assert_array_equal(names, np.broadcast_to(expected, names.shape))
 
 
+def test_inside_a_close_packed_crystal_adaptive_cna_places_what_the_network_cannot():
+    """Hot fcc, every third atom one the network cannot place (its posteriors uniform), the others
+    FCC: the first come back FCC where OVITO's adaptive CNA finds an fcc first shell, else Other;
+    with the others BCC (no close-packed crystal around) or with FCC switched off, they stay Other."""
+    model = load_model("openworld")
+    data = crystal("fcc", 5, sigma=0.05, seed=6)
+    reference = data.clone()
+    reference.apply(CommonNeighborAnalysisModifier())
+    fcc = np.asarray(reference.particles["Structure Type"]) == CommonNeighborAnalysisModifier.Type.FCC
+    post = posteriors(data, model)
+    n, classes = post.probabilities.shape
+    lost = np.arange(n) % 3 == 0
+    assert 0.3 <= fcc[lost].mean() < 1.0
+    for around, expected in (("FCC", np.where(fcc, "FCC", "Other")), ("BCC", "Other")):
+        probabilities = np.zeros((n, classes), dtype=np.float32)
+        probabilities[~lost, model.classes.index(around)] = 1.0
+        probabilities[lost] = 1.0 / classes
+        shells = topology.close_packed_shells(model.classes, probabilities, data, *neighbour_rows(data, 16))
+        assert (shells[~lost] == -1).all()
+        forged = Posteriors(probabilities, None, post.described, np.zeros(n, np.float32), post.neighbors, None, shells)
+        names = assign(forged, model).type_names
+        assert (names[~lost] == around).all()
+        np.testing.assert_array_equal(names[lost], np.broadcast_to(expected, n)[lost], err_msg=around)
+        if around == "FCC":   # FCC switched off: the lost atoms stay Other
+            assert (assign(forged, model, disabled=["FCC"]).type_names[lost] == "Other").all()
+
+
 def test_models_without_a_novelty_score_are_not_certified():
     for name in ("metals", "tcp", "ice"):
         assert posteriors(crystal("fcc", 3, sigma=0.05), load_model(name)).certified is None

@@ -282,6 +282,8 @@ def _cache(cache: DataCollection, key: str, post) -> None:
         store.create_property("neighbors", data=np.asarray(post.neighbors, dtype=np.int32))
     if post.certified is not None:
         store.create_property("certified", data=post.certified.astype(np.int32))
+    if post.close_packed is not None:
+        store.create_property("close_packed", data=post.close_packed.astype(np.int32))
 
 
 def _restore(cache: DataCollection) -> Posteriors:
@@ -290,4 +292,5 @@ def _restore(cache: DataCollection) -> Posteriors:
                       np.asarray(store["described"]) != 0,
                       np.asarray(store["novelty"]) if "novelty" in store else None,
                       np.asarray(store["neighbors"]).reshape(len(store["p"]), -1) if "neighbors" in store else None,
-                      np.asarray(store["certified"]) if "certified" in store else None)
+                      np.asarray(store["certified"]) if "certified" in store else None,
+                      np.asarray(store["close_packed"]) if "close_packed" in store else None)
