@@ -43,22 +43,27 @@ def names_of(types, model):
     return np.array([lookup[int(t)] for t in types])
 
 
+def uncertified(model, snap):
+    """A snapshot's labelled atoms, its true class names, its data, the model's posteriors and its
+    types without any topology test."""
+    from ovito_mlclass.classify import Posteriors, assign, posteriors
+
+    data = snap.to_data_collection()
+    post = posteriors(data, model)
+    plain = assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty, post.neighbors), model).types
+    return snap.labels >= 0, np.array(snap.classes)[np.maximum(snap.labels, 0)], data, post, plain
+
+
 def diamond_variants(model, snapshots):
     """Labelled atoms and the atoms each variant of the diamond rule gets wrong; the outermost
     layer of the Si surfaces (no label: Other is right) and the atoms each variant calls a crystal."""
     from ovito_mlclass import topology
-    from ovito_mlclass.classify import Posteriors, assign, posteriors
 
     ids = np.asarray(model.structure_types.ids)
     diamonds = [(model.classes.index(name), shells) for name, shells in topology.DIAMOND_CLASSES.items()]
     wrong, outermost_wrong, atoms, outermost = defaultdict(int), defaultdict(int), 0, 0
     for snap in snapshots:
-        known = snap.labels >= 0
-        truth = np.array(snap.classes)[np.maximum(snap.labels, 0)]
-        data = snap.to_data_collection()
-        post = posteriors(data, model)
-        plain = assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty, post.neighbors),
-                       model).types
+        known, truth, data, post, plain = uncertified(model, snap)
         proposed = np.isin(post.probabilities.argmax(axis=1), [index for index, _ in diamonds])
         kinds = topology.diamond_topology(data)
         variants = {"no topology test": plain}
@@ -91,18 +96,12 @@ def graphene_variants(model, snapshots):
     most probable class is Graphene: the honeycomb test of the atom, also the atoms such atoms
     list, also the atoms those list where the material surrounds them)."""
     from ovito_mlclass import topology
-    from ovito_mlclass.classify import Posteriors, assign, posteriors
 
     graphene = model.classes.index("Graphene")
     gid = model.structure_types.ids[graphene]
     wrong, atoms = defaultdict(int), 0
     for snap in snapshots:
-        known = snap.labels >= 0
-        truth = np.array(snap.classes)[np.maximum(snap.labels, 0)]
-        data = snap.to_data_collection()
-        post = posteriors(data, model)
-        plain = assign(Posteriors(post.probabilities, post.sites, post.described, post.novelty, post.neighbors),
-                       model).types
+        known, truth, data, post, plain = uncertified(model, snap)
         proposed = post.probabilities.argmax(axis=1) == graphene
         kinds = topology.graphene_topology(data, which=proposed)
         variants = {"no topology test": plain}

@@ -34,6 +34,9 @@ NONE, CUBIC, HEXAGONAL, NEAR_CUBIC, NEAR_HEXAGONAL, SECOND_CUBIC, SECOND_HEXAGON
 CNA_OTHER, CNA_FCC, CNA_HCP, CNA_BCC, CNA_ICO = range(5)        # adaptive_cna: OVITO's structure type ids
 SURROUNDING, SURROUNDED = 16, 0.23  # surrounded: the neighbours counted, the largest offset of their centroid
 LOST = 0.25   # close_packed_shells: a largest posterior below this, the network cannot place the atom
+GRAPHENE, NEAR_GRAPHENE, SECOND_GRAPHENE = 1, 2, 3   # graphene_topology (NONE: none)
+BOND_GAP = 1.25        # graphene: the 4th nearest beyond this times the mean of the 3 bonds (ideal: sqrt 3)
+RING = (1 + 3 ** 0.5) / 2   # graphene: ring neighbours within this times the second shell's radius (ideal: 1)
 
 
 def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
@@ -81,23 +84,15 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
     free surface); else NONE. ``rows`` (n, k >= 4) and ``vectors`` (n, k, 3): every particle's
     nearest neighbours, as the features' search found them (else searched here; with k < 16, the
     16 nearest are searched for the second neighbours). A 2-D frame is NONE throughout."""
-    frame = as_frame(data)
-    n = frame.count
+    n, rows, vectors = _searched(data, rows, vectors)
     out = np.zeros(n, dtype=np.int8)
-    if n == 0 or frame.is2D:
+    if rows is None:
         return out
-    if rows is None or rows.shape[1] < SURROUNDING:
-        found = nearest_neighbors(frame, SURROUNDING, allow_missing=True)
-        rows, vectors = found.neighbors.reshape(n, SURROUNDING), found.vectors.reshape(n, SURROUNDING, 3)
     out[:] = _compiled.kernels.diamond_second_shells(_rows_contiguous(rows, np.int64, 4),
                                                      _rows_contiguous(vectors, np.float64, 4))
     for (cubic, hexagonal), (near_cubic, near_hexagonal) in (((CUBIC, HEXAGONAL), (NEAR_CUBIC, NEAR_HEXAGONAL)),
                                                              ((NEAR_CUBIC, NEAR_HEXAGONAL), (SECOND_CUBIC, SECOND_HEXAGONAL))):
-        listed = {}
-        for kind in (cubic, hexagonal):  # listed among the four nearest of an atom of that kind
-            listed[kind] = np.zeros(n, dtype=bool)
-            neighbors = rows[out == kind, :4].ravel()
-            listed[kind][neighbors[neighbors >= 0]] = True
+        listed = {kind: _listed(rows, 4, out == kind) for kind in (cubic, hexagonal)}
         free = np.flatnonzero((out == NONE) & (listed[cubic] != listed[hexagonal]))
         if near_cubic == SECOND_CUBIC:   # only where the material surrounds the atom
             free = free[surrounded(rows[free], vectors[free])]
@@ -116,27 +111,18 @@ def graphene_topology(data, rows=None, vectors=None, which=None, chunk: int = 65
     surrounded (:func:`surrounded`), else NONE. ``which`` (n,): only these particles are typed (the
     others NONE; the atoms near them are tested for it). ``rows`` (n, k >= 16), ``vectors``
     (n, k, 3): every particle's nearest neighbours (else searched here). A 2-D frame is NONE."""
-    frame = as_frame(data)
-    n = frame.count
+    n, rows, vectors = _searched(data, rows, vectors)
     out = np.zeros(n, dtype=np.int8)
-    if n == 0 or frame.is2D:
+    if rows is None:
         return out
-    if rows is None or rows.shape[1] < SURROUNDING:
-        found = nearest_neighbors(frame, SURROUNDING, allow_missing=True)
-        rows, vectors = found.neighbors.reshape(n, SURROUNDING), found.vectors.reshape(n, SURROUNDING, 3)
-    bonds = rows[:, :3]
     tested = np.ones(n, dtype=bool) if which is None else np.asarray(which, dtype=bool).copy()
     for _ in range(2):   # and the atoms that may list them, or list those: among their 6 nearest
-        near = rows[tested, :6].ravel()
-        tested[near[near >= 0]] = True
+        tested |= _listed(rows, 6, tested)
     for start in range(0, n, chunk):
         atoms = np.flatnonzero(tested[start:start + chunk]) + start
         out[atoms] = np.where(_honeycomb(atoms, rows, vectors), GRAPHENE, NONE)
     for kind, listed_kind in ((GRAPHENE, NEAR_GRAPHENE), (NEAR_GRAPHENE, SECOND_GRAPHENE)):
-        listed = np.zeros(n, dtype=bool)
-        near = bonds[out == kind].ravel()
-        listed[near[near >= 0]] = True
-        free = np.flatnonzero(listed & (out == NONE))
+        free = np.flatnonzero(_listed(rows, 3, out == kind) & (out == NONE))
         if listed_kind == SECOND_GRAPHENE:   # only where the material surrounds the atom
             free = free[surrounded(rows[free], vectors[free])]
         out[free] = listed_kind
@@ -164,6 +150,28 @@ def _honeycomb(atoms, rows, vectors) -> np.ndarray:
     return ok & (ring.sum(axis=2) == 2).all(axis=1)
 
 
+def _searched(data, rows, vectors):
+    """The particle count of ``data`` and every particle's nearest neighbours, at least 16 (the
+    given ``rows`` and ``vectors`` where they reach that far, else searched); no rows (None) for an
+    empty or 2-D frame."""
+    frame = as_frame(data)
+    n = frame.count
+    if n == 0 or frame.is2D:
+        return n, None, None
+    if rows is None or rows.shape[1] < SURROUNDING:
+        found = nearest_neighbors(frame, SURROUNDING, allow_missing=True)
+        rows, vectors = found.neighbors.reshape(n, SURROUNDING), found.vectors.reshape(n, SURROUNDING, 3)
+    return n, rows, vectors
+
+
+def _listed(rows, k, among) -> np.ndarray:
+    """Per particle: is it among the ``k`` nearest (``rows``) of a particle of ``among`` (n,) bool?"""
+    listed = np.zeros(len(rows), dtype=bool)
+    near = rows[among, :k].ravel()
+    listed[near[near >= 0]] = True
+    return listed
+
+
 def surrounded(rows, vectors) -> np.ndarray:
     """Per particle: its 16 nearest neighbours (a diamond lattice's first and second shells) surround
     it, their centroid within 0.23 times their mean distance from it. In a crystal the centroid is
@@ -188,9 +196,6 @@ def _rows_contiguous(array, dtype, k: int) -> np.ndarray:
 CNA_CLASSES = {"FCC": CNA_FCC, "HCP": CNA_HCP, "BCC": CNA_BCC, "ICO": CNA_ICO}
 DIAMOND_CLASSES = {"Cubic diamond": (CUBIC, NEAR_CUBIC, SECOND_CUBIC),
                    "Hexagonal diamond": (HEXAGONAL, NEAR_HEXAGONAL, SECOND_HEXAGONAL)}
-GRAPHENE, NEAR_GRAPHENE, SECOND_GRAPHENE = 1, 2, 3   # graphene_topology (NONE: none)
-BOND_GAP = 1.25        # graphene: the 4th nearest beyond this times the mean of the 3 bonds (ideal: sqrt 3)
-RING = (1 + 3 ** 0.5) / 2   # graphene: ring neighbours within this times the second shell's radius (ideal: 1)
 
 
 def certified_classes(classes, best, data, rows=None, vectors=None, probabilities=None) -> np.ndarray | None:
