@@ -55,8 +55,8 @@ def uncertified(model, snap):
 
 
 def diamond_variants(model, snapshots):
-    """Labelled atoms and the atoms each variant of the diamond rule gets wrong; the outermost
-    layer of the Si surfaces (no label: Other is right) and the atoms each variant calls a crystal."""
+    """Labelled atoms and the atoms each variant of the diamond rule gets wrong; the atoms of the
+    Si surfaces' outermost layer (no label: Other is right) and those each variant does not call Other."""
     from ovito_mlclass import topology
 
     ids = np.asarray(model.structure_types.ids)

@@ -244,7 +244,8 @@ class InSituClassifier:
         described = model.features.selection(data)
         local = int(described[:nlocal].sum())
         if local == 0:
-            return _no_atoms()[:4] + (described[:nlocal], _no_atoms()[5])
+            empty = _no_atoms()
+            return empty[:4] + (described[:nlocal],) + empty[5:]
         # one search serves the features and the check of their reach
         features, nearest, vectors = model.features.compute(data, neighbors=self.k_max, vectors=True,
                                                             single_precision=True)  # as classify does

@@ -20,7 +20,10 @@ with the lattice's topology is that lattice by construction, and it stays so up 
 wherever the bond network is intact. The classifier uses them as certificates
 (:func:`ovito_mlclass.classify.network_types`): an atom whose most probable class the topology
 confirms keeps it, even where the posterior or the novelty score alone would have made it Other;
-where the network's two most probable classes are FCC and HCP, adaptive CNA decides between them.
+where the network's two most probable classes are FCC and HCP, adaptive CNA decides between them;
+and an atom the network cannot place at all gets the fcc or hcp first shell adaptive CNA finds,
+inside a close-packed crystal (:func:`close_packed_shells`,
+:func:`ovito_mlclass.classify.close_packed_types`).
 """
 from __future__ import annotations
 
