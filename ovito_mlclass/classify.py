@@ -107,14 +107,13 @@ def posteriors_steps(data, model):
         else:
             probs[described] = prediction.probabilities
         if certifies(model):
-            found = topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1),
-                                               frame if described.all() else frame.subset(described), neighbors, vectors,
-                                               prediction.probabilities)
+            seen = frame if described.all() else frame.subset(described)
+            found = topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1), seen,
+                                               neighbors, vectors, prediction.probabilities)
             if found is not None:
                 certified = np.full(n, -1, dtype=np.int16)
                 certified[described] = found
-            shells = topology.close_packed_shells(model.classes, prediction.probabilities,
-                                                  frame if described.all() else frame.subset(described), neighbors, vectors)
+            shells = topology.close_packed_shells(model.classes, prediction.probabilities, seen, neighbors, vectors)
             if shells is not None:
                 close_packed = np.full(n, -1, dtype=np.int16)
                 close_packed[described] = shells

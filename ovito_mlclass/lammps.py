@@ -259,12 +259,13 @@ class InSituClassifier:
         if certifies(model):  # the topology tests; the ghosts give the local atoms' shells
             best = np.full(len(nearest), -1, dtype=np.int64)  # ghosts: not asked, but their shells are read
             best[:local] = prediction.probabilities.argmax(axis=1)
-            found = certified_classes(model.classes, best, data.subset(described), nearest, vectors,
+            seen = data.subset(described)
+            found = certified_classes(model.classes, best, seen, nearest, vectors,
                                       prediction.probabilities)  # rows of the local atoms, the only ones asked
             certified = None if found is None else found[:local]
             placed = np.ones((len(nearest), len(model.classes)), dtype=np.float32)  # ghosts: not asked
             placed[:local] = prediction.probabilities
-            shells = close_packed_shells(model.classes, placed, data.subset(described), nearest, vectors)
+            shells = close_packed_shells(model.classes, placed, seen, nearest, vectors)
             shells = None if shells is None else shells[:local]
         post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty,
                           certified=certified)
