@@ -13,29 +13,35 @@ namespace dense {
 // ReLU'd if `relu`, or with `pooled` given, max-accumulated into pooled (out) instead of stored. W is given
 // transposed (in x out, row-major). `points` is a multiple of 4 (the callers pad: clouds with copies
 // of a point, which change no maximum).
-// For a width of 8 or a multiple of 16: blocks of 4 points x 16 outputs held in 8 vector registers
-// (GCC/Clang vector extension; the compiler picks the instructions), each weight vector loaded once
-// per 4 points -- a GEMM micro-kernel.
-typedef float Vec8 __attribute__((vector_size(32)));
-typedef float Vec8Unaligned __attribute__((vector_size(32), aligned(4), may_alias));
-
-inline Vec8 load8(const float* p) { return *reinterpret_cast<const Vec8Unaligned*>(p); }
-inline void store8(float* p, Vec8 v) { *reinterpret_cast<Vec8Unaligned*>(p) = v; }
+// For a width of 8 or a multiple of 16: blocks of 4 points x up to 64 outputs held in up to 16
+// vector registers of 8 (width 8) or 16 floats (GCC/Clang vector extension; the compiler picks the
+// instructions, two 8-wide halves where there are no 16-wide ones), each weight vector loaded once
+// per 4 points -- a GEMM micro-kernel. The same sums in the same order whatever the vector width.
+template <int LANES>
+struct Vec {
+    typedef float type __attribute__((vector_size(4 * LANES)));
+    typedef float unaligned __attribute__((vector_size(4 * LANES), aligned(4), may_alias));
+    static type load(const float* p) { return *reinterpret_cast<const unaligned*>(p); }
+    static void store(float* p, type v) { *reinterpret_cast<unaligned*>(p) = v; }
+};
 
 template <int OUT>
 inline void layer(const float* x, int points, int in, const float* w_t, const float* b, bool relu, float* y,
                   float* pooled) {
     static_assert(OUT % 16 == 0 || OUT == 8, "whole blocks of vectors only");
-    constexpr int vectors = OUT / 8, block = vectors >= 2 ? 2 : 1;
-    const Vec8 zero = {};
+    constexpr int lanes = OUT == 8 ? 8 : 16, vectors = OUT / lanes;
+    constexpr int block = vectors % 4 == 0 ? 4 : vectors % 3 == 0 ? 3 : vectors % 2 == 0 ? 2 : 1;
+    using V = Vec<lanes>;
+    using Lanes = typename V::type;
+    const Lanes zero = {};
     for (int p = 0; p < points; p += 4) {
         for (int v0 = 0; v0 < vectors; v0 += block) {
-            Vec8 acc[4][block];
+            Lanes acc[4][block];
             for (int q = 0; q < 4; ++q)
-                for (int u = 0; u < block; ++u) acc[q][u] = load8(b + 8 * (v0 + u));
+                for (int u = 0; u < block; ++u) acc[q][u] = V::load(b + lanes * (v0 + u));
             for (int i = 0; i < in; ++i) {
-                Vec8 w[block];
-                for (int u = 0; u < block; ++u) w[u] = load8(w_t + int64_t(i) * OUT + 8 * (v0 + u));
+                Lanes w[block];
+                for (int u = 0; u < block; ++u) w[u] = V::load(w_t + int64_t(i) * OUT + lanes * (v0 + u));
                 for (int q = 0; q < 4; ++q) {
                     const float s = x[int64_t(p + q) * in + i];
                     for (int u = 0; u < block; ++u) acc[q][u] += s * w[u];
@@ -44,11 +50,11 @@ inline void layer(const float* x, int points, int in, const float* w_t, const fl
             for (int q = 0; q < 4; ++q)
                 for (int u = 0; u < block; ++u) {
                     if (pooled) {
-                        const Vec8 m = load8(pooled + 8 * (v0 + u));
-                        store8(pooled + 8 * (v0 + u), acc[q][u] > m ? acc[q][u] : m);
+                        const Lanes m = V::load(pooled + lanes * (v0 + u));
+                        V::store(pooled + lanes * (v0 + u), acc[q][u] > m ? acc[q][u] : m);
                     } else {
-                        store8(y + int64_t(p + q) * OUT + 8 * (v0 + u),
-                               relu ? (acc[q][u] > zero ? acc[q][u] : zero) : acc[q][u]);
+                        V::store(y + int64_t(p + q) * OUT + lanes * (v0 + u),
+                                 relu ? (acc[q][u] > zero ? acc[q][u] : zero) : acc[q][u]);
                     }
                 }
         }

@@ -139,8 +139,10 @@ void structure_net(int64_t n, const double* x, const StructureNetWeights& net, f
                 const Layer& factor = factors[c];
                 factor.apply(d.data(), count_padded, y.data());
                 for (int k = 0; k < count; ++k) {
+                    const float* row = &y[k * factor.out];
                     float sum = 0.0f;
-                    for (int o = 0; o < factor.out; ++o) sum += y[k * factor.out + o] * y[k * factor.out + o];
+#pragma omp simd reduction(+ : sum)  // partial sums in the vector's lanes: not one chain of additions
+                    for (int o = 0; o < factor.out; ++o) sum += row[o] * row[o];
                     novelty[start + order[first + k]] = sum * net.novelty_scales[c];
                 }
                 first = last;
