@@ -101,7 +101,8 @@ def ordering_types(structure_types, species, neighbors, vectors) -> np.ndarray:
             again = atoms[out[atoms] == OTHER]
             again = again[(neighbors[again, :k] >= 0).all(axis=1)]
             if len(again):
-                bonds = _bonds_repaired(k, np.union1d(again, neighbors[again, :k].ravel()), neighbors, vectors, candidates)
+                repaired = np.union1d(again, neighbors[again, :k].ravel())
+                bonds = _bonds_repaired(k, repaired, neighbors, vectors, candidates)
                 out[again] = _ordering(structure, k, again, species, bonds, bonds[again], vectors[again, :k])
     return out
 

@@ -40,6 +40,7 @@ LOST = 0.25   # close_packed_shells: a largest posterior below this, the network
 GRAPHENE, NEAR_GRAPHENE, SECOND_GRAPHENE = 1, 2, 3   # graphene_topology (NONE: none)
 BOND_GAP = 1.25        # graphene: the 4th nearest beyond this times the mean of the 3 bonds (ideal: sqrt 3)
 RING = (1 + 3 ** 0.5) / 2   # graphene: ring neighbours within this times the second shell's radius (ideal: 1)
+HONEYCOMB_CHUNK = 65536   # graphene: atoms tested at once
 
 
 def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
@@ -93,8 +94,9 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
         return out
     out[:] = _compiled.kernels.diamond_second_shells(_rows_contiguous(rows, np.int64, 4),
                                                      _rows_contiguous(vectors, np.float64, 4))
-    for (cubic, hexagonal), (near_cubic, near_hexagonal) in (((CUBIC, HEXAGONAL), (NEAR_CUBIC, NEAR_HEXAGONAL)),
-                                                             ((NEAR_CUBIC, NEAR_HEXAGONAL), (SECOND_CUBIC, SECOND_HEXAGONAL))):
+    steps = (((CUBIC, HEXAGONAL), (NEAR_CUBIC, NEAR_HEXAGONAL)),
+             ((NEAR_CUBIC, NEAR_HEXAGONAL), (SECOND_CUBIC, SECOND_HEXAGONAL)))
+    for (cubic, hexagonal), (near_cubic, near_hexagonal) in steps:
         listed = {kind: _listed(rows, 4, out == kind) for kind in (cubic, hexagonal)}
         free = np.flatnonzero((out == NONE) & (listed[cubic] != listed[hexagonal]))
         if near_cubic == SECOND_CUBIC:   # only where the material surrounds the atom
@@ -103,7 +105,7 @@ def diamond_topology(data, rows=None, vectors=None) -> np.ndarray:
     return out
 
 
-def graphene_topology(data, rows=None, vectors=None, which=None, chunk: int = 65536) -> np.ndarray:
+def graphene_topology(data, rows=None, vectors=None, which=None) -> np.ndarray:
     """Per particle of ``data``: GRAPHENE where its 3 nearest neighbours and theirs form a honeycomb
     cell around it: its 4th nearest lies beyond 1.25 times the mean distance of the 3 (sqrt 3 times
     in graphene), each of the 3 counts the particle among its own 3 nearest, and the 6 others they
@@ -121,8 +123,8 @@ def graphene_topology(data, rows=None, vectors=None, which=None, chunk: int = 65
     tested = np.ones(n, dtype=bool) if which is None else np.asarray(which, dtype=bool).copy()
     for _ in range(2):   # and the atoms that may list them, or list those: among their 6 nearest
         tested |= _listed(rows, 6, tested)
-    for start in range(0, n, chunk):
-        atoms = np.flatnonzero(tested[start:start + chunk]) + start
+    for start in range(0, n, HONEYCOMB_CHUNK):   # (atoms, 6, 6, 3) temporaries: a bounded number of atoms at once
+        atoms = np.flatnonzero(tested[start:start + HONEYCOMB_CHUNK]) + start
         out[atoms] = np.where(_honeycomb(atoms, rows, vectors), GRAPHENE, NONE)
     for kind, listed_kind in ((GRAPHENE, NEAR_GRAPHENE), (NEAR_GRAPHENE, SECOND_GRAPHENE)):
         free = np.flatnonzero(_listed(rows, 3, out == kind) & (out == NONE))

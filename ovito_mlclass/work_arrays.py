@@ -2,11 +2,11 @@
 
 Classifying a million atoms takes about 0.8 GB of work arrays (the nearest-neighbour search's rows
 and vectors, the descriptors). Memory fresh from the operating system costs time to map and zero,
-on virtual machines as much as the whole classification. So the arrays of one frame are kept and
-handed out again for the next frame of the same size, and a trajectory pays for them once. An array is handed out again only when nothing refers to it
-any more (a view of it, a result the caller kept: then a new one is made), so a result is never
-overwritten. Kept arrays are let go a short while after their last use, and never kept where they
-would take more than an eighth of the machine's memory.
+at times as much as the whole classification. So the arrays of one frame are kept and handed out
+again for the next frame of the same size, and a trajectory pays for them once. An array is handed
+out again only when nothing refers to it any more (a view of it, a result the caller kept: then a
+new one is made), so a result is never overwritten. Kept arrays are let go a short while after their
+last use, and never kept where they would take more than an eighth of the machine's memory.
 """
 from __future__ import annotations
 
