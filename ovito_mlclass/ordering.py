@@ -31,10 +31,9 @@ none; so an FCC or BCC atom whose nearest neighbours give no ordering is tried o
 12 (14) of its 13 (15) nearest that best form opposite pairs. In the diamonds and graphene a bond
 now and then stretches beyond an atom of the second shell, or beyond several; an atom whose bonds
 give no ordering is tried once more with the bonds of it and of its bonded neighbours taken as the
-4 (3) of their 5 (4) nearest whose directions best form a tetrahedron (a triangle), and in the
-diamonds, if that gives none either, as the 4 of their 8 nearest (a tetrahedron that no four
-atoms of the second shell form). This recovers much of what PTM, which picks
-its neighbours by their Voronoi solid angles rather than their distances, gets right there.
+4 of their 16 nearest with the largest faces of their Voronoi cells, as PTM picks them (a stretched
+bond keeps a large face), and in graphene, whose sheet leaves the cell open, as the 3 of the 4
+nearest whose directions best form a triangle.
 """
 from __future__ import annotations
 
@@ -42,6 +41,7 @@ import itertools
 
 import numpy as np
 
+from .descriptors.reference import _voronoi_face_areas
 from .frames import as_frame
 from .neighbors import nearest_neighbors
 
@@ -63,8 +63,12 @@ BONDED = {6: ZINCBLENDE_WURTZITE, 7: ZINCBLENDE_WURTZITE, 8: BORON_NITRIDE}
 CENTROSYMMETRIC = (1, 3)  # FCC, BCC: the template's neighbours come in opposite pairs
 # like neighbours among the k + 1 from which leaving one out can give an ordering (FCC: 0, 4, 8, 12; BCC: 6, 14)
 RETRY_COUNTS = {1: (0, 1, 4, 5, 8, 9, 12, 13), 3: (6, 7, 14, 15)}
-NEIGHBORS_NEEDED = max(TEMPLATES.values()) + 1  # the one candidate beyond the largest template
+NEIGHBORS_NEEDED = 16  # a diamond's first and second shells, its Voronoi cell
 OPPOSITE = -0.7  # cosine below which two neighbour directions count as opposite (thermal spread allowed)
+# a diamond atom's bonds are looked for among its Voronoi faces where its 5th nearest neighbour lies
+# within this factor of its 4th (the second shell lies at 1.63 bond lengths; the stretched bonds found
+# on the training split all had their 5th nearest within 1.15 of their 4th)
+AMBIGUOUS = 1.2
 
 
 def ordering_types(structure_types, species, neighbors, vectors) -> np.ndarray:
@@ -93,16 +97,14 @@ def ordering_types(structure_types, species, neighbors, vectors) -> np.ndarray:
                 rows = np.take_along_axis(neighbors[again, :k + 1], keep, axis=1)
                 rows_vectors = np.take_along_axis(vectors[again, :k + 1], keep[:, :, None], axis=1)
                 out[again] = _ordering(structure, k, again, species, neighbors, rows, rows_vectors)
-        # the bonds of these atoms and of their bonded neighbours, from the nearest (graphene: 4 only,
-        # as three of its second neighbours can form a triangle of their own)
-        for candidates in (k + 1, 2 * k) if k == 4 else (k + 1,):
-            if structure not in BONDED or neighbors.shape[1] < candidates:
-                break
+        # the bonds of these atoms and of their bonded neighbours: the diamonds' from their Voronoi
+        # cells, graphene's (a sheet: no closed cell) from the directions of its 4 nearest
+        if structure in BONDED and neighbors.shape[1] > k:
             again = atoms[out[atoms] == OTHER]
             again = again[(neighbors[again, :k] >= 0).all(axis=1)]
             if len(again):
                 repaired = np.union1d(again, neighbors[again, :k].ravel())
-                bonds = _bonds_repaired(k, repaired, neighbors, vectors, candidates)
+                bonds = (_bonds_by_faces if k == 4 else _bonds_by_angles)(k, repaired, neighbors, vectors)
                 out[again] = _ordering(structure, k, again, species, bonds, bonds[again], vectors[again, :k])
     return out
 
@@ -133,11 +135,29 @@ def _ordering(structure, k, atoms, species, neighbors, first, first_vectors) -> 
     return out
 
 
-def _bonds_repaired(k, atoms, neighbors, vectors, candidates) -> np.ndarray:
-    """Every atom's ``k`` nearest neighbours, except for ``atoms``: the k of their ``candidates``
-    nearest whose directions best form the bonds of a tetrahedron (k = 4; graphene, k = 3: three
-    bonds at 120°), i.e. with the smallest sum of the squared deviations of their bond-angle cosines
-    from the ideal one. An atom of the second shell lies at least 35° (30°) from every bond."""
+def _bonds_by_faces(k, atoms, neighbors, vectors) -> np.ndarray:
+    """Every atom's ``k`` nearest neighbours, except for ``atoms``: the k of their neighbours with
+    the largest faces of their Voronoi cells (PTM's choice). A stretched bond keeps a large face
+    where it has fallen behind atoms of the second shell in distance (a perfect diamond's bond faces
+    are 15 times larger than its second neighbours')."""
+    bonds = neighbors[:, :k].copy()
+    atoms = atoms[(neighbors[atoms] >= 0).all(axis=1) & (np.abs(vectors[atoms]).sum(axis=2) > 0).all(axis=1)]
+    d = np.linalg.norm(vectors[atoms, k - 1:k + 1], axis=2)
+    atoms = atoms[d[:, 1] < AMBIGUOUS * d[:, 0]]    # elsewhere the nearest are the bonds beyond doubt
+    c = neighbors.shape[1]
+    areas = np.zeros(len(atoms) * c)      # a face the neighbours leave open: 0
+    _voronoi_face_areas(np.arange(len(atoms) + 1, dtype=np.int64) * c,
+                        np.ascontiguousarray(vectors[atoms].reshape(-1, 3), dtype=np.float64), areas)
+    largest = np.argsort(-areas.reshape(len(atoms), c), axis=1, kind="stable")[:, :k]
+    bonds[atoms] = np.take_along_axis(neighbors[atoms], largest, axis=1)
+    return bonds
+
+
+def _bonds_by_angles(k, atoms, neighbors, vectors) -> np.ndarray:
+    """Every atom's ``k`` nearest neighbours, except for ``atoms``: the k of their k + 1 nearest whose
+    directions best form the bonds (graphene, k = 3: three at 120°), i.e. with the smallest sum of
+    the squared deviations of their bond-angle cosines from the ideal one."""
+    candidates = k + 1
     bonds = neighbors[:, :k].copy()
     atoms = atoms[(neighbors[atoms, :candidates] >= 0).all(axis=1)]
     unit = vectors[atoms, :candidates]

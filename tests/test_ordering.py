@@ -130,33 +130,48 @@ def test_the_next_shells_intruder_is_the_one_left_out(seed):
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("several", [False, True])
-def test_a_stretched_bond_is_found_among_the_next_nearest(seed, several):
-    """By construction: the four bond directions of a diamond atom (three of graphene), slightly
-    disordered, and one atom of the second shell (which lies 35° from the bonds in a diamond, 30° in
-    a honeycomb) come nearer than one stretched bond; the k of the k + 1 nearest that best form the
-    tetrahedron (the triangle) are the bonds. In a diamond also with four of the second shell
-    nearer: the 4 of the 8 nearest."""
-    from ovito_mlclass.ordering import _bonds_repaired
+def test_a_stretched_graphene_bond_is_found_among_the_next_nearest(seed):
+    """By construction: the three bond directions of a graphene atom, slightly disordered, and one
+    atom of the second shell (30° from the bonds) nearer than one stretched bond; the 3 of the 4
+    nearest that best form the triangle are the bonds."""
+    from ovito_mlclass.ordering import _bonds_by_angles
 
     rng = np.random.default_rng(seed)
-    tetrahedron = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) * 2.35 / np.sqrt(3)
-    triangle = np.array([[1, 0, 0], [-0.5, S3 / 2, 0], [-0.5, -S3 / 2, 0]]) * 1.42
-    for bonds in (tetrahedron,) if several else (tetrahedron, triangle):
-        k = len(bonds)
-        # second neighbours through bonds i and j: the direction of bond i minus bond j
-        second = np.array([bonds[i] - bonds[j] for i, j in ((0, 1), (1, 2), (2, 0), (0, 3))[:k if several else 1]])
-        second = second / np.linalg.norm(second, axis=1, keepdims=True) * 1.1 * np.linalg.norm(bonds[0])
-        vectors = bonds + rng.normal(0, 0.05, bonds.shape)
-        stretched = rng.integers(k)
-        vectors[stretched] *= 1.3                          # now beyond the second neighbours
-        everything = np.vstack([vectors, second])
-        order = np.argsort(np.linalg.norm(everything, axis=1))
-        neighbors = np.array([order])                      # candidate index -> atom id (k and above: intruders)
-        candidates = 2 * k if several else k + 1
-        repaired = _bonds_repaired(k, np.array([0]), neighbors[:, :candidates], everything[order][None, :candidates],
-                                   candidates)
-        assert sorted(repaired[0]) == list(range(k))
+    bonds = np.array([[1, 0, 0], [-0.5, S3 / 2, 0], [-0.5, -S3 / 2, 0]]) * 1.42
+    second = (bonds[0] - bonds[1]) / np.linalg.norm(bonds[0] - bonds[1]) * 1.1 * 1.42
+    vectors = bonds + rng.normal(0, 0.05, bonds.shape)
+    vectors[rng.integers(3)] *= 1.3                        # now beyond the second neighbour
+    everything = np.vstack([vectors, second])
+    order = np.argsort(np.linalg.norm(everything, axis=1))
+    repaired = _bonds_by_angles(3, np.array([0]), order[None], everything[order][None])
+    assert sorted(repaired[0]) == [0, 1, 2]
+
+
+def diamond_shells(a=1.0):
+    """A cubic diamond atom's 4 bonds and 12 second neighbours (lattice constant ``a``)."""
+    from itertools import product
+
+    bonds = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) * a / 4
+    second = [v for v in product((-1, 0, 1), repeat=3) if sum(map(abs, v)) == 2]
+    return np.vstack([bonds, np.array(second) * a / 2])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_stretched_diamond_bond_keeps_its_voronoi_face(seed):
+    """By construction: a cubic diamond atom moved 0.4 bond lengths away from one of its 4 bonded
+    neighbours (that bond 1.4 long, three second neighbours now nearer), all 16 neighbours slightly
+    disordered, sorted by distance: the 4 with the largest Voronoi faces are the bonds, as PTM picks
+    them, where the 4 nearest are not."""
+    from ovito_mlclass.ordering import _bonds_by_faces
+
+    rng = np.random.default_rng(seed)
+    vectors = diamond_shells(4 / np.sqrt(3))                 # bond length 1
+    stretched = rng.integers(4)
+    vectors = vectors + 0.4 * vectors[stretched] + rng.normal(0, 0.02, (16, 3))
+    order = np.argsort(np.linalg.norm(vectors, axis=1))
+    assert stretched not in order[:4]
+    bonds = _bonds_by_faces(4, np.array([0]), order[None], vectors[order][None])
+    assert sorted(bonds[0]) == [0, 1, 2, 3]
 
 
 def test_an_antisite_and_its_shells_are_not_zincblende():
