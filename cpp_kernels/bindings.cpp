@@ -324,22 +324,24 @@ PYBIND11_MODULE(_kernels, m) {
                 net.novelty_scales = novelty_scales->data();
             }
             py::array_t<float> probs({n, int64_t(net.n_classes)}), sites({n, int64_t(n_sites)});
-            py::array_t<float> novelty(with_novelty ? n : 0);
+            py::array_t<float> novelty(with_novelty ? n : 0), confidence(n);
+            py::array_t<int32_t> most_probable(n);
             float *p = probs.mutable_data(), *s = sites.mutable_data(), *v = with_novelty ? novelty.mutable_data() : nullptr;
             const double* x = features.data();
             {
                 py::gil_scoped_release release;
-                structure_net(n, x, net, p, s, v);
+                structure_net(n, x, net, p, s, v, most_probable.mutable_data(), confidence.mutable_data());
             }
             return py::make_tuple(probs, n_sites ? py::object(sites) : py::none(),
-                                  with_novelty ? py::object(novelty) : py::none());
+                                  with_novelty ? py::object(novelty) : py::none(), most_probable, confidence);
         },
         py::arg("features"), py::arg("mean"), py::arg("inv_std"), py::arg("weights"), py::arg("biases"),
         py::arg("class_weight"), py::arg("class_bias"), py::arg("site_weight"), py::arg("site_bias"), py::arg("n_sites"),
         py::arg("novelty_means") = py::none(), py::arg("novelty_factors") = py::none(),
         py::arg("novelty_scales") = py::none(),
         "StructureNet (training/network.py) on every row of `features`: (class posteriors (n, C) float32, site "
-        "posteriors (n, n_sites) or None, novelty (n,) or None), the hidden layers each followed by SiLU.");
+        "posteriors (n, n_sites) or None, novelty (n,) or None, most probable class (n,) int32 (the first of "
+        "equal maxima), its posterior (n,) float32), the hidden layers each followed by SiLU.");
 
     define_neighbor_mean<float>(m);
     define_neighbor_mean<double>(m);  // overloads: pybind11 picks by the array type

@@ -131,11 +131,11 @@ struct StructureNetWeights {
     const float* novelty_scales = nullptr;   // (n_classes)
 };
 
-// Class posteriors (n, n_classes), site posteriors (n, n_sites; when n_sites > 0) and, where
-// `novelty` is not null, the novelty (n) of every row of x (n, n_features; float64, read as the
-// float32 the network takes).
+// Class posteriors (n, n_classes), site posteriors (n, n_sites; when n_sites > 0), where `novelty`
+// is not null the novelty (n), and the most probable class (n) and its posterior (n) of every row
+// of x (n, n_features; float64, read as the float32 the network takes).
 void structure_net(int64_t n, const double* x, const StructureNetWeights& net, float* probs, float* sites,
-                   float* novelty);
+                   float* novelty, int32_t* most_probable, float* confidence);
 
 // Row i of out: the mean of row i of h (n x features) and the rows neighbors[i] (n x k; -1 =
 // missing, left out).

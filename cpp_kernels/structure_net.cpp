@@ -65,7 +65,7 @@ void softmax(const float* logits, int count, float* out) {
 }  // namespace
 
 void structure_net(int64_t n, const double* x, const StructureNetWeights& net, float* probs, float* sites,
-                   float* novelty) {
+                   float* novelty, int32_t* most_probable, float* confidence) {
     const int F = net.n_features, C = net.n_classes, S = net.n_sites;
     std::vector<Layer> hidden;
     int width = F, width_used = F;
@@ -114,7 +114,13 @@ void structure_net(int64_t n, const double* x, const StructureNetWeights& net, f
                 input = out;
             }
             classes.apply(input, padded, logits.data());
-            for (int r = 0; r < rows; ++r) softmax(&logits[r * classes.out], C, probs + (start + r) * C);
+            for (int r = 0; r < rows; ++r) {
+                float* p = probs + (start + r) * C;
+                softmax(&logits[r * classes.out], C, p);
+                // the first of equal largest posteriors, as numpy's argmax: saves the caller two passes
+                const int c = int(std::max_element(p, p + C) - p);
+                most_probable[start + r] = c, confidence[start + r] = p[c];
+            }
             if (S) {
                 site_layer.apply(input, padded, site_logits.data());
                 for (int r = 0; r < rows; ++r) softmax(&site_logits[r * site_layer.out], S, sites + (start + r) * S);

@@ -33,6 +33,8 @@ class Posteriors:
                                          # network's most probable one, -1 none (topology.py); None: no test
     close_packed: np.ndarray | None = None  # (n,) int16 FCC or HCP (index) where the network cannot place
                                             # the atom and adaptive CNA finds that shell, -1 none; None: no test
+    most_probable: np.ndarray | None = None  # (n,) the most probable class (index) and its posterior, as the
+    confidence: np.ndarray | None = None     # compiled network gives them (0 for undescribed); None: from probabilities
 
 
 @dataclass
@@ -92,7 +94,7 @@ def posteriors_steps(data, model):
     sites = np.zeros((n, len(model.site_classes)), dtype=np.float32) if model.site_classes else None
     novelty = np.zeros(n, dtype=np.float32) if model.has_novelty else None
     bulk = model.bulk_phase
-    rows = certified = close_packed = None
+    rows = certified = close_packed = most_probable = confidence = None
     if described.any():
         yield 0.0, "neighbours and descriptors"
         k = max(model.neighbor_average, bulk["neighbors"] if bulk else 0,
@@ -102,18 +104,24 @@ def posteriors_steps(data, model):
             if k else (model.features.compute(frame, single_precision=True), None, None)
         yield 0.8, "network"
         prediction = model.predict(features, neighbors[:, :model.neighbor_average] if model.neighbor_average else None)
+        best, largest = prediction.most_probable, prediction.confidence
+        if best is None:
+            best = prediction.probabilities.argmax(axis=1)
+            largest = np.take_along_axis(prediction.probabilities, best[:, None], axis=1)[:, 0]
         if described.all():  # the network's arrays as they are (no copies of a frame's size)
             probs, sites, novelty = prediction.probabilities, prediction.sites, prediction.novelty
+            most_probable, confidence = best, largest
         else:
             probs[described] = prediction.probabilities
+            most_probable, confidence = np.zeros(n, dtype=best.dtype), np.zeros(n, dtype=np.float32)
+            most_probable[described], confidence[described] = best, largest
         if certifies(model):
             seen = frame if described.all() else frame.subset(described)
-            found = topology.certified_classes(model.classes, prediction.probabilities.argmax(axis=1), seen,
-                                               neighbors, vectors, prediction.probabilities)
+            found = topology.certified_classes(model.classes, best, seen, neighbors, vectors, prediction.probabilities)
             if found is not None:
                 certified = np.full(n, -1, dtype=np.int16)
                 certified[described] = found
-            shells = topology.close_packed_shells(model.classes, prediction.probabilities, seen, neighbors, vectors)
+            shells = topology.close_packed_shells(model.classes, largest, seen, neighbors, vectors)
             if shells is not None:
                 close_packed = np.full(n, -1, dtype=np.int16)
                 close_packed[described] = shells
@@ -130,7 +138,7 @@ def posteriors_steps(data, model):
                 rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
     elif bulk:  # nothing described: no neighbours
         rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32)
-    return Posteriors(probs, sites, described, novelty, rows, certified, close_packed)
+    return Posteriors(probs, sites, described, novelty, rows, certified, close_packed, most_probable, confidence)
 
 
 def certifies(model) -> bool:
@@ -210,7 +218,9 @@ def network_types(post: Posteriors, model, reject_threshold: float | None = None
     if not novelty_threshold > 0:
         raise ValueError(f"The novelty threshold must be positive (1: the model's own), got {novelty_threshold}.")
     kinds = model.structure_types
-    if post.probabilities.shape[1]:
+    if post.most_probable is not None:
+        best, confidence = post.most_probable, post.confidence
+    elif post.probabilities.shape[1]:
         best = post.probabilities.argmax(axis=1)
         confidence = np.take_along_axis(post.probabilities, best[:, None], axis=1)[:, 0]
     else:

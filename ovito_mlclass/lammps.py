@@ -263,8 +263,8 @@ class InSituClassifier:
             found = certified_classes(model.classes, best, seen, nearest, vectors,
                                       prediction.probabilities)  # rows of the local atoms, the only ones asked
             certified = None if found is None else found[:local]
-            placed = np.ones((len(nearest), len(model.classes)), dtype=np.float32)  # ghosts: not asked
-            placed[:local] = prediction.probabilities
+            placed = np.ones(len(nearest), dtype=np.float32)  # ghosts: not asked
+            placed[:local] = prediction.probabilities.max(axis=1)
             shells = close_packed_shells(model.classes, placed, seen, nearest, vectors)
             shells = None if shells is None else shells[:local]
         post = Posteriors(prediction.probabilities, prediction.sites, np.ones(local, bool), prediction.novelty,

@@ -47,12 +47,15 @@ BUILTIN_DIR = Path(__file__).parent / "models"
 
 class Prediction(NamedTuple):
     """What a model says about each atom: class posteriors ``(n, C)``, site posteriors ``(n, S)``
-    or None, and its novelty ``(n,)`` (above 1: unlike every training class) or None for models
-    without one."""
+    or None, its novelty ``(n,)`` (above 1: unlike every training class) or None for models
+    without one; from the compiled network also the most probable class ``(n,)`` (the first of
+    equal maxima, as ``probabilities.argmax(axis=1)``) and its posterior ``(n,)``, else None."""
 
     probabilities: np.ndarray
     sites: np.ndarray | None = None
     novelty: np.ndarray | None = None
+    most_probable: np.ndarray | None = None
+    confidence: np.ndarray | None = None
 
 
 class ModelError(ValueError):
@@ -327,7 +330,7 @@ class StructureModel:
             return None
         with torch.no_grad():  # also checks the module's outputs against the metadata (_forward)
             logits, site_logits, novelty = self._forward(self._batch(sample, 0, len(sample)))
-        probs, sites, my_novelty = network(sample)
+        probs, sites, my_novelty = network(sample)[:3]
         same = np.allclose(probs, torch.softmax(logits, 1).numpy(), rtol=1e-4, atol=1e-5)
         if sites is not None:
             same &= np.allclose(sites, torch.softmax(site_logits, 1).numpy(), rtol=1e-4, atol=1e-5)

@@ -55,26 +55,35 @@ def adaptive_cna(data, rows=None, vectors=None, which=None) -> np.ndarray:
     if rows is None:
         found = nearest_neighbors(frame, 14, allow_missing=True)
         rows, vectors = found.neighbors.reshape(n, 14), found.vectors.reshape(n, 14, 3)
+    return _cna_of_rows(rows, vectors, which)
+
+
+def _cna_of_rows(rows, vectors, which=None) -> np.ndarray:
+    """Adaptive CNA of each row of neighbours (``rows`` (m, k >= 12), ``vectors`` (m, k, 3))."""
     which = None if which is None else np.ascontiguousarray(which, dtype=np.uint8)
     return _compiled.kernels.adaptive_cna(_rows_contiguous(rows, np.int64, 14),
                                           _rows_contiguous(vectors, np.float64, 14), which)
 
 
-def close_packed_shells(classes, probabilities, data, rows=None, vectors=None) -> np.ndarray | None:
+def close_packed_shells(classes, confidence, data, rows=None, vectors=None) -> np.ndarray | None:
     """For every particle of ``data`` the network cannot place, its largest posterior
-    (``probabilities`` (n, classes)) below 0.25: the class (index into ``classes``) FCC or HCP where
-    adaptive CNA finds that first shell, else -1 (and -1 for the others). None for a model without
-    both classes. ``rows``, ``vectors``: as for :func:`certified_classes`. What
+    (``confidence`` (n,)) below 0.25: the class (index into ``classes``) FCC or HCP where adaptive
+    CNA finds that first shell, else -1 (and -1 for the others). None for a model without both
+    classes. ``rows``, ``vectors``: as for :func:`certified_classes`. What
     :func:`ovito_mlclass.classify.close_packed_types` gives inside a close-packed crystal."""
     classes = list(classes)
     if "FCC" not in classes or "HCP" not in classes:
         return None
-    out = np.full(len(probabilities), -1, dtype=np.int16)
-    lost = np.asarray(probabilities).max(axis=1) < LOST
-    if lost.any():
-        found = adaptive_cna(data, rows, vectors, which=lost)
-        for name, kind in (("FCC", CNA_FCC), ("HCP", CNA_HCP)):
-            out[lost & (found == kind)] = classes.index(name)
+    out = np.full(len(confidence), -1, dtype=np.int16)
+    lost = np.flatnonzero(np.asarray(confidence) < LOST)   # few: their rows only
+    if len(lost):
+        _, rows, vectors = _searched(data, rows, vectors)
+        if rows is not None:
+            # a shell is read from its vectors alone, the rows only for missing neighbours (-1): the
+            # subset's rows as 0 / -1, which index no atom outside it
+            found = _cna_of_rows(np.where(rows[lost, :14] >= 0, 0, -1), vectors[lost])
+            for name, kind in (("FCC", CNA_FCC), ("HCP", CNA_HCP)):
+                out[lost[found == kind]] = classes.index(name)
     return out
 
 

@@ -194,6 +194,9 @@ def assert_same_outputs(prediction, module, X):
         assert prediction.sites is None
     else:
         np.testing.assert_allclose(prediction.sites, sites, rtol=1e-4, atol=2e-6)
+    if prediction.most_probable is not None:  # the kernel's own: numpy's argmax and max of its posteriors
+        np.testing.assert_array_equal(prediction.most_probable, prediction.probabilities.argmax(1))
+        np.testing.assert_array_equal(prediction.confidence, prediction.probabilities.max(1))
     if prediction.novelty is not None:  # of the predicted class: where both predict the same one
         agree = prediction.probabilities.argmax(1) == best
         assert agree.mean() > 0.999
@@ -320,8 +323,8 @@ def test_compiled_network_checks_its_input():
         kernels.structure_net(np.zeros((5, 4)), *args[:-1], 2)
     with pytest.raises(ValueError, match=r"novelty: means \(C, F\)"):
         kernels.structure_net(np.zeros((5, 4)), *args, novelty[0][:2], *novelty[1:])
-    probs, sites, scores = kernels.structure_net(np.zeros((0, 4)), *args, *novelty)
-    assert probs.shape == (0, 3) and sites is None and scores.shape == (0,)
+    probs, sites, scores, best, confidence = kernels.structure_net(np.zeros((0, 4)), *args, *novelty)
+    assert probs.shape == (0, 3) and sites is None and scores.shape == best.shape == confidence.shape == (0,)
 
 
 def test_reject_threshold(model_file):

@@ -324,7 +324,7 @@ def test_inside_a_close_packed_crystal_adaptive_cna_places_what_the_network_cann
         probabilities = np.zeros((n, classes), dtype=np.float32)
         probabilities[~lost, model.classes.index(around)] = 1.0
         probabilities[lost] = 1.0 / classes
-        shells = topology.close_packed_shells(model.classes, probabilities, data, *neighbour_rows(data, 16))
+        shells = topology.close_packed_shells(model.classes, probabilities.max(axis=1), data, *neighbour_rows(data, 16))
         assert (shells[~lost] == -1).all()
         forged = Posteriors(probabilities, None, post.described, np.zeros(n, np.float32), post.neighbors, None, shells)
         names = assign(forged, model).type_names
