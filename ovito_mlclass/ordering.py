@@ -41,7 +41,6 @@ import itertools
 
 import numpy as np
 
-from .descriptors.reference import _voronoi_face_areas
 from .frames import as_frame
 from .neighbors import nearest_neighbors
 
@@ -140,6 +139,8 @@ def _bonds_by_faces(k, atoms, neighbors, vectors) -> np.ndarray:
     the largest faces of their Voronoi cells (PTM's choice). A stretched bond keeps a large face
     where it has fallen behind atoms of the second shell in distance (a perfect diamond's bond faces
     are 15 times larger than its second neighbours')."""
+    from .descriptors.reference import _voronoi_face_areas  # numba: only where a hot diamond needs it
+
     bonds = neighbors[:, :k].copy()
     atoms = atoms[(neighbors[atoms] >= 0).all(axis=1) & (np.abs(vectors[atoms]).sum(axis=2) > 0).all(axis=1)]
     d = np.linalg.norm(vectors[atoms, k - 1:k + 1], axis=2)
