@@ -203,6 +203,8 @@ class StructureClassifierModifier(ModifierInterface):
         colors = {0: result.structure_types.all_colors[0], **{s.id: tuple(s.color) for s in self.structures}}
 
         def full(values, dtype):  # a per-particle array: the analysed particles' values, 0 elsewhere
+            if mask is None:      # create_property copies it: no copy here
+                return np.asarray(values, dtype=dtype)
             out = np.zeros(n, dtype=dtype)
             out[analysed] = values
             return out
@@ -254,7 +256,9 @@ def _input_key(model: StructureModel, work: Frame, mask) -> str:
     """A digest of everything the posteriors depend on: the model file, the positions, cell and
     particle types the model sees, and which particles were analysed. Frames of one trajectory
     differ in it, also when their particle count or order changes."""
-    digest = hashlib.blake2b(digest_size=16)
+    # SHA-1 for its speed (processors hash it in hardware: 3x blake2b here), not for security: the
+    # key tells the user's own frames apart, no one gains by making two of them collide
+    digest = hashlib.sha1(usedforsecurity=False)
     digest.update(f"{model.path}|{model.path.stat().st_mtime_ns if model.path else ''}".encode())
     digest.update(np.ascontiguousarray(work.positions))  # the buffer itself: no copy
     digest.update(work.cell.tobytes() + np.asarray(work.pbc).tobytes())
