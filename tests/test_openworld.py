@@ -195,3 +195,25 @@ def test_novelty_is_what_turns_unknown_lattices_into_other():
     with_novelty = classify(data)
     assert (with_novelty.posteriors.novelty > 1).mean() >= 0.99
     np.testing.assert_array_equal(with_novelty.confidence, without.confidence)  # confidence keeps its meaning
+
+
+@pytest.mark.parametrize("name", ["si_surface_100_0.75Tm.npz", "cu50zr50_glass_300K.npz"])
+def test_the_kernels_most_probable_class_gives_what_the_posteriors_give(name):
+    """The compiled network names each atom's most probable class and its posterior; posteriors
+    without them (restored from the modifier's cache, or from TorchScript) give the classification
+    from numpy's argmax: the same types and confidence at the model's and at other thresholds,
+    here on a hot surface (topology tests, Other atoms) and a glass (Liquid, ICO)."""
+    from dataclasses import replace
+
+    from ovito_mlclass.classify import assign, posteriors
+
+    model = load_model(DEFAULT_MODEL)
+    data = Snapshot.load(BULK / name).to_data_collection()
+    post = posteriors(data, model)
+    assert post.most_probable is not None
+    np.testing.assert_array_equal(post.most_probable, post.probabilities.argmax(axis=1))
+    plain = replace(post, most_probable=None, confidence=None)
+    for theta in (None, 0.0, 0.9):
+        ours, theirs = assign(post, model, theta), assign(plain, model, theta)
+        np.testing.assert_array_equal(ours.types, theirs.types)
+        np.testing.assert_array_equal(ours.confidence, theirs.confidence)
