@@ -73,8 +73,8 @@ AMBIGUOUS = 1.2
 def ordering_types(structure_types, species, neighbors, vectors) -> np.ndarray:
     """The ordering type (ids above) of every atom: ``structure_types`` (n,) OVITO structure type
     ids, ``species`` (n,) particle types, ``neighbors`` (n, k >= 14; 15 for the second try of BCC
-    atoms) indices of every atom's nearest neighbours by increasing distance (-1: missing) and
-    ``vectors`` (n, k, 3) the vectors to them."""
+    atoms, 16 for the diamonds' Voronoi cells) indices of every atom's nearest neighbours by
+    increasing distance (-1: missing) and ``vectors`` (n, k, 3) the vectors to them."""
     structure_types = np.asarray(structure_types)
     species = np.asarray(species)
     neighbors = np.asarray(neighbors)
