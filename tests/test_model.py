@@ -285,7 +285,8 @@ def test_compiled_network_gives_the_same_bits_on_one_and_two_threads():
         X = mean + std * np.random.default_rng(5).normal(0.0, 1.5, (20001, len(mean)))
         p = model.predict(X)
         assert model._network
-        sys.stdout.write(hashlib.sha256(p.probabilities.tobytes() + p.novelty.tobytes()).hexdigest())"""
+        sys.stdout.write(hashlib.sha256(p.probabilities.tobytes() + p.novelty.tobytes() + p.most_probable.tobytes()
+                                        + p.confidence.tobytes()).hexdigest())"""
     runs = [run_python(code, env={**os.environ, "OMP_NUM_THREADS": str(t)}) for t in (1, 2)]
     for done in runs:
         assert done.returncode == 0, done.stderr

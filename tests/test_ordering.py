@@ -197,3 +197,22 @@ def test_an_antisite_and_its_shells_are_not_zincblende():
     ordering = ordering_of(data, np.full(n, 6))                       # cubic diamond everywhere
     assert not (ordering[touched] == 6).any()
     assert (ordering[~touched] == 6).mean() >= 0.99
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_hot_zincblende_slab_orders_as_ptm_does(seed):
+    """Outside the bulk: a zincblende (001) slab in vacuum, strongly disordered (0.2 Å), whose
+    surface atoms have open Voronoi cells and whose stretched bonds send atoms through the retry
+    by Voronoi faces. Given PTM's structure types, our ordering agrees with PTM's on its cubic
+    diamond atoms (PTM picks its neighbours by Voronoi solid angles), surface and inside alike."""
+    from ovito_mlclass.frames import as_frame
+
+    bulk = as_frame(lattice("zincblende", sigma=0.2, seed=seed))
+    cell = bulk.cell[:, :3].T.copy()
+    cell[2] *= 2.0                                          # vacuum above and below the slab
+    data = from_arrays(bulk.positions + cell[2] / 4, cell, pbc=(True, True, False), types=bulk.types)
+    types, theirs = ptm(data)
+    diamond = types == int(PolyhedralTemplateMatchingModifier.Type.CUBIC_DIAMOND)   # OVITO's id 6, ours too
+    assert diamond.sum() > 0.5 * len(types)
+    ours = ordering_of(data, np.where(diamond, 6, 0))
+    assert (ours[diamond] == theirs[diamond]).mean() >= 0.99
