@@ -283,6 +283,16 @@ struct TileAxis {
     }
 };
 
+// Unaligned loads and stores of one register of lanes (memcpy compiles to vmovups).
+template <typename Real>
+typename Simd<Real>::Lanes load_lanes(const Real* p) {
+    typename Simd<Real>::Lanes v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+template <typename Real>
+void store_lanes(Real* p, typename Simd<Real>::Lanes v) { __builtin_memcpy(p, &v, sizeof v); }
+
 // Where an atom lives in the bin grid: bin coordinates and its place among the atoms of its bin.
 struct Location {
     int32_t x, y, z, slot;
@@ -305,6 +315,7 @@ namespace {
 template <typename Real>
 void steinhardt_in(const NeighborList& nl, const SpatialBins& bins, const std::vector<SteinhardtShell>& specs,
                    bool averaged, int64_t cache_bytes) {
+    using Lanes = typename Simd<Real>::Lanes;
     constexpr int kLanes = kLanesOf<Real>;
     const int64_t n = nl.n_atoms;
 
@@ -517,20 +528,26 @@ void steinhardt_in(const NeighborList& nl, const SpatialBins& bins, const std::v
                                 sources[b + 1] = row;
                             }
                             if (missing > 0) compute_rows(atoms, missing, targets, scratch);
-                            Real* __restrict acc = sum.data();
-                            std::copy(sources[0], sources[0] + stride, acc);
-                            for (const Shell<Real>& shell : shells) {  // each over the atom and its own neighbours
+                            // Each shell's mean over the atom and its own neighbours, a register of
+                            // columns at a time summed over all of them (one store per register, not
+                            // one per neighbour). A register may run past the shell's columns into the
+                            // next shell's, which that shell then overwrites; never past the row.
+                            Real* acc = sum.data();
+                            for (const Shell<Real>& shell : shells) {
                                 const int64_t counted = shell.count(count);
-                                Real* __restrict part = acc + shell.base;
-                                const int width = 2 * shell.size;
-                                for (int64_t u = 1; u <= counted; ++u) {
-                                    const Real* __restrict src = sources[u] + shell.base;
-#pragma omp simd
-                                    for (int t = 0; t < width; ++t) part[t] += src[t];
-                                }
+                                const int first = shell.base, end = shell.base + 2 * shell.size;
                                 const Real norm = Real(1.0 / double(counted + 1));
-#pragma omp simd
-                                for (int t = 0; t < width; ++t) part[t] *= norm;
+                                int t = first;
+                                for (; t < end && t + kLanes <= stride; t += kLanes) {
+                                    Lanes s = load_lanes(sources[0] + t);
+                                    for (int64_t u = 1; u <= counted; ++u) s += load_lanes(sources[u] + t);
+                                    store_lanes(acc + t, s * norm);
+                                }
+                                for (; t < end; ++t) {
+                                    Real s = sources[0][t];
+                                    for (int64_t u = 1; u <= counted; ++u) s += sources[u][t];
+                                    acc[t] = s * norm;
+                                }
                             }
                             for (size_t k = 0; k < shells.size(); ++k)
                                 writers[k].add(i, acc + shells[k].base, shells[k].col_qbar, shells[k].col_wbar);
