@@ -16,6 +16,7 @@ from . import topology
 from .frames import Frame, as_frame
 from .model import DEFAULT_MODEL, StructureModel, load_model
 from .structure_types import OTHER, OTHER_COLOR, StructureTypes  # noqa: F401 (re-exported)
+from .work_arrays import WORK
 
 
 @dataclass
@@ -131,8 +132,9 @@ def posteriors_steps(data, model):
             novelty[described] = prediction.novelty
         if bulk:  # rows of the described subset -> rows of the frame (a copy: the search's arrays are reused)
             near = neighbors[:, :bulk["neighbors"]]
-            if described.all():
-                rows = near.astype(np.int32)
+            if described.all():  # into an array kept for the next frame: no fresh memory to map
+                rows = WORK.empty("bulk-phase rows", near.shape, np.int32)
+                np.copyto(rows, near, casting="same_kind" if near.dtype == np.int32 else "unsafe")
             else:
                 rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32)
                 rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)
@@ -206,6 +208,22 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
     return Classification(types=types, confidence=confidence.astype(np.float32), posteriors=post,
                           structure_types=kinds, site_types=site_types,
                           site_names=["None"] + model.site_classes if post.sites is not None else None)
+
+
+def rows_read(post: Posteriors, model) -> np.ndarray:
+    """The particles whose rows of ``post.neighbors`` :func:`assign` may read, whatever its
+    thresholds and disabled classes: those whose most probable class is the model's bulk phase
+    (only they can be of it, and :func:`bulk_phase_region` reads the rows of its members), and those
+    adaptive CNA gives a close-packed shell (:func:`close_packed_types`). What the modifier keeps of
+    the rows for the next threshold: usually few particles of a crystal."""
+    model = as_model(model)
+    read = np.zeros(len(post.described), dtype=bool)
+    if post.close_packed is not None:
+        read |= post.close_packed >= 0
+    if model.bulk_phase:
+        best = post.most_probable if post.most_probable is not None else post.probabilities.argmax(axis=1)
+        read |= (best == model.classes.index(model.bulk_phase["class"])) & post.described
+    return read
 
 
 def network_types(post: Posteriors, model, reject_threshold: float | None = None, disabled=(),

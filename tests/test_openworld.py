@@ -217,3 +217,43 @@ def test_the_kernels_most_probable_class_gives_what_the_posteriors_give(name):
         ours, theirs = assign(post, model, theta), assign(plain, model, theta)
         np.testing.assert_array_equal(ours.types, theirs.types)
         np.testing.assert_array_equal(ours.confidence, theirs.confidence)
+
+
+@pytest.mark.parametrize("snapshot", [DEFECTS / "defects_gb_fe_s9_221_0.50Tm.npz", BULK / "cu50zr50_glass_300K.npz"])
+def test_assign_reads_only_the_rows_the_modifier_keeps(snapshot):
+    """Of every atom's 12 nearest, the modifier's cache keeps only the rows ``rows_read`` names (the
+    atoms whose most probable class is Liquid, and those given a close-packed shell). With every
+    other row pointing at random atoms, every threshold, novelty threshold and set of disabled
+    classes gives the same types; and the modifier, after a change of threshold (the cached
+    posteriors and rows), gives what ``assign`` gives on fresh posteriors."""
+    from dataclasses import replace
+
+    from ovito.pipeline import Pipeline, StaticSource
+
+    from ovito_mlclass.classify import assign, posteriors, rows_read
+
+    model = load_model(DEFAULT_MODEL)
+    data = Snapshot.load(snapshot).to_data_collection()
+    post = posteriors(data, model)
+    rng = np.random.default_rng(5)
+    n = len(post.described)
+    close_packed = post.close_packed.copy()   # a few atoms with a close-packed shell, as if lost
+    close_packed[rng.choice(n, 50, replace=False)] = model.classes.index("FCC")
+    post = replace(post, close_packed=close_packed)
+    read = rows_read(post, model)
+    assert 50 <= read.sum() < n
+    scrambled = post.neighbors.copy()
+    scrambled[~read] = rng.integers(0, n, size=((~read).sum(), scrambled.shape[1]))
+    for theta in (None, 0.0, 0.5, 0.95):
+        for novelty in (1.0, 3.0):
+            for disabled in ((), ("ICO",), ("FCC", "BCC")):
+                np.testing.assert_array_equal(assign(post, model, theta, disabled, novelty).types,
+                                              assign(replace(post, neighbors=scrambled), model, theta, disabled,
+                                                     novelty).types)
+    modifier = StructureClassifierModifier(reject_threshold=0.5, use_model_threshold=False)
+    pipeline = Pipeline(source=StaticSource(data=data))
+    pipeline.modifiers.append(modifier)
+    pipeline.compute()
+    modifier.reject_threshold = 0.95   # from the cache
+    fresh = assign(posteriors(data, model), model, 0.95)
+    np.testing.assert_array_equal(pipeline.compute().particles["Structure Type"], fresh.types)

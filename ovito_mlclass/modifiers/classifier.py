@@ -9,7 +9,7 @@ from ovito.pipeline import ModifierInterface
 from ovito.traits import Color, FilePath
 from traits.api import BaseStr, Bool, Enum, HasTraits, Instance, Int, List, Range, Str, observe
 
-from ..classify import Posteriors, assign, posteriors_steps
+from ..classify import Posteriors, assign, posteriors_steps, rows_read
 from ..frames import Frame
 from ..model import DEFAULT_MODEL, StructureModel, builtin_models, load_model, resolve_device
 from ..ordering import ORDERING_TYPES, ordering_of
@@ -169,7 +169,7 @@ class StructureClassifierModifier(ModifierInterface):
         else:
             post = yield from relay_progress(posteriors_steps(work, model), f"Structure classification ({model.name})")
             if data_cache is not None:
-                _cache(data_cache, key, post)
+                _cache(data_cache, key, post, model)
         theta = None if self.use_model_threshold else self.reject_threshold
         disabled = [s.id for s in self.structures if not s.enabled]
         result = assign(post, model, theta, disabled, self.novelty_threshold)
@@ -269,10 +269,11 @@ def _input_key(model: StructureModel, work: Frame, mask) -> str:
     return digest.hexdigest()
 
 
-def _cache(cache: DataCollection, key: str, post) -> None:
+def _cache(cache: DataCollection, key: str, post, model) -> None:
     """Keeps the posteriors of the last evaluation (one frame) in OVITO's modifier cache."""
-    if "mlclass-posteriors" in cache.tables:
-        del cache.tables["mlclass-posteriors"]
+    for table in ("mlclass-posteriors", "mlclass-rows"):
+        if table in cache.tables:
+            del cache.tables[table]
     cache.attributes["StructureClassifier.key"] = key
     store = cache.tables.create(identifier="mlclass-posteriors")
     # np.asarray: no copy of arrays already of the type (create_property copies them once)
@@ -282,19 +283,28 @@ def _cache(cache: DataCollection, key: str, post) -> None:
         store.create_property("s", data=np.asarray(post.sites, dtype=np.float32))
     if post.novelty is not None:
         store.create_property("novelty", data=np.asarray(post.novelty, dtype=np.float32))
-    if post.neighbors is not None:
-        store.create_property("neighbors", data=np.asarray(post.neighbors, dtype=np.int32))
     if post.certified is not None:
         store.create_property("certified", data=post.certified.astype(np.int32))
     if post.close_packed is not None:
         store.create_property("close_packed", data=post.close_packed.astype(np.int32))
+    if post.neighbors is not None:  # only the rows a new threshold can make assign() read
+        read = np.flatnonzero(rows_read(post, model))
+        rows = cache.tables.create(identifier="mlclass-rows")
+        rows.create_property("particle", data=read.astype(np.int32))
+        rows.create_property("neighbors", data=np.asarray(post.neighbors[read], dtype=np.int32))
 
 
 def _restore(cache: DataCollection) -> Posteriors:
     store = cache.tables["mlclass-posteriors"]
+    neighbors = None
+    if "mlclass-rows" in cache.tables:  # the rows kept, -1 (no neighbour) in the others, never read
+        kept = cache.tables["mlclass-rows"]
+        rows = np.asarray(kept["neighbors"])
+        neighbors = np.full((len(store["p"]), rows.shape[1]), -1, dtype=np.int32)
+        neighbors[np.asarray(kept["particle"])] = rows
     return Posteriors(np.asarray(store["p"]), np.asarray(store["s"]) if "s" in store else None,
                       np.asarray(store["described"]) != 0,
                       np.asarray(store["novelty"]) if "novelty" in store else None,
-                      np.asarray(store["neighbors"]).reshape(len(store["p"]), -1) if "neighbors" in store else None,
+                      neighbors,
                       np.asarray(store["certified"]) if "certified" in store else None,
                       np.asarray(store["close_packed"]) if "close_packed" in store else None)
