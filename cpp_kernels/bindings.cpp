@@ -216,6 +216,10 @@ PYBIND11_MODULE(_kernels, m) {
     });
 
     m.def("max_threads", &max_threads, "Number of OpenMP threads the kernels use (1 without OpenMP).");
+    m.def("release_blocks", [] { BlockCache::instance().release(); },
+          "Lets go of the large blocks of memory the kernels keep for their next call of the same size.");
+    m.def("kept_block_bytes", [] { return BlockCache::instance().kept_bytes(); },
+          "Bytes of memory the kernels keep for their next call (release_blocks lets go of them).");
 
     m.def(
         "point_cloud",

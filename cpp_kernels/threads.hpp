@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -69,10 +71,73 @@ struct OutOfMemory : std::runtime_error {
         : std::runtime_error("could not allocate " + gib(bytes) + " of memory") {}
 };
 
-// std::vector's allocator, except that a failure names its size.
+// The machine's physical memory in bytes (infinite where unknown): no computation may plan to use more.
+inline double physical_memory() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGE_SIZE)
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page > 0) return double(pages) * double(page);
+#endif
+    return INFINITY;
+}
+
+// Large blocks of memory (a frame's bins and sorted positions, ...) kept for the next call that asks
+// for the same size: memory fresh from the operating system costs time to map and zero, on a busy
+// machine at times as much as the work itself, and a trajectory asks for the same sizes frame after
+// frame. Up to a sixteenth of the machine's memory is kept; Python lets go of it with its own kept
+// arrays (release_blocks(), from work_arrays.py).
+class BlockCache {
+public:
+    static constexpr size_t kMinBytes = size_t(1) << 20;  // smaller blocks: malloc keeps them well
+
+    static BlockCache& instance() {
+        static BlockCache* cache = new BlockCache();  // never destroyed: no order of destruction at exit
+        return *cache;
+    }
+    void* take(size_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (size_t b = 0; b < blocks_.size(); ++b)
+            if (blocks_[b].second == bytes) {
+                void* block = blocks_[b].first;
+                blocks_.erase(blocks_.begin() + b);
+                kept_ -= bytes;
+                return block;
+            }
+        return nullptr;
+    }
+    bool keep(void* block, size_t bytes) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (double(kept_ + bytes) > physical_memory() / 16) return false;
+        blocks_.emplace_back(block, bytes);
+        kept_ += bytes;
+        return true;
+    }
+    size_t kept_bytes() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return kept_;
+    }
+    void release() {
+        std::vector<std::pair<void*, size_t>> blocks;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            blocks.swap(blocks_);
+            kept_ = 0;
+        }
+        for (const auto& block : blocks) ::operator delete(block.first);
+    }
+
+private:
+    std::mutex mutex_;
+    std::vector<std::pair<void*, size_t>> blocks_;
+    size_t kept_ = 0;
+};
+
+// std::vector's allocator, except that a failure names its size and large blocks are kept for the
+// next call (BlockCache).
 template <typename T>
 struct SizedAllocator : std::allocator<T> {
     using value_type = T;
+    // blocks from plain operator new (std::allocator's, and BlockCache's release)
+    static constexpr bool kCached = alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__;
     template <typename U>
     struct rebind {
         using other = SizedAllocator<U>;
@@ -81,6 +146,9 @@ struct SizedAllocator : std::allocator<T> {
     template <typename U>
     SizedAllocator(const SizedAllocator<U>&) noexcept {}
     T* allocate(size_t count) {
+        const size_t bytes = count * sizeof(T);
+        if (kCached && bytes >= BlockCache::kMinBytes && count <= SIZE_MAX / sizeof(T))
+            if (void* block = BlockCache::instance().take(bytes)) return static_cast<T*>(block);
         try {
             return std::allocator<T>::allocate(count);
         } catch (const std::bad_alloc&) {
@@ -88,6 +156,11 @@ struct SizedAllocator : std::allocator<T> {
         } catch (const std::length_error&) {
             throw OutOfMemory(double(count) * sizeof(T));
         }
+    }
+    void deallocate(T* block, size_t count) noexcept {
+        const size_t bytes = count * sizeof(T);
+        if (kCached && bytes >= BlockCache::kMinBytes && BlockCache::instance().keep(block, bytes)) return;
+        std::allocator<T>::deallocate(block, count);
     }
 };
 template <typename T, typename U>
@@ -98,15 +171,6 @@ bool operator!=(const SizedAllocator<T>&, const SizedAllocator<U>&) { return fal
 // For the arrays whose size grows with the input (atoms, bonds, candidates).
 template <typename T>
 using Buffer = std::vector<T, SizedAllocator<T>>;
-
-// The machine's physical memory in bytes (infinite where unknown): no computation may plan to use more.
-inline double physical_memory() {
-#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGE_SIZE)
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    if (pages > 0 && page > 0) return double(pages) * double(page);
-#endif
-    return INFINITY;
-}
 
 // Refuses (ValueError) a computation planned to need more than the machine's memory.
 inline void require_memory(double bytes, const std::string& what) {

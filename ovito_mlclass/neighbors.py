@@ -27,6 +27,7 @@ import numpy as np
 
 from . import _compiled
 from .frames import Frame
+from .work_arrays import WORK
 
 __all__ = [
     "NeighborList",
@@ -139,6 +140,8 @@ def _kernel_call(search, *args, **kwargs):
         return search(*args, **kwargs)
     except ValueError as exc:
         raise InputError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+    finally:
+        WORK.touch()  # the search keeps its bins' memory for the next frame, let go with the work arrays
 
 
 def _refuse_coincident(structure: Frame) -> None:

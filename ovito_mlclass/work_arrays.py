@@ -6,7 +6,9 @@ at times as much as the whole classification. So the arrays of one frame are kep
 again for the next frame of the same size, and a trajectory pays for them once. An array is handed
 out again only when nothing refers to it any more (a view of it, a result the caller kept: then a
 new one is made), so a result is never overwritten. Kept arrays are let go a short while after their
-last use, and never kept where they would take more than an eighth of the machine's memory.
+last use, and never kept where they would take more than an eighth of the machine's memory. The
+compiled kernels keep their own large blocks (a search's bins and sorted positions) the same way,
+up to a sixteenth of the memory, and let go of them together with these.
 """
 from __future__ import annotations
 
@@ -56,9 +58,20 @@ class WorkArrays:
         return sum(a.nbytes for a in self._kept.values())
 
     def clear(self) -> None:
-        """Lets go of every kept array (arrays still in use stay with their users)."""
+        """Lets go of every kept array (arrays still in use stay with their users), and of the
+        blocks of memory the compiled kernels keep for their next call of the same size."""
         with self._lock:
             self._kept.clear()
+        from . import _compiled
+
+        if _compiled.COMPILED:
+            _compiled.kernels.release_blocks()
+
+    def touch(self) -> None:
+        """Restarts the wait before everything kept is let go (:meth:`clear`): after a compiled
+        kernel has run, which keeps blocks of its own."""
+        with self._lock:
+            self._let_go_later()
 
     def _let_go_later(self) -> None:
         if self._timer is not None:

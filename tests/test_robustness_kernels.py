@@ -170,6 +170,7 @@ def test_allocation_failure_inside_a_parallel_region_is_a_memory_error(threads):
             *coupling_table(degrees))
     out = np.empty((neighbor_list.n_atoms, 44))
     kernels.steinhardt(*args, 1 << 22, out)  # the threads exist before the cap
+    kernels.release_blocks()  # else the call below would get the first one's rows back, no allocation
     used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (used + (64 << 20), resource.RLIM_INFINITY))
     try:

@@ -113,6 +113,43 @@ def test_threads_computing_at_once_get_their_own_arrays(fresh_arrays):
         np.testing.assert_array_equal(results[i], reference)
 
 
+@pytest.mark.skipif(not _compiled.COMPILED, reason="the compiled kernel's blocks")
+def test_the_kernels_keep_their_blocks_for_the_next_frame_and_let_go_with_the_work_arrays():
+    """A search of 157,216 atoms keeps its bins and sorted positions (blocks of 1.2 MB and more) for
+    the next search of that size; searches reusing them, also two threads at once, give what searches
+    on fresh memory give; WORK.clear() lets go of them."""
+    frames = [crystal("fcc", 34, sigma=s, seed=i) for i, s in enumerate((0.02, 0.08))]
+    WORK.clear()
+    assert _compiled.kernels.kept_block_bytes() == 0
+    fresh = []
+    for data in frames:
+        found = nb.nearest_neighbors(data, 12)
+        assert _compiled.kernels.kept_block_bytes() > 0
+        fresh.append((found.neighbors.copy(), found.vectors.copy()))
+        WORK.clear()
+    errors = []
+
+    def search(i):
+        try:
+            for _ in range(3):
+                found = nb.nearest_neighbors(frames[i], 12)
+                np.testing.assert_array_equal(found.neighbors, fresh[i][0])
+                np.testing.assert_array_equal(found.vectors, fresh[i][1])
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    search(1), search(0)
+    threads = [threading.Thread(target=search, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert _compiled.kernels.kept_block_bytes() > 0
+    WORK.clear()
+    assert _compiled.kernels.kept_block_bytes() == 0
+
+
 @pytest.mark.skipif(not _compiled.COMPILED, reason="the compiled kernel's search")
 def test_the_search_writes_into_given_arrays_of_the_right_kind():
     frame = as_frame(crystal("hcp", 3, sigma=0.04, seed=5))
