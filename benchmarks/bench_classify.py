@@ -31,18 +31,25 @@ from results_file import replace_section
 HERE = Path(__file__).parent
 
 
-def best_of(reps, step):
-    """The shortest wall time and the smallest CPU time (user + system, all threads of the process)
-    of ``reps`` runs (CPU time leaves out what a virtual machine's host takes away, steal), and the
-    wall time of the first run (ours: before the work arrays of a frame this size were kept)."""
-    times, cpu = [], []
+def timed(step):
+    """The wall time and the CPU time (user + system, all threads of the process) of one run."""
+    t, c = time.perf_counter(), os.times()
+    step()
+    c2 = os.times()
+    return time.perf_counter() - t, c2.user + c2.system - c.user - c.system
+
+
+def best_of(reps, steps):
+    """For each of ``steps`` (name -> callable), the shortest wall time and the smallest CPU time
+    (CPU time leaves out what a virtual machine's host takes away, steal) of ``reps`` runs, and the
+    wall time of its first run (ours: before the work arrays of a frame this size were kept). The
+    steps take turns, one run each per round, so that a slow spell of a shared machine falls on
+    ours and the peers alike rather than on whichever ran during it."""
+    runs = {name: [] for name in steps}
     for _ in range(reps):
-        t, c = time.perf_counter(), os.times()
-        step()
-        c2 = os.times()
-        times.append(time.perf_counter() - t)
-        cpu.append(c2.user + c2.system - c.user - c.system)
-    return min(times), min(cpu), times[0]
+        for name, step in steps.items():
+            runs[name].append(timed(step))
+    return {name: (min(w for w, _ in r), min(c for _, c in r), r[0][0]) for name, r in runs.items()}
 
 
 def steal_jiffies():
@@ -96,15 +103,19 @@ def child(model_names, cells, reps, lattice):
     data, n = frame(lattice, cells)
     small, _ = frame(lattice, 3)
     result = {"atoms": n, "models": {}}
-    for model_name in model_names:
-        model = StructureModel.load(model_name)
-        small.clone().apply(StructureClassifierModifier(model=model_name))  # warm-up: imports, JIT, plugin loading
-        seconds, cpu, first = best_of(reps, lambda: data.clone().apply(StructureClassifierModifier(model=model_name)))
+    models = {name: StructureModel.load(name) for name in model_names}
+    for name in model_names:
+        small.clone().apply(StructureClassifierModifier(model=name))  # warm-up: imports, JIT, plugin loading
+    steps = {name: (lambda name=name: data.clone().apply(StructureClassifierModifier(model=name))) for name in model_names}
+    steps.update({name: (lambda peer=peer: data.clone().apply(peer())) for name, peer in peers(lattice).items()})
+    best = best_of(reps, steps)
+    for model_name, model in models.items():
+        seconds, cpu, first = best[model_name]
         # stages: the times between FeatureSpec.compute's progress reports (neighbours, then each block)
         marks = []
         k = max(model.neighbor_average, topology.SURROUNDING if certifies(model) else 0)
         features = model.features.compute(data, progress=lambda fraction, text: marks.append((time.perf_counter(), text)),
-                                          neighbors=k, vectors=True)
+                                          neighbors=k, vectors=True, single_precision=True)
         features, neighbors, vectors = features if k else (features, None, None)
         stages = {}
         for (t0, text), (t1, _) in zip(marks, marks[1:]):
@@ -119,8 +130,8 @@ def child(model_names, cells, reps, lattice):
             stages["topology"] = time.perf_counter() - t
         del features, neighbors, vectors, prediction
         result["models"][model_name] = {"seconds": seconds, "cpu": cpu, "first": first, "stages": stages}
-    for name, peer in peers(lattice).items():
-        result[name], result[name + " cpu"], _ = best_of(reps, lambda: data.clone().apply(peer()))
+    for name in peers(lattice):
+        result[name], result[name + " cpu"], _ = best[name]
     print(json.dumps(result))
 
 
@@ -191,7 +202,7 @@ def main():
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, ovito {ovito.version_string}, "
              f"torch {torch.__version__}; thermally disordered "
              + ("fcc Cu (σ = 0.1 Å)" if args.lattice == "fcc" else f"cubic-diamond Si (a = {SI_LATTICE} Å, σ = {SI_SIGMA} Å)")
-             + f", {rows[0][1]['atoms']:,} atoms; best of {args.reps}. Ours = `StructureClassifierModifier` applied to the "
+             + f", {rows[0][1]['atoms']:,} atoms; best of {args.reps}, ours and the peers taking turns. Ours = `StructureClassifierModifier` applied to the "
              "frame (neighbours, descriptors or point clouds, network, output properties); peers = OVITO's "
              + (" and ".join(f"`{p.__name__}()`" for p in peers(args.lattice).values()))
              + (" (adaptive)" if args.lattice == "fcc" else "") + " on the same frame "

@@ -80,11 +80,22 @@ inline double physical_memory() {
     return INFINITY;
 }
 
+// Whether the caller runs inside an OpenMP parallel region (also one of a single thread).
+inline bool in_parallel_region() {
+#ifdef _OPENMP
+    return omp_get_level() > 0;
+#else
+    return false;
+#endif
+}
+
 // Large blocks of memory (a frame's bins and sorted positions, ...) kept for the next call that asks
 // for the same size: memory fresh from the operating system costs time to map and zero, on a busy
 // machine at times as much as the work itself, and a trajectory asks for the same sizes frame after
-// frame. Up to a sixteenth of the machine's memory is kept; Python lets go of it with its own kept
-// arrays (release_blocks(), from work_arrays.py).
+// frame. Only the blocks of the calling thread outside parallel regions, the frame-sized arrays (a
+// thread's scratch inside a region grows with what it meets, a size that seldom comes again). Up to
+// a sixteenth of the machine's memory is kept, the longest unused let go first; Python lets go of
+// all of it with its own kept arrays (release_blocks(), from work_arrays.py).
 class BlockCache {
 public:
     static constexpr size_t kMinBytes = size_t(1) << 20;  // smaller blocks: malloc keeps them well
@@ -93,6 +104,8 @@ public:
         static BlockCache* cache = new BlockCache();  // never destroyed: no order of destruction at exit
         return *cache;
     }
+    static bool applies(size_t bytes) { return bytes >= kMinBytes && !in_parallel_region(); }
+
     void* take(size_t bytes) {
         std::lock_guard<std::mutex> lock(mutex_);
         for (size_t b = 0; b < blocks_.size(); ++b)
@@ -105,10 +118,20 @@ public:
         return nullptr;
     }
     bool keep(void* block, size_t bytes) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (double(kept_ + bytes) > physical_memory() / 16) return false;
-        blocks_.emplace_back(block, bytes);
-        kept_ += bytes;
+        const double limit = physical_memory() / 16;
+        if (double(bytes) > limit) return false;
+        std::vector<void*> dropped;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            while (!blocks_.empty() && double(kept_ + bytes) > limit) {  // the longest unused first
+                dropped.push_back(blocks_.front().first);
+                kept_ -= blocks_.front().second;
+                blocks_.erase(blocks_.begin());
+            }
+            blocks_.emplace_back(block, bytes);
+            kept_ += bytes;
+        }
+        for (void* old : dropped) ::operator delete(old);
         return true;
     }
     size_t kept_bytes() {
@@ -127,7 +150,7 @@ public:
 
 private:
     std::mutex mutex_;
-    std::vector<std::pair<void*, size_t>> blocks_;
+    std::vector<std::pair<void*, size_t>> blocks_;  // oldest first
     size_t kept_ = 0;
 };
 
@@ -147,7 +170,7 @@ struct SizedAllocator : std::allocator<T> {
     SizedAllocator(const SizedAllocator<U>&) noexcept {}
     T* allocate(size_t count) {
         const size_t bytes = count * sizeof(T);
-        if (kCached && bytes >= BlockCache::kMinBytes && count <= SIZE_MAX / sizeof(T))
+        if (kCached && count <= SIZE_MAX / sizeof(T) && BlockCache::applies(bytes))
             if (void* block = BlockCache::instance().take(bytes)) return static_cast<T*>(block);
         try {
             return std::allocator<T>::allocate(count);
@@ -159,7 +182,7 @@ struct SizedAllocator : std::allocator<T> {
     }
     void deallocate(T* block, size_t count) noexcept {
         const size_t bytes = count * sizeof(T);
-        if (kCached && bytes >= BlockCache::kMinBytes && BlockCache::instance().keep(block, bytes)) return;
+        if (kCached && BlockCache::applies(bytes) && BlockCache::instance().keep(block, bytes)) return;
         std::allocator<T>::deallocate(block, count);
     }
 };

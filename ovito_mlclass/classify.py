@@ -205,7 +205,7 @@ def assign(post: Posteriors, model, reject_threshold: float | None = None, disab
         site_types = (post.sites.argmax(axis=1) + 1).astype(np.int32)
         has_sites = np.isin(best, [k for k, c in enumerate(model.classes) if c in model.classes_with_sites])
         site_types[~post.described | (types == 0) | ~has_sites] = 0
-    return Classification(types=types, confidence=confidence.astype(np.float32), posteriors=post,
+    return Classification(types=types, confidence=np.asarray(confidence, dtype=np.float32), posteriors=post,
                           structure_types=kinds, site_types=site_types,
                           site_names=["None"] + model.site_classes if post.sites is not None else None)
 

@@ -283,10 +283,11 @@ def _cache(cache: DataCollection, key: str, post, model) -> None:
         store.create_property("s", data=np.asarray(post.sites, dtype=np.float32))
     if post.novelty is not None:
         store.create_property("novelty", data=np.asarray(post.novelty, dtype=np.float32))
+    index = np.int8 if len(model.classes) < 128 else np.int32   # class indices, -1 none: a byte is enough
     if post.certified is not None:
-        store.create_property("certified", data=post.certified.astype(np.int32))
+        store.create_property("certified", data=post.certified.astype(index))
     if post.close_packed is not None:
-        store.create_property("close_packed", data=post.close_packed.astype(np.int32))
+        store.create_property("close_packed", data=post.close_packed.astype(index))
     if post.neighbors is not None:  # only the rows a new threshold can make assign() read
         read = np.flatnonzero(rows_read(post, model))
         rows = cache.tables.create(identifier="mlclass-rows")
