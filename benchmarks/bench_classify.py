@@ -44,7 +44,7 @@ def best_of(reps, steps):
     (CPU time leaves out what a virtual machine's host takes away, steal) of ``reps`` runs, and the
     wall time of its first run (ours: before the work arrays of a frame this size were kept). The
     steps take turns, one run each per round, so that a slow spell of a shared machine falls on
-    ours and the peers alike rather than on whichever ran during it."""
+    ours and the peer alike rather than on whichever ran during it."""
     runs = {name: [] for name in steps}
     for _ in range(reps):
         for name, step in steps.items():
@@ -106,8 +106,11 @@ def child(model_names, cells, reps, lattice):
     models = {name: StructureModel.load(name) for name in model_names}
     for name in model_names:
         small.clone().apply(StructureClassifierModifier(model=name))  # warm-up: imports, JIT, plugin loading
+    # ours and the peer made for the lattice take turns; PTM (ten times slower) runs after them, as
+    # with it in between our work arrays would be let go (30 s after their last use) before each run
     steps = {name: (lambda name=name: data.clone().apply(StructureClassifierModifier(model=name))) for name in model_names}
-    steps.update({name: (lambda peer=peer: data.clone().apply(peer())) for name, peer in peers(lattice).items()})
+    own_peer, ptm = {k: v for k, v in peers(lattice).items() if k != "PTM"}, peers(lattice)["PTM"]
+    steps.update({name: (lambda peer=peer: data.clone().apply(peer())) for name, peer in own_peer.items()})
     best = best_of(reps, steps)
     for model_name, model in models.items():
         seconds, cpu, first = best[model_name]
@@ -130,6 +133,7 @@ def child(model_names, cells, reps, lattice):
             stages["topology"] = time.perf_counter() - t
         del features, neighbors, vectors, prediction
         result["models"][model_name] = {"seconds": seconds, "cpu": cpu, "first": first, "stages": stages}
+    best.update(best_of(reps, {"PTM": lambda: data.clone().apply(ptm())}))   # after our stages: see above
     for name in peers(lattice):
         result[name], result[name + " cpu"], _ = best[name]
     print(json.dumps(result))
@@ -202,7 +206,8 @@ def main():
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, ovito {ovito.version_string}, "
              f"torch {torch.__version__}; thermally disordered "
              + ("fcc Cu (σ = 0.1 Å)" if args.lattice == "fcc" else f"cubic-diamond Si (a = {SI_LATTICE} Å, σ = {SI_SIGMA} Å)")
-             + f", {rows[0][1]['atoms']:,} atoms; best of {args.reps}, ours and the peers taking turns. Ours = `StructureClassifierModifier` applied to the "
+             + f", {rows[0][1]['atoms']:,} atoms; best of {args.reps}, ours and "
+             + ("adaptive CNA" if args.lattice == "fcc" else "Identify Diamond") + " taking turns, then PTM. Ours = `StructureClassifierModifier` applied to the "
              "frame (neighbours, descriptors or point clouds, network, output properties); peers = OVITO's "
              + (" and ".join(f"`{p.__name__}()`" for p in peers(args.lattice).values()))
              + (" (adaptive)" if args.lattice == "fcc" else "") + " on the same frame "
