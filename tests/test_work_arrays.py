@@ -150,6 +150,20 @@ def test_the_kernels_keep_their_blocks_for_the_next_frame_and_let_go_with_the_wo
     assert _compiled.kernels.kept_block_bytes() == 0
 
 
+@pytest.mark.skipif(not _compiled.COMPILED, reason="the compiled kernel's blocks")
+def test_the_kept_blocks_do_not_pile_up_frame_after_frame():
+    """Classifying frames of one size again and again keeps the same blocks: the second frame's
+    take the first's place (a thread's scratch, whose size varies, is never kept)."""
+    frames = [crystal("fcc", 34, sigma=s, seed=i) for i, s in enumerate((0.05, 0.1, 0.15))]
+    WORK.clear()
+    kept = []
+    for data in frames + frames:
+        classify.classify(data, "openworld")
+        kept.append(_compiled.kernels.kept_block_bytes())
+    assert kept[0] > 0 and len(set(kept[1:])) == 1 and kept[-1] <= 2 * kept[0], kept
+    WORK.clear()
+
+
 @pytest.mark.skipif(not _compiled.COMPILED, reason="the compiled kernel's search")
 def test_the_search_writes_into_given_arrays_of_the_right_kind():
     frame = as_frame(crystal("hcp", 3, sigma=0.04, seed=5))
