@@ -134,7 +134,7 @@ def posteriors_steps(data, model):
             near = neighbors[:, :bulk["neighbors"]]
             if described.all():  # into an array kept for the next frame: no fresh memory to map
                 rows = WORK.empty("bulk-phase rows", near.shape, np.int32)
-                np.copyto(rows, near, casting="same_kind" if near.dtype == np.int32 else "unsafe")
+                np.copyto(rows, near, casting="unsafe")  # row indices fit in int32
             else:
                 rows = np.full((n, bulk["neighbors"]), -1, dtype=np.int32)
                 rows[described] = np.where(near >= 0, np.flatnonzero(described)[near], -1)

@@ -140,8 +140,9 @@ def _kernel_call(search, *args, **kwargs):
         return search(*args, **kwargs)
     except ValueError as exc:
         raise InputError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
-    finally:
-        WORK.touch()  # the search keeps its bins' memory for the next frame, let go with the work arrays
+    finally:  # a large search keeps its bins' memory for the next frame, let go with the work arrays
+        if _compiled.kernels.kept_block_bytes():
+            WORK.touch()
 
 
 def _refuse_coincident(structure: Frame) -> None:
