@@ -43,6 +43,17 @@ struct Simd<float> {
 template <typename Real>
 constexpr int kLanesOf = kRegisterBytes / int(sizeof(Real));
 
+// Unaligned loads and stores of one register of lanes (the buffers need not be aligned to whole
+// vectors; memcpy compiles to unaligned vector moves).
+template <typename Real>
+typename Simd<Real>::Lanes load_lanes(const Real* p) {
+    typename Simd<Real>::Lanes v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+template <typename Real>
+void store_lanes(Real* p, typename Simd<Real>::Lanes v) { __builtin_memcpy(p, &v, sizeof v); }
+
 // (l, m), m <= l, packed as l (l + 1) / 2 + m.
 inline int lm_index(int l, int m) { return l * (l + 1) / 2 + m; }
 inline int lm_count(int lmax) { return (lmax + 1) * (lmax + 2) / 2; }
@@ -108,12 +119,11 @@ inline void ylm_sums(const LegendreTable<Real>& t, int n_slots, const Real* x, c
     using Lanes = typename Simd<Real>::Lanes;
     constexpr int kLanes = kLanesOf<Real>;
     const int L = t.lmax;
-    // w (x + i y)^m of every slot, advanced column by column (the caller's buffers need not be
-    // aligned to whole vectors, hence memcpy, which compiles to unaligned loads and stores)
+    // w (x + i y)^m of every slot, advanced column by column
     Real* pr = power;
     Real* pi = power + size_t(n_slots) * kLanes;
-    auto load = [](const Real* p) { Lanes v; __builtin_memcpy(&v, p, sizeof v); return v; };
-    auto store = [](Real* p, Lanes v) { __builtin_memcpy(p, &v, sizeof v); };
+    auto load = load_lanes<Real>;
+    auto store = store_lanes<Real>;
     for (int j = 0; j < n_slots; ++j) {
         std::copy(w + j * kLanes, w + (j + 1) * kLanes, pr + j * kLanes);
         std::fill(pi + j * kLanes, pi + (j + 1) * kLanes, Real(0));

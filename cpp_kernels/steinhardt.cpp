@@ -112,11 +112,7 @@ private:
         }
     }
 
-    Lanes load(int k) const {
-        Lanes v;
-        __builtin_memcpy(&v, lanes_.data() + size_t(k) * kLanes, sizeof v);
-        return v;
-    }
+    Lanes load(int k) const { return load_lanes(lanes_.data() + size_t(k) * kLanes); }
 
     const std::vector<Degree>& degrees_;
     const double* coeff_;
@@ -282,16 +278,6 @@ struct TileAxis {
         return e >= 0 && e < len ? e : -1;
     }
 };
-
-// Unaligned loads and stores of one register of lanes (memcpy compiles to vmovups).
-template <typename Real>
-typename Simd<Real>::Lanes load_lanes(const Real* p) {
-    typename Simd<Real>::Lanes v;
-    __builtin_memcpy(&v, p, sizeof v);
-    return v;
-}
-template <typename Real>
-void store_lanes(Real* p, typename Simd<Real>::Lanes v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // Where an atom lives in the bin grid: bin coordinates and its place among the atoms of its bin.
 struct Location {

@@ -242,3 +242,34 @@ def test_topology_tests_on_small_hot_degenerate_and_2d_boxes(tmp_path):
     print("ok")
     """
     identical_at_1_and_2_threads(code, tmp_path, "topology")
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_kept_blocks_at_one_and_two_threads_give_fresh_results(threads):
+    """In a fresh interpreter at 1 and 2 threads: the default model on a 157,216-atom hot fcc frame
+    and on a 2-D sheet of 160,000 atoms, each classified again on the blocks the kernels kept from the
+    first call, gives the first call's types; the blocks stay the same size and WORK.clear() lets go."""
+    out = isolated("""
+    import numpy as np
+    from conftest import crystal, make_data
+    from ovito_mlclass import _compiled
+    from ovito_mlclass.classify import classify
+    from ovito_mlclass.work_arrays import WORK
+
+    side = np.arange(400) * 2.5
+    sheet = np.column_stack([np.repeat(side, 400), np.tile(side, 400), np.zeros(400 * 400)])
+    sheet += np.random.default_rng(1).normal(0.0, 0.05, sheet.shape) * [1, 1, 0]
+    flat = make_data(sheet, np.diag([1000.0, 1000.0, 10.0]), pbc=(True, True, False))
+    flat.cell_.is2D = True
+    frames = [crystal("fcc", 34, sigma=0.2, seed=7), flat]
+    for data in frames:
+        first = classify(data).types
+        kept = _compiled.kernels.kept_block_bytes()
+        again = classify(data).types
+        assert np.array_equal(first, again) and _compiled.kernels.kept_block_bytes() == kept
+    assert kept > 0
+    WORK.clear()
+    assert _compiled.kernels.kept_block_bytes() == 0
+    print("ok")
+    """, threads)
+    assert out.strip() == "ok"
