@@ -438,6 +438,29 @@ def test_gated_convolution_is_the_papers_equation():
         np.testing.assert_allclose(conv(atoms, edges, center, neighbor).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
+
+def test_gaussian_expansion_is_the_closed_form_without_subnormal_numbers():
+    """Each edge feature is exp(-(d - μ_k)² / w²) (here in float64) wherever that is a normal float32
+    number, and 0 below: never a subnormal value, on which matrix products (training's weight
+    gradients) run several times slower on x86 processors. The shipped models carry the same code."""
+    from ovito_mlclass.properties.cgcnn import GaussianExpansion
+
+    d = torch.linspace(0.0, 9.0, 30001)
+    tiny = np.finfo(np.float32).tiny
+    expansions = {"new": GaussianExpansion(8.0, 0.2)}
+    for name in builtin_property_models():
+        module = PropertyModel.load(name).module
+        expansions[name] = (getattr(module.members, "0") if hasattr(module, "members") else module).expand
+    for name, expand in expansions.items():
+        centers = expand.centers.double().numpy()
+        with torch.no_grad():
+            got = expand(d).double().numpy()
+        exact = np.exp(-((d.double().numpy()[:, None] - centers[None, :]) / 0.2) ** 2)
+        assert not ((got > 0) & (got < tiny)).any(), name
+        assert (got[exact < tiny] == 0).all(), name
+        np.testing.assert_allclose(got, exact, rtol=1e-4, atol=2 * tiny, err_msg=name)
+        assert (got[exact > 1e-30] > 0).all(), name
+
 def test_element_encoding_is_one_hot_where_it_should_be():
     raw = {key: np.full(101, np.nan) for key in ("group", "period", "block", "electronegativity", "covalent_radius",
                                                  "valence_electrons", "first_ionisation_energy", "electron_affinity",
