@@ -192,7 +192,7 @@ def cv_job(task, variant, fold, member, limit, scratch):
         train_graphs, y_train = train_graphs + extra, np.concatenate([y_train, np.zeros(len(extra))])
     torch.manual_seed(seed + member)
     net = make_network(config, element_table())
-    fit(net, train_graphs, y_train, pick(val_idx), y[val_idx], settings, seed + member, log=lambda *a: None)
+    run = fit(net, train_graphs, y_train, pick(val_idx), y[val_idx], settings, seed + member, log=lambda *a: None)
     val_prediction, val_sigma = evaluate(net, pick(val_idx))
     prediction, sigma = evaluate(net, pick(test_idx))
     single = [len(set(crystals[i].numbers.tolist())) == 1 for i in test_idx]
@@ -200,6 +200,7 @@ def cv_job(task, variant, fold, member, limit, scratch):
               "y": y[test_idx].tolist(), "prediction": prediction.tolist(), "sigma": sigma.tolist(),
               "val_y": y[val_idx].tolist(), "val_prediction": val_prediction.tolist(), "val_sigma": val_sigma.tolist(),
               "elemental": single, "mean_predictor": float(y[train_idx].mean()),
+              "best_epoch": run["best_epoch"], "diverged_in_epoch": run["diverged_in_epoch"],
               "seconds": round(time.perf_counter() - started, 1)}
     out.write_text(json.dumps(result))
     log(f"  {task} {variant} fold {fold} member {member}: MAE {np.abs(prediction - y[test_idx]).mean():.4f} "
@@ -248,7 +249,8 @@ def summarise(results):
                 "single_within": [float(np.mean([(np.abs(r["prediction"] - np.asarray(r["y"])) / r["sigma"] <= k).mean()
                                                   for fold in single for r in fold])) for k in (1, 2)],
                 "mean_predictor_mae": float(np.mean(mean_mae)), "n": int(len(err)),
-                "seconds": float(np.mean([r["seconds"] for r in results])), "rows": rows})
+                "seconds": float(np.mean([r["seconds"] for r in results])), "rows": rows,
+                "diverged": [(r["fold"], r["member"], r["diverged_in_epoch"]) for r in results if r.get("diverged_in_epoch")]})
     worst = np.argsort(-err)[:max(1, len(err) // 20)]  # the 5% largest errors: did σ flag them?
     out["worst5"] = {"n": int(len(worst)), "sigma_percentile_median": float(np.median([100 * (sigma < sigma[k]).mean() for k in worst])),
                      "beyond_2sigma": float((z[worst] > 2).mean())}
@@ -393,6 +395,10 @@ def main():
                      f"{s['median']:.4f} | {s['p95']:.4f} | {s['within_1sigma']:.2f} | {s['within_2sigma']:.2f} | "
                      f"{s['single_within'][0]:.2f} / {s['single_within'][1]:.2f} | {s['val_mae']:.4f} | "
                      f"{s['mean_predictor_mae']:.4f} | {s['seconds']:.0f} |")
+    diverged = [f"{task} {variant} fold {fold} member {member} (epoch {epoch})"
+                for (task, variant), s in summary.items() for fold, member, epoch in s["diverged"]]
+    if diverged:  # their networks are those of the best epoch before the loss stopped being finite
+        lines += ["", "Trainings that diverged (the best epoch before kept): " + "; ".join(diverged) + "."]
     elemental = [(key, s["elemental"]) for key, s in summary.items() if "elemental" in s and key[0] == "formation-energy"]
     if elemental:
         lines += ["", "Formation energy of the single-element crystals in the test folds (0 for an element's "

@@ -602,6 +602,44 @@ def test_training_an_ensemble(tiny_model, tmp_path):
     assert_best_gaussian_match((y[val_idx] - prediction) / sigma, 1.0)
 
 
+
+def test_training_stops_where_the_loss_diverges(tiny_model):
+    """A loss that stops being finite (as a σ head driven to a tiny σ can make it) ends the training
+    with a warning and keeps the best epoch before it; with no finished epoch it is an error."""
+    from ovito_mlclass.properties.graph_features import element_table
+    from ovito_mlclass.properties.train import evaluate, fit, graphs_cached, load_config, load_dataset, make_network
+
+    _, folder = tiny_model
+    config, _ = load_config(folder / "tiny.toml")
+    crystals, y, _ = load_dataset(config)
+    graphs = graphs_cached(crystals, 6.0, 12, progress=False)
+    train, val = graphs[:16], graphs[16:]
+    settings = {"epochs": 4, "batch_size": 8, "learning_rate": 3e-3}
+    torch.manual_seed(0)
+    net = make_network(config, element_table())
+    forward, calls = net.forward, []
+
+    def nan_from_the_fifth_training_step(*args):  # 2 steps per epoch: epoch 3 diverges
+        value, sigma, contributions = forward(*args)
+        calls.append(net.training)
+        if sum(calls) >= 5 and net.training:
+            value = value * float("nan")
+        return value, sigma, contributions
+
+    net.forward = nan_from_the_fifth_training_step
+    with pytest.warns(RuntimeWarning, match="diverged in epoch 3 of 4.*epoch [12] is kept"):
+        record = fit(net, train, y[:16], val, y[16:], settings, 0, log=lambda *a: None)
+    assert record["diverged_in_epoch"] == 3 and record["best_epoch"] in (1, 2)
+    assert len(record["validation_mae_history"]) == 2  # no epoch trained on after the divergence
+    net.forward = forward
+    assert all(torch.isfinite(p).all() for p in net.state_dict().values())
+    assert np.isfinite(evaluate(net, val)[0]).all()
+
+    missing = y[:16].copy()
+    missing[3] = np.nan
+    with pytest.raises(RuntimeError, match="diverged in epoch 1, before any epoch finished.*missing values"):
+        fit(make_network(config, element_table()), train, missing, val, y[16:], settings, 0, log=lambda *a: None)
+
 def test_training_records_split_scores_and_calibration(tiny_model):
     from ovito_mlclass.properties.train import load_config, load_dataset, split_indices
 

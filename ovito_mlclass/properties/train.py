@@ -7,7 +7,8 @@ training budget. Steps: crystals -> graphs (cached under ``~/.cache/ovito-mlclas
 seeded split -> (optionally, ``composition_baseline``: a linear model of the target in the atom
 fractions, which the network then corrects) -> AdamW with a warm-up and cosine decay of the learning rate, loss = L1 of the
 standardised target + Gaussian negative log-likelihood of the σ head (on the detached mean, so the
-uncertainty head does not pull the prediction), best validation MAE kept -> σ calibrated on the
+uncertainty head does not pull the prediction), best validation MAE kept (a loss that stops being finite
+ends the training with a warning) -> σ calibrated on the
 validation split (one factor, so that the shares within 1σ and 2σ come closest to a Gaussian's) -> test MAE and
 calibration (fraction within 1σ and 2σ) -> TorchScript file with metadata.
 """
@@ -18,6 +19,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +186,7 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
     best = (np.inf, None, -1)
     started = time.perf_counter()
     history = []
+    diverged = None  # the epoch in which the loss stopped being finite
     for epoch in range(epochs):
         net.train()
         for idx in np.array_split(generator.permutation(len(train_graphs)),
@@ -195,10 +198,15 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
             # L1 on the mean (MAE is the figure of merit); Gaussian NLL for σ on the detached mean
             nll = torch.log(s) + 0.5 * ((target - z_pred.detach()) / s) ** 2
             loss = (z_pred - target).abs().mean() + 0.1 * nll.mean()
+            if not torch.isfinite(loss):
+                diverged = epoch + 1
+                break
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
+        if diverged:
+            break
         val_pred, _ = evaluate(net, val_graphs)
         mae = float(np.abs(val_pred - y_val).mean())
         history.append(mae)
@@ -206,10 +214,18 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
             best = (mae, {k: v.clone() for k, v in net.state_dict().items()}, epoch)
         log(f"epoch {epoch + 1:3d}/{epochs}  validation MAE {mae:.4f}  (best {best[0]:.4f})  "
             f"{time.perf_counter() - started:.0f} s")
+    if best[1] is None:
+        raise RuntimeError(f"training diverged in epoch {diverged or 1}, before any epoch finished with a finite "
+                           f"validation MAE (the loss or the predictions are not finite); check the targets for "
+                           f"missing values, or lower the learning rate ({settings['learning_rate']})")
+    if diverged:
+        warnings.warn(f"training diverged in epoch {diverged} of {epochs} (the loss is no longer finite); the network "
+                      f"of epoch {best[2] + 1} is kept (validation MAE {best[0]:.4g}). A lower learning rate may help "
+                      f"({settings['learning_rate']} now).", RuntimeWarning, stacklevel=2)
     net.load_state_dict(best[1])
     net.eval()
     return {"best_epoch": best[2] + 1, "validation_mae_history": [round(m, 5) for m in history],
-            "seconds": round(time.perf_counter() - started, 1)}
+            "diverged_in_epoch": diverged, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def fit_composition_baseline(net, graphs, y, alpha: float = 1e-3) -> np.ndarray:
