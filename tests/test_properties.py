@@ -635,10 +635,12 @@ def test_training_stops_where_the_loss_diverges(tiny_model):
     assert all(torch.isfinite(p).all() for p in net.state_dict().values())
     assert np.isfinite(evaluate(net, val)[0]).all()
 
-    missing = y[:16].copy()
-    missing[3] = np.nan
-    with pytest.raises(RuntimeError, match="diverged in epoch 1, before any epoch finished.*missing values"):
-        fit(make_network(config, element_table()), train, missing, val, y[16:], settings, 0, log=lambda *a: None)
+    missing = y.copy()
+    missing[3] = missing[18] = np.nan
+    with pytest.raises(RuntimeError, match="no usable network: the loss stopped being finite in epoch 1.*missing values"):
+        fit(make_network(config, element_table()), train, missing[:16], val, y[16:], settings, 0, log=lambda *a: None)
+    with pytest.raises(RuntimeError, match="no usable network: no validation MAE was finite.*missing values"):
+        fit(make_network(config, element_table()), train, y[:16], val, missing[16:], settings, 0, log=lambda *a: None)
 
 def test_training_records_split_scores_and_calibration(tiny_model):
     from ovito_mlclass.properties.train import load_config, load_dataset, split_indices

@@ -60,9 +60,9 @@ class GaussianExpansion(nn.Module):
 
     def forward(self, distance: torch.Tensor) -> torch.Tensor:
         exponent = ((distance[:, None] - self.centers[None, :]) ** 2) / self.width ** 2
-        # exp(-x) for x > 87 lies below float32's smallest normal number: zero it, for a few percent of
-        # subnormal features would make every matrix product on them (training's weight gradients
-        # above all) several times slower on x86 processors; the outputs stay the same
+        # exp(-x) falls below float32's smallest normal number at x = 87.3: zero it from x = 87 on, for a
+        # few percent of subnormal features would make every matrix product on them (training's weight
+        # gradients above all) several times slower on x86 processors; the outputs stay the same
         return torch.where(exponent < 87.0, torch.exp(-exponent), torch.zeros_like(exponent))
 
 

@@ -215,9 +215,9 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
         log(f"epoch {epoch + 1:3d}/{epochs}  validation MAE {mae:.4f}  (best {best[0]:.4f})  "
             f"{time.perf_counter() - started:.0f} s")
     if best[1] is None:
-        raise RuntimeError(f"training diverged in epoch {diverged or 1}, before any epoch finished with a finite "
-                           f"validation MAE (the loss or the predictions are not finite); check the targets for "
-                           f"missing values, or lower the learning rate ({settings['learning_rate']})")
+        reason = f"the loss stopped being finite in epoch {diverged}" if diverged else "no validation MAE was finite"
+        raise RuntimeError(f"training gave no usable network: {reason}; check the targets for missing values, "
+                           f"or lower the learning rate ({settings['learning_rate']})")
     if diverged:
         warnings.warn(f"training diverged in epoch {diverged} of {epochs} (the loss is no longer finite); the network "
                       f"of epoch {best[2] + 1} is kept (validation MAE {best[0]:.4g}). A lower learning rate may help "
