@@ -438,7 +438,6 @@ def test_gated_convolution_is_the_papers_equation():
         np.testing.assert_allclose(conv(atoms, edges, center, neighbor).numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
 
 
-
 def test_gaussian_expansion_is_the_closed_form_without_subnormal_numbers():
     """Each edge feature is exp(-(d - μ_k)² / w²) (here in float64) wherever that is a normal float32
     number, and 0 below: never a subnormal value, on which matrix products (training's weight
@@ -460,6 +459,7 @@ def test_gaussian_expansion_is_the_closed_form_without_subnormal_numbers():
         assert (got[exact < tiny] == 0).all(), name
         np.testing.assert_allclose(got, exact, rtol=1e-4, atol=2 * tiny, err_msg=name)
         assert (got[exact > 1e-30] > 0).all(), name
+
 
 def test_element_encoding_is_one_hot_where_it_should_be():
     raw = {key: np.full(101, np.nan) for key in ("group", "period", "block", "electronegativity", "covalent_radius",
@@ -602,7 +602,6 @@ def test_training_an_ensemble(tiny_model, tmp_path):
     assert_best_gaussian_match((y[val_idx] - prediction) / sigma, 1.0)
 
 
-
 def test_training_stops_where_the_loss_diverges(tiny_model):
     """A loss that stops being finite (as a σ head driven to a tiny σ can make it) ends the training
     with a warning and keeps the best epoch before it; with no finished epoch it is an error."""
@@ -641,6 +640,7 @@ def test_training_stops_where_the_loss_diverges(tiny_model):
         fit(make_network(config, element_table()), train, missing[:16], val, y[16:], settings, 0, log=lambda *a: None)
     with pytest.raises(RuntimeError, match="no usable network: no validation MAE was finite.*missing values"):
         fit(make_network(config, element_table()), train, y[:16], val, missing[16:], settings, 0, log=lambda *a: None)
+
 
 def test_training_records_split_scores_and_calibration(tiny_model):
     from ovito_mlclass.properties.train import load_config, load_dataset, split_indices
