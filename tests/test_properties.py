@@ -3,6 +3,7 @@ import itertools
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -640,6 +641,36 @@ def test_training_stops_where_the_loss_diverges(tiny_model):
         fit(make_network(config, element_table()), train, missing[:16], val, y[16:], settings, 0, log=lambda *a: None)
     with pytest.raises(RuntimeError, match="no usable network: no validation MAE was finite.*missing values"):
         fit(make_network(config, element_table()), train, y[:16], val, missing[16:], settings, 0, log=lambda *a: None)
+
+
+def test_a_sigma_floor_keeps_a_collapsed_sigma_head_trainable(tiny_model):
+    """A σ head that collapses to 0 makes the likelihood infinite at once; ``sigma_floor`` bounds it."""
+    from ovito_mlclass.properties.graph_features import element_table
+    from ovito_mlclass.properties.train import fit, graphs_cached, load_config, load_dataset, make_network
+
+    _, folder = tiny_model
+    config, _ = load_config(folder / "tiny.toml")
+    crystals, y, _ = load_dataset(config)
+    graphs = graphs_cached(crystals, 6.0, 12, progress=False)
+    settings = {"epochs": 2, "batch_size": 8, "learning_rate": 3e-3}
+
+    def collapsed(net):
+        forward = net.forward
+        net.forward = lambda *args: (lambda v, s, c: (v, s * 0.0, c))(*forward(*args))
+        return net
+
+    torch.manual_seed(0)
+    with pytest.raises(RuntimeError, match="loss stopped being finite in epoch 1"):
+        fit(collapsed(make_network(config, element_table())), graphs[:16], y[:16], graphs[16:], y[16:], settings, 0,
+            log=lambda *a: None)
+    torch.manual_seed(0)
+    net = collapsed(make_network(config, element_table()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        record = fit(net, graphs[:16], y[:16], graphs[16:], y[16:], {**settings, "sigma_floor": 0.01}, 0,
+                     log=lambda *a: None)
+    assert record["diverged_in_epoch"] is None and len(record["validation_mae_history"]) == 2
+    assert all(torch.isfinite(p).all() for p in net.state_dict().values())
 
 
 def test_training_records_split_scores_and_calibration(tiny_model):

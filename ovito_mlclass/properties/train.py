@@ -7,7 +7,8 @@ training budget. Steps: crystals -> graphs (cached under ``~/.cache/ovito-mlclas
 seeded split -> (optionally, ``composition_baseline``: a linear model of the target in the atom
 fractions, which the network then corrects) -> AdamW with a warm-up and cosine decay of the learning rate, loss = L1 of the
 standardised target + Gaussian negative log-likelihood of the σ head (on the detached mean, so the
-uncertainty head does not pull the prediction), best validation MAE kept (a loss that stops being finite
+uncertainty head does not pull the prediction; ``sigma_floor`` s0 puts sqrt(σ² + s0²) in it, so that σ cannot
+collapse on a crystal the mean fits exactly), best validation MAE kept (a loss that stops being finite
 ends the training with a warning) -> σ calibrated on the
 validation split (one factor, so that the shares within 1σ and 2σ come closest to a Gaussian's) -> test MAE and
 calibration (fraction within 1σ and 2σ) -> TorchScript file with metadata.
@@ -173,6 +174,7 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
     else:
         net.target_mean.fill_(float(residual.mean()))
     epochs, batch = int(settings["epochs"]), int(settings["batch_size"])
+    sigma_floor = float(settings.get("sigma_floor", 0.0))  # in standard deviations of the target
     optimiser = torch.optim.AdamW(net.parameters(), lr=float(settings["learning_rate"]),
                                   weight_decay=float(settings.get("weight_decay", 1e-4)))
     steps = epochs * math.ceil(len(train_graphs) / batch)
@@ -194,7 +196,9 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
             prediction, sigma, _ = Batch([train_graphs[i] for i in idx]).run(net)
             target = (y_t[idx] - mean) / std
             z_pred = (prediction - mean) / std
-            s = sigma / std
+            # a floor on σ in the likelihood only: without it σ can collapse on a crystal the mean fits almost
+            # exactly (a single-element formation energy near 0), and its next residual blows the gradient up
+            s = torch.sqrt((sigma / std) ** 2 + sigma_floor ** 2)
             # L1 on the mean (MAE is the figure of merit); Gaussian NLL for σ on the detached mean
             nll = torch.log(s) + 0.5 * ((target - z_pred.detach()) / s) ** 2
             loss = (z_pred - target).abs().mean() + 0.1 * nll.mean()
