@@ -10,7 +10,8 @@ SECTIONS = ("accuracy", "classify", "unsupervised", "accuracy-pointnet", "classi
             "properties-krr", "scale", "fuzz", "orientation", "install",
             "accuracy-openworld", "classify-openworld", "user-training", "descriptors-avx2", "properties-unseen",
             "properties-unseen-before", "neighbour-ties", "openworld-seeds", "classify-diamond", "certificates-train", "classify-openworld-cpu",
-            "classify-openworld-f32", "classify-openworld-quiet", "classify-openworld-kept", "neighbour-gather")
+            "classify-openworld-f32", "classify-openworld-quiet", "classify-openworld-kept", "neighbour-gather",
+            "properties-formation-energy-100")
 
 
 def markers(name: str) -> tuple[str, str]:
