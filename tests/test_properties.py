@@ -656,7 +656,12 @@ def test_a_sigma_floor_keeps_a_collapsed_sigma_head_trainable(tiny_model):
 
     def collapsed(net):
         forward = net.forward
-        net.forward = lambda *args: (lambda v, s, c: (v, s * 0.0, c))(*forward(*args))
+
+        def sigma_zero(*args):
+            value, sigma, contributions = forward(*args)
+            return value, sigma * 0.0, contributions
+
+        net.forward = sigma_zero
         return net
 
     torch.manual_seed(0)
