@@ -224,8 +224,9 @@ def fit(net, train_graphs, y_train, val_graphs, y_val, settings: dict, seed: int
                            f"or lower the learning rate ({settings['learning_rate']})")
     if diverged:
         warnings.warn(f"training diverged in epoch {diverged} of {epochs} (the loss is no longer finite); the network "
-                      f"of epoch {best[2] + 1} is kept (validation MAE {best[0]:.4g}). A lower learning rate may help "
-                      f"({settings['learning_rate']} now).", RuntimeWarning, stacklevel=2)
+                      f"of epoch {best[2] + 1} is kept (validation MAE {best[0]:.4g}). A floor on σ ([training] sigma_floor, "
+                      f"e.g. 0.01) or a lower learning rate ({settings['learning_rate']} now) may help.",
+                      RuntimeWarning, stacklevel=2)
     net.load_state_dict(best[1])
     net.eval()
     return {"best_epoch": best[2] + 1, "validation_mae_history": [round(m, 5) for m in history],
